@@ -1,0 +1,183 @@
+//! immilink gateway: the only component reachable from outside. It verifies every token (signature,
+//! expiry, issuer, audience, and that its session is live from the caller's IP), routes by path prefix
+//! to the owning service, adds the request id, W3C trace context, the caller's IP and the internal
+//! token, limits body sizes, and serves the merged OpenAPI document with an offline docs page.
+//!
+//! Invariant: `/internal/` paths are never routed; services trust the caller-IP header only with the
+//! internal token.
+
+mod docs;
+mod proxy;
+pub mod routing;
+mod sessions;
+
+use std::time::Duration;
+
+use actix_web::{get, web, HttpResponse};
+use futures_util::future::join_all;
+use immilink_shared::auth::TokenVerifier;
+use immilink_shared::config::{self, ConfigError, Secret};
+use immilink_shared::http::{serve, Health, HealthCheck, Routes, Running};
+use immilink_shared::openapi::BearerSecurity;
+use utoipa::OpenApi;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use routing::Backend;
+use sessions::SessionChecker;
+
+pub const SERVICE: &str = "gateway";
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `IMMILINK_GATEWAY_ADDR`, default `127.0.0.1:8080`.
+    pub addr: String,
+    /// `IMMILINK_IDENTITY_URL`, `IMMILINK_BROKER_URL`, `IMMILINK_AUDIT_URL`, `IMMILINK_VENDORS_URL`.
+    pub identity_url: String,
+    pub broker_url: String,
+    pub audit_url: String,
+    pub vendors_url: String,
+    pub internal_token: Secret,
+    /// `IMMILINK_SESSION_CACHE_MS`, default 500: how long a "live" answer is reused. Revocation takes
+    /// effect within this time.
+    pub session_cache: Duration,
+    pub workers: usize,
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_env_with(None)
+    }
+
+    /// As [`Settings::from_env`], with the internal token given by the launcher. A gateway started on
+    /// its own must be given `IMMILINK_INTERNAL_TOKEN` (the services behind it check it).
+    pub fn from_env_with(internal_token: Option<Secret>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            addr: config::string_or("GATEWAY_ADDR", "127.0.0.1:8080"),
+            identity_url: config::string_or("IDENTITY_URL", "http://127.0.0.1:8081"),
+            broker_url: config::string_or("BROKER_URL", "http://127.0.0.1:8082"),
+            audit_url: config::string_or("AUDIT_URL", "http://127.0.0.1:8083"),
+            vendors_url: config::string_or("VENDORS_URL", "http://127.0.0.1:8084"),
+            internal_token: match internal_token {
+                Some(token) => token,
+                None => config::internal_token(false)?,
+            },
+            session_cache: Duration::from_millis(config::parse_or("SESSION_CACHE_MS", 500)?),
+            workers: config::parse_or("WORKERS", 2)?,
+        })
+    }
+}
+
+pub struct State {
+    http: reqwest::Client,
+    verifier: TokenVerifier,
+    sessions: SessionChecker,
+    internal_token: Secret,
+    urls: [String; 4],
+}
+
+impl Backend {
+    pub const ALL: [Backend; 4] = [Backend::Identity, Backend::Broker, Backend::Audit, Backend::Vendors];
+
+    fn index(self) -> usize {
+        match self {
+            Backend::Identity => 0,
+            Backend::Broker => 1,
+            Backend::Audit => 2,
+            Backend::Vendors => 3,
+        }
+    }
+}
+
+impl State {
+    fn backend_url(&self, backend: Backend) -> &str {
+        &self.urls[backend.index()]
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "immilink API",
+        description = "Lawful, purpose-bound use of immigration data by Taiwanese agencies. Every lookup declares its legal basis, purpose and case; every query is audited before it is forwarded."
+    ),
+    modifiers(&BearerSecurity),
+    tags((name = "health"), (name = "docs"))
+)]
+struct ApiDoc;
+
+fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(healthz).service(readyz).service(docs::merged_openapi);
+}
+
+const ROUTES: Routes = Routes {
+    service: SERVICE,
+    doc: ApiDoc::openapi,
+    public: configure,
+    internal: immilink_shared::http::no_internal_routes,
+    serve_document: false,
+};
+
+/// The gateway's own paths (the merged document adds the services').
+pub fn own_openapi() -> utoipa::openapi::OpenApi {
+    ROUTES.openapi()
+}
+
+/// Liveness of the gateway process.
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, body = Health)))]
+#[get("/healthz")]
+async fn healthz() -> web::Json<Health> {
+    web::Json(Health { status: "ok".into(), service: SERVICE.into(), checks: Vec::new() })
+}
+
+/// Readiness: 200 only when every service behind the gateway is ready.
+#[utoipa::path(get, path = "/readyz", tag = "health", responses((status = 200, body = Health), (status = 503, body = Health)))]
+#[get("/readyz")]
+async fn readyz(state: web::Data<State>) -> HttpResponse {
+    let state = &state;
+    let checks = Backend::ALL.iter().map(|backend| async move {
+        let url = format!("{}/readyz", state.backend_url(*backend));
+        let result = state.http.get(&url).timeout(Duration::from_secs(2)).send().await;
+        let (ok, error) = match result {
+            Ok(r) if r.status().is_success() => (true, None),
+            Ok(r) => (false, Some(format!("answered {}", r.status()))),
+            Err(e) => (false, Some(e.to_string())),
+        };
+        HealthCheck { name: format!("{backend:?}").to_lowercase(), ok, error }
+    });
+    Health::respond(SERVICE, join_all(checks).await)
+}
+
+pub struct Application;
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Running> {
+        let http = reqwest::Client::builder()
+            .pool_idle_timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        let identity_url = settings.identity_url.trim_end_matches('/').to_owned();
+        let state = web::Data::new(State {
+            verifier: TokenVerifier::remote(format!("{identity_url}/.well-known/jwks.json"), http.clone()),
+            sessions: SessionChecker::new(
+                http.clone(),
+                &identity_url,
+                settings.internal_token.clone(),
+                settings.session_cache,
+            ),
+            internal_token: settings.internal_token,
+            urls: [
+                identity_url,
+                settings.broker_url.trim_end_matches('/').to_owned(),
+                settings.audit_url.trim_end_matches('/').to_owned(),
+                settings.vendors_url.trim_end_matches('/').to_owned(),
+            ],
+            http,
+        });
+        Ok(serve(&settings.addr, settings.workers, ROUTES, move |cfg| {
+            cfg.app_data(state.clone())
+                .service(docs::docs_redirect)
+                .service(docs::swagger_ui())
+                .default_service(web::to(proxy::forward));
+        })?)
+    }
+}

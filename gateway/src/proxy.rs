@@ -1,0 +1,141 @@
+//! The reverse proxy: authenticate (token + live session from the caller's IP), then forward to the
+//! owning service with the request id, W3C trace context, the caller's IP and the internal token.
+
+use std::net::IpAddr;
+
+use actix_web::http::header::{self, HeaderMap, HeaderName};
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+use immilink_shared::auth::{bearer_token, AuthError};
+use immilink_shared::http::{request_id, CLIENT_IP, INTERNAL_TOKEN, MAX_BODY_BYTES, REQUEST_ID};
+use immilink_shared::telemetry::inject_trace_context;
+use immilink_shared::{ApiError, ApiResult};
+
+use crate::routing::{route, Backend};
+use crate::State;
+
+/// Headers that describe one hop, not the message (RFC 9110 §7.6.1), plus the ones the gateway sets.
+const NOT_FORWARDED: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+    "traceparent",
+    "tracestate",
+];
+
+fn forwardable(name: &HeaderName) -> bool {
+    let name = name.as_str();
+    !NOT_FORWARDED.contains(&name)
+        && name != INTERNAL_TOKEN.as_str()
+        && name != CLIENT_IP.as_str()
+        && name != REQUEST_ID.as_str()
+}
+
+/// Every request the gateway does not answer itself.
+pub async fn forward(req: HttpRequest, payload: web::Payload, state: web::Data<State>) -> ApiResult<HttpResponse> {
+    let route = route(req.path()).ok_or_else(|| ApiError::not_found("the requested route"))?;
+    let client_ip = req.peer_addr().map(|a| a.ip()).ok_or_else(|| ApiError::internal("no peer address"))?;
+    if !route.public {
+        authenticate(&req, &state, client_ip).await?;
+    }
+    let body = read_body(payload).await?;
+    let base = state.backend_url(route.backend);
+    let url = match req.uri().query() {
+        Some(query) => format!("{base}{}?{query}", req.path()),
+        None => format!("{base}{}", req.path()),
+    };
+    let mut outbound = reqwest::header::HeaderMap::new();
+    copy_headers(req.headers(), &mut outbound);
+    inject_trace_context(&mut outbound);
+    set(&mut outbound, &REQUEST_ID, &request_id(&req));
+    set(&mut outbound, &INTERNAL_TOKEN, state.internal_token.expose());
+    set(&mut outbound, &CLIENT_IP, &client_ip.to_string());
+    let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes())
+        .map_err(|_| ApiError::invalid_field("method", "unsupported HTTP method"))?;
+    let upstream = state
+        .http
+        .request(method, url)
+        .headers(outbound)
+        .body(body)
+        .send()
+        .await
+        .map_err(|err| backend_down(route.backend, &err.to_string()))?;
+    Ok(relay_response(upstream))
+}
+
+async fn authenticate(req: &HttpRequest, state: &State, client_ip: IpAddr) -> ApiResult<()> {
+    let token = bearer_token(req).ok_or(AuthError::Missing).map_err(ApiError::from)?;
+    let claims = state.verifier.verify(token).await.map_err(ApiError::from)?;
+    state.sessions.require_live(&claims.sid, client_ip).await
+}
+
+async fn read_body(mut payload: web::Payload) -> ApiResult<web::Bytes> {
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|err| ApiError::malformed_body(err.to_string()))?;
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(ApiError::new(
+                actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                "The request body is too large",
+                "請求內容過大",
+            )
+            .detail(format!("bodies are limited to {MAX_BODY_BYTES} bytes")));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+fn copy_headers(from: &HeaderMap, to: &mut reqwest::header::HeaderMap) {
+    for (name, value) in from {
+        if forwardable(name) {
+            if let (Ok(name), Ok(value)) = (
+                reqwest::header::HeaderName::from_bytes(name.as_str().as_bytes()),
+                reqwest::header::HeaderValue::from_bytes(value.as_bytes()),
+            ) {
+                to.append(name, value);
+            }
+        }
+    }
+}
+
+fn set(headers: &mut reqwest::header::HeaderMap, name: &HeaderName, value: &str) {
+    if let (Ok(name), Ok(value)) = (
+        reqwest::header::HeaderName::from_bytes(name.as_str().as_bytes()),
+        reqwest::header::HeaderValue::from_str(value),
+    ) {
+        headers.insert(name, value);
+    }
+}
+
+/// Streams the service's response back, status and headers included.
+fn relay_response(upstream: reqwest::Response) -> HttpResponse {
+    let status = actix_web::http::StatusCode::from_u16(upstream.status().as_u16())
+        .unwrap_or(actix_web::http::StatusCode::BAD_GATEWAY);
+    let mut response = HttpResponse::build(status);
+    for (name, value) in upstream.headers() {
+        let name = name.as_str();
+        if NOT_FORWARDED.contains(&name) || name == REQUEST_ID.as_str() {
+            continue;
+        }
+        if let (Ok(name), Ok(value)) =
+            (header::HeaderName::from_bytes(name.as_bytes()), header::HeaderValue::from_bytes(value.as_bytes()))
+        {
+            response.append_header((name, value));
+        }
+    }
+    response.streaming(upstream.bytes_stream())
+}
+
+fn backend_down(backend: Backend, reason: &str) -> ApiError {
+    tracing::warn!(?backend, reason, "backend unavailable");
+    ApiError::unavailable("service_unavailable", format!("the {backend:?} service is not answering").to_lowercase())
+}

@@ -1,0 +1,2 @@
+DROP TABLE audit_records;
+DROP TABLE audit_chain_head;

@@ -1,0 +1,9 @@
+DROP TABLE sessions;
+DROP TABLE agency_link_items;
+DROP TABLE agency_links;
+DROP TABLE user_grants;
+DROP TABLE user_ips;
+DROP TABLE user_roles;
+DROP TABLE users;
+DROP TABLE units;
+DROP TABLE agencies;

@@ -1,0 +1,276 @@
+//! The hash chain (R-AUD-02). Appends are serialised by the head row, idempotent by event id, and
+//! atomic per batch. Verification walks the chain in sequence order and names the first record whose
+//! link or content does not match.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use immilink_shared::clock::to_db;
+use immilink_shared::db::{DbConn, DbError};
+use immilink_shared::events::{AuditEvent, BatchReceipt};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+
+use crate::schema::{audit_chain_head, audit_records};
+
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// A stored record as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, Queryable, PartialEq)]
+pub struct AuditRecord {
+    pub sequence: i64,
+    pub id: String,
+    pub kind: String,
+    #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "naive_utc")]
+    pub occurred_at: chrono::NaiveDateTime,
+    #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "naive_utc")]
+    pub recorded_at: chrono::NaiveDateTime,
+    pub source: String,
+    pub actor_user_id: Option<String>,
+    pub agency: Option<String>,
+    pub correlation_id: Option<String>,
+    pub subject_id: Option<String>,
+    /// Canonical JSON text of the event details.
+    pub payload: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// Timestamps are stored as naive UTC; on the wire they are RFC 3339 with `Z`.
+mod naive_utc {
+    use chrono::NaiveDateTime;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(at: &NaiveDateTime, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&at.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<NaiveDateTime, D::Error> {
+        let text = String::deserialize(d)?;
+        chrono::DateTime::parse_from_rfc3339(&text).map(|at| at.naive_utc()).map_err(serde::de::Error::custom)
+    }
+}
+
+const RECORD_COLUMNS: (
+    audit_records::sequence,
+    audit_records::id,
+    audit_records::kind,
+    audit_records::occurred_at,
+    audit_records::recorded_at,
+    audit_records::source,
+    audit_records::actor_user_id,
+    audit_records::agency,
+    audit_records::correlation_id,
+    audit_records::subject_id,
+    audit_records::payload,
+    audit_records::prev_hash,
+    audit_records::hash,
+) = (
+    audit_records::sequence,
+    audit_records::id,
+    audit_records::kind,
+    audit_records::occurred_at,
+    audit_records::recorded_at,
+    audit_records::source,
+    audit_records::actor_user_id,
+    audit_records::agency,
+    audit_records::correlation_id,
+    audit_records::subject_id,
+    audit_records::payload,
+    audit_records::prev_hash,
+    audit_records::hash,
+);
+
+/// The hash of a record: SHA-256 over the previous hash and every stored field except
+/// `recorded_at`, separated by a byte that cannot occur in them unescaped.
+pub fn record_hash(record: &AuditRecord) -> String {
+    let at = |t: &chrono::NaiveDateTime| t.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+    let parts = [
+        record.prev_hash.clone(),
+        record.sequence.to_string(),
+        record.id.clone(),
+        record.kind.clone(),
+        at(&record.occurred_at),
+        record.source.clone(),
+        opt(&record.actor_user_id),
+        opt(&record.agency),
+        opt(&record.correlation_id),
+        opt(&record.subject_id),
+        record.payload.clone(),
+    ];
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update(part.len().to_string().as_bytes());
+        hasher.update(b":");
+        hasher.update(part.as_bytes());
+    }
+    hex::encode(hasher.finalize())
+}
+
+/// Appends a batch atomically; events already stored are counted as duplicates and skipped.
+pub fn append(conn: &mut DbConn, now: DateTime<Utc>, events: &[AuditEvent]) -> Result<BatchReceipt, DbError> {
+    conn.transaction(|conn| {
+        // Take the chain lock first, before reading anything, so concurrent appenders queue here.
+        diesel::update(audit_chain_head::table.filter(audit_chain_head::id.eq(1)))
+            .set(audit_chain_head::next_sequence.eq(audit_chain_head::next_sequence))
+            .execute(conn)?;
+        let (mut next_sequence, mut last_hash): (i64, String) = audit_chain_head::table
+            .filter(audit_chain_head::id.eq(1))
+            .select((audit_chain_head::next_sequence, audit_chain_head::last_hash))
+            .first(conn)?;
+        let mut receipt = BatchReceipt { appended: 0, duplicates: 0 };
+        for event in events {
+            let exists: i64 = audit_records::table.filter(audit_records::id.eq(&event.id)).count().get_result(conn)?;
+            if exists > 0 {
+                receipt.duplicates += 1;
+                continue;
+            }
+            let mut record = AuditRecord {
+                sequence: next_sequence,
+                id: event.id.clone(),
+                kind: event.kind.clone(),
+                occurred_at: to_db(event.occurred_at),
+                recorded_at: to_db(now),
+                source: event.source.clone(),
+                actor_user_id: event.actor_user_id.clone(),
+                agency: event.agency.clone(),
+                correlation_id: event.correlation_id.clone(),
+                subject_id: event.subject_id.clone(),
+                payload: serde_json::to_string(&event.payload).unwrap_or_else(|_| "null".into()),
+                prev_hash: last_hash.clone(),
+                hash: String::new(),
+            };
+            record.hash = record_hash(&record);
+            insert(conn, &record)?;
+            last_hash = record.hash;
+            next_sequence += 1;
+            receipt.appended += 1;
+        }
+        diesel::update(audit_chain_head::table.filter(audit_chain_head::id.eq(1)))
+            .set((audit_chain_head::next_sequence.eq(next_sequence), audit_chain_head::last_hash.eq(&last_hash)))
+            .execute(conn)?;
+        Ok(receipt)
+    })
+}
+
+fn insert(conn: &mut DbConn, r: &AuditRecord) -> QueryResult<usize> {
+    diesel::insert_into(audit_records::table)
+        .values((
+            audit_records::sequence.eq(r.sequence),
+            audit_records::id.eq(&r.id),
+            audit_records::kind.eq(&r.kind),
+            audit_records::occurred_at.eq(r.occurred_at),
+            audit_records::recorded_at.eq(r.recorded_at),
+            audit_records::source.eq(&r.source),
+            audit_records::actor_user_id.eq(&r.actor_user_id),
+            audit_records::agency.eq(&r.agency),
+            audit_records::correlation_id.eq(&r.correlation_id),
+            audit_records::subject_id.eq(&r.subject_id),
+            audit_records::payload.eq(&r.payload),
+            audit_records::prev_hash.eq(&r.prev_hash),
+            audit_records::hash.eq(&r.hash),
+        ))
+        .execute(conn)
+}
+
+/// Result of walking the chain.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct Verification {
+    pub ok: bool,
+    /// Records walked.
+    pub records: i64,
+    /// The first record whose link, content or position is wrong.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_bad_sequence: Option<i64>,
+}
+
+const VERIFY_PAGE: i64 = 1000;
+
+/// Walks the whole chain page by page (memory stays flat however long the chain is).
+pub fn verify(conn: &mut DbConn) -> Result<Verification, DbError> {
+    let mut expected_prev = GENESIS_HASH.to_owned();
+    let mut expected_sequence = 1_i64;
+    loop {
+        let page: Vec<AuditRecord> = audit_records::table
+            .filter(audit_records::sequence.ge(expected_sequence))
+            .order(audit_records::sequence.asc())
+            .limit(VERIFY_PAGE)
+            .select(RECORD_COLUMNS)
+            .load(conn)?;
+        if page.is_empty() {
+            return Ok(Verification { ok: true, records: expected_sequence - 1, first_bad_sequence: None });
+        }
+        for record in &page {
+            let intact = record.sequence == expected_sequence
+                && record.prev_hash == expected_prev
+                && record_hash(record) == record.hash;
+            if !intact {
+                return Ok(Verification {
+                    ok: false,
+                    records: expected_sequence - 1,
+                    first_bad_sequence: Some(expected_sequence.min(record.sequence)),
+                });
+            }
+            expected_prev = record.hash.clone();
+            expected_sequence += 1;
+        }
+    }
+}
+
+/// Filters for searching records.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RecordFilter {
+    /// Agency code, e.g. `TPE-SW`.
+    pub agency: Option<String>,
+    pub actor_user_id: Option<String>,
+    pub subject_id: Option<String>,
+    /// The lookup id.
+    pub correlation_id: Option<String>,
+    pub kind: Option<String>,
+    /// Only records from this instant on (RFC 3339).
+    pub from: Option<DateTime<Utc>>,
+    /// Only records before this instant (RFC 3339).
+    pub to: Option<DateTime<Utc>>,
+    /// Return records with a sequence greater than this (for paging).
+    pub after_sequence: Option<i64>,
+    /// At most this many (1–500, default 100).
+    pub limit: Option<i64>,
+}
+
+pub fn search(conn: &mut DbConn, filter: &RecordFilter) -> Result<Vec<AuditRecord>, DbError> {
+    let mut query = audit_records::table.select(RECORD_COLUMNS).into_boxed();
+    if let Some(agency) = &filter.agency {
+        query = query.filter(audit_records::agency.eq(agency.clone()));
+    }
+    if let Some(actor) = &filter.actor_user_id {
+        query = query.filter(audit_records::actor_user_id.eq(actor.clone()));
+    }
+    if let Some(subject) = &filter.subject_id {
+        query = query.filter(audit_records::subject_id.eq(subject.clone()));
+    }
+    if let Some(correlation) = &filter.correlation_id {
+        query = query.filter(audit_records::correlation_id.eq(correlation.clone()));
+    }
+    if let Some(kind) = &filter.kind {
+        query = query.filter(audit_records::kind.eq(kind.clone()));
+    }
+    if let Some(from) = filter.from {
+        query = query.filter(audit_records::occurred_at.ge(to_db(from)));
+    }
+    if let Some(to) = filter.to {
+        query = query.filter(audit_records::occurred_at.lt(to_db(to)));
+    }
+    if let Some(after) = filter.after_sequence {
+        query = query.filter(audit_records::sequence.gt(after));
+    }
+    let limit = filter.limit.unwrap_or(100).clamp(1, 500);
+    Ok(query.order(audit_records::sequence.asc()).limit(limit).load(conn)?)
+}
+
+pub fn find(conn: &mut DbConn, id: &str) -> Result<Option<AuditRecord>, DbError> {
+    Ok(audit_records::table.filter(audit_records::id.eq(id)).select(RECORD_COLUMNS).first(conn).optional()?)
+}

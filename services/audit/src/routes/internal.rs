@@ -1,0 +1,29 @@
+//! Event delivery from other services (the broker's outbox relay). Idempotent by event id.
+
+use actix_web::{post, web};
+use immilink_shared::auth::InternalCaller;
+use immilink_shared::events::{BatchReceipt, EventBatch};
+use immilink_shared::http::ApiJson;
+use immilink_shared::{ApiError, ApiResult};
+
+use crate::{chain, State};
+
+const MAX_BATCH: usize = 1000;
+
+#[post("/internal/v1/events")]
+pub async fn ingest(
+    _caller: InternalCaller,
+    state: web::Data<State>,
+    body: ApiJson<EventBatch>,
+) -> ApiResult<web::Json<BatchReceipt>> {
+    let events = body.into_inner().events;
+    if events.len() > MAX_BATCH {
+        return Err(ApiError::invalid_field("events", format!("at most {MAX_BATCH} events per batch")));
+    }
+    if let Some(index) = events.iter().position(|e| e.id.trim().is_empty() || e.kind.trim().is_empty()) {
+        return Err(ApiError::invalid_field(format!("events[{index}]"), "id and kind are required"));
+    }
+    let now = state.clock.now();
+    let receipt = state.db.run(move |conn| chain::append(conn, now, &events)).await.map_err(ApiError::from)?;
+    Ok(web::Json(receipt))
+}

@@ -1,0 +1,66 @@
+//! The transactional outbox. Events are inserted in the same transaction as the state they describe,
+//! and the relay delivers them to the audit service at least once, in id (UUIDv7, time) order.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use immilink_shared::clock::to_db;
+use immilink_shared::db::DbConn;
+use immilink_shared::events::AuditEvent;
+
+use super::BrokerDbError;
+use crate::schema::outbox;
+
+pub fn enqueue(conn: &mut DbConn, now: DateTime<Utc>, event: &AuditEvent) -> Result<(), BrokerDbError> {
+    let json = serde_json::to_string(event).map_err(|err| {
+        BrokerDbError(immilink_shared::db::DbError::Config(format!("event does not serialise: {err}")))
+    })?;
+    diesel::insert_into(outbox::table)
+        .values((
+            outbox::id.eq(&event.id),
+            outbox::event.eq(json),
+            outbox::created_at.eq(to_db(now)),
+            outbox::attempts.eq(0),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The oldest undelivered events, at most `limit`. A row that no longer parses is reported, not
+/// skipped silently: it stays in the outbox for an operator.
+pub fn pending(conn: &mut DbConn, limit: i64) -> Result<Vec<AuditEvent>, BrokerDbError> {
+    let rows: Vec<(String, String)> = outbox::table
+        .filter(outbox::delivered_at.is_null())
+        .order(outbox::id.asc())
+        .limit(limit)
+        .select((outbox::id, outbox::event))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, json)| match serde_json::from_str(&json) {
+            Ok(event) => Some(event),
+            Err(err) => {
+                tracing::error!(id, error = %err, "outbox row does not parse; left for an operator");
+                None
+            }
+        })
+        .collect())
+}
+
+pub fn mark_delivered(conn: &mut DbConn, now: DateTime<Utc>, ids: &[String]) -> Result<(), BrokerDbError> {
+    diesel::update(outbox::table.filter(outbox::id.eq_any(ids)))
+        .set((outbox::delivered_at.eq(to_db(now)), outbox::attempts.eq(outbox::attempts + 1)))
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn mark_failed(conn: &mut DbConn, ids: &[String], error: &str) -> Result<(), BrokerDbError> {
+    diesel::update(outbox::table.filter(outbox::id.eq_any(ids)))
+        .set((outbox::attempts.eq(outbox::attempts + 1), outbox::last_error.eq(error)))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// How many events wait for delivery (for readiness and metrics).
+pub fn backlog(conn: &mut DbConn) -> Result<i64, BrokerDbError> {
+    Ok(outbox::table.filter(outbox::delivered_at.is_null()).count().get_result(conn)?)
+}

@@ -1,0 +1,61 @@
+//! Asks identity what the caller may look up. The caller's own token is forwarded, so identity checks
+//! its session (live, same IP) as part of answering: a lookup cannot outlive its session.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use immilink_shared::config::Secret;
+use immilink_shared::http::{CLIENT_IP, INTERNAL_TOKEN};
+use immilink_shared::telemetry::inject_trace_context;
+use immilink_shared::ApiError;
+use serde::Deserialize;
+
+#[derive(Clone)]
+pub struct IdentityClient {
+    http: reqwest::Client,
+    base_url: String,
+    internal_token: Secret,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct Permission {
+    pub legal_basis: String,
+    pub purpose_code: String,
+    pub query_type: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Profile {
+    permissions: Vec<Permission>,
+}
+
+impl IdentityClient {
+    pub fn new(http: reqwest::Client, base_url: &str, internal_token: Secret) -> Self {
+        Self { http, base_url: base_url.trim_end_matches('/').to_owned(), internal_token }
+    }
+
+    pub async fn permissions(&self, token: &str, client_ip: Option<IpAddr>) -> Result<Vec<Permission>, ApiError> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        inject_trace_context(&mut headers);
+        let mut request = self
+            .http
+            .get(format!("{}/v1/me", self.base_url))
+            .headers(headers)
+            .bearer_auth(token)
+            .header(INTERNAL_TOKEN.as_str(), self.internal_token.expose())
+            .timeout(Duration::from_secs(5));
+        if let Some(ip) = client_ip {
+            request = request.header(CLIENT_IP.as_str(), ip.to_string());
+        }
+        let unavailable = |err: String| {
+            tracing::warn!(error = %err, "identity did not answer");
+            ApiError::unavailable("identity_unavailable", "permissions cannot be checked right now")
+        };
+        let response = request.send().await.map_err(|e| unavailable(e.to_string()))?;
+        match response.status().as_u16() {
+            200 => Ok(response.json::<Profile>().await.map_err(|e| unavailable(e.to_string()))?.permissions),
+            401 => Err(ApiError::unauthenticated("the session has ended; log in again")),
+            status => Err(unavailable(format!("identity answered {status}"))),
+        }
+    }
+}

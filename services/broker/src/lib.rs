@@ -1,0 +1,151 @@
+//! immilink broker: purpose-bound lookups (R-QRY). Checks every declaration and permission, makes the
+//! lookup's audit record durable in its own database (transactional outbox) before forwarding it to the
+//! immigration agency, minimises the answer, and relays the audit events to the audit service.
+//!
+//! Invariants: nothing is forwarded upstream before `domain::lookup::record_requested` has committed;
+//! the broker never reads the audit or identity databases (it asks identity over HTTP); only the broker
+//! talks to the upstream.
+
+pub mod domain;
+pub mod identity_client;
+pub mod relay;
+pub mod results;
+mod routes;
+pub mod schema;
+pub mod upstream;
+
+use std::time::Duration;
+
+use actix_web::web;
+use immilink_shared::auth::{InternalToken, TokenVerifier};
+use immilink_shared::clock::SharedClock;
+use immilink_shared::config::{self, ConfigError, Secret};
+use immilink_shared::db::{Db, DbSettings, Migrations};
+use immilink_shared::http::{no_internal_routes, serve, Routes, Running};
+use immilink_shared::openapi::BearerSecurity;
+use utoipa::OpenApi;
+
+use identity_client::IdentityClient;
+use relay::Relay;
+use upstream::NiaClient;
+
+pub const SERVICE: &str = "broker";
+
+pub static MIGRATIONS: Migrations = Migrations {
+    postgres: diesel_migrations::embed_migrations!("../../migrations/broker/postgres"),
+    sqlite: diesel_migrations::embed_migrations!("../../migrations/broker/sqlite"),
+};
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `IMMILINK_BROKER_ADDR`, default `127.0.0.1:8082`.
+    pub addr: String,
+    /// `IMMILINK_BROKER_DATABASE_URL`, default `sqlite://./data/broker.db`.
+    pub database: DbSettings,
+    /// `IMMILINK_IDENTITY_URL`, default `http://127.0.0.1:8081`.
+    pub identity_url: String,
+    /// `IMMILINK_AUDIT_URL`, default `http://127.0.0.1:8083`.
+    pub audit_url: String,
+    /// `IMMILINK_NIA_URL`: the immigration cloud query service, default nia-mock at `http://127.0.0.1:8085`.
+    pub nia_url: String,
+    /// `IMMILINK_NIA_API_KEY`: the agency credential presented upstream.
+    pub nia_api_key: Option<Secret>,
+    /// `IMMILINK_UPSTREAM_TIMEOUT_MS`, default 10000.
+    pub upstream_timeout: Duration,
+    pub internal_token: Secret,
+    pub workers: usize,
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_env_with(None)
+    }
+
+    /// As [`Settings::from_env`], with the internal token given by the launcher.
+    pub fn from_env_with(internal_token: Option<Secret>) -> Result<Self, ConfigError> {
+        let url = config::string_or("BROKER_DATABASE_URL", "sqlite://./data/broker.db");
+        let embedded = url.starts_with("sqlite:");
+        Ok(Self {
+            addr: config::string_or("BROKER_ADDR", "127.0.0.1:8082"),
+            database: DbSettings::new(url),
+            identity_url: config::string_or("IDENTITY_URL", "http://127.0.0.1:8081"),
+            audit_url: config::string_or("AUDIT_URL", "http://127.0.0.1:8083"),
+            nia_url: config::string_or("NIA_URL", "http://127.0.0.1:8085"),
+            nia_api_key: config::var("NIA_API_KEY").map(Secret::new),
+            upstream_timeout: Duration::from_millis(config::parse_or("UPSTREAM_TIMEOUT_MS", 10_000)?),
+            internal_token: match internal_token {
+                Some(token) => token,
+                None => config::internal_token(embedded)?,
+            },
+            workers: config::parse_or("WORKERS", 2)?,
+        })
+    }
+}
+
+pub struct State {
+    pub db: Db,
+    pub clock: SharedClock,
+    pub identity: IdentityClient,
+    pub nia: NiaClient,
+    pub relay: Relay,
+    pub internal_token: Secret,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "immilink broker", description = "Purpose-bound immigration data lookups."),
+    modifiers(&BearerSecurity),
+    tags((name = "lookups", description = "Purpose-bound lookups"), (name = "catalogue", description = "Legal bases, purposes and query types"), (name = "health"))
+)]
+struct ApiDoc;
+
+const ROUTES: Routes = Routes {
+    service: SERVICE,
+    doc: ApiDoc::openapi,
+    public: routes::configure,
+    internal: no_internal_routes,
+    serve_document: true,
+};
+
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    ROUTES.openapi()
+}
+
+/// Lookups still `requested` this long after they started were interrupted (well past the upstream
+/// timeout, so a lookup in flight on another replica is never taken for one).
+const INTERRUPTED_AFTER: chrono::Duration = chrono::Duration::minutes(5);
+
+pub struct Application;
+
+impl Application {
+    /// Connects and migrates, closes lookups a previous crash interrupted, starts the audit relay, binds.
+    pub async fn build(settings: Settings, clock: SharedClock) -> anyhow::Result<Running> {
+        let db_settings = settings.database.clone();
+        let db = web::block(move || Db::connect(&db_settings, &MIGRATIONS)).await??;
+        let now = clock.now();
+        let closed = db.run(move |conn| domain::lookup::close_interrupted(conn, now, INTERRUPTED_AFTER)).await?;
+        if closed > 0 {
+            tracing::warn!(closed, "closed interrupted lookups as outcome_unknown");
+        }
+        let http = reqwest::Client::builder().pool_idle_timeout(Duration::from_secs(30)).build()?;
+        let relay =
+            Relay::new(db.clone(), clock.clone(), http.clone(), &settings.audit_url, settings.internal_token.clone());
+        actix_web::rt::spawn(relay.clone().run());
+        let verifier = web::Data::new(TokenVerifier::remote(
+            format!("{}/.well-known/jwks.json", settings.identity_url.trim_end_matches('/')),
+            http.clone(),
+        ));
+        let state = web::Data::new(State {
+            db,
+            clock,
+            identity: IdentityClient::new(http.clone(), &settings.identity_url, settings.internal_token.clone()),
+            nia: NiaClient::new(http, &settings.nia_url, settings.nia_api_key, settings.upstream_timeout),
+            relay,
+            internal_token: settings.internal_token.clone(),
+        });
+        let internal = web::Data::new(InternalToken(settings.internal_token));
+        Ok(serve(&settings.addr, settings.workers, ROUTES, move |cfg| {
+            cfg.app_data(state.clone()).app_data(verifier.clone()).app_data(internal.clone());
+        })?)
+    }
+}

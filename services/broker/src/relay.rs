@@ -1,0 +1,123 @@
+//! Delivers outbox events to the audit service: at least once, in order, in batches; idempotent there
+//! by event id. Woken after every commit that adds events, and polling as a fallback, so an event whose
+//! wake-up was missed (or that a previous process left behind) is still delivered.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use immilink_shared::clock::SharedClock;
+use immilink_shared::config::Secret;
+use immilink_shared::db::Db;
+use immilink_shared::events::{BatchReceipt, EventBatch};
+use immilink_shared::http::INTERNAL_TOKEN;
+use immilink_shared::telemetry::inject_trace_context;
+use tokio::sync::Notify;
+
+use crate::domain::{outbox, BrokerDbError};
+
+const BATCH: i64 = 500;
+const POLL: Duration = Duration::from_millis(500);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+#[derive(Clone)]
+pub struct Relay {
+    db: Db,
+    clock: SharedClock,
+    http: reqwest::Client,
+    events_url: String,
+    internal_token: Secret,
+    wake: Arc<Notify>,
+}
+
+impl Relay {
+    pub fn new(db: Db, clock: SharedClock, http: reqwest::Client, audit_url: &str, internal_token: Secret) -> Self {
+        Self {
+            db,
+            clock,
+            http,
+            events_url: format!("{}/internal/v1/events", audit_url.trim_end_matches('/')),
+            internal_token,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Signals that new events were committed.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Runs until the runtime stops.
+    pub async fn run(self) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.deliver_once().await {
+                Ok(0) => {
+                    backoff = Duration::from_millis(100);
+                    let _ = tokio::time::timeout(POLL, self.wake.notified()).await;
+                }
+                Ok(_) => backoff = Duration::from_millis(100),
+                Err(err) => {
+                    tracing::warn!(error = %err, retry_in_ms = backoff.as_millis() as u64, "audit relay failed");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    /// Delivers one batch; returns how many events were delivered.
+    pub async fn deliver_once(&self) -> Result<usize, String> {
+        let events =
+            self.db.run(|conn| outbox::pending(conn, BATCH)).await.map_err(|err: BrokerDbError| err.to_string())?;
+        if events.is_empty() {
+            return Ok(0);
+        }
+        let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
+        match self.post(EventBatch { events }).await {
+            Ok(receipt) => {
+                let now = self.clock.now();
+                let count = ids.len();
+                self.db
+                    .run(move |conn| outbox::mark_delivered(conn, now, &ids))
+                    .await
+                    .map_err(|err: BrokerDbError| err.to_string())?;
+                tracing::debug!(
+                    count,
+                    appended = receipt.appended,
+                    duplicates = receipt.duplicates,
+                    "relayed audit events"
+                );
+                Ok(count)
+            }
+            Err(reason) => {
+                let error = reason.clone();
+                let _ = self
+                    .db
+                    .run(move |conn| outbox::mark_failed(conn, &ids, &error))
+                    .await
+                    .map_err(|e: BrokerDbError| e);
+                Err(reason)
+            }
+        }
+    }
+
+    async fn post(&self, batch: EventBatch) -> Result<BatchReceipt, String> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        inject_trace_context(&mut headers);
+        let response = self
+            .http
+            .post(&self.events_url)
+            .headers(headers)
+            .header(INTERNAL_TOKEN.as_str(), self.internal_token.expose())
+            .timeout(Duration::from_secs(10))
+            .json(&batch)
+            .send()
+            .await
+            .map_err(|err| err.to_string())?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(format!("audit answered {status}"));
+        }
+        response.json().await.map_err(|err| err.to_string())
+    }
+}

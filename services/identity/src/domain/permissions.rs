@@ -1,0 +1,128 @@
+//! What a user may look up: the (legal basis, purpose, query type) tuples approved on the agency's
+//! active link within its usage period AND granted to the user as (query type, purpose) (R-QRY-02).
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use immilink_shared::clock::to_db;
+use immilink_shared::db::DbConn;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::IdentityError;
+use crate::schema::{agencies, agency_link_items, agency_links, units, user_grants, user_roles, users};
+
+pub const LINK_ACTIVE: &str = "active";
+
+/// One permitted lookup declaration.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+pub struct Permission {
+    pub legal_basis: String,
+    pub purpose_code: String,
+    pub query_type: String,
+}
+
+pub fn permitted(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    user_id: &str,
+    agency_id: &str,
+) -> Result<Vec<Permission>, IdentityError> {
+    let granted: BTreeSet<(String, String)> = user_grants::table
+        .filter(user_grants::user_id.eq(user_id))
+        .select((user_grants::query_type, user_grants::purpose_code))
+        .load::<(String, String)>(conn)?
+        .into_iter()
+        .collect();
+    let approved: Vec<(String, String, String)> = agency_link_items::table
+        .inner_join(agency_links::table)
+        .filter(agency_links::agency_id.eq(agency_id))
+        .filter(agency_links::status.eq(LINK_ACTIVE))
+        .filter(agency_links::valid_from.le(to_db(now)))
+        .filter(agency_links::valid_until.gt(to_db(now)))
+        .select((agency_link_items::legal_basis, agency_link_items::purpose_code, agency_link_items::query_type))
+        .load(conn)?;
+    let permissions: BTreeSet<Permission> = approved
+        .into_iter()
+        .filter(|(_, purpose, query_type)| granted.contains(&(query_type.clone(), purpose.clone())))
+        .map(|(legal_basis, purpose_code, query_type)| Permission { legal_basis, purpose_code, query_type })
+        .collect();
+    Ok(permissions.into_iter().collect())
+}
+
+/// The caller as `/v1/me` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Profile {
+    pub user_id: String,
+    pub username: String,
+    pub display_name: String,
+    pub agency: AgencyRef,
+    pub unit: Option<UnitRef>,
+    pub roles: Vec<String>,
+    /// Every (legal basis, purpose, query type) the caller may declare on a lookup.
+    pub permissions: Vec<Permission>,
+    /// The distinct query types among `permissions`.
+    pub query_types: Vec<String>,
+    /// The distinct purposes among `permissions`.
+    pub purposes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AgencyRef {
+    pub id: String,
+    pub code: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct UnitRef {
+    pub id: String,
+    pub name: String,
+}
+
+pub fn profile(conn: &mut DbConn, now: DateTime<Utc>, user_id: &str) -> Result<Profile, IdentityError> {
+    let (username, display_name, unit_id, agency_id, agency_code, agency_name): (
+        String,
+        String,
+        Option<String>,
+        String,
+        String,
+        String,
+    ) = users::table
+        .inner_join(agencies::table)
+        .filter(users::id.eq(user_id))
+        .select((users::username, users::display_name, users::unit_id, agencies::id, agencies::code, agencies::name))
+        .first(conn)
+        .optional()?
+        .ok_or(IdentityError::NotFound("the user"))?;
+    let unit = match unit_id {
+        Some(id) => units::table
+            .filter(units::id.eq(&id))
+            .select(units::name)
+            .first::<String>(conn)
+            .optional()?
+            .map(|name| UnitRef { id, name }),
+        None => None,
+    };
+    let roles = user_roles::table
+        .filter(user_roles::user_id.eq(user_id))
+        .select(user_roles::role)
+        .order(user_roles::role)
+        .load(conn)?;
+    let permissions = permitted(conn, now, user_id, &agency_id)?;
+    let distinct = |pick: fn(&Permission) -> &String| -> Vec<String> {
+        permissions.iter().map(pick).cloned().collect::<BTreeSet<_>>().into_iter().collect()
+    };
+    Ok(Profile {
+        user_id: user_id.to_owned(),
+        username,
+        display_name,
+        agency: AgencyRef { id: agency_id, code: agency_code, name: agency_name },
+        unit,
+        roles,
+        query_types: distinct(|p| &p.query_type),
+        purposes: distinct(|p| &p.purpose_code),
+        permissions,
+    })
+}

@@ -1,0 +1,13 @@
+//! The identity service on its own (as in Kubernetes). Configuration: environment variables, see README.
+
+use immilink_shared::clock::system_clock;
+use immilink_shared::telemetry;
+
+#[actix_web::main]
+async fn main() -> anyhow::Result<()> {
+    let telemetry = telemetry::init("immilink-identity");
+    let settings = immilink_identity::Settings::from_env()?;
+    let running = immilink_identity::Application::build(settings, system_clock()).await?;
+    telemetry::run_until_stopped(running, telemetry).await?;
+    Ok(())
+}

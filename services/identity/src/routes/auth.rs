@@ -1,0 +1,95 @@
+use actix_web::http::header;
+use actix_web::{post, web, HttpRequest, HttpResponse};
+use immilink_shared::auth::Authenticated;
+use immilink_shared::http::{client_ip, ApiJson};
+use immilink_shared::problem::Problem;
+use immilink_shared::{ApiError, ApiResult};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::domain::sessions::{self, LoginAttempt};
+use crate::domain::IdentityError;
+use crate::{tokens, State};
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct LoginRequest {
+    #[schema(example = "tpe.caseworker")]
+    pub username: Option<String>,
+    #[schema(example = "immilink-demo")]
+    pub password: Option<String>,
+    /// Serial of the bound citizen digital certificate (自然人憑證).
+    #[schema(example = "DEMO-tpe.caseworker")]
+    pub certificate_serial: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct LoginResponse {
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until the token expires.
+    pub expires_in: i64,
+    pub session_id: String,
+}
+
+const MAX_FIELD_LEN: usize = 256;
+
+fn required(value: Option<String>, field: &str) -> ApiResult<String> {
+    let value = value.filter(|v| !v.trim().is_empty()).ok_or_else(|| ApiError::missing_field(field))?;
+    if value.len() > MAX_FIELD_LEN {
+        return Err(ApiError::invalid_field(field, format!("must be at most {MAX_FIELD_LEN} bytes")));
+    }
+    Ok(value)
+}
+
+/// Log in with username, password and the bound certificate serial, from a registered IP.
+///
+/// Every refusal (unknown user, wrong password or certificate, disabled account, unregistered IP) is
+/// the same 401, so the answer never reveals whether an account exists.
+#[utoipa::path(post, path = "/v1/auth/login", tag = "sessions", request_body = LoginRequest, responses(
+    (status = 200, body = LoginResponse),
+    (status = 401, description = "Login refused", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "A field is missing", body = Problem, content_type = "application/problem+json")))]
+#[post("/v1/auth/login")]
+pub async fn login(req: HttpRequest, state: web::Data<State>, body: ApiJson<LoginRequest>) -> ApiResult<HttpResponse> {
+    let body = body.into_inner();
+    let attempt = LoginAttempt {
+        username: required(body.username, "username")?.trim().to_owned(),
+        password: required(body.password, "password")?,
+        certificate_serial: required(body.certificate_serial, "certificate_serial")?.trim().to_owned(),
+        ip: client_ip(&req, &state.internal_token).ok_or_else(|| ApiError::internal("no client address"))?,
+        user_agent: req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .chars()
+            .take(MAX_FIELD_LEN)
+            .collect(),
+    };
+    let now = state.clock.now();
+    let session = state.db.run(move |conn| sessions::login(conn, now, &attempt)).await.map_err(ApiError::from)?;
+    let access_token = tokens::issue(&state, &session, now)?;
+    Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(LoginResponse {
+        access_token,
+        token_type: "Bearer".into(),
+        expires_in: state.token_ttl.num_seconds(),
+        session_id: session.session_id,
+    }))
+}
+
+/// End the caller's session; its token is refused everywhere from then on.
+#[utoipa::path(post, path = "/v1/auth/logout", tag = "sessions", security(("bearer" = [])), responses(
+    (status = 204, description = "Logged out"),
+    (status = 401, body = Problem, content_type = "application/problem+json")))]
+#[post("/v1/auth/logout")]
+pub async fn logout(state: web::Data<State>, caller: Authenticated) -> ApiResult<HttpResponse> {
+    let now = state.clock.now();
+    let sid = caller.claims.sid;
+    state
+        .db
+        .run(move |conn| sessions::end_session(conn, now, &sid, "logout"))
+        .await
+        .map_err(|err: IdentityError| ApiError::from(err))?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,51 @@
+//! Endpoints for other immilink services only (the gateway does not route /internal/, and each
+//! call must present the internal token). Not part of the public OpenAPI document.
+
+use actix_web::{post, web};
+use immilink_shared::auth::InternalCaller;
+use immilink_shared::http::ApiJson;
+use immilink_shared::{ApiError, ApiResult};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{sessions, IdentityError};
+use crate::State;
+
+#[derive(Debug, Deserialize)]
+pub struct LivenessRequest {
+    /// The end client's IP; the session must have been opened from it (R-ACC-11).
+    pub ip: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Liveness {
+    pub live: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Is this session live for a request from this IP? Records activity for the idle timeout.
+#[post("/internal/v1/sessions/{sid}/liveness")]
+pub async fn session_liveness(
+    _caller: InternalCaller,
+    state: web::Data<State>,
+    sid: web::Path<String>,
+    body: ApiJson<LivenessRequest>,
+) -> ApiResult<web::Json<Liveness>> {
+    let ip = match body.into_inner().ip {
+        Some(raw) => Some(raw.parse().map_err(|_| ApiError::invalid_field("ip", "not an IP address"))?),
+        None => None,
+    };
+    let now = state.clock.now();
+    let idle = state.idle_timeout;
+    let sid = sid.into_inner();
+    let result = state.db.run(move |conn| sessions::check_live(conn, now, &sid, ip, idle)).await;
+    match result {
+        Ok(user_id) => Ok(web::Json(Liveness { live: true, user_id: Some(user_id), reason: None })),
+        Err(IdentityError::SessionEnded(reason)) => {
+            Ok(web::Json(Liveness { live: false, user_id: None, reason: Some(reason) }))
+        }
+        Err(other) => Err(other.into()),
+    }
+}

@@ -1,0 +1,109 @@
+//! Diesel schema of the identity database (see migrations/identity).
+
+diesel::table! {
+    agencies (id) {
+        id -> Text,
+        code -> Text,
+        name -> Text,
+        kind -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    units (id) {
+        id -> Text,
+        agency_id -> Text,
+        name -> Text,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Text,
+        agency_id -> Text,
+        unit_id -> Nullable<Text>,
+        username -> Text,
+        display_name -> Text,
+        password_hash -> Text,
+        certificate_serial -> Text,
+        status -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    user_roles (user_id, role) {
+        user_id -> Text,
+        role -> Text,
+    }
+}
+
+diesel::table! {
+    user_ips (user_id, ip) {
+        user_id -> Text,
+        ip -> Text,
+    }
+}
+
+diesel::table! {
+    user_grants (user_id, query_type, purpose_code) {
+        user_id -> Text,
+        query_type -> Text,
+        purpose_code -> Text,
+    }
+}
+
+diesel::table! {
+    agency_links (id) {
+        id -> Text,
+        agency_id -> Text,
+        status -> Text,
+        valid_from -> Timestamp,
+        valid_until -> Timestamp,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    agency_link_items (link_id, legal_basis, purpose_code, query_type) {
+        link_id -> Text,
+        legal_basis -> Text,
+        purpose_code -> Text,
+        query_type -> Text,
+    }
+}
+
+diesel::table! {
+    sessions (id) {
+        id -> Text,
+        user_id -> Text,
+        ip -> Text,
+        user_agent -> Text,
+        login_at -> Timestamp,
+        last_seen_at -> Timestamp,
+        logout_at -> Nullable<Timestamp>,
+        end_reason -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(units -> agencies (agency_id));
+diesel::joinable!(users -> agencies (agency_id));
+diesel::joinable!(user_roles -> users (user_id));
+diesel::joinable!(user_ips -> users (user_id));
+diesel::joinable!(user_grants -> users (user_id));
+diesel::joinable!(agency_links -> agencies (agency_id));
+diesel::joinable!(agency_link_items -> agency_links (link_id));
+diesel::joinable!(sessions -> users (user_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    agencies,
+    units,
+    users,
+    user_roles,
+    user_ips,
+    user_grants,
+    agency_links,
+    agency_link_items,
+    sessions,
+);

@@ -1,0 +1,183 @@
+//! Runs the whole immilink stack in one process: `cargo run --release` for a single machine (embedded
+//! SQLite under ./data, demo data, throwaway secrets), and the same code spawns the stack on free ports
+//! in the end-to-end tests. In Kubernetes each service runs as its own binary instead.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use actix_web::dev::ServerHandle;
+use immilink_shared::clock::SharedClock;
+use immilink_shared::config::{self, ConfigError, Secret};
+use immilink_shared::db::DbSettings;
+
+pub use immilink_audit as audit;
+pub use immilink_broker as broker;
+pub use immilink_gateway as gateway;
+pub use immilink_identity as identity;
+pub use immilink_nia_mock as nia_mock;
+pub use immilink_vendors as vendors;
+
+/// Settings of every service, wired together by [`start`].
+#[derive(Debug, Clone)]
+pub struct StackConfig {
+    pub identity: identity::Settings,
+    pub broker: broker::Settings,
+    pub audit: audit::Settings,
+    pub vendors: vendors::Settings,
+    pub nia: nia_mock::Settings,
+    pub gateway: gateway::Settings,
+    /// Send the broker's upstream calls here instead of the stack's nia-mock (tests put a probe there).
+    pub upstream_override: Option<String>,
+}
+
+impl StackConfig {
+    /// The embedded mode: every service on its own loopback port with its own SQLite file under
+    /// `IMMILINK_DATA_DIR` (default `./data`) unless its `IMMILINK_<SERVICE>_DATABASE_URL` says
+    /// otherwise; one internal token and one upstream API key generated for this run (unless given).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let data_dir = PathBuf::from(config::string_or("DATA_DIR", "./data"));
+        let internal = config::var("INTERNAL_TOKEN").map(Secret::new).unwrap_or_else(Secret::generate);
+        let nia_key = config::var("NIA_API_KEY").map(Secret::new).unwrap_or_else(Secret::generate);
+        let db = |service: &str| {
+            let key = format!("{}_DATABASE_URL", service.to_ascii_uppercase());
+            DbSettings::new(config::var(&key).unwrap_or_else(|| sqlite_url(&data_dir, service)))
+        };
+        let mut stack = Self {
+            identity: identity::Settings::from_env_with(embedded_token(&internal))?,
+            broker: broker::Settings::from_env_with(embedded_token(&internal))?,
+            audit: audit::Settings::from_env_with(embedded_token(&internal))?,
+            vendors: vendors::Settings::from_env_with(embedded_token(&internal))?,
+            nia: nia_mock::Settings::from_env()?,
+            gateway: gateway::Settings::from_env_with(embedded_token(&internal))?,
+            upstream_override: None,
+        };
+        stack.identity.database = db("identity");
+        stack.broker.database = db("broker");
+        stack.audit.database = db("audit");
+        stack.vendors.database = db("vendors");
+        if config::var("SIGNING_KEY_FILE").is_none() {
+            stack.identity.signing_key_file = data_dir.join("keys/identity-ed25519.pk8");
+        }
+        stack.identity.generate_signing_key = stack.identity.database.url.starts_with("sqlite:");
+        stack.nia.api_key = Some(nia_key.clone());
+        stack.broker.nia_api_key = Some(nia_key);
+        Ok(stack)
+    }
+
+    /// For tests: every service on a free port, the given database URLs (identity, broker, audit,
+    /// vendors), the signing key in `key_dir`, one worker each.
+    pub fn for_tests(database_urls: [&str; 4], key_dir: &Path) -> Self {
+        let internal = Secret::generate();
+        let nia_key = Secret::generate();
+        let any_port = "127.0.0.1:0".to_owned();
+        let local = "http://127.0.0.1:0".to_owned();
+        Self {
+            identity: identity::Settings {
+                addr: any_port.clone(),
+                database: DbSettings::new(database_urls[0]),
+                signing_key_file: key_dir.join("signing.pk8"),
+                generate_signing_key: true,
+                internal_token: internal.clone(),
+                demo: true,
+                token_ttl: chrono::Duration::minutes(15),
+                idle_timeout: chrono::Duration::minutes(15),
+                workers: 1,
+            },
+            broker: broker::Settings {
+                addr: any_port.clone(),
+                database: DbSettings::new(database_urls[1]),
+                identity_url: local.clone(),
+                audit_url: local.clone(),
+                nia_url: local.clone(),
+                nia_api_key: Some(nia_key.clone()),
+                upstream_timeout: std::time::Duration::from_secs(5),
+                internal_token: internal.clone(),
+                workers: 1,
+            },
+            audit: audit::Settings {
+                addr: any_port.clone(),
+                database: DbSettings::new(database_urls[2]),
+                identity_url: local.clone(),
+                internal_token: internal.clone(),
+                workers: 1,
+            },
+            vendors: vendors::Settings {
+                addr: any_port.clone(),
+                database: DbSettings::new(database_urls[3]),
+                identity_url: local.clone(),
+                internal_token: internal.clone(),
+                workers: 1,
+            },
+            nia: nia_mock::Settings { addr: any_port.clone(), api_key: Some(nia_key), workers: 1 },
+            gateway: gateway::Settings {
+                addr: any_port,
+                identity_url: local.clone(),
+                broker_url: local.clone(),
+                audit_url: local.clone(),
+                vendors_url: local,
+                internal_token: internal,
+                session_cache: std::time::Duration::from_millis(500),
+                workers: 1,
+            },
+            upstream_override: None,
+        }
+    }
+}
+
+fn embedded_token(token: &Secret) -> Option<Secret> {
+    Some(token.clone())
+}
+
+fn sqlite_url(data_dir: &Path, service: &str) -> String {
+    format!("sqlite://{}", data_dir.join(format!("{service}.db")).display())
+}
+
+/// The running stack: where each service listens, and the handles to stop them.
+pub struct RunningStack {
+    pub gateway_url: String,
+    pub identity_url: String,
+    pub broker_url: String,
+    pub audit_url: String,
+    pub vendors_url: String,
+    pub nia_url: String,
+    handles: Vec<ServerHandle>,
+}
+
+fn url(port: u16) -> String {
+    format!("http://127.0.0.1:{port}")
+}
+
+/// Starts every service, identity first (the others need its address), the gateway last.
+pub async fn start(mut config: StackConfig, clock: SharedClock) -> anyhow::Result<RunningStack> {
+    let mut handles = Vec::new();
+    let mut launch = |running: immilink_shared::http::Running| {
+        handles.push(running.server.handle());
+        actix_web::rt::spawn(running.server);
+        url(running.port)
+    };
+    let identity_url = launch(identity::Application::build(config.identity, Arc::clone(&clock)).await?);
+    config.audit.identity_url = identity_url.clone();
+    let audit_url = launch(audit::Application::build(config.audit, Arc::clone(&clock)).await?);
+    config.vendors.identity_url = identity_url.clone();
+    let vendors_url = launch(vendors::Application::build(config.vendors, Arc::clone(&clock)).await?);
+    let nia_url = launch(nia_mock::Application::build(config.nia, Arc::clone(&clock)).await?);
+    config.broker.identity_url = identity_url.clone();
+    config.broker.audit_url = audit_url.clone();
+    config.broker.nia_url = config.upstream_override.clone().unwrap_or_else(|| nia_url.clone());
+    let broker_url = launch(broker::Application::build(config.broker, Arc::clone(&clock)).await?);
+    config.gateway.identity_url = identity_url.clone();
+    config.gateway.broker_url = broker_url.clone();
+    config.gateway.audit_url = audit_url.clone();
+    config.gateway.vendors_url = vendors_url.clone();
+    let gateway_url = launch(gateway::Application::build(config.gateway).await?);
+    Ok(RunningStack { gateway_url, identity_url, broker_url, audit_url, vendors_url, nia_url, handles })
+}
+
+impl RunningStack {
+    /// Stops every service gracefully (in-flight requests finish).
+    pub async fn stop(self) {
+        for handle in self.handles.into_iter().rev() {
+            handle.stop(true).await;
+        }
+    }
+}

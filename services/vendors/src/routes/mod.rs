@@ -1,0 +1,13 @@
+//! HTTP handlers: parse, authorise, call a domain function, map the result.
+
+mod health;
+mod vendors;
+
+use utoipa_actix_web::service_config::ServiceConfig;
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(immilink_shared::http::healthz).service(health::readyz).service(vendors::create).service(vendors::list);
+}
+
+/// Roles that manage an agency's contractors.
+pub const MANAGERS: &[&str] = &["vendor_manager", "account_manager"];

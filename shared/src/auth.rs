@@ -1,0 +1,276 @@
+//! Access tokens: identity signs them (EdDSA, `kid` in the header); everyone else verifies them with the
+//! public keys identity serves at `/.well-known/jwks.json`. The gateway additionally checks that the
+//! token's session is still live; services verify signature, issuer, audience and expiry themselves so
+//! no service trusts a request just for having reached it.
+
+use std::collections::HashMap;
+use std::future::{ready, Future, Ready};
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use actix_web::dev::Payload;
+use actix_web::{web, FromRequest, HttpRequest};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::config::Secret;
+use crate::http::INTERNAL_TOKEN;
+use crate::problem::ApiError;
+
+pub const ISSUER: &str = "immilink-identity";
+pub const AUDIENCE: &str = "immilink";
+
+/// Claims of an access token.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub aud: String,
+    /// User id.
+    pub sub: String,
+    /// Session id; the token is only good while this session is live.
+    pub sid: String,
+    /// Agency code, e.g. `TPE-SW`.
+    pub agency: String,
+    /// Unit id within the agency.
+    pub unit: Option<String>,
+    pub roles: Vec<String>,
+    pub iat: i64,
+    pub exp: i64,
+}
+
+impl AccessClaims {
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+
+    /// 403 unless the caller holds one of `roles`.
+    pub fn require_any_role(&self, roles: &[&str]) -> Result<(), ApiError> {
+        if roles.iter().any(|role| self.has_role(role)) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(
+                "role_required",
+                format!("this action needs one of the roles: {}", roles.join(", ")),
+            ))
+        }
+    }
+}
+
+/// One public key in a JWK set (Ed25519 only).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct Jwk {
+    /// Always `OKP`.
+    pub kty: String,
+    /// Always `Ed25519`.
+    pub crv: String,
+    /// The public key, base64url without padding.
+    pub x: String,
+    pub kid: String,
+    /// Always `EdDSA`.
+    pub alg: String,
+    #[serde(rename = "use")]
+    pub use_: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct JwkSet {
+    pub keys: Vec<Jwk>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("no bearer token was presented")]
+    Missing,
+    #[error("the token is malformed")]
+    Malformed,
+    #[error("the token was signed by an unknown key")]
+    UnknownKey,
+    #[error("the token is invalid: {0}")]
+    Invalid(String),
+    #[error("the token has expired")]
+    Expired,
+    #[error("the signing keys cannot be fetched: {0}")]
+    KeysUnavailable(String),
+}
+
+impl From<AuthError> for ApiError {
+    fn from(err: AuthError) -> Self {
+        match err {
+            AuthError::KeysUnavailable(cause) => {
+                tracing::warn!(%cause, "JWKS unavailable");
+                ApiError::unavailable("identity_unavailable", "tokens cannot be verified right now")
+            }
+            other => ApiError::unauthenticated(other.to_string()),
+        }
+    }
+}
+
+/// Where verification keys come from.
+enum KeySource {
+    /// Fixed keys (identity verifies with its own keys).
+    Static,
+    /// Fetched from a JWKS URL, refreshed when an unknown `kid` shows up (at most every few seconds).
+    Remote { url: String, http: reqwest::Client },
+}
+
+/// Verifies access tokens. Cheap to clone.
+#[derive(Clone)]
+pub struct TokenVerifier {
+    inner: Arc<VerifierInner>,
+}
+
+struct VerifierInner {
+    source: KeySource,
+    keys: RwLock<HashMap<String, DecodingKey>>,
+    last_refresh: tokio::sync::Mutex<Option<Instant>>,
+}
+
+const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(5);
+
+impl TokenVerifier {
+    pub fn from_jwks(set: &JwkSet) -> Result<Self, AuthError> {
+        Ok(Self::new(KeySource::Static, decode_jwks(set)?))
+    }
+
+    pub fn remote(jwks_url: impl Into<String>, http: reqwest::Client) -> Self {
+        Self::new(KeySource::Remote { url: jwks_url.into(), http }, HashMap::new())
+    }
+
+    fn new(source: KeySource, keys: HashMap<String, DecodingKey>) -> Self {
+        Self {
+            inner: Arc::new(VerifierInner {
+                source,
+                keys: RwLock::new(keys),
+                last_refresh: tokio::sync::Mutex::new(None),
+            }),
+        }
+    }
+
+    /// Verifies signature, issuer, audience and expiry (no leeway).
+    pub async fn verify(&self, token: &str) -> Result<AccessClaims, AuthError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
+        if header.alg != Algorithm::EdDSA {
+            return Err(AuthError::Invalid("unexpected algorithm".into()));
+        }
+        let kid = header.kid.ok_or(AuthError::Malformed)?;
+        let key = match self.key(&kid) {
+            Some(key) => key,
+            None => {
+                self.refresh().await?;
+                self.key(&kid).ok_or(AuthError::UnknownKey)?
+            }
+        };
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_issuer(&[ISSUER]);
+        validation.set_audience(&[AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.leeway = 0;
+        jsonwebtoken::decode::<AccessClaims>(token, &key, &validation).map(|data| data.claims).map_err(|err| match err
+            .kind()
+        {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
+            _ => AuthError::Invalid(err.to_string()),
+        })
+    }
+
+    fn key(&self, kid: &str) -> Option<DecodingKey> {
+        self.inner.keys.read().unwrap_or_else(|poisoned| poisoned.into_inner()).get(kid).cloned()
+    }
+
+    async fn refresh(&self) -> Result<(), AuthError> {
+        let KeySource::Remote { url, http } = &self.inner.source else {
+            return Err(AuthError::UnknownKey);
+        };
+        let mut last = self.inner.last_refresh.lock().await;
+        if last.is_some_and(|at| at.elapsed() < MIN_REFRESH_INTERVAL) {
+            return Ok(());
+        }
+        let set: JwkSet = http
+            .get(url)
+            .timeout(Duration::from_secs(3))
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|err| AuthError::KeysUnavailable(err.to_string()))?
+            .json()
+            .await
+            .map_err(|err| AuthError::KeysUnavailable(err.to_string()))?;
+        let keys = decode_jwks(&set)?;
+        *self.inner.keys.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = keys;
+        *last = Some(Instant::now());
+        Ok(())
+    }
+}
+
+fn decode_jwks(set: &JwkSet) -> Result<HashMap<String, DecodingKey>, AuthError> {
+    set.keys
+        .iter()
+        .filter(|k| k.kty == "OKP" && k.crv == "Ed25519")
+        .map(|k| {
+            DecodingKey::from_ed_components(&k.x)
+                .map(|key| (k.kid.clone(), key))
+                .map_err(|err| AuthError::KeysUnavailable(format!("bad key {}: {err}", k.kid)))
+        })
+        .collect()
+}
+
+/// The bearer token of a request, if any.
+pub fn bearer_token(req: &HttpRequest) -> Option<&str> {
+    req.headers()
+        .get(actix_web::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// Extractor: a request with a valid access token. Needs `web::Data<TokenVerifier>` in the app.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    pub claims: AccessClaims,
+    pub token: String,
+}
+
+impl FromRequest for Authenticated {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let verifier = req.app_data::<web::Data<TokenVerifier>>().cloned();
+        let token = bearer_token(req).map(str::to_owned);
+        Box::pin(async move {
+            let verifier = verifier.ok_or_else(|| ApiError::internal("TokenVerifier missing from app data"))?;
+            let token = token.ok_or(AuthError::Missing).map_err(ApiError::from)?;
+            let claims = verifier.verify(&token).await.map_err(ApiError::from)?;
+            Ok(Authenticated { claims, token })
+        })
+    }
+}
+
+/// The shared secret internal callers (the gateway, other services) present.
+#[derive(Debug, Clone)]
+pub struct InternalToken(pub Secret);
+
+/// Extractor for internal endpoints: the caller must present the internal token. Internal routes are
+/// never routed by the gateway, and this check means being on the network is not enough either.
+#[derive(Debug, Clone, Copy)]
+pub struct InternalCaller;
+
+impl FromRequest for InternalCaller {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let expected = req.app_data::<web::Data<InternalToken>>();
+        let presented = req.headers().get(&INTERNAL_TOKEN).and_then(|v| v.to_str().ok());
+        let result = match (expected, presented) {
+            (Some(expected), Some(presented)) if expected.0.matches(presented) => Ok(InternalCaller),
+            (None, _) => Err(ApiError::internal("InternalToken missing from app data").into()),
+            _ => Err(ApiError::forbidden("internal_only", "this endpoint is for immilink services only").into()),
+        };
+        ready(result)
+    }
+}

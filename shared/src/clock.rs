@@ -1,0 +1,116 @@
+//! Time comes from an injected clock so tests can move it. Business dates (deadlines such as "by the
+//! 10th" or "five years") are computed in Asia/Taipei, which is UTC+08:00 all year (no DST), so a fixed
+//! offset is exact and needs no time-zone database.
+
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Duration, FixedOffset, NaiveDate, NaiveDateTime, Utc};
+
+/// Source of "now". Every domain function that depends on time takes one.
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+pub type SharedClock = Arc<dyn Clock>;
+
+/// The real wall clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// A clock that only moves when told to; for tests.
+#[derive(Debug)]
+pub struct ManualClock {
+    now: Mutex<DateTime<Utc>>,
+}
+
+impl ManualClock {
+    pub fn starting_at(start: DateTime<Utc>) -> Self {
+        Self { now: Mutex::new(start) }
+    }
+
+    pub fn advance(&self, by: Duration) {
+        let mut now = self.now.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        *now += by;
+    }
+
+    pub fn set(&self, to: DateTime<Utc>) {
+        *self.now.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = to;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.now.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+pub fn system_clock() -> SharedClock {
+    Arc::new(SystemClock)
+}
+
+/// Asia/Taipei: UTC+08:00, no daylight saving time.
+pub fn taipei() -> FixedOffset {
+    FixedOffset::east_opt(8 * 3600).expect("8 hours is a valid UTC offset")
+}
+
+/// The business date in Taipei of an instant.
+pub fn business_date(at: DateTime<Utc>) -> NaiveDate {
+    at.with_timezone(&taipei()).date_naive()
+}
+
+/// Database timestamps are stored as naive UTC (portable across PostgreSQL and SQLite).
+pub fn to_db(at: DateTime<Utc>) -> NaiveDateTime {
+    at.naive_utc()
+}
+
+pub fn from_db(at: NaiveDateTime) -> DateTime<Utc> {
+    at.and_utc()
+}
+
+/// ROC (民國) year of a Gregorian year, as shown on reports: 2026 → 115.
+pub fn roc_year(gregorian_year: i32) -> i32 {
+    gregorian_year - 1911
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn business_date_rolls_over_at_taipei_midnight_not_utc() {
+        // 2026-11-22T16:00Z is already 2026-11-23 00:00 in Taipei.
+        let at = Utc.with_ymd_and_hms(2026, 11, 22, 16, 0, 0).unwrap();
+        assert_eq!(business_date(at), NaiveDate::from_ymd_opt(2026, 11, 23).unwrap());
+        let before = at - Duration::seconds(1);
+        assert_eq!(business_date(before), NaiveDate::from_ymd_opt(2026, 11, 22).unwrap());
+    }
+
+    #[test]
+    fn manual_clock_moves_only_when_told() {
+        let start = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let clock = ManualClock::starting_at(start);
+        assert_eq!(clock.now(), start);
+        clock.advance(Duration::days(3));
+        assert_eq!(clock.now(), start + Duration::days(3));
+        clock.set(start);
+        assert_eq!(clock.now(), start);
+    }
+
+    #[test]
+    fn db_round_trip_keeps_the_instant() {
+        let at = Utc.with_ymd_and_hms(2026, 5, 17, 3, 4, 5).unwrap();
+        assert_eq!(from_db(to_db(at)), at);
+    }
+
+    #[test]
+    fn roc_year_of_2026_is_115() {
+        assert_eq!(roc_year(2026), 115);
+    }
+}

@@ -1,0 +1,47 @@
+//! Audit events: what services send to the audit service. The broker writes them to its outbox in
+//! the same transaction as the state they describe, and relays them at least once; the audit service
+//! stores each id once (idempotent), so redelivery is harmless.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Event kinds.
+pub mod kind {
+    /// A lookup was declared and accepted; written durably before anything is forwarded (R-QRY-08).
+    pub const LOOKUP_REQUESTED: &str = "lookup.requested";
+    /// The upstream answered (or failed) for a requested lookup.
+    pub const LOOKUP_COMPLETED: &str = "lookup.completed";
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct AuditEvent {
+    /// UUIDv7; the idempotency key.
+    pub id: String,
+    pub kind: String,
+    pub occurred_at: DateTime<Utc>,
+    /// The service that recorded it.
+    pub source: String,
+    pub actor_user_id: Option<String>,
+    pub agency: Option<String>,
+    /// Groups events of one business object (the lookup id).
+    pub correlation_id: Option<String>,
+    /// Whose data was accessed (for the right of inquiry, R-GOV-02).
+    pub subject_id: Option<String>,
+    /// Event details; stored as canonical JSON (sorted keys).
+    #[schema(value_type = Object)]
+    pub payload: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct EventBatch {
+    pub events: Vec<AuditEvent>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BatchReceipt {
+    /// Events newly appended to the chain.
+    pub appended: usize,
+    /// Events already stored (redeliveries).
+    pub duplicates: usize,
+}

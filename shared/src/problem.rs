@@ -1,0 +1,277 @@
+//! RFC 9457 `application/problem+json` errors. Every service returns `ApiError`; each service maps its
+//! own domain errors into it in one place (`impl From<DomainError> for ApiError`). The wire shape always
+//! carries `type`, `title`, `status`, `detail`, a stable machine `code` and the `request_id`, plus the
+//! offending `field` for bad input and the SPEC `rule` that refused the request where one did.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::http::current_request;
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+const TYPE_BASE: &str = "https://immilink.gov.tw/problems/";
+
+/// The problem document as clients see it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct Problem {
+    /// URI identifying the problem type; ends with `code`.
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    /// Short human summary (zh-TW when the request asked for it with Accept-Language).
+    pub title: String,
+    pub status: u16,
+    /// What went wrong in this request, in English.
+    pub detail: String,
+    /// Stable machine-readable code, e.g. `missing_field`, `not_permitted`.
+    pub code: String,
+    /// The request id (also in the `X-Request-Id` response header).
+    pub request_id: String,
+    /// The request field that caused the problem, as a JSON path (`subject_id`, `items[2].name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// The SPEC rule that refused the request (e.g. `R-QRY-02`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// What the caller can do next, e.g. the doubt-query fallback when the upstream is down.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+/// The error every handler returns.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    title: &'static str,
+    title_zh: &'static str,
+    detail: String,
+    field: Option<String>,
+    rule: Option<&'static str>,
+    hint: Option<String>,
+    www_authenticate: bool,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, title: &'static str, title_zh: &'static str) -> Self {
+        Self {
+            status,
+            code,
+            title,
+            title_zh,
+            detail: title.to_owned(),
+            field: None,
+            rule: None,
+            hint: None,
+            www_authenticate: false,
+        }
+    }
+
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = detail.into();
+        self
+    }
+
+    pub fn field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+
+    pub fn rule(mut self, rule: &'static str) -> Self {
+        self.rule = Some(rule);
+        self
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    pub fn field_name(&self) -> Option<&str> {
+        self.field.as_deref()
+    }
+
+    // --- the common kinds -------------------------------------------------------------------------
+
+    /// 422: a field is present but its value is not acceptable.
+    pub fn invalid_field(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", "A field has an invalid value", "欄位值不正確")
+            .field(field)
+            .detail(detail)
+    }
+
+    /// 422: a required field is missing or empty.
+    pub fn missing_field(field: &str) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "missing_field", "A required field is missing", "缺少必要欄位")
+            .detail(format!("the field `{field}` is required"))
+            .field(field)
+    }
+
+    /// 400: the body could not be read as the expected document at all.
+    pub fn malformed_body(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "malformed_body", "The request body is malformed", "請求內容格式錯誤")
+            .detail(detail)
+    }
+
+    /// 401 with `WWW-Authenticate: Bearer`.
+    pub fn unauthenticated(detail: impl Into<String>) -> Self {
+        let mut err = Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", "Authentication is required", "需要登入")
+            .detail(detail);
+        err.www_authenticate = true;
+        err
+    }
+
+    /// 403: authenticated but not allowed.
+    pub fn forbidden(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, code, "The request is not permitted", "無權限執行此操作").detail(detail)
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "Not found", "查無資料").detail(format!("{what} was not found"))
+    }
+
+    pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, "The request conflicts with the current state", "與目前狀態衝突")
+            .detail(detail)
+    }
+
+    /// 503: a dependency (database, another service, the upstream) is not answering.
+    pub fn unavailable(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, code, "A required service is unavailable", "服務暫時無法使用")
+            .detail(detail)
+    }
+
+    /// 500: logged once here with its cause; the client sees no internals.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "Internal server error", "系統內部錯誤")
+            .detail("an unexpected error occurred; quote the request id when reporting it")
+    }
+
+    /// The wire document, with the request id and language of the request being served.
+    pub fn to_problem(&self) -> Problem {
+        let request = current_request();
+        let title = if request.as_ref().is_some_and(|r| r.prefers_zh) { self.title_zh } else { self.title };
+        Problem {
+            type_uri: format!("{TYPE_BASE}{}", self.code),
+            title: title.to_owned(),
+            status: self.status.as_u16(),
+            detail: self.detail.clone(),
+            code: self.code.to_owned(),
+            request_id: request.map(|r| r.request_id).unwrap_or_default(),
+            field: self.field.clone(),
+            rule: self.rule.map(str::to_owned),
+            hint: self.hint.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.detail)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status);
+        response.content_type(PROBLEM_JSON);
+        if self.www_authenticate {
+            response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE || self.status == StatusCode::TOO_MANY_REQUESTS {
+            response.insert_header((header::RETRY_AFTER, "1"));
+        }
+        response.json(self.to_problem())
+    }
+}
+
+impl From<crate::db::DbError> for ApiError {
+    fn from(err: crate::db::DbError) -> Self {
+        use crate::db::DbError;
+        match err {
+            DbError::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "database unavailable");
+                ApiError::unavailable("database_unavailable", "the database is not answering; try again shortly")
+            }
+            DbError::Query(diesel::result::Error::NotFound) => ApiError::not_found("the record"),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+/// Turns actix's own extractor failures (bad path or query parameters) into problems too.
+pub fn query_error_handler(
+    err: actix_web::error::QueryPayloadError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
+    ApiError::invalid_field("query", err.to_string()).into()
+}
+
+pub fn path_error_handler(err: actix_web::error::PathError, _req: &actix_web::HttpRequest) -> actix_web::Error {
+    ApiError::invalid_field("path", err.to_string()).into()
+}
+
+/// Problem for unknown routes, so even a 404 for a typo is problem+json.
+pub async fn not_found_route() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::not_found("the requested route"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::body::to_bytes;
+
+    #[actix_web::test]
+    async fn invalid_field_maps_to_422_problem_json_naming_the_field() {
+        let err = ApiError::invalid_field("subject_id", "bad check digit").rule("R-QRY-04");
+        let response = err.error_response();
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(response.headers().get(header::CONTENT_TYPE).unwrap(), PROBLEM_JSON);
+        let body = to_bytes(response.into_body()).await.unwrap();
+        let problem: Problem = serde_json::from_slice(&body).unwrap();
+        assert_eq!(problem.status, 422);
+        assert_eq!(problem.code, "invalid_field");
+        assert_eq!(problem.field.as_deref(), Some("subject_id"));
+        assert_eq!(problem.rule.as_deref(), Some("R-QRY-04"));
+        assert!(problem.type_uri.ends_with("/invalid_field"));
+    }
+
+    #[actix_web::test]
+    async fn unauthenticated_carries_www_authenticate() {
+        let response = ApiError::unauthenticated("no token").error_response();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(response.headers().get(header::WWW_AUTHENTICATE).unwrap(), "Bearer");
+    }
+
+    #[actix_web::test]
+    async fn internal_errors_hide_their_cause() {
+        let response = ApiError::internal("password=hunter2 leaked in a driver message").error_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = to_bytes(response.into_body()).await.unwrap();
+        assert!(!String::from_utf8_lossy(&body).contains("hunter2"));
+    }
+
+    #[actix_web::test]
+    async fn pool_exhaustion_is_503_and_not_found_is_404() {
+        let unavailable: ApiError = crate::db::DbError::Unavailable("timed out".into()).into();
+        assert_eq!(unavailable.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let missing: ApiError = crate::db::DbError::Query(diesel::result::Error::NotFound).into();
+        assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    }
+}

@@ -1,0 +1,130 @@
+//! Spawning a stack and talking to it like a client.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use immilink_shared::clock::{system_clock, SharedClock};
+use immilink_shared::testing::TestDb;
+use immilink_stack::{start, RunningStack, StackConfig};
+use serde_json::{json, Value};
+
+pub const DEMO_PASSWORD: &str = "immilink-demo";
+
+/// Tracing and W3C propagation as the binaries set them up, once per test process.
+fn init_telemetry() {
+    static TELEMETRY: std::sync::OnceLock<immilink_shared::telemetry::Telemetry> = std::sync::OnceLock::new();
+    TELEMETRY.get_or_init(|| immilink_shared::telemetry::init_with_default_filter("immilink-e2e", "warn"));
+}
+
+pub struct TestStack {
+    pub stack: RunningStack,
+    pub http: reqwest::Client,
+    pub broker_db_url: String,
+    _databases: [TestDb; 4],
+    _keys: tempfile::TempDir,
+}
+
+pub struct Options {
+    pub clock: SharedClock,
+    pub upstream_override: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { clock: system_clock(), upstream_override: None }
+    }
+}
+
+impl TestStack {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(Options::default()).await
+    }
+
+    pub async fn spawn_with(options: Options) -> Self {
+        init_telemetry();
+        let databases = [TestDb::new(), TestDb::new(), TestDb::new(), TestDb::new()];
+        let keys = tempfile::tempdir().expect("temp dir for keys");
+        let urls = [databases[0].url(), databases[1].url(), databases[2].url(), databases[3].url()];
+        let mut config = StackConfig::for_tests(urls, keys.path());
+        config.upstream_override = options.upstream_override;
+        let broker_db_url = databases[1].url().to_owned();
+        let stack = start(config, Arc::clone(&options.clock)).await.expect("the stack starts");
+        Self { stack, http: client(None), broker_db_url, _databases: databases, _keys: keys }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.stack.gateway_url, path)
+    }
+
+    /// Logs a demo user in; returns the access token.
+    pub async fn login(&self, username: &str) -> String {
+        let response = self.login_response(&self.http, username, DEMO_PASSWORD, &format!("DEMO-{username}")).await;
+        assert_eq!(response.status(), 200, "login of {username}");
+        let body: Value = response.json().await.expect("login body");
+        body["access_token"].as_str().expect("access_token").to_owned()
+    }
+
+    pub async fn login_response(
+        &self,
+        http: &reqwest::Client,
+        username: &str,
+        password: &str,
+        certificate: &str,
+    ) -> reqwest::Response {
+        http.post(self.url("/v1/auth/login"))
+            .json(&json!({ "username": username, "password": password, "certificate_serial": certificate }))
+            .send()
+            .await
+            .expect("gateway answers")
+    }
+
+    pub async fn get(&self, token: &str, path: &str) -> reqwest::Response {
+        self.http.get(self.url(path)).bearer_auth(token).send().await.expect("gateway answers")
+    }
+
+    pub async fn post(&self, token: &str, path: &str, body: &Value) -> reqwest::Response {
+        self.http.post(self.url(path)).bearer_auth(token).json(body).send().await.expect("gateway answers")
+    }
+
+    /// Waits (bounded) until the audit service holds a record with this id.
+    pub async fn wait_for_audit_record(&self, token: &str, id: &str) -> Value {
+        for _ in 0..100 {
+            let response = self.get(token, &format!("/v1/audit/records/{id}")).await;
+            if response.status() == 200 {
+                return response.json().await.expect("record body");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("audit record {id} never arrived");
+    }
+}
+
+/// A client, optionally bound to a local address (another loopback IP, for the IP-binding tests).
+pub fn client(local: Option<IpAddr>) -> reqwest::Client {
+    reqwest::Client::builder().local_address(local).build().expect("a client")
+}
+
+/// A lookup the demo caseworker of TPE-SW is permitted to run.
+pub fn permitted_lookup() -> Value {
+    json!({
+        "query_type": "entry_exit_last_year",
+        "subject_id": "A123456789",
+        "legal_basis": "social_assistance_act",
+        "purpose_code": "sw_statutory_business",
+        "case_number": "TPE-SW-2026-000123"
+    })
+}
+
+/// Asserts a problem+json response and returns its body.
+pub async fn problem(response: reqwest::Response, status: u16) -> Value {
+    assert_eq!(response.status(), status, "status");
+    let content_type =
+        response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    assert_eq!(content_type, "application/problem+json");
+    let body: Value = response.json().await.expect("problem body");
+    for member in ["type", "title", "status", "detail", "code", "request_id"] {
+        assert!(body.get(member).is_some(), "problem lacks {member}: {body}");
+    }
+    assert_eq!(body["status"], status);
+    body
+}

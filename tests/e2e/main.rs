@@ -1,0 +1,8 @@
+//! End-to-end tests: the whole stack spawned in-process on free ports, each test with its own
+//! databases (SQLite files, or PostgreSQL schemas when TEST_DATABASE_URL is set), driven over real HTTP
+//! through the gateway.
+
+mod harness;
+mod lookups;
+mod platform;
+mod sessions;

@@ -1,0 +1,168 @@
+//! Health, docs, routing, catalogues, vendors and restarts.
+
+use immilink_shared::testing::TestDb;
+use immilink_stack::{start, StackConfig};
+use serde_json::{json, Value};
+
+use crate::harness::{problem, TestStack};
+
+#[actix_web::test]
+async fn every_service_and_the_gateway_answer_healthz_and_readyz() {
+    let t = TestStack::spawn().await;
+    let s = &t.stack;
+    for base in [&s.gateway_url, &s.identity_url, &s.broker_url, &s.audit_url, &s.vendors_url, &s.nia_url] {
+        for path in ["/healthz", "/readyz"] {
+            let response = t.http.get(format!("{base}{path}")).send().await.unwrap();
+            assert_eq!(response.status(), 200, "{base}{path}");
+        }
+    }
+    let ready: Value = t.http.get(t.url("/readyz")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(ready["checks"].as_array().unwrap().len(), 4);
+    t.stack.stop().await;
+}
+
+#[actix_web::test]
+async fn gateway_serves_the_merged_openapi_and_an_offline_docs_page() {
+    let t = TestStack::spawn().await;
+    let doc: Value = t.http.get(t.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    for path in ["/v1/auth/login", "/v1/me", "/v1/lookups", "/v1/audit/verify", "/v1/vendors", "/healthz"] {
+        assert!(doc["paths"].get(path).is_some(), "merged document lacks {path}");
+    }
+    assert!(doc["paths"].get("/internal/v1/events").is_none());
+
+    let redirect = crate::harness::client(None).get(t.url("/docs")).send().await.unwrap();
+    assert_eq!(redirect.status(), 200, "the redirect leads to the page");
+    let page = t.http.get(t.url("/docs/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("swagger-ui"), "{html}");
+    assert!(!html.contains("https://") && !html.contains("http://"), "the page references an outside URL");
+    let initializer = t.http.get(t.url("/docs/swagger-initializer.js")).send().await.unwrap().text().await.unwrap();
+    assert!(initializer.contains("/openapi.json"), "{initializer}");
+    for asset in ["swagger-ui.css", "swagger-ui-bundle.js", "swagger-ui-standalone-preset.js"] {
+        let response = t.http.get(t.url(&format!("/docs/{asset}"))).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{asset}");
+    }
+    t.stack.stop().await;
+}
+
+#[actix_web::test]
+async fn internal_endpoints_are_unreachable_through_the_gateway_and_refuse_callers_without_the_token() {
+    let t = TestStack::spawn().await;
+    let token = t.login("tpe.manager").await;
+    let through_gateway = t.post(&token, "/internal/v1/events", &json!({"events": []})).await;
+    problem(through_gateway, 404).await;
+    let direct = t
+        .http
+        .post(format!("{}/internal/v1/events", t.stack.audit_url))
+        .json(&json!({"events": []}))
+        .send()
+        .await
+        .unwrap();
+    let p = problem(direct, 403).await;
+    assert_eq!(p["code"], "internal_only");
+    t.stack.stop().await;
+}
+
+#[actix_web::test]
+async fn problems_carry_the_request_id_and_answer_in_chinese_when_asked() {
+    let t = TestStack::spawn().await;
+    let token = t.login("tpe.caseworker").await;
+    let response = t
+        .http
+        .post(t.url("/v1/lookups"))
+        .bearer_auth(&token)
+        .header("x-request-id", "case-42-check")
+        .header("accept-language", "zh-TW,zh;q=0.9")
+        .json(&json!({"query_type": "entry_exit_last_year"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-request-id"], "case-42-check");
+    let p = problem(response, 422).await;
+    assert_eq!(p["request_id"], "case-42-check");
+    assert_eq!(p["title"], "缺少必要欄位");
+    // A body that is not JSON at all is a 400 problem, never a 500.
+    let garbage = t
+        .http
+        .post(t.url("/v1/lookups"))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    let p = problem(garbage, 400).await;
+    assert!(!p["request_id"].as_str().unwrap().is_empty());
+    t.stack.stop().await;
+}
+
+#[actix_web::test]
+async fn r_qry_10_r_qry_11_catalogues_are_served_from_the_seeds() {
+    let t = TestStack::spawn().await;
+    let token = t.login("hln.clerk").await;
+    let bases: Value = t.get(&token, "/v1/catalogue/legal-bases").await.json().await.unwrap();
+    let social: Vec<_> = bases.as_array().unwrap().iter().filter(|b| b["agency_kind"] == "social_welfare").collect();
+    assert_eq!(social.len(), 11);
+    let purposes: Value = t.get(&token, "/v1/catalogue/purposes").await.json().await.unwrap();
+    let other = purposes.as_array().unwrap().iter().find(|p| p["code"] == "hr_other_approved").unwrap();
+    assert_eq!(other["requires_supervisor_approval"], true);
+    let types: Value = t.get(&token, "/v1/catalogue/query-types").await.json().await.unwrap();
+    assert_eq!(types.as_array().unwrap().len(), 8);
+    t.stack.stop().await;
+}
+
+#[actix_web::test]
+async fn vendors_are_registered_and_listed_per_agency() {
+    let t = TestStack::spawn().await;
+    let manager = t.login("tpe.manager").await;
+    let created = t
+        .post(&manager, "/v1/vendors", &json!({"name": "臺灣資訊服務股份有限公司", "business_number": "22099131"}))
+        .await;
+    assert_eq!(created.status(), 201);
+    let duplicate = t.post(&manager, "/v1/vendors", &json!({"name": "again", "business_number": "22099131"})).await;
+    assert_eq!(problem(duplicate, 409).await["field"], "business_number");
+    let bad = t.post(&manager, "/v1/vendors", &json!({"name": "x", "business_number": "22099132"})).await;
+    assert_eq!(problem(bad, 422).await["field"], "business_number");
+    let listed: Value = t.get(&manager, "/v1/vendors").await.json().await.unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    // Another agency sees none of them; a caseworker may not manage vendors.
+    let other = t.login("hln.manager").await;
+    let theirs: Value = t.get(&other, "/v1/vendors").await.json().await.unwrap();
+    assert_eq!(theirs, json!([]));
+    let caseworker = t.login("tpe.caseworker").await;
+    problem(t.get(&caseworker, "/v1/vendors").await, 403).await;
+    t.stack.stop().await;
+}
+
+#[actix_web::test]
+async fn a_second_start_on_the_same_databases_works_without_duplicating_demo_data() {
+    let databases = [TestDb::new(), TestDb::new(), TestDb::new(), TestDb::new()];
+    let keys = tempfile::tempdir().unwrap();
+    let urls = [databases[0].url(), databases[1].url(), databases[2].url(), databases[3].url()];
+    let http = reqwest::Client::new();
+    let mut kids = Vec::new();
+    for _ in 0..2 {
+        let stack = start(StackConfig::for_tests(urls, keys.path()), immilink_shared::clock::system_clock())
+            .await
+            .expect("the stack starts again on the same data");
+        let login = http
+            .post(format!("{}/v1/auth/login", stack.gateway_url))
+            .json(&json!({"username": "tpe.caseworker", "password": "immilink-demo", "certificate_serial": "DEMO-tpe.caseworker"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(login.status(), 200);
+        let jwks: Value = http
+            .get(format!("{}/.well-known/jwks.json", stack.gateway_url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        kids.push(jwks["keys"][0]["kid"].clone());
+        stack.stop().await;
+    }
+    assert_eq!(kids[0], kids[1], "the signing key persists across restarts");
+}

@@ -1,0 +1,147 @@
+//! Login, tokens and sessions through the gateway.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+use base64::Engine;
+use chrono::Duration;
+use immilink_shared::clock::ManualClock;
+use serde_json::Value;
+
+use crate::harness::{client, problem, Options, TestStack, DEMO_PASSWORD};
+
+#[actix_web::test]
+async fn login_issues_a_bearer_token_tied_to_a_session() {
+    let t = TestStack::spawn().await;
+    let response = t.login_response(&t.http, "hln.clerk", DEMO_PASSWORD, "DEMO-hln.clerk").await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 900);
+    let token = body["access_token"].as_str().unwrap();
+    let claims = decode_claims(token);
+    assert_eq!(claims["sid"], body["session_id"]);
+    assert_eq!(claims["agency"], "HLN-HR");
+    assert_eq!(claims["roles"], serde_json::json!(["caseworker"]));
+    let me: Value = t.get(token, "/v1/me").await.json().await.unwrap();
+    assert_eq!(me["username"], "hln.clerk");
+    t.stack.stop().await;
+}
+
+fn decode_claims(token: &str) -> Value {
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+#[actix_web::test]
+async fn every_login_refusal_has_the_same_shape() {
+    let t = TestStack::spawn().await;
+    let attempts = [
+        ("nobody", DEMO_PASSWORD, "DEMO-nobody"),
+        ("tpe.caseworker", "wrong-password", "DEMO-tpe.caseworker"),
+        ("tpe.caseworker", DEMO_PASSWORD, "DEMO-someone-else"),
+    ];
+    let mut shapes = Vec::new();
+    for (username, password, certificate) in attempts {
+        let p = problem(t.login_response(&t.http, username, password, certificate).await, 401).await;
+        shapes.push((p["code"].clone(), p["title"].clone(), p["detail"].clone()));
+    }
+    assert!(shapes.windows(2).all(|w| w[0] == w[1]), "{shapes:?}");
+    let p = problem(
+        t.http.post(t.url("/v1/auth/login")).json(&serde_json::json!({"username": "x"})).send().await.unwrap(),
+        422,
+    )
+    .await;
+    assert_eq!(p["field"], "password");
+    t.stack.stop().await;
+}
+
+#[actix_web::test]
+async fn r_acc_03_login_requires_the_bound_certificate_serial() {
+    let t = TestStack::spawn().await;
+    let wrong = t.login_response(&t.http, "tpe.caseworker", DEMO_PASSWORD, "DEMO-tpe.manager").await;
+    assert_eq!(wrong.status(), 401);
+    let right = t.login_response(&t.http, "tpe.caseworker", DEMO_PASSWORD, "DEMO-tpe.caseworker").await;
+    assert_eq!(right.status(), 200);
+    t.stack.stop().await;
+}
+
+#[actix_web::test]
+async fn r_acc_11_login_and_requests_from_an_unregistered_ip_are_refused() {
+    let t = TestStack::spawn().await;
+    let elsewhere = client(Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2))));
+    let refused = t.login_response(&elsewhere, "tpe.caseworker", DEMO_PASSWORD, "DEMO-tpe.caseworker").await;
+    problem(refused, 401).await;
+    // A token obtained from the registered IP does not work from another one.
+    let token = t.login("tpe.caseworker").await;
+    let response = elsewhere.get(t.url("/v1/me")).bearer_auth(&token).send().await.unwrap();
+    let p = problem(response, 401).await;
+    assert!(p["detail"].as_str().unwrap().contains("ip_mismatch"), "{p}");
+    t.stack.stop().await;
+}
+
+#[actix_web::test]
+async fn gateway_refuses_missing_malformed_and_forged_tokens_with_401_problem() {
+    let t = TestStack::spawn().await;
+    let missing = t.http.get(t.url("/v1/me")).send().await.unwrap();
+    assert_eq!(missing.headers()["www-authenticate"], "Bearer");
+    problem(missing, 401).await;
+    problem(t.get("not-a-jwt", "/v1/me").await, 401).await;
+
+    // Same claims and kid, signed with another key.
+    let genuine = t.login("tpe.caseworker").await;
+    let header: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(genuine.split('.').next().unwrap()).unwrap(),
+    )
+    .unwrap();
+    let forged = sign_with_a_stranger_key(&decode_claims(&genuine), header["kid"].as_str().unwrap());
+    problem(t.get(&forged, "/v1/me").await, 401).await;
+    problem(t.post(&forged, "/v1/lookups", &crate::harness::permitted_lookup()).await, 401).await;
+    t.stack.stop().await;
+}
+
+fn sign_with_a_stranger_key(claims: &Value, kid: &str) -> String {
+    use ed25519_dalek::pkcs8::EncodePrivateKey;
+    let stranger = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+    let der = stranger.to_pkcs8_der().unwrap();
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+    header.kid = Some(kid.to_owned());
+    jsonwebtoken::encode(&header, claims, &jsonwebtoken::EncodingKey::from_ed_der(der.as_bytes())).unwrap()
+}
+
+#[actix_web::test]
+async fn gateway_refuses_an_expired_token() {
+    // Identity's clock is an hour behind: the token it issues expired 45 minutes ago in real time.
+    let clock = Arc::new(ManualClock::starting_at(chrono::Utc::now() - Duration::hours(1)));
+    let t = TestStack::spawn_with(Options { clock, ..Options::default() }).await;
+    let token = t.login("tpe.caseworker").await;
+    let p = problem(t.get(&token, "/v1/me").await, 401).await;
+    assert!(p["detail"].as_str().unwrap().contains("expired"), "{p}");
+    t.stack.stop().await;
+}
+
+#[actix_web::test]
+async fn r_acc_10_logged_out_token_is_refused_at_once() {
+    let t = TestStack::spawn().await;
+    let token = t.login("tpe.caseworker").await;
+    assert_eq!(t.get(&token, "/v1/me").await.status(), 200);
+    let logout = t.http.post(t.url("/v1/auth/logout")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(logout.status(), 204);
+    // Refused by the gateway (even within its liveness cache window) and by the services behind it.
+    problem(t.get(&token, "/v1/me").await, 401).await;
+    problem(t.post(&token, "/v1/lookups", &crate::harness::permitted_lookup()).await, 401).await;
+    t.stack.stop().await;
+}
+
+#[actix_web::test]
+async fn r_acc_10_idle_session_ends() {
+    let clock = Arc::new(ManualClock::starting_at(chrono::Utc::now()));
+    let t = TestStack::spawn_with(Options { clock: clock.clone(), ..Options::default() }).await;
+    let token = t.login("tpe.caseworker").await;
+    assert_eq!(t.get(&token, "/v1/me").await.status(), 200);
+    clock.advance(Duration::minutes(16));
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await; // past the gateway's liveness cache
+    let p = problem(t.get(&token, "/v1/me").await, 401).await;
+    assert!(p["detail"].as_str().unwrap().contains("idle_timeout"), "{p}");
+    t.stack.stop().await;
+}
