@@ -96,7 +96,7 @@ fn checksum_ok_letter_nine_digits(id: &[u8]) -> Result<bool, IdError> {
     for (b, w) in id[1..].iter().zip(WEIGHTS) {
         sum += digit(*b).ok_or(IdError::BadFormat { expected: "a letter followed by 9 digits" })? * w;
     }
-    Ok(sum % 10 == 0)
+    Ok(sum.is_multiple_of(10))
 }
 
 fn expect_len(id: &str, len: usize, expected: &'static str) -> Result<(), IdError> {
@@ -222,7 +222,7 @@ fn old_style_checksum_ok(id: &[u8]) -> Result<bool, IdError> {
     for (b, w) in id[2..].iter().zip(WEIGHTS) {
         sum += digit(*b).ok_or(IdError::BadFormat { expected: "two letters followed by 8 digits" })? * w;
     }
-    Ok(sum % 10 == 0)
+    Ok(sum.is_multiple_of(10))
 }
 
 impl PassportNumber {

@@ -41,9 +41,12 @@ pub struct Problem {
     pub hint: Option<String>,
 }
 
-/// The error every handler returns.
+/// The error every handler returns. Boxed: errors travel in every `Result` and should stay small.
 #[derive(Debug, Clone)]
-pub struct ApiError {
+pub struct ApiError(Box<Details>);
+
+#[derive(Debug, Clone)]
+struct Details {
     status: StatusCode,
     code: &'static str,
     title: &'static str,
@@ -57,7 +60,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, title: &'static str, title_zh: &'static str) -> Self {
-        Self {
+        Self(Box::new(Details {
             status,
             code,
             title,
@@ -67,39 +70,39 @@ impl ApiError {
             rule: None,
             hint: None,
             www_authenticate: false,
-        }
+        }))
     }
 
     pub fn detail(mut self, detail: impl Into<String>) -> Self {
-        self.detail = detail.into();
+        self.0.detail = detail.into();
         self
     }
 
     pub fn field(mut self, field: impl Into<String>) -> Self {
-        self.field = Some(field.into());
+        self.0.field = Some(field.into());
         self
     }
 
     pub fn rule(mut self, rule: &'static str) -> Self {
-        self.rule = Some(rule);
+        self.0.rule = Some(rule);
         self
     }
 
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
-        self.hint = Some(hint.into());
+        self.0.hint = Some(hint.into());
         self
     }
 
     pub fn status(&self) -> StatusCode {
-        self.status
+        self.0.status
     }
 
     pub fn code(&self) -> &'static str {
-        self.code
+        self.0.code
     }
 
     pub fn field_name(&self) -> Option<&str> {
-        self.field.as_deref()
+        self.0.field.as_deref()
     }
 
     // --- the common kinds -------------------------------------------------------------------------
@@ -128,7 +131,7 @@ impl ApiError {
     pub fn unauthenticated(detail: impl Into<String>) -> Self {
         let mut err = Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", "Authentication is required", "需要登入")
             .detail(detail);
-        err.www_authenticate = true;
+        err.0.www_authenticate = true;
         err
     }
 
@@ -162,39 +165,39 @@ impl ApiError {
     /// The wire document, with the request id and language of the request being served.
     pub fn to_problem(&self) -> Problem {
         let request = current_request();
-        let title = if request.as_ref().is_some_and(|r| r.prefers_zh) { self.title_zh } else { self.title };
+        let title = if request.as_ref().is_some_and(|r| r.prefers_zh) { self.0.title_zh } else { self.0.title };
         Problem {
-            type_uri: format!("{TYPE_BASE}{}", self.code),
+            type_uri: format!("{TYPE_BASE}{}", self.0.code),
             title: title.to_owned(),
-            status: self.status.as_u16(),
-            detail: self.detail.clone(),
-            code: self.code.to_owned(),
+            status: self.0.status.as_u16(),
+            detail: self.0.detail.clone(),
+            code: self.0.code.to_owned(),
             request_id: request.map(|r| r.request_id).unwrap_or_default(),
-            field: self.field.clone(),
-            rule: self.rule.map(str::to_owned),
-            hint: self.hint.clone(),
+            field: self.0.field.clone(),
+            rule: self.0.rule.map(str::to_owned),
+            hint: self.0.hint.clone(),
         }
     }
 }
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.detail)
+        write!(f, "{} {}: {}", self.0.status.as_u16(), self.0.code, self.0.detail)
     }
 }
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        self.status
+        self.0.status
     }
 
     fn error_response(&self) -> HttpResponse {
-        let mut response = HttpResponse::build(self.status);
+        let mut response = HttpResponse::build(self.0.status);
         response.content_type(PROBLEM_JSON);
-        if self.www_authenticate {
+        if self.0.www_authenticate {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
         }
-        if self.status == StatusCode::SERVICE_UNAVAILABLE || self.status == StatusCode::TOO_MANY_REQUESTS {
+        if self.0.status == StatusCode::SERVICE_UNAVAILABLE || self.0.status == StatusCode::TOO_MANY_REQUESTS {
             response.insert_header((header::RETRY_AFTER, "1"));
         }
         response.json(self.to_problem())

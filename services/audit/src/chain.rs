@@ -16,7 +16,8 @@ use crate::schema::{audit_chain_head, audit_records};
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// A stored record as the API shows it.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, Queryable, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, Queryable, Selectable, PartialEq)]
+#[diesel(table_name = audit_records)]
 pub struct AuditRecord {
     pub sequence: i64,
     pub id: String,
@@ -52,36 +53,6 @@ mod naive_utc {
         chrono::DateTime::parse_from_rfc3339(&text).map(|at| at.naive_utc()).map_err(serde::de::Error::custom)
     }
 }
-
-const RECORD_COLUMNS: (
-    audit_records::sequence,
-    audit_records::id,
-    audit_records::kind,
-    audit_records::occurred_at,
-    audit_records::recorded_at,
-    audit_records::source,
-    audit_records::actor_user_id,
-    audit_records::agency,
-    audit_records::correlation_id,
-    audit_records::subject_id,
-    audit_records::payload,
-    audit_records::prev_hash,
-    audit_records::hash,
-) = (
-    audit_records::sequence,
-    audit_records::id,
-    audit_records::kind,
-    audit_records::occurred_at,
-    audit_records::recorded_at,
-    audit_records::source,
-    audit_records::actor_user_id,
-    audit_records::agency,
-    audit_records::correlation_id,
-    audit_records::subject_id,
-    audit_records::payload,
-    audit_records::prev_hash,
-    audit_records::hash,
-);
 
 /// The hash of a record: SHA-256 over the previous hash and every stored field except
 /// `recorded_at`, separated by a byte that cannot occur in them unescaped.
@@ -198,7 +169,7 @@ pub fn verify(conn: &mut DbConn) -> Result<Verification, DbError> {
             .filter(audit_records::sequence.ge(expected_sequence))
             .order(audit_records::sequence.asc())
             .limit(VERIFY_PAGE)
-            .select(RECORD_COLUMNS)
+            .select(AuditRecord::as_select())
             .load(conn)?;
         if page.is_empty() {
             return Ok(Verification { ok: true, records: expected_sequence - 1, first_bad_sequence: None });
@@ -242,7 +213,7 @@ pub struct RecordFilter {
 }
 
 pub fn search(conn: &mut DbConn, filter: &RecordFilter) -> Result<Vec<AuditRecord>, DbError> {
-    let mut query = audit_records::table.select(RECORD_COLUMNS).into_boxed();
+    let mut query = audit_records::table.select(AuditRecord::as_select()).into_boxed();
     if let Some(agency) = &filter.agency {
         query = query.filter(audit_records::agency.eq(agency.clone()));
     }
@@ -272,5 +243,5 @@ pub fn search(conn: &mut DbConn, filter: &RecordFilter) -> Result<Vec<AuditRecor
 }
 
 pub fn find(conn: &mut DbConn, id: &str) -> Result<Option<AuditRecord>, DbError> {
-    Ok(audit_records::table.filter(audit_records::id.eq(id)).select(RECORD_COLUMNS).first(conn).optional()?)
+    Ok(audit_records::table.filter(audit_records::id.eq(id)).select(AuditRecord::as_select()).first(conn).optional()?)
 }

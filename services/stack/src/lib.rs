@@ -181,3 +181,47 @@ impl RunningStack {
         }
     }
 }
+
+/// The merged public document, as the gateway serves it: the gateway's paths, then each service's.
+pub fn merged_openapi() -> utoipa::openapi::OpenApi {
+    immilink_shared::openapi::merge(
+        gateway::own_openapi(),
+        [identity::openapi(), broker::openapi(), audit::openapi(), vendors::openapi()],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use immilink_shared::openapi::check_committed;
+
+    fn committed(name: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../openapi").join(name)
+    }
+
+    /// openapi/*.json must equal what the code generates; CI fails on drift.
+    #[test]
+    fn openapi_documents_match_the_committed_files() {
+        let documents = [
+            ("immilink.json", super::merged_openapi()),
+            ("identity.json", super::identity::openapi()),
+            ("broker.json", super::broker::openapi()),
+            ("audit.json", super::audit::openapi()),
+            ("vendors.json", super::vendors::openapi()),
+            ("nia-mock.json", super::nia_mock::openapi()),
+        ];
+        let drift: Vec<String> =
+            documents.iter().filter_map(|(name, doc)| check_committed(&committed(name), doc).err()).collect();
+        assert!(drift.is_empty(), "{}", drift.join("\n"));
+    }
+
+    #[test]
+    fn merged_document_has_every_public_path_and_no_internal_one() {
+        let doc = super::merged_openapi();
+        for path in ["/v1/auth/login", "/v1/auth/logout", "/v1/me", "/v1/lookups", "/v1/audit/verify", "/v1/vendors"] {
+            assert!(doc.paths.paths.contains_key(path), "{path}");
+        }
+        assert!(doc.paths.paths.keys().all(|p| !p.starts_with("/internal")));
+    }
+}

@@ -32,7 +32,7 @@ impl BusinessNumber {
                 product / 10 + product % 10
             })
             .sum();
-        let valid = sum % 5 == 0 || (digits[6] == 7 && (sum + 1) % 5 == 0);
+        let valid = sum.is_multiple_of(5) || (digits[6] == 7 && (sum + 1).is_multiple_of(5));
         if valid {
             Ok(Self(value.to_owned()))
         } else {
@@ -45,7 +45,8 @@ impl BusinessNumber {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, Queryable, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, Queryable, Selectable, PartialEq)]
+#[diesel(table_name = vendors)]
 pub struct Vendor {
     pub id: String,
     /// The registering agency's code.
@@ -91,24 +92,6 @@ impl From<VendorError> for ApiError {
     }
 }
 
-const COLUMNS: (
-    vendors::id,
-    vendors::agency,
-    vendors::name,
-    vendors::business_number,
-    vendors::contact_email,
-    vendors::created_by,
-    vendors::created_at,
-) = (
-    vendors::id,
-    vendors::agency,
-    vendors::name,
-    vendors::business_number,
-    vendors::contact_email,
-    vendors::created_by,
-    vendors::created_at,
-);
-
 pub fn register(conn: &mut DbConn, now: DateTime<Utc>, new: &NewVendor) -> Result<Vendor, VendorError> {
     let existing: i64 = vendors::table
         .filter(vendors::agency.eq(&new.agency))
@@ -147,7 +130,11 @@ pub fn register(conn: &mut DbConn, now: DateTime<Utc>, new: &NewVendor) -> Resul
 }
 
 pub fn list(conn: &mut DbConn, agency: &str) -> Result<Vec<Vendor>, VendorError> {
-    Ok(vendors::table.filter(vendors::agency.eq(agency)).order(vendors::name.asc()).select(COLUMNS).load(conn)?)
+    Ok(vendors::table
+        .filter(vendors::agency.eq(agency))
+        .order(vendors::name.asc())
+        .select(Vendor::as_select())
+        .load(conn)?)
 }
 
 #[cfg(test)]

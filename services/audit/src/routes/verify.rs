@@ -14,7 +14,7 @@ use crate::State;
 #[get("/v1/audit/verify")]
 pub async fn verify(state: web::Data<State>, caller: Authenticated) -> ApiResult<web::Json<Verification>> {
     caller.claims.require_any_role(super::READERS)?;
-    let result = state.db.run(|conn| chain::verify(conn)).await.map_err(ApiError::from)?;
+    let result = state.db.run(chain::verify).await.map_err(ApiError::from)?;
     if !result.ok {
         tracing::error!(first_bad_sequence = ?result.first_bad_sequence, "audit chain verification failed");
     }
