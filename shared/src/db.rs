@@ -100,10 +100,11 @@ pub struct Manager {
     target: Target,
 }
 
-/// SQLite settings: WAL so readers do not block the writer; `synchronous=FULL` so a committed audit
-/// record survives a power loss (R-QRY-08); a busy timeout instead of immediate "database is locked".
-const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-     PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;";
+/// SQLite settings: a busy timeout instead of an immediate "database is locked" (first, so the others
+/// wait for a lock too); WAL so readers do not block the writer; `synchronous=FULL` so a committed
+/// audit record survives a power loss (R-QRY-08).
+const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
+     PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;";
 
 impl ManageConnection for Manager {
     type Connection = DbConn;

@@ -133,6 +133,38 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
     }
 }
 
+/// Query parameters whose deserialisation errors name the offending parameter (422).
+#[derive(Debug)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T> ApiQuery<T> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T: DeserializeOwned> FromRequest for ApiQuery<T> {
+    type Error = actix_web::Error;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        std::future::ready(parse_query(req.query_string()).map(ApiQuery).map_err(Into::into))
+    }
+}
+
+/// Deserialises a query string, naming the parameter that failed.
+pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+    serde_path_to_error::deserialize(deserializer).map_err(|err| {
+        let path = err.path().to_string();
+        let message = err.into_inner().to_string();
+        if let Some(field) = missing_field_name(&message) {
+            return ApiError::missing_field(field);
+        }
+        ApiError::invalid_field(if path == "." { "query".to_owned() } else { path }, message)
+    })
+}
+
 /// Deserialises JSON, turning serde's error into a problem that names the field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
@@ -264,6 +296,23 @@ mod tests {
         assert_eq!(err.field_name(), Some("nested.inner"));
     }
 
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Filter {
+        limit: Option<i64>,
+        from: Option<chrono::DateTime<chrono::Utc>>,
+    }
+
+    #[test]
+    fn bad_query_parameters_are_named() {
+        let err = parse_query::<Filter>("limit=ten").unwrap_err();
+        assert_eq!(err.status().as_u16(), 422);
+        assert_eq!(err.field_name(), Some("limit"));
+        let err = parse_query::<Filter>("from=yesterday").unwrap_err();
+        assert_eq!(err.field_name(), Some("from"));
+        assert_eq!(parse_query::<Filter>("limit=5").unwrap().limit, Some(5));
+    }
+
     #[test]
     fn syntax_error_is_400() {
         let err = parse_json::<Body>(b"{not json").unwrap_err();
@@ -310,10 +359,27 @@ pub fn openapi_resource(api: utoipa::openapi::OpenApi) -> actix_web::Resource {
     ))
 }
 
-/// A bound, running HTTP server: its port and the handle to run or stop it.
+/// A bound HTTP server (its port, and the server future to run) plus the service's background tasks,
+/// which stop with it.
 pub struct Running {
     pub port: u16,
     pub server: actix_web::dev::Server,
+    pub tasks: Vec<actix_web::rt::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Adds a background task that must not outlive the server.
+    pub fn with_task(mut self, task: actix_web::rt::task::JoinHandle<()>) -> Self {
+        self.tasks.push(task);
+        self
+    }
+
+    /// Stops the background tasks (the server stops through its own handle or signals).
+    pub fn abort_tasks(tasks: Vec<actix_web::rt::task::JoinHandle<()>>) {
+        for task in tasks {
+            task.abort();
+        }
+    }
 }
 
 /// Binds `addr` (port 0 picks a free one) and returns the listener with its port.
@@ -375,5 +441,5 @@ where
     .listen(listener)?
     .run();
     tracing::info!(service = routes.service, port, "listening");
-    Ok(Running { port, server })
+    Ok(Running { port, server, tasks: Vec::new() })
 }

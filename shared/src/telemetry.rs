@@ -42,7 +42,12 @@ pub fn init_with_default_filter(service_name: &'static str, default_filter: &str
     // The log filter applies to log output only: the OpenTelemetry layer always sees request spans,
     // so trace context propagates however quiet the logs are.
     let installed = tracing_subscriber::registry()
-        .with(tracing_subscriber::fmt::layer().with_target(false).with_filter(filter))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_target(false)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+                .with_filter(filter),
+        )
         .with(tracing_opentelemetry::layer().with_tracer(tracer).with_filter(LevelFilter::INFO))
         .try_init();
     if installed.is_ok() {
@@ -102,6 +107,7 @@ pub fn inject_trace_context(headers: &mut reqwest::header::HeaderMap) {
 /// Runs a service binary's server until SIGTERM/SIGINT (actix stops gracefully), then flushes spans.
 pub async fn run_until_stopped(running: crate::http::Running, telemetry: Telemetry) -> std::io::Result<()> {
     let result = running.server.await;
+    crate::http::Running::abort_tasks(running.tasks);
     telemetry.shutdown().await;
     result
 }

@@ -130,7 +130,6 @@ impl Application {
         let http = reqwest::Client::builder().pool_idle_timeout(Duration::from_secs(30)).build()?;
         let relay =
             Relay::new(db.clone(), clock.clone(), http.clone(), &settings.audit_url, settings.internal_token.clone());
-        actix_web::rt::spawn(relay.clone().run());
         let verifier = web::Data::new(TokenVerifier::remote(
             format!("{}/.well-known/jwks.json", settings.identity_url.trim_end_matches('/')),
             http.clone(),
@@ -144,8 +143,10 @@ impl Application {
             internal_token: settings.internal_token.clone(),
         });
         let internal = web::Data::new(InternalToken(settings.internal_token));
-        Ok(serve(&settings.addr, settings.workers, ROUTES, move |cfg| {
+        let relay_task = actix_web::rt::spawn(state.relay.clone().run());
+        let running = serve(&settings.addr, settings.workers, ROUTES, move |cfg| {
             cfg.app_data(state.clone()).app_data(verifier.clone()).app_data(internal.clone());
-        })?)
+        })?;
+        Ok(running.with_task(relay_task))
     }
 }

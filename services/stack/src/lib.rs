@@ -141,6 +141,7 @@ pub struct RunningStack {
     pub vendors_url: String,
     pub nia_url: String,
     handles: Vec<ServerHandle>,
+    tasks: Vec<actix_web::rt::task::JoinHandle<()>>,
 }
 
 fn url(port: u16) -> String {
@@ -150,8 +151,10 @@ fn url(port: u16) -> String {
 /// Starts every service, identity first (the others need its address), the gateway last.
 pub async fn start(mut config: StackConfig, clock: SharedClock) -> anyhow::Result<RunningStack> {
     let mut handles = Vec::new();
+    let mut tasks = Vec::new();
     let mut launch = |running: immilink_shared::http::Running| {
         handles.push(running.server.handle());
+        tasks.extend(running.tasks);
         actix_web::rt::spawn(running.server);
         url(running.port)
     };
@@ -170,7 +173,7 @@ pub async fn start(mut config: StackConfig, clock: SharedClock) -> anyhow::Resul
     config.gateway.audit_url = audit_url.clone();
     config.gateway.vendors_url = vendors_url.clone();
     let gateway_url = launch(gateway::Application::build(config.gateway).await?);
-    Ok(RunningStack { gateway_url, identity_url, broker_url, audit_url, vendors_url, nia_url, handles })
+    Ok(RunningStack { gateway_url, identity_url, broker_url, audit_url, vendors_url, nia_url, handles, tasks })
 }
 
 impl RunningStack {
@@ -179,6 +182,7 @@ impl RunningStack {
         for handle in self.handles.into_iter().rev() {
             handle.stop(true).await;
         }
+        immilink_shared::http::Running::abort_tasks(self.tasks);
     }
 }
 

@@ -65,7 +65,7 @@ pub struct State {
 #[openapi(
     info(title = "immilink vendors", description = "Contractors and their personnel."),
     modifiers(&BearerSecurity),
-    tags((name = "vendors", description = "Audit records and chain verification"), (name = "health"))
+    tags((name = "vendors", description = "Contractor registration"), (name = "health"))
 )]
 struct ApiDoc;
 

@@ -1,5 +1,6 @@
 use actix_web::{get, web};
 use immilink_shared::auth::{AccessClaims, Authenticated};
+use immilink_shared::http::ApiQuery;
 use immilink_shared::problem::Problem;
 use immilink_shared::{ApiError, ApiResult};
 
@@ -19,7 +20,7 @@ fn sees_all_agencies(claims: &AccessClaims) -> bool {
 pub async fn search(
     state: web::Data<State>,
     caller: Authenticated,
-    filter: web::Query<RecordFilter>,
+    filter: ApiQuery<RecordFilter>,
 ) -> ApiResult<web::Json<Vec<AuditRecord>>> {
     caller.claims.require_any_role(super::READERS)?;
     let mut filter = filter.into_inner();
