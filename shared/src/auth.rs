@@ -138,6 +138,11 @@ impl TokenVerifier {
         Self::new(KeySource::Remote { url: jwks_url.into(), http }, HashMap::new())
     }
 
+    /// Verifies with the keys identity serves at `<identity_url>/.well-known/jwks.json`.
+    pub fn from_identity(identity_url: &str, http: reqwest::Client) -> Self {
+        Self::remote(format!("{}/.well-known/jwks.json", identity_url.trim_end_matches('/')), http)
+    }
+
     fn new(source: KeySource, keys: HashMap<String, DecodingKey>) -> Self {
         Self {
             inner: Arc::new(VerifierInner {

@@ -65,6 +65,58 @@ pub fn internal_token(embedded: bool) -> Result<Secret, ConfigError> {
     }
 }
 
+/// What every service with a database reads: `IMMILINK_<SERVICE>_ADDR`,
+/// `IMMILINK_<SERVICE>_DATABASE_URL`, `IMMILINK_IDENTITY_URL`, `IMMILINK_INTERNAL_TOKEN`, `IMMILINK_WORKERS`.
+#[derive(Debug, Clone)]
+pub struct ServiceSettings {
+    /// Listen address; default `127.0.0.1:<the service's port>`.
+    pub addr: String,
+    /// Default `sqlite://./data/<service>.db` (the embedded mode).
+    pub database: crate::db::DbSettings,
+    /// Where the token keys and session answers come from; default `http://127.0.0.1:8081`.
+    pub identity_url: String,
+    pub internal_token: Secret,
+    /// HTTP worker threads; default 2.
+    pub workers: usize,
+}
+
+impl ServiceSettings {
+    /// Reads the variables of `service` (e.g. `audit` → `IMMILINK_AUDIT_ADDR`). The launcher passes the
+    /// internal token it shares between the services; otherwise it is read, or generated in the
+    /// embedded mode.
+    pub fn from_env(service: &str, default_port: u16, internal_token: Option<Secret>) -> Result<Self, ConfigError> {
+        let prefix = service.to_ascii_uppercase().replace('-', "_");
+        let url = string_or(&format!("{prefix}_DATABASE_URL"), &format!("sqlite://./data/{service}.db"));
+        let embedded = url.starts_with("sqlite:");
+        Ok(Self {
+            addr: string_or(&format!("{prefix}_ADDR"), &format!("127.0.0.1:{default_port}")),
+            database: crate::db::DbSettings::new(url),
+            identity_url: string_or("IDENTITY_URL", "http://127.0.0.1:8081"),
+            internal_token: match internal_token {
+                Some(token) => token,
+                None => self::internal_token(embedded)?,
+            },
+            workers: parse_or("WORKERS", 2)?,
+        })
+    }
+
+    /// For tests and the launcher: any free loopback port, the given database, one worker.
+    pub fn local(database_url: &str, internal_token: Secret) -> Self {
+        Self {
+            addr: "127.0.0.1:0".into(),
+            database: crate::db::DbSettings::new(database_url),
+            identity_url: "http://127.0.0.1:0".into(),
+            internal_token,
+            workers: 1,
+        }
+    }
+
+    /// The embedded mode is the SQLite one.
+    pub fn is_embedded(&self) -> bool {
+        self.database.url.starts_with("sqlite:")
+    }
+}
+
 /// A secret value that never prints.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);

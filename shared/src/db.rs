@@ -182,6 +182,14 @@ impl Db {
         Ok(Self { pool, backend })
     }
 
+    /// [`Db::connect`] from async startup code, off the executor.
+    pub async fn open(settings: &DbSettings, migrations: &'static Migrations) -> Result<Self, DbError> {
+        let settings = settings.clone();
+        actix_web::web::block(move || Db::connect(&settings, migrations))
+            .await
+            .map_err(|err| DbError::Blocking(err.to_string()))?
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }

@@ -246,6 +246,19 @@ impl Health {
     }
 }
 
+/// Readiness of a service with a database: 200 only when the database answers. Needs
+/// `web::Data<Db>` in the app.
+#[utoipa::path(get, path = "/readyz", tag = "health", responses(
+    (status = 200, body = Health), (status = 503, body = Health)))]
+#[get("/readyz")]
+pub async fn readyz(name: web::Data<ServiceName>, db: web::Data<crate::db::Db>) -> actix_web::HttpResponse {
+    let ping = db.ping().await;
+    Health::respond(
+        name.0,
+        vec![HealthCheck { name: "database".into(), ok: ping.is_ok(), error: ping.err().map(|e| e.to_string()) }],
+    )
+}
+
 /// Shared service name for the health handlers.
 #[derive(Debug, Clone)]
 pub struct ServiceName(pub &'static str);

@@ -13,8 +13,8 @@ mod tests;
 use actix_web::web;
 use immilink_shared::auth::{InternalToken, TokenVerifier};
 use immilink_shared::clock::SharedClock;
-use immilink_shared::config::{self, ConfigError, Secret};
-use immilink_shared::db::{Db, DbSettings, Migrations};
+use immilink_shared::config::{ConfigError, Secret, ServiceSettings};
+use immilink_shared::db::{Db, Migrations};
 use immilink_shared::http::{serve, Routes, Running};
 use immilink_shared::openapi::BearerSecurity;
 use utoipa::OpenApi;
@@ -26,38 +26,12 @@ pub static MIGRATIONS: Migrations = Migrations {
     sqlite: diesel_migrations::embed_migrations!("../../migrations/audit/sqlite"),
 };
 
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// `IMMILINK_AUDIT_ADDR`, default `127.0.0.1:8083`.
-    pub addr: String,
-    /// `IMMILINK_AUDIT_DATABASE_URL`, default `sqlite://./data/audit.db`.
-    pub database: DbSettings,
-    /// `IMMILINK_IDENTITY_URL`: where the token keys come from.
-    pub identity_url: String,
-    pub internal_token: Secret,
-    pub workers: usize,
-}
+/// Audit reads only the common service settings (default port 8083).
+pub type Settings = ServiceSettings;
 
-impl Settings {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_env_with(None)
-    }
-
-    /// As [`Settings::from_env`], with the internal token given by the launcher.
-    pub fn from_env_with(internal_token: Option<Secret>) -> Result<Self, ConfigError> {
-        let url = config::string_or("AUDIT_DATABASE_URL", "sqlite://./data/audit.db");
-        let embedded = url.starts_with("sqlite:");
-        Ok(Self {
-            addr: config::string_or("AUDIT_ADDR", "127.0.0.1:8083"),
-            database: DbSettings::new(url),
-            identity_url: config::string_or("IDENTITY_URL", "http://127.0.0.1:8081"),
-            internal_token: match internal_token {
-                Some(token) => token,
-                None => config::internal_token(embedded)?,
-            },
-            workers: config::parse_or("WORKERS", 2)?,
-        })
-    }
+/// `IMMILINK_AUDIT_*` and the common variables; the launcher passes the shared internal token.
+pub fn settings_from_env(internal_token: Option<Secret>) -> Result<Settings, ConfigError> {
+    ServiceSettings::from_env(SERVICE, 8083, internal_token)
 }
 
 pub struct State {
@@ -89,17 +63,13 @@ pub struct Application;
 
 impl Application {
     pub async fn build(settings: Settings, clock: SharedClock) -> anyhow::Result<Running> {
-        let db_settings = settings.database.clone();
-        let db = web::block(move || Db::connect(&db_settings, &MIGRATIONS)).await??;
-        let http = reqwest::Client::new();
-        let verifier = web::Data::new(TokenVerifier::remote(
-            format!("{}/.well-known/jwks.json", settings.identity_url.trim_end_matches('/')),
-            http,
-        ));
-        let state = web::Data::new(State { db, clock });
+        let db = Db::open(&settings.database, &MIGRATIONS).await?;
+        let verifier = web::Data::new(TokenVerifier::from_identity(&settings.identity_url, reqwest::Client::new()));
+        let state = web::Data::new(State { db: db.clone(), clock });
+        let db = web::Data::new(db);
         let internal = web::Data::new(InternalToken(settings.internal_token));
         Ok(serve(&settings.addr, settings.workers, ROUTES, move |cfg| {
-            cfg.app_data(state.clone()).app_data(verifier.clone()).app_data(internal.clone());
+            cfg.app_data(state.clone()).app_data(db.clone()).app_data(verifier.clone()).app_data(internal.clone());
         })?)
     }
 }

@@ -6,7 +6,7 @@ use immilink_shared::telemetry;
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
     let telemetry = telemetry::init("immilink-audit");
-    let settings = immilink_audit::Settings::from_env()?;
+    let settings = immilink_audit::settings_from_env(None)?;
     let running = immilink_audit::Application::build(settings, system_clock()).await?;
     telemetry::run_until_stopped(running, telemetry).await?;
     Ok(())

@@ -4,9 +4,10 @@
 use actix_web::{test as actix_test, web, App};
 use chrono::{TimeZone, Utc};
 use diesel::prelude::*;
-use immilink_shared::clock::{system_clock, Clock, ManualClock};
+use immilink_shared::clock::{Clock, ManualClock};
 use immilink_shared::db::{Db, DbSettings};
 use immilink_shared::events::AuditEvent;
+use immilink_shared::http::ServiceName;
 use immilink_shared::testing::TestDb;
 use serde_json::json;
 
@@ -114,8 +115,13 @@ async fn readyz_fails_when_the_database_does_not_answer() {
     settings.pool_size = 1;
     settings.connect_timeout = std::time::Duration::from_millis(300);
     let database = Db::connect(&settings, &MIGRATIONS).unwrap();
-    let state = web::Data::new(crate::State { db: database.clone(), clock: system_clock() });
-    let app = actix_test::init_service(App::new().app_data(state).service(crate::routes::readyz_for_tests())).await;
+    let app = actix_test::init_service(
+        App::new()
+            .app_data(web::Data::new(ServiceName(crate::SERVICE)))
+            .app_data(web::Data::new(database.clone()))
+            .service(immilink_shared::http::readyz),
+    )
+    .await;
     let ready = actix_test::call_service(&app, actix_test::TestRequest::get().uri("/readyz").to_request()).await;
     assert_eq!(ready.status(), 200);
     // Hold the only connection: the database no longer answers this service.

@@ -19,8 +19,8 @@ use std::time::Duration;
 use actix_web::web;
 use immilink_shared::auth::{InternalToken, TokenVerifier};
 use immilink_shared::clock::SharedClock;
-use immilink_shared::config::{self, ConfigError, Secret};
-use immilink_shared::db::{Db, DbSettings, Migrations};
+use immilink_shared::config::{self, ConfigError, Secret, ServiceSettings};
+use immilink_shared::db::{Db, Migrations};
 use immilink_shared::http::{no_internal_routes, serve, Routes, Running};
 use immilink_shared::openapi::BearerSecurity;
 use utoipa::OpenApi;
@@ -38,12 +38,8 @@ pub static MIGRATIONS: Migrations = Migrations {
 
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// `IMMILINK_BROKER_ADDR`, default `127.0.0.1:8082`.
-    pub addr: String,
-    /// `IMMILINK_BROKER_DATABASE_URL`, default `sqlite://./data/broker.db`.
-    pub database: DbSettings,
-    /// `IMMILINK_IDENTITY_URL`, default `http://127.0.0.1:8081`.
-    pub identity_url: String,
+    /// `IMMILINK_BROKER_ADDR` (default `127.0.0.1:8082`), `IMMILINK_BROKER_DATABASE_URL`, `IMMILINK_IDENTITY_URL`, …
+    pub service: ServiceSettings,
     /// `IMMILINK_AUDIT_URL`, default `http://127.0.0.1:8083`.
     pub audit_url: String,
     /// `IMMILINK_NIA_URL`: the immigration cloud query service, default nia-mock at `http://127.0.0.1:8085`.
@@ -52,8 +48,6 @@ pub struct Settings {
     pub nia_api_key: Option<Secret>,
     /// `IMMILINK_UPSTREAM_TIMEOUT_MS`, default 10000.
     pub upstream_timeout: Duration,
-    pub internal_token: Secret,
-    pub workers: usize,
 }
 
 impl Settings {
@@ -63,21 +57,12 @@ impl Settings {
 
     /// As [`Settings::from_env`], with the internal token given by the launcher.
     pub fn from_env_with(internal_token: Option<Secret>) -> Result<Self, ConfigError> {
-        let url = config::string_or("BROKER_DATABASE_URL", "sqlite://./data/broker.db");
-        let embedded = url.starts_with("sqlite:");
         Ok(Self {
-            addr: config::string_or("BROKER_ADDR", "127.0.0.1:8082"),
-            database: DbSettings::new(url),
-            identity_url: config::string_or("IDENTITY_URL", "http://127.0.0.1:8081"),
+            service: ServiceSettings::from_env(SERVICE, 8082, internal_token)?,
             audit_url: config::string_or("AUDIT_URL", "http://127.0.0.1:8083"),
             nia_url: config::string_or("NIA_URL", "http://127.0.0.1:8085"),
             nia_api_key: config::var("NIA_API_KEY").map(Secret::new),
             upstream_timeout: Duration::from_millis(config::parse_or("UPSTREAM_TIMEOUT_MS", 10_000)?),
-            internal_token: match internal_token {
-                Some(token) => token,
-                None => config::internal_token(embedded)?,
-            },
-            workers: config::parse_or("WORKERS", 2)?,
         })
     }
 }
@@ -120,32 +105,29 @@ pub struct Application;
 impl Application {
     /// Connects and migrates, closes lookups a previous crash interrupted, starts the audit relay, binds.
     pub async fn build(settings: Settings, clock: SharedClock) -> anyhow::Result<Running> {
-        let db_settings = settings.database.clone();
-        let db = web::block(move || Db::connect(&db_settings, &MIGRATIONS)).await??;
+        let db = Db::open(&settings.service.database, &MIGRATIONS).await?;
         let now = clock.now();
         let closed = db.run(move |conn| domain::lookup::close_interrupted(conn, now, INTERRUPTED_AFTER)).await?;
         if closed > 0 {
             tracing::warn!(closed, "closed interrupted lookups as outcome_unknown");
         }
         let http = reqwest::Client::builder().pool_idle_timeout(Duration::from_secs(30)).build()?;
-        let relay =
-            Relay::new(db.clone(), clock.clone(), http.clone(), &settings.audit_url, settings.internal_token.clone());
-        let verifier = web::Data::new(TokenVerifier::remote(
-            format!("{}/.well-known/jwks.json", settings.identity_url.trim_end_matches('/')),
-            http.clone(),
-        ));
+        let internal_token = settings.service.internal_token.clone();
+        let relay = Relay::new(db.clone(), clock.clone(), http.clone(), &settings.audit_url, internal_token.clone());
+        let verifier = web::Data::new(TokenVerifier::from_identity(&settings.service.identity_url, http.clone()));
         let state = web::Data::new(State {
-            db,
+            db: db.clone(),
             clock,
-            identity: IdentityClient::new(http.clone(), &settings.identity_url, settings.internal_token.clone()),
+            identity: IdentityClient::new(http.clone(), &settings.service.identity_url, internal_token.clone()),
             nia: NiaClient::new(http, &settings.nia_url, settings.nia_api_key, settings.upstream_timeout),
             relay,
-            internal_token: settings.internal_token.clone(),
+            internal_token: internal_token.clone(),
         });
-        let internal = web::Data::new(InternalToken(settings.internal_token));
+        let internal = web::Data::new(InternalToken(internal_token));
+        let db = web::Data::new(db);
         let relay_task = actix_web::rt::spawn(state.relay.clone().run());
-        let running = serve(&settings.addr, settings.workers, ROUTES, move |cfg| {
-            cfg.app_data(state.clone()).app_data(verifier.clone()).app_data(internal.clone());
+        let running = serve(&settings.service.addr, settings.service.workers, ROUTES, move |cfg| {
+            cfg.app_data(state.clone()).app_data(db.clone()).app_data(verifier.clone()).app_data(internal.clone());
         })?;
         Ok(running.with_task(relay_task))
     }

@@ -18,8 +18,8 @@ use actix_web::web;
 use chrono::Duration;
 use immilink_shared::auth::{InternalToken, TokenVerifier};
 use immilink_shared::clock::SharedClock;
-use immilink_shared::config::{self, ConfigError, Secret};
-use immilink_shared::db::{Db, DbSettings, Migrations};
+use immilink_shared::config::{self, ConfigError, Secret, ServiceSettings};
+use immilink_shared::db::{Db, Migrations};
 use immilink_shared::http::{serve, Routes, Running};
 use immilink_shared::openapi::BearerSecurity;
 use utoipa::OpenApi;
@@ -35,24 +35,18 @@ pub static MIGRATIONS: Migrations = Migrations {
 
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// `IMMILINK_IDENTITY_ADDR`, default `127.0.0.1:8081`.
-    pub addr: String,
-    /// `IMMILINK_IDENTITY_DATABASE_URL`, default `sqlite://./data/identity.db`.
-    pub database: DbSettings,
+    /// `IMMILINK_IDENTITY_ADDR` (default `127.0.0.1:8081`), `IMMILINK_IDENTITY_DATABASE_URL`, …
+    pub service: ServiceSettings,
     /// `IMMILINK_SIGNING_KEY_FILE`, default `./data/keys/identity-ed25519.pk8`.
     pub signing_key_file: PathBuf,
     /// Generate the signing key when the file is missing: only in the embedded (SQLite) mode.
     pub generate_signing_key: bool,
-    /// `IMMILINK_INTERNAL_TOKEN`: what internal callers present.
-    pub internal_token: Secret,
     /// `IMMILINK_DEMO`: seed the demo agencies and users (default: on in the embedded mode only).
     pub demo: bool,
     /// `IMMILINK_TOKEN_TTL_SECONDS`, default 900.
     pub token_ttl: Duration,
     /// `IMMILINK_IDLE_TIMEOUT_SECONDS`, default 900 (R-ACC-10).
     pub idle_timeout: Duration,
-    /// `IMMILINK_WORKERS`, default 2.
-    pub workers: usize,
 }
 
 impl Settings {
@@ -62,21 +56,15 @@ impl Settings {
 
     /// As [`Settings::from_env`], with the internal token given by the launcher.
     pub fn from_env_with(internal_token: Option<Secret>) -> Result<Self, ConfigError> {
-        let url = config::string_or("IDENTITY_DATABASE_URL", "sqlite://./data/identity.db");
-        let embedded = url.starts_with("sqlite:");
+        let service = ServiceSettings::from_env(SERVICE, 8081, internal_token)?;
+        let embedded = service.is_embedded();
         Ok(Self {
-            addr: config::string_or("IDENTITY_ADDR", "127.0.0.1:8081"),
-            database: DbSettings::new(url),
             signing_key_file: config::string_or("SIGNING_KEY_FILE", "./data/keys/identity-ed25519.pk8").into(),
             generate_signing_key: embedded,
-            internal_token: match internal_token {
-                Some(token) => token,
-                None => config::internal_token(embedded)?,
-            },
             demo: config::flag_or("DEMO", embedded)?,
             token_ttl: Duration::seconds(config::parse_or("TOKEN_TTL_SECONDS", 900)?),
             idle_timeout: Duration::seconds(config::parse_or("IDLE_TIMEOUT_SECONDS", 900)?),
-            workers: config::parse_or("WORKERS", 2)?,
+            service,
         })
     }
 }
@@ -117,8 +105,7 @@ pub struct Application;
 impl Application {
     /// Connects and migrates the database, seeds demo data if asked, loads the signing key and binds.
     pub async fn build(settings: Settings, clock: SharedClock) -> anyhow::Result<Running> {
-        let db_settings = settings.database.clone();
-        let db = web::block(move || Db::connect(&db_settings, &MIGRATIONS)).await??;
+        let db = Db::open(&settings.service.database, &MIGRATIONS).await?;
         if settings.demo {
             let now = clock.now();
             let created = db.run(move |conn| domain::demo::seed(conn, now)).await?;
@@ -129,17 +116,18 @@ impl Application {
         let keys = SigningKeys::load(&settings.signing_key_file, settings.generate_signing_key)?;
         let verifier = TokenVerifier::from_jwks(&keys.jwks())?;
         let state = web::Data::new(State {
-            db,
+            db: db.clone(),
             keys,
             clock,
             token_ttl: settings.token_ttl,
             idle_timeout: settings.idle_timeout,
-            internal_token: settings.internal_token.clone(),
+            internal_token: settings.service.internal_token.clone(),
         });
         let verifier = web::Data::new(verifier);
-        let internal = web::Data::new(InternalToken(settings.internal_token));
-        Ok(serve(&settings.addr, settings.workers, ROUTES, move |cfg| {
-            cfg.app_data(state.clone()).app_data(verifier.clone()).app_data(internal.clone());
+        let internal = web::Data::new(InternalToken(settings.service.internal_token));
+        let db = web::Data::new(db);
+        Ok(serve(&settings.service.addr, settings.service.workers, ROUTES, move |cfg| {
+            cfg.app_data(state.clone()).app_data(db.clone()).app_data(verifier.clone()).app_data(internal.clone());
         })?)
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use actix_web::dev::ServerHandle;
 use immilink_shared::clock::SharedClock;
-use immilink_shared::config::{self, ConfigError, Secret};
+use immilink_shared::config::{self, ConfigError, Secret, ServiceSettings};
 use immilink_shared::db::DbSettings;
 
 pub use immilink_audit as audit;
@@ -36,29 +36,30 @@ impl StackConfig {
     /// otherwise; one internal token and one upstream API key generated for this run (unless given).
     pub fn from_env() -> Result<Self, ConfigError> {
         let data_dir = PathBuf::from(config::string_or("DATA_DIR", "./data"));
-        let internal = config::var("INTERNAL_TOKEN").map(Secret::new).unwrap_or_else(Secret::generate);
+        let internal = Some(config::var("INTERNAL_TOKEN").map(Secret::new).unwrap_or_else(Secret::generate));
         let nia_key = config::var("NIA_API_KEY").map(Secret::new).unwrap_or_else(Secret::generate);
-        let db = |service: &str| {
-            let key = format!("{}_DATABASE_URL", service.to_ascii_uppercase());
-            DbSettings::new(config::var(&key).unwrap_or_else(|| sqlite_url(&data_dir, service)))
-        };
         let mut stack = Self {
-            identity: identity::Settings::from_env_with(embedded_token(&internal))?,
-            broker: broker::Settings::from_env_with(embedded_token(&internal))?,
-            audit: audit::Settings::from_env_with(embedded_token(&internal))?,
-            vendors: vendors::Settings::from_env_with(embedded_token(&internal))?,
+            identity: identity::Settings::from_env_with(internal.clone())?,
+            broker: broker::Settings::from_env_with(internal.clone())?,
+            audit: audit::settings_from_env(internal.clone())?,
+            vendors: vendors::settings_from_env(internal.clone())?,
             nia: nia_mock::Settings::from_env()?,
-            gateway: gateway::Settings::from_env_with(embedded_token(&internal))?,
+            gateway: gateway::Settings::from_env_with(internal)?,
             upstream_override: None,
         };
-        stack.identity.database = db("identity");
-        stack.broker.database = db("broker");
-        stack.audit.database = db("audit");
-        stack.vendors.database = db("vendors");
+        for (service, settings) in [
+            ("identity", &mut stack.identity.service),
+            ("broker", &mut stack.broker.service),
+            ("audit", &mut stack.audit),
+            ("vendors", &mut stack.vendors),
+        ] {
+            if config::var(&format!("{}_DATABASE_URL", service.to_ascii_uppercase())).is_none() {
+                settings.database = DbSettings::new(sqlite_url(&data_dir, service));
+            }
+        }
         if config::var("SIGNING_KEY_FILE").is_none() {
             stack.identity.signing_key_file = data_dir.join("keys/identity-ed25519.pk8");
         }
-        stack.identity.generate_signing_key = stack.identity.database.url.starts_with("sqlite:");
         stack.nia.api_key = Some(nia_key.clone());
         stack.broker.nia_api_key = Some(nia_key);
         Ok(stack)
@@ -69,63 +70,40 @@ impl StackConfig {
     pub fn for_tests(database_urls: [&str; 4], key_dir: &Path) -> Self {
         let internal = Secret::generate();
         let nia_key = Secret::generate();
-        let any_port = "127.0.0.1:0".to_owned();
-        let local = "http://127.0.0.1:0".to_owned();
+        let local = |url: &str| ServiceSettings::local(url, internal.clone());
+        let unwired = "http://127.0.0.1:0".to_owned();
         Self {
             identity: identity::Settings {
-                addr: any_port.clone(),
-                database: DbSettings::new(database_urls[0]),
+                service: local(database_urls[0]),
                 signing_key_file: key_dir.join("signing.pk8"),
                 generate_signing_key: true,
-                internal_token: internal.clone(),
                 demo: true,
                 token_ttl: chrono::Duration::minutes(15),
                 idle_timeout: chrono::Duration::minutes(15),
-                workers: 1,
             },
             broker: broker::Settings {
-                addr: any_port.clone(),
-                database: DbSettings::new(database_urls[1]),
-                identity_url: local.clone(),
-                audit_url: local.clone(),
-                nia_url: local.clone(),
+                service: local(database_urls[1]),
+                audit_url: unwired.clone(),
+                nia_url: unwired.clone(),
                 nia_api_key: Some(nia_key.clone()),
                 upstream_timeout: std::time::Duration::from_secs(5),
-                internal_token: internal.clone(),
-                workers: 1,
             },
-            audit: audit::Settings {
-                addr: any_port.clone(),
-                database: DbSettings::new(database_urls[2]),
-                identity_url: local.clone(),
-                internal_token: internal.clone(),
-                workers: 1,
-            },
-            vendors: vendors::Settings {
-                addr: any_port.clone(),
-                database: DbSettings::new(database_urls[3]),
-                identity_url: local.clone(),
-                internal_token: internal.clone(),
-                workers: 1,
-            },
-            nia: nia_mock::Settings { addr: any_port.clone(), api_key: Some(nia_key), workers: 1 },
+            audit: local(database_urls[2]),
+            vendors: local(database_urls[3]),
+            nia: nia_mock::Settings { addr: "127.0.0.1:0".into(), api_key: Some(nia_key), workers: 1 },
             gateway: gateway::Settings {
-                addr: any_port,
-                identity_url: local.clone(),
-                broker_url: local.clone(),
-                audit_url: local.clone(),
-                vendors_url: local,
-                internal_token: internal,
+                addr: "127.0.0.1:0".into(),
+                identity_url: unwired.clone(),
+                broker_url: unwired.clone(),
+                audit_url: unwired.clone(),
+                vendors_url: unwired,
+                internal_token: internal.clone(),
                 session_cache: std::time::Duration::from_millis(500),
                 workers: 1,
             },
             upstream_override: None,
         }
     }
-}
-
-fn embedded_token(token: &Secret) -> Option<Secret> {
-    Some(token.clone())
 }
 
 fn sqlite_url(data_dir: &Path, service: &str) -> String {
@@ -164,7 +142,7 @@ pub async fn start(mut config: StackConfig, clock: SharedClock) -> anyhow::Resul
     config.vendors.identity_url = identity_url.clone();
     let vendors_url = launch(vendors::Application::build(config.vendors, Arc::clone(&clock)).await?);
     let nia_url = launch(nia_mock::Application::build(config.nia, Arc::clone(&clock)).await?);
-    config.broker.identity_url = identity_url.clone();
+    config.broker.service.identity_url = identity_url.clone();
     config.broker.audit_url = audit_url.clone();
     config.broker.nia_url = config.upstream_override.clone().unwrap_or_else(|| nia_url.clone());
     let broker_url = launch(broker::Application::build(config.broker, Arc::clone(&clock)).await?);

@@ -6,7 +6,7 @@ use immilink_shared::telemetry;
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
     let telemetry = telemetry::init("immilink-vendors");
-    let settings = immilink_vendors::Settings::from_env()?;
+    let settings = immilink_vendors::settings_from_env(None)?;
     let running = immilink_vendors::Application::build(settings, system_clock()).await?;
     telemetry::run_until_stopped(running, telemetry).await?;
     Ok(())

@@ -1,6 +1,5 @@
 //! HTTP handlers: parse, authorise, call a domain function, map the result.
 
-mod health;
 mod internal;
 mod records;
 mod verify;
@@ -9,7 +8,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(immilink_shared::http::healthz)
-        .service(health::readyz)
+        .service(immilink_shared::http::readyz)
         .service(verify::verify)
         .service(records::search)
         .service(records::get);
@@ -24,9 +23,3 @@ pub fn configure_internal(cfg: &mut actix_web::web::ServiceConfig) {
 pub const READERS: &[&str] = &["auditor", "account_manager", "ethics_officer", "nia_reviewer", "unit_supervisor"];
 /// Roles that see every agency's records; the others see their own agency's only.
 pub const CROSS_AGENCY: &[&str] = &["auditor", "nia_reviewer"];
-
-/// The readiness handler alone, for tests of readiness against a controlled database.
-#[cfg(test)]
-pub fn readyz_for_tests() -> health::readyz {
-    health::readyz
-}

@@ -1,7 +1,6 @@
 //! HTTP handlers: parse, authorise, call a domain function, map the result.
 
 mod auth;
-mod health;
 mod internal;
 mod jwks;
 mod me;
@@ -10,7 +9,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(immilink_shared::http::healthz)
-        .service(health::readyz)
+        .service(immilink_shared::http::readyz)
         .service(jwks::jwks)
         .service(auth::login)
         .service(auth::logout)

@@ -1,12 +1,14 @@
 //! HTTP handlers: parse, authorise, call a domain function, map the result.
 
-mod health;
 mod vendors;
 
 use utoipa_actix_web::service_config::ServiceConfig;
 
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(immilink_shared::http::healthz).service(health::readyz).service(vendors::create).service(vendors::list);
+    cfg.service(immilink_shared::http::healthz)
+        .service(immilink_shared::http::readyz)
+        .service(vendors::create)
+        .service(vendors::list);
 }
 
 /// Roles that manage an agency's contractors.
