@@ -246,8 +246,8 @@ impl Health {
     }
 }
 
-/// Readiness of a service with a database: 200 only when the database answers. Needs
-/// `web::Data<Db>` in the app.
+// Needs `web::Data<Db>` in the app.
+/// Readiness: 200 only when the service's database answers.
 #[utoipa::path(get, path = "/readyz", tag = "health", responses(
     (status = 200, body = Health), (status = 503, body = Health)))]
 #[get("/readyz")]
