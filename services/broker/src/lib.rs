@@ -12,6 +12,8 @@ pub mod relay;
 pub mod results;
 mod routes;
 pub mod schema;
+#[cfg(test)]
+mod tests;
 pub mod upstream;
 
 use std::time::Duration;

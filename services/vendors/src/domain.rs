@@ -160,3 +160,36 @@ mod tests {
         assert!(BusinessNumber::parse("10458573").is_err());
     }
 }
+
+#[cfg(test)]
+mod db_tests {
+    use chrono::Utc;
+    use immilink_shared::db::{Db, DbSettings};
+    use immilink_shared::testing::TestDb;
+
+    use super::*;
+
+    fn new_vendor(agency: &str) -> NewVendor {
+        NewVendor {
+            agency: agency.into(),
+            name: "臺灣資訊服務股份有限公司".into(),
+            business_number: BusinessNumber::parse("22099131").unwrap(),
+            contact_email: None,
+            created_by: "user-1".into(),
+        }
+    }
+
+    #[test]
+    fn vendors_are_unique_per_agency_and_listed_per_agency() {
+        let test_db = TestDb::new();
+        let db = Db::connect(&DbSettings::new(test_db.url()), &crate::MIGRATIONS).unwrap();
+        let mut conn = db.get().unwrap();
+        register(&mut conn, Utc::now(), &new_vendor("TPE-SW")).unwrap();
+        assert!(matches!(register(&mut conn, Utc::now(), &new_vendor("TPE-SW")), Err(VendorError::Duplicate(_))));
+        // Another agency may register the same contractor.
+        register(&mut conn, Utc::now(), &new_vendor("HLN-HR")).unwrap();
+        assert_eq!(list(&mut conn, "TPE-SW").unwrap().len(), 1);
+        assert_eq!(list(&mut conn, "HLN-HR").unwrap().len(), 1);
+        assert!(list(&mut conn, "KHH-SW").unwrap().is_empty());
+    }
+}

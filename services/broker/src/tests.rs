@@ -1,0 +1,107 @@
+//! The broker's write path against its real database (SQLite, or PostgreSQL with TEST_DATABASE_URL).
+
+use chrono::{Duration, Utc};
+use diesel::prelude::*;
+use immilink_shared::db::{Db, DbSettings};
+use immilink_shared::events::kind;
+use immilink_shared::testing::TestDb;
+
+use crate::domain::lookup::{self, Outcome, Requester};
+use crate::domain::outbox;
+use crate::domain::request::{LookupBody, LookupRequest};
+use crate::schema::lookups;
+use crate::MIGRATIONS;
+
+fn db(test_db: &TestDb) -> Db {
+    Db::connect(&DbSettings::new(test_db.url()), &MIGRATIONS).expect("test database")
+}
+
+fn requester() -> Requester {
+    Requester { user_id: "user-1".into(), session_id: "session-1".into(), agency: "TPE-SW".into() }
+}
+
+fn request() -> LookupRequest {
+    LookupRequest::parse(LookupBody {
+        query_type: Some("entry_exit_last_year".into()),
+        subject_id: Some("A123456789".into()),
+        legal_basis: Some("social_assistance_act".into()),
+        purpose_code: Some("sw_statutory_business".into()),
+        case_number: Some("TPE-2026-7".into()),
+        ..LookupBody::default()
+    })
+    .unwrap()
+}
+
+#[test]
+fn r_qry_08_a_requested_lookup_and_its_audit_event_commit_together() {
+    let test_db = TestDb::new();
+    let mut conn = db(&test_db).get().unwrap();
+    let recorded = lookup::record_requested(&mut conn, Utc::now(), &requester(), &request()).unwrap();
+    let pending = outbox::pending(&mut conn, 10).unwrap();
+    assert_eq!(pending.len(), 1);
+    let event = &pending[0];
+    assert_eq!(event.id, recorded.audit_id);
+    assert_eq!(event.kind, kind::LOOKUP_REQUESTED);
+    assert_eq!(event.correlation_id.as_deref(), Some(recorded.lookup_id.as_str()));
+    assert_eq!(event.subject_id.as_deref(), Some("A123456789"));
+    assert_eq!(event.payload["case_number"], "TPE-2026-7");
+    assert_eq!(event.payload["legal_basis"], "social_assistance_act");
+    let status: String =
+        lookups::table.filter(lookups::id.eq(&recorded.lookup_id)).select(lookups::status).first(&mut conn).unwrap();
+    assert_eq!(status, lookup::REQUESTED);
+}
+
+#[test]
+fn r_qry_08_a_failed_event_write_leaves_no_lookup_behind() {
+    let test_db = TestDb::new();
+    let mut conn = db(&test_db).get().unwrap();
+    let recorded = lookup::record_requested(&mut conn, Utc::now(), &requester(), &request()).unwrap();
+    // Sabotage the outbox so the next event insert fails: the lookup row must roll back with it.
+    diesel::sql_query("DROP TABLE outbox").execute(&mut conn).unwrap();
+    assert!(lookup::record_requested(&mut conn, Utc::now(), &requester(), &request()).is_err());
+    let count: i64 = lookups::table.count().get_result(&mut conn).unwrap();
+    assert_eq!(count, 1, "only the first, fully recorded lookup exists");
+    let only: String = lookups::table.select(lookups::id).first(&mut conn).unwrap();
+    assert_eq!(only, recorded.lookup_id);
+}
+
+#[test]
+fn r_qry_08_outcome_is_recorded_with_its_own_event_and_delivery_is_tracked() {
+    let test_db = TestDb::new();
+    let mut conn = db(&test_db).get().unwrap();
+    let now = Utc::now();
+    let recorded = lookup::record_requested(&mut conn, now, &requester(), &request()).unwrap();
+    let outcome = Outcome { status: lookup::SUCCEEDED, upstream_status: Some(200), failure: None };
+    lookup::record_outcome(&mut conn, now, &recorded.lookup_id, &outcome).unwrap();
+    let pending = outbox::pending(&mut conn, 10).unwrap();
+    assert_eq!(
+        pending.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(),
+        [kind::LOOKUP_REQUESTED, kind::LOOKUP_COMPLETED]
+    );
+    assert_eq!(pending[1].payload["outcome"], "succeeded");
+    outbox::mark_failed(&mut conn, &[pending[0].id.clone()], "audit down").unwrap();
+    assert_eq!(outbox::backlog(&mut conn).unwrap(), 2, "a failed delivery stays pending");
+    let ids: Vec<String> = pending.iter().map(|e| e.id.clone()).collect();
+    outbox::mark_delivered(&mut conn, now, &ids).unwrap();
+    assert_eq!(outbox::backlog(&mut conn).unwrap(), 0);
+}
+
+#[test]
+fn r_qry_08_lookups_interrupted_by_a_crash_are_closed_as_outcome_unknown() {
+    let test_db = TestDb::new();
+    let mut conn = db(&test_db).get().unwrap();
+    let start = Utc::now();
+    let stale = lookup::record_requested(&mut conn, start - Duration::minutes(30), &requester(), &request()).unwrap();
+    let in_flight = lookup::record_requested(&mut conn, start, &requester(), &request()).unwrap();
+    let closed = lookup::close_interrupted(&mut conn, start, Duration::minutes(5)).unwrap();
+    assert_eq!(closed, 1);
+    let status = |conn: &mut immilink_shared::db::DbConn, id: &str| -> String {
+        lookups::table.filter(lookups::id.eq(id)).select(lookups::status).first(conn).unwrap()
+    };
+    assert_eq!(status(&mut conn, &stale.lookup_id), lookup::OUTCOME_UNKNOWN);
+    assert_eq!(status(&mut conn, &in_flight.lookup_id), lookup::REQUESTED, "a lookup still in flight is left alone");
+    let events = outbox::pending(&mut conn, 10).unwrap();
+    let completion = events.iter().find(|e| e.kind == kind::LOOKUP_COMPLETED).unwrap();
+    assert_eq!(completion.correlation_id.as_deref(), Some(stale.lookup_id.as_str()));
+    assert_eq!(completion.payload["outcome"], lookup::OUTCOME_UNKNOWN);
+}
