@@ -156,11 +156,13 @@ pub async fn start(mut config: StackConfig, clock: SharedClock) -> anyhow::Resul
 
 impl RunningStack {
     /// Stops every service gracefully (in-flight requests finish).
+    /// Background work stops first (the outbox keeps what it had not delivered), so nothing is left
+    /// calling a service that is already gone.
     pub async fn stop(self) {
+        immilink_shared::http::Running::abort_tasks(self.tasks);
         for handle in self.handles.into_iter().rev() {
             handle.stop(true).await;
         }
-        immilink_shared::http::Running::abort_tasks(self.tasks);
     }
 }
 
