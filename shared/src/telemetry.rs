@@ -24,7 +24,10 @@ pub struct Telemetry {
 /// keep the first subscriber. Must run inside a Tokio runtime when exporting (the batch processor
 /// runs on it).
 pub fn init(service_name: &'static str) -> Telemetry {
-    init_with_default_filter(service_name, "info,actix_server=warn,diesel_migrations=warn")
+    init_with_default_filter(
+        service_name,
+        "info,actix_server=warn,diesel_migrations=warn,opentelemetry=warn,opentelemetry_sdk=warn",
+    )
 }
 
 /// As [`init`], with the log filter used when `RUST_LOG` is not set (tests keep their output quiet).

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use actix_web::dev::ServerHandle;
+use anyhow::Context;
 use immilink_shared::clock::SharedClock;
 use immilink_shared::config::{self, ConfigError, Secret, ServiceSettings};
 use immilink_shared::db::DbSettings;
@@ -136,21 +137,26 @@ pub async fn start(mut config: StackConfig, clock: SharedClock) -> anyhow::Resul
         actix_web::rt::spawn(running.server);
         url(running.port)
     };
-    let identity_url = launch(identity::Application::build(config.identity, Arc::clone(&clock)).await?);
+    let identity_url =
+        launch(identity::Application::build(config.identity, Arc::clone(&clock)).await.context("starting identity")?);
     config.audit.identity_url = identity_url.clone();
-    let audit_url = launch(audit::Application::build(config.audit, Arc::clone(&clock)).await?);
+    let audit_url =
+        launch(audit::Application::build(config.audit, Arc::clone(&clock)).await.context("starting audit")?);
     config.vendors.identity_url = identity_url.clone();
-    let vendors_url = launch(vendors::Application::build(config.vendors, Arc::clone(&clock)).await?);
-    let nia_url = launch(nia_mock::Application::build(config.nia, Arc::clone(&clock)).await?);
+    let vendors_url =
+        launch(vendors::Application::build(config.vendors, Arc::clone(&clock)).await.context("starting vendors")?);
+    let nia_url =
+        launch(nia_mock::Application::build(config.nia, Arc::clone(&clock)).await.context("starting nia-mock")?);
     config.broker.service.identity_url = identity_url.clone();
     config.broker.audit_url = audit_url.clone();
     config.broker.nia_url = config.upstream_override.clone().unwrap_or_else(|| nia_url.clone());
-    let broker_url = launch(broker::Application::build(config.broker, Arc::clone(&clock)).await?);
+    let broker_url =
+        launch(broker::Application::build(config.broker, Arc::clone(&clock)).await.context("starting broker")?);
     config.gateway.identity_url = identity_url.clone();
     config.gateway.broker_url = broker_url.clone();
     config.gateway.audit_url = audit_url.clone();
     config.gateway.vendors_url = vendors_url.clone();
-    let gateway_url = launch(gateway::Application::build(config.gateway).await?);
+    let gateway_url = launch(gateway::Application::build(config.gateway).await.context("starting gateway")?);
     Ok(RunningStack { gateway_url, identity_url, broker_url, audit_url, vendors_url, nia_url, handles, tasks })
 }
 
