@@ -40,7 +40,11 @@ fn forwardable(name: &HeaderName) -> bool {
 
 /// Every request the gateway does not answer itself.
 pub async fn forward(req: HttpRequest, payload: web::Payload, state: web::Data<State>) -> ApiResult<HttpResponse> {
-    let route = route(req.path()).ok_or_else(|| ApiError::not_found("the requested route"))?;
+    let Some(route) = route(req.path()) else {
+        // Not a service's path: maybe one of the gateway's own with the wrong method.
+        return immilink_shared::http::method_not_allowed(&req)
+            .ok_or_else(|| ApiError::not_found("the requested route"));
+    };
     let client_ip = req.peer_addr().map(|a| a.ip()).ok_or_else(|| ApiError::internal("no peer address"))?;
     if !route.public {
         authenticate(&req, &state, client_ip).await?;

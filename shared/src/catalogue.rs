@@ -255,6 +255,24 @@ pub fn purpose(code: &str) -> Option<Purpose> {
     purposes().into_iter().find(|p| p.code == code)
 }
 
+/// OpenAPI schema of a legal-basis code: a string enum of the catalogue, so clients can offer it.
+pub fn legal_basis_code_schema() -> utoipa::openapi::Object {
+    code_enum(LEGAL_BASES.iter().map(|entry| entry.0), "Legal basis code (GET /v1/catalogue/legal-bases)")
+}
+
+/// OpenAPI schema of a purpose code.
+pub fn purpose_code_schema() -> utoipa::openapi::Object {
+    code_enum(PURPOSES.iter().map(|(entry, _)| entry.0), "Purpose code (GET /v1/catalogue/purposes)")
+}
+
+fn code_enum<'a>(codes: impl Iterator<Item = &'a str>, description: &str) -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(codes.map(str::to_owned)))
+        .description(Some(description))
+        .build()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -73,6 +73,22 @@ pub fn from_db(at: NaiveDateTime) -> DateTime<Utc> {
     at.and_utc()
 }
 
+/// Serde for naive-UTC database timestamps: on the wire they are RFC 3339 with `Z`
+/// (`#[serde(with = "immilink_shared::clock::rfc3339")]`).
+pub mod rfc3339 {
+    use chrono::NaiveDateTime;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(at: &NaiveDateTime, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&at.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<NaiveDateTime, D::Error> {
+        let text = String::deserialize(d)?;
+        chrono::DateTime::parse_from_rfc3339(&text).map(|at| at.naive_utc()).map_err(serde::de::Error::custom)
+    }
+}
+
 /// ROC (民國) year of a Gregorian year, as shown on reports: 2026 → 115.
 pub fn roc_year(gregorian_year: i32) -> i32 {
     gregorian_year - 1911
@@ -107,6 +123,20 @@ mod tests {
     fn db_round_trip_keeps_the_instant() {
         let at = Utc.with_ymd_and_hms(2026, 5, 17, 3, 4, 5).unwrap();
         assert_eq!(from_db(to_db(at)), at);
+    }
+
+    #[test]
+    fn database_timestamps_travel_as_rfc3339_utc() {
+        #[derive(serde::Serialize, serde::Deserialize)]
+        struct Row {
+            #[serde(with = "super::rfc3339")]
+            at: NaiveDateTime,
+        }
+        let at = Utc.with_ymd_and_hms(2026, 11, 23, 7, 16, 14).unwrap().naive_utc();
+        let json = serde_json::to_string(&Row { at }).unwrap();
+        assert_eq!(json, r#"{"at":"2026-11-23T07:16:14.000000Z"}"#);
+        let back: Row = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.at, at);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{get, web, FromRequest, HttpMessage, HttpRequest};
+use actix_web::{get, web, FromRequest, HttpMessage, HttpRequest, ResponseError};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -327,6 +327,22 @@ mod tests {
     }
 
     #[test]
+    fn known_routes_match_templates_and_list_methods() {
+        use utoipa::openapi::path::{HttpMethod, OperationBuilder, PathItem, PathsBuilder};
+        let paths = PathsBuilder::new()
+            .path("/v1/audit/records/{id}", PathItem::new(HttpMethod::Get, OperationBuilder::new().build()))
+            .path("/v1/lookups", PathItem::new(HttpMethod::Post, OperationBuilder::new().build()))
+            .build();
+        let doc = utoipa::openapi::OpenApiBuilder::new().paths(paths).build();
+        let known = KnownRoutes::from_openapi(&doc);
+        assert_eq!(known.allowed("/v1/audit/records/abc"), Some(&["GET"][..]));
+        assert_eq!(known.allowed("/v1/lookups"), Some(&["POST"][..]));
+        assert_eq!(known.allowed("/v1/audit/records/"), None);
+        assert_eq!(known.allowed("/v1/audit/records/a/b"), None);
+        assert_eq!(known.allowed("/v1/nothing"), None);
+    }
+
+    #[test]
     fn syntax_error_is_400() {
         let err = parse_json::<Body>(b"{not json").unwrap_err();
         assert_eq!(err.status().as_u16(), 400);
@@ -415,11 +431,71 @@ pub struct Routes {
 }
 
 impl Routes {
-    /// The document generated from the public routes.
+    /// The document generated from the public routes, with the common problems documented.
     pub fn openapi(&self) -> utoipa::openapi::OpenApi {
         use utoipa_actix_web::AppExt;
-        actix_web::App::new().into_utoipa_app().openapi((self.doc)()).configure(self.public).split_for_parts().1
+        let app = actix_web::App::new().into_utoipa_app().openapi((self.doc)()).configure(self.public);
+        let mut doc = app.split_for_parts().1;
+        crate::openapi::document_common_problems(&mut doc);
+        doc
     }
+}
+
+/// The documented paths and their methods, so a known path with the wrong method answers 405 (with
+/// `Allow`) rather than 404.
+#[derive(Debug, Clone, Default)]
+pub struct KnownRoutes {
+    routes: Vec<(Vec<String>, Vec<&'static str>)>,
+}
+
+impl KnownRoutes {
+    pub fn from_openapi(doc: &utoipa::openapi::OpenApi) -> Self {
+        let routes = doc
+            .paths
+            .paths
+            .iter()
+            .map(|(template, item)| {
+                let methods = [
+                    ("GET", item.get.is_some()),
+                    ("PUT", item.put.is_some()),
+                    ("POST", item.post.is_some()),
+                    ("DELETE", item.delete.is_some()),
+                    ("PATCH", item.patch.is_some()),
+                ];
+                let allowed = methods.iter().filter(|(_, present)| *present).map(|(m, _)| *m).collect();
+                (template.split('/').map(str::to_owned).collect(), allowed)
+            })
+            .collect();
+        Self { routes }
+    }
+
+    /// The methods allowed on `path`, if it is a documented path.
+    pub fn allowed(&self, path: &str) -> Option<&[&'static str]> {
+        let segments: Vec<&str> = path.split('/').collect();
+        self.routes.iter().find_map(|(template, allowed)| {
+            let matches = template.len() == segments.len()
+                && template.iter().zip(&segments).all(|(t, s)| t == s || (t.starts_with('{') && !s.is_empty()));
+            matches.then_some(allowed.as_slice())
+        })
+    }
+}
+
+/// 405 with `Allow` when the path is known but the method is not; `None` otherwise.
+pub fn method_not_allowed(req: &HttpRequest) -> Option<actix_web::HttpResponse> {
+    let known = req.app_data::<web::Data<KnownRoutes>>()?;
+    let allowed = known.allowed(req.path())?;
+    let mut response = ApiError::new(
+        actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "Method not allowed",
+        "不支援此方法",
+    )
+    .detail(format!("{} is not supported here; use {}", req.method(), allowed.join(", ")))
+    .error_response();
+    if let Ok(value) = HeaderValue::from_str(&allowed.join(", ")) {
+        response.headers_mut().insert(header::ALLOW, value);
+    }
+    Some(response)
 }
 
 /// No internal routes.
@@ -434,10 +510,12 @@ where
     use utoipa_actix_web::AppExt;
     let (listener, port) = bind(addr)?;
     let api = routes.openapi();
+    let known = web::Data::new(KnownRoutes::from_openapi(&api));
     let server = actix_web::HttpServer::new(move || {
         let api = api.clone();
         base_app()
             .app_data(web::Data::new(ServiceName(routes.service)))
+            .app_data(known.clone())
             .configure(data.clone())
             .into_utoipa_app()
             .configure(routes.public)

@@ -3,8 +3,13 @@
 
 use std::path::Path;
 
+use utoipa::openapi::content::ContentBuilder;
+use utoipa::openapi::path::{Operation, ParameterIn};
+use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::OpenApi;
+use utoipa::openapi::{OpenApi, Ref, RefOr};
+
+use crate::problem::{Problem, PROBLEM_JSON};
 
 pub const BEARER: &str = "bearer";
 
@@ -60,4 +65,51 @@ pub fn check_committed(path: &Path, doc: &OpenApi) -> Result<(), String> {
             path.display()
         ))
     }
+}
+
+/// Documents the problems any operation can answer besides its own: 401 where a token is needed; 400,
+/// 415 and 422 where there is a body; 422 where there are query parameters; 503 when a dependency is
+/// down; 500. Responses an operation documents itself are kept.
+pub fn document_common_problems(doc: &mut OpenApi) {
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.schemas.entry("Problem".into()).or_insert_with(<Problem as utoipa::PartialSchema>::schema);
+    for item in doc.paths.paths.values_mut() {
+        let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+        for operation in operations.into_iter().flatten() {
+            add_common_problems(operation);
+        }
+    }
+}
+
+fn add_common_problems(operation: &mut Operation) {
+    let needs_token = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+    let has_body = operation.request_body.is_some();
+    let has_query =
+        operation.parameters.as_ref().is_some_and(|ps| ps.iter().any(|p| matches!(p.parameter_in, ParameterIn::Query)));
+    let mut add = |status: &str, description: &str| {
+        operation.responses.responses.entry(status.to_owned()).or_insert_with(|| problem_response(description));
+    };
+    if needs_token {
+        add("401", "No valid token, or its session has ended");
+    }
+    if has_body {
+        add("400", "The body is not valid JSON");
+        add("415", "The body is not application/json");
+    }
+    if has_body || has_query {
+        add("422", "A field is missing or invalid; `field` names it");
+    }
+    add("500", "Unexpected error; quote the request id");
+    if needs_token || has_body || has_query {
+        add("503", "A dependency (database, another service) is not answering");
+    }
+}
+
+fn problem_response(description: &str) -> RefOr<utoipa::openapi::Response> {
+    RefOr::T(
+        ResponseBuilder::new()
+            .description(description)
+            .content(PROBLEM_JSON, ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build())
+            .build(),
+    )
 }

@@ -230,9 +230,13 @@ pub fn path_error_handler(err: actix_web::error::PathError, _req: &actix_web::Ht
     ApiError::invalid_field("path", err.to_string()).into()
 }
 
-/// Problem for unknown routes, so even a 404 for a typo is problem+json.
-pub async fn not_found_route() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::not_found("the requested route"))
+/// Problem for unknown routes, so even a 404 for a typo is problem+json; 405 for a known path with
+/// another method.
+pub async fn not_found_route(req: actix_web::HttpRequest) -> Result<HttpResponse, ApiError> {
+    match crate::http::method_not_allowed(&req) {
+        Some(response) => Ok(response),
+        None => Err(ApiError::not_found("the requested route")),
+    }
 }
 
 #[cfg(test)]

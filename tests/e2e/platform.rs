@@ -166,3 +166,20 @@ async fn a_second_start_on_the_same_databases_works_without_duplicating_demo_dat
     }
     assert_eq!(kids[0], kids[1], "the signing key persists across restarts");
 }
+
+#[actix_web::test]
+async fn a_known_path_with_the_wrong_method_is_405_with_allow() {
+    let t = TestStack::spawn().await;
+    let token = t.login("tpe.caseworker").await;
+    // The gateway's own path.
+    let response = t.http.request(reqwest::Method::TRACE, t.url("/healthz")).send().await.unwrap();
+    assert_eq!(response.headers()["allow"], "GET");
+    problem(response, 405).await;
+    // A service's path, answered by the service behind the gateway.
+    let response = t.get(&token, "/v1/lookups").await;
+    assert_eq!(response.headers()["allow"], "POST");
+    assert_eq!(problem(response, 405).await["code"], "method_not_allowed");
+    // An unknown path stays 404.
+    problem(t.get(&token, "/v1/nothing-here").await, 404).await;
+    t.stack.stop().await;
+}

@@ -23,10 +23,10 @@ pub struct AuditRecord {
     pub id: String,
     pub kind: String,
     #[schema(value_type = String, format = DateTime)]
-    #[serde(with = "naive_utc")]
+    #[serde(with = "immilink_shared::clock::rfc3339")]
     pub occurred_at: chrono::NaiveDateTime,
     #[schema(value_type = String, format = DateTime)]
-    #[serde(with = "naive_utc")]
+    #[serde(with = "immilink_shared::clock::rfc3339")]
     pub recorded_at: chrono::NaiveDateTime,
     pub source: String,
     pub actor_user_id: Option<String>,
@@ -37,21 +37,6 @@ pub struct AuditRecord {
     pub payload: String,
     pub prev_hash: String,
     pub hash: String,
-}
-
-/// Timestamps are stored as naive UTC; on the wire they are RFC 3339 with `Z`.
-mod naive_utc {
-    use chrono::NaiveDateTime;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(at: &NaiveDateTime, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&at.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<NaiveDateTime, D::Error> {
-        let text = String::deserialize(d)?;
-        chrono::DateTime::parse_from_rfc3339(&text).map(|at| at.naive_utc()).map_err(serde::de::Error::custom)
-    }
 }
 
 /// The hash of a record: SHA-256 over the previous hash and every stored field except

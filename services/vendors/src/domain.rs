@@ -56,6 +56,7 @@ pub struct Vendor {
     pub contact_email: Option<String>,
     pub created_by: String,
     #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "immilink_shared::clock::rfc3339")]
     pub created_at: chrono::NaiveDateTime,
 }
 

@@ -7,24 +7,25 @@ use immilink_shared::ApiError;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-/// A lookup as the client sends it. Every field is optional here so that a missing one is reported
-/// by name with the rule it breaks, rather than as a generic parse failure.
+// The fields are `Option` in Rust so that a missing one is refused by name with the rule it breaks
+// (R-QRY-01), not as a generic parse failure; the schema still marks them required.
+/// A lookup declaration: the legal basis, purpose and case number are mandatory (R-QRY-01).
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct LookupBody {
     /// Query type code (see `GET /v1/catalogue/query-types`).
-    #[schema(example = "entry_exit_last_year")]
+    #[schema(value_type = QueryType, required = true, example = "entry_exit_last_year")]
     pub query_type: Option<String>,
     /// National ID, UI number (old or new style) or, where the query type allows, a passport number.
-    #[schema(example = "A123456789")]
+    #[schema(required = true, nullable = false, min_length = 1, example = "A123456789")]
     pub subject_id: Option<String>,
     /// Legal basis code (see `GET /v1/catalogue/legal-bases`).
-    #[schema(example = "social_assistance_act")]
+    #[schema(schema_with = catalogue::legal_basis_code_schema, required = true, example = "social_assistance_act")]
     pub legal_basis: Option<String>,
     /// Purpose code (see `GET /v1/catalogue/purposes`).
-    #[schema(example = "sw_statutory_business")]
+    #[schema(schema_with = catalogue::purpose_code_schema, required = true, example = "sw_statutory_business")]
     pub purpose_code: Option<String>,
     /// The case this lookup serves (案號).
-    #[schema(example = "TPE-SW-2026-000123")]
+    #[schema(required = true, nullable = false, min_length = 1, example = "TPE-SW-2026-000123")]
     pub case_number: Option<String>,
     /// 代查授權單: when querying on another user's behalf.
     pub proxy_authorization_id: Option<String>,

@@ -13,12 +13,12 @@ use crate::{tokens, State};
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct LoginRequest {
-    #[schema(example = "tpe.caseworker")]
+    #[schema(required = true, nullable = false, min_length = 1, example = "tpe.caseworker")]
     pub username: Option<String>,
-    #[schema(example = "immilink-demo")]
+    #[schema(required = true, nullable = false, min_length = 1, example = "immilink-demo")]
     pub password: Option<String>,
     /// Serial of the bound citizen digital certificate (自然人憑證).
-    #[schema(example = "DEMO-tpe.caseworker")]
+    #[schema(required = true, nullable = false, min_length = 1, example = "DEMO-tpe.caseworker")]
     pub certificate_serial: Option<String>,
 }
 

@@ -11,10 +11,10 @@ use crate::State;
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RegisterVendor {
-    #[schema(example = "臺灣資訊服務股份有限公司")]
+    #[schema(required = true, nullable = false, min_length = 1, example = "臺灣資訊服務股份有限公司")]
     pub name: Option<String>,
     /// 統一編號, 8 digits with its check rule.
-    #[schema(example = "22099131")]
+    #[schema(required = true, nullable = false, min_length = 1, example = "22099131")]
     pub business_number: Option<String>,
     #[schema(example = "pm@vendor.example.com.tw")]
     pub contact_email: Option<String>,
