@@ -123,10 +123,8 @@ fn weighted_digits(bytes: &[u8], weights: &[u32]) -> Option<u32> {
     bytes.iter().zip(weights).try_fold(0, |sum, (&b, &w)| b.is_ascii_digit().then(|| sum + u32::from(b - b'0') * w))
 }
 
-// `is_multiple_of` would need Rust 1.87; the workspace supports 1.85.
-#[allow(clippy::manual_is_multiple_of)]
 fn check_sum(sum: u32) -> Result<(), IdError> {
-    (sum % 10 == 0).then_some(()).ok_or(IdError::CheckDigitMismatch)
+    sum.is_multiple_of(10).then_some(()).ok_or(IdError::CheckDigitMismatch)
 }
 
 fn expect_len(id: &str, len: usize, expected: &'static str) -> Result<(), IdError> {
