@@ -8,7 +8,7 @@ use immilink_shared::testing::TestDb;
 
 use crate::domain::lookup::{self, Outcome, Requester};
 use crate::domain::outbox;
-use crate::domain::request::{LookupBody, LookupRequest};
+use crate::domain::request::{sample_body, LookupRequest};
 use crate::schema::lookups;
 use crate::MIGRATIONS;
 
@@ -21,15 +21,7 @@ fn requester() -> Requester {
 }
 
 fn request() -> LookupRequest {
-    LookupRequest::parse(LookupBody {
-        query_type: Some("entry_exit_last_year".into()),
-        subject_id: Some("A123456789".into()),
-        legal_basis: Some("social_assistance_act".into()),
-        purpose_code: Some("sw_statutory_business".into()),
-        case_number: Some("TPE-2026-7".into()),
-        ..LookupBody::default()
-    })
-    .unwrap()
+    LookupRequest::parse(sample_body()).unwrap()
 }
 
 #[test]

@@ -124,24 +124,26 @@ fn parse_subject(query_type: QueryType, raw: &str) -> Result<SubjectId, ApiError
     })
 }
 
+/// A complete declaration the demo caseworker of TPE-SW may make; tests vary it.
+#[cfg(test)]
+pub(crate) fn sample_body() -> LookupBody {
+    LookupBody {
+        query_type: Some("entry_exit_last_year".into()),
+        subject_id: Some("A123456789".into()),
+        legal_basis: Some("social_assistance_act".into()),
+        purpose_code: Some("sw_statutory_business".into()),
+        case_number: Some("TPE-2026-7".into()),
+        ..LookupBody::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn body() -> LookupBody {
-        LookupBody {
-            query_type: Some("entry_exit_last_year".into()),
-            subject_id: Some("A123456789".into()),
-            legal_basis: Some("social_assistance_act".into()),
-            purpose_code: Some("sw_statutory_business".into()),
-            case_number: Some("TPE-2026-1".into()),
-            ..LookupBody::default()
-        }
-    }
-
     #[test]
     fn r_qry_01_a_complete_declaration_parses() {
-        let request = LookupRequest::parse(body()).unwrap();
+        let request = LookupRequest::parse(sample_body()).unwrap();
         assert_eq!(request.query_type, QueryType::EntryExitLastYear);
         assert_eq!(request.subject.as_str(), "A123456789");
     }
@@ -149,7 +151,7 @@ mod tests {
     #[test]
     fn r_qry_01_each_missing_declaration_is_named() {
         for field in ["legal_basis", "purpose_code", "case_number"] {
-            let mut b = body();
+            let mut b = sample_body();
             match field {
                 "legal_basis" => b.legal_basis = None,
                 "purpose_code" => b.purpose_code = Some("  ".into()),
@@ -164,32 +166,32 @@ mod tests {
 
     #[test]
     fn r_qry_01_unknown_codes_are_refused() {
-        let mut b = body();
+        let mut b = sample_body();
         b.legal_basis = Some("made_up_act".into());
         assert_eq!(LookupRequest::parse(b).unwrap_err().field_name(), Some("legal_basis"));
-        let mut b = body();
+        let mut b = sample_body();
         b.purpose_code = Some("curiosity".into());
         assert_eq!(LookupRequest::parse(b).unwrap_err().field_name(), Some("purpose_code"));
     }
 
     #[test]
     fn r_qry_04_invalid_subject_is_refused_and_lowercase_is_normalised() {
-        let mut b = body();
+        let mut b = sample_body();
         b.subject_id = Some("A123456788".into());
         let err = LookupRequest::parse(b).unwrap_err();
         assert_eq!(err.field_name(), Some("subject_id"));
         assert_eq!(err.to_problem().rule.as_deref(), Some("R-QRY-04"));
-        let mut b = body();
+        let mut b = sample_body();
         b.subject_id = Some(" a123456789 ".into());
         assert_eq!(LookupRequest::parse(b).unwrap().subject.as_str(), "A123456789");
     }
 
     #[test]
     fn r_qry_04_passports_only_where_the_query_type_takes_them() {
-        let mut b = body();
+        let mut b = sample_body();
         b.subject_id = Some("X1234567".into());
         assert!(LookupRequest::parse(b).is_err());
-        let mut b = body();
+        let mut b = sample_body();
         b.query_type = Some("traveler_history".into());
         b.subject_id = Some("X1234567".into());
         assert!(LookupRequest::parse(b).is_ok());
@@ -197,10 +199,10 @@ mod tests {
 
     #[test]
     fn case_numbers_are_bounded() {
-        let mut b = body();
+        let mut b = sample_body();
         b.case_number = Some("x".repeat(65));
         assert_eq!(LookupRequest::parse(b).unwrap_err().field_name(), Some("case_number"));
-        let mut b = body();
+        let mut b = sample_body();
         b.case_number = Some("a\u{0007}b".into());
         assert_eq!(LookupRequest::parse(b).unwrap_err().field_name(), Some("case_number"));
     }
@@ -239,15 +241,7 @@ mod authorise_tests {
     use crate::identity_client::Permission;
 
     fn request() -> LookupRequest {
-        LookupRequest::parse(LookupBody {
-            query_type: Some("entry_exit_last_year".into()),
-            subject_id: Some("A123456789".into()),
-            legal_basis: Some("social_assistance_act".into()),
-            purpose_code: Some("sw_statutory_business".into()),
-            case_number: Some("C-1".into()),
-            ..LookupBody::default()
-        })
-        .unwrap()
+        LookupRequest::parse(sample_body()).unwrap()
     }
 
     fn permission(legal_basis: &str, purpose_code: &str, query_type: &str) -> Permission {
