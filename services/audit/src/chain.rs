@@ -68,7 +68,7 @@ pub fn record_hash(record: &AuditRecord) -> String {
 
 /// Appends a batch atomically; events already stored are counted as duplicates and skipped.
 pub fn append(conn: &mut DbConn, now: DateTime<Utc>, events: &[AuditEvent]) -> Result<BatchReceipt, DbError> {
-    conn.transaction(|conn| {
+    conn.write_transaction(|conn| {
         // Take the chain lock first, before reading anything, so concurrent appenders queue here.
         diesel::update(audit_chain_head::table.filter(audit_chain_head::id.eq(1)))
             .set(audit_chain_head::next_sequence.eq(audit_chain_head::next_sequence))

@@ -61,7 +61,7 @@ pub fn record_requested(
             "session_id": who.session_id,
         }),
     };
-    conn.transaction(|conn| {
+    conn.write_transaction(|conn| {
         diesel::insert_into(lookups::table)
             .values((
                 lookups::id.eq(&recorded.lookup_id),
@@ -99,7 +99,7 @@ pub fn record_outcome(
     lookup_id: &str,
     outcome: &Outcome,
 ) -> Result<(), BrokerDbError> {
-    conn.transaction(|conn| {
+    conn.write_transaction(|conn| {
         let (user_id, agency, subject_id): (String, String, String) = lookups::table
             .filter(lookups::id.eq(lookup_id))
             .select((lookups::user_id, lookups::agency, lookups::subject_id))

@@ -81,7 +81,7 @@ pub fn seed(conn: &mut DbConn, now: DateTime<Utc>) -> Result<usize, IdentityErro
     for agency in AGENCIES {
         let exists: i64 = agencies::table.filter(agencies::code.eq(agency.code)).count().get_result(conn)?;
         if exists == 0 {
-            conn.transaction(|conn| seed_agency(conn, now, agency))?;
+            conn.write_transaction(|conn| seed_agency(conn, now, agency))?;
             created += 1;
         }
     }
