@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use immilink_shared::config::Secret;
 use immilink_shared::http::INTERNAL_TOKEN;
-use immilink_shared::telemetry::inject_trace_context;
+use immilink_shared::telemetry::outbound_headers;
 use immilink_shared::ApiError;
 use serde::Deserialize;
 
@@ -72,8 +72,7 @@ impl SessionChecker {
     }
 
     async fn ask_identity(&self, sid: &str, ip: IpAddr) -> Result<Liveness, ApiError> {
-        let mut headers = reqwest::header::HeaderMap::new();
-        inject_trace_context(&mut headers);
+        let headers = outbound_headers();
         let unavailable = |err: String| {
             tracing::warn!(error = %err, "session liveness check failed");
             ApiError::unavailable("identity_unavailable", "sessions cannot be checked right now")

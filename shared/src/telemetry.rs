@@ -99,6 +99,19 @@ impl Injector for HeaderInjector<'_> {
     }
 }
 
+/// Headers for a call to another service or the upstream: the current W3C trace context and, inside
+/// a request, its `X-Request-Id`, so one request can be followed through every service's logs.
+pub fn outbound_headers() -> reqwest::header::HeaderMap {
+    let mut headers = reqwest::header::HeaderMap::new();
+    inject_trace_context(&mut headers);
+    if let Some(request) = crate::http::current_request() {
+        if let Ok(value) = reqwest::header::HeaderValue::from_str(&request.request_id) {
+            headers.insert(reqwest::header::HeaderName::from_static("x-request-id"), value);
+        }
+    }
+    headers
+}
+
 /// Adds the current span's W3C `traceparent` (and `tracestate`) to outbound request headers.
 pub fn inject_trace_context(headers: &mut reqwest::header::HeaderMap) {
     let context = tracing::Span::current().context();

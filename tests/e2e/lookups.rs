@@ -125,6 +125,7 @@ struct Observation {
     requested_lookups: i64,
     outbox_events: i64,
     traceparent: Option<String>,
+    request_id: Option<String>,
 }
 
 struct Probe {
@@ -157,6 +158,7 @@ async fn probe_query(req: HttpRequest, probe: web::Data<Arc<Probe>>) -> HttpResp
         requested_lookups,
         outbox_events,
         traceparent: header("traceparent"),
+        request_id: header("x-request-id"),
     });
     HttpResponse::Ok().json(json!({
         "subject_id": "A123456789", "name": "測試", "birth_date": "1980-01-01",
@@ -213,6 +215,8 @@ async fn r_qry_08_audit_record_is_durable_before_the_upstream_is_called() {
     // W3C trace context travels gateway → broker → upstream, keeping the caller's trace id.
     let traceparent = seen[0].traceparent.clone().expect("traceparent reaches the upstream");
     assert!(traceparent.contains(trace_id), "{traceparent}");
+    // And so does the caller's request id, so logs can be followed across services.
+    assert_eq!(seen[0].request_id.as_deref(), Some("e2e-probe-1"));
 
     t.stack.stop().await;
     probe_handle.stop(false).await;

@@ -183,3 +183,21 @@ async fn a_known_path_with_the_wrong_method_is_405_with_allow() {
     problem(t.get(&token, "/v1/nothing-here").await, 404).await;
     t.stack.stop().await;
 }
+
+#[actix_web::test]
+async fn oversized_bodies_are_refused_with_413_problem() {
+    let t = TestStack::spawn().await;
+    let token = t.login("tpe.caseworker").await;
+    let huge = format!("{{\"remarks\": \"{}\"}}", "x".repeat(5 * 1024 * 1024));
+    let response = t
+        .http
+        .post(t.url("/v1/lookups"))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(problem(response, 413).await["code"], "body_too_large");
+    t.stack.stop().await;
+}

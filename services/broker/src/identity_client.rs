@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use immilink_shared::config::Secret;
 use immilink_shared::http::{CLIENT_IP, INTERNAL_TOKEN};
-use immilink_shared::telemetry::inject_trace_context;
+use immilink_shared::telemetry::outbound_headers;
 use immilink_shared::ApiError;
 use serde::Deserialize;
 
@@ -35,8 +35,7 @@ impl IdentityClient {
     }
 
     pub async fn permissions(&self, token: &str, client_ip: Option<IpAddr>) -> Result<Vec<Permission>, ApiError> {
-        let mut headers = reqwest::header::HeaderMap::new();
-        inject_trace_context(&mut headers);
+        let headers = outbound_headers();
         let mut request = self
             .http
             .get(format!("{}/v1/me", self.base_url))

@@ -10,7 +10,7 @@ use immilink_shared::config::Secret;
 use immilink_shared::db::Db;
 use immilink_shared::events::{BatchReceipt, EventBatch};
 use immilink_shared::http::INTERNAL_TOKEN;
-use immilink_shared::telemetry::inject_trace_context;
+use immilink_shared::telemetry::outbound_headers;
 use tokio::sync::Notify;
 
 use crate::domain::{outbox, BrokerDbError};
@@ -102,8 +102,7 @@ impl Relay {
     }
 
     async fn post(&self, batch: EventBatch) -> Result<BatchReceipt, String> {
-        let mut headers = reqwest::header::HeaderMap::new();
-        inject_trace_context(&mut headers);
+        let headers = outbound_headers();
         let response = self
             .http
             .post(&self.events_url)

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use immilink_shared::catalogue::QueryType;
 use immilink_shared::config::Secret;
-use immilink_shared::telemetry::inject_trace_context;
+use immilink_shared::telemetry::outbound_headers;
 
 #[derive(Clone)]
 pub struct NiaClient {
@@ -40,8 +40,7 @@ impl NiaClient {
 
     #[tracing::instrument(name = "upstream query", skip(self, subject_id), fields(query_type = query_type.code()))]
     pub async fn query(&self, query_type: QueryType, subject_id: &str, agency: &str) -> UpstreamAnswer {
-        let mut headers = reqwest::header::HeaderMap::new();
-        inject_trace_context(&mut headers);
+        let headers = outbound_headers();
         let mut request = self
             .http
             .post(format!("{}/v1/queries/{}", self.base_url, query_type.code()))
