@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use actix_web::{get, web, HttpResponse};
 use futures_util::future::join_all;
-use immilink_shared::auth::TokenVerifier;
+use immilink_shared::auth::{InternalToken, TokenVerifier};
 use immilink_shared::config::{self, ConfigError, Secret};
 use immilink_shared::http::{serve, Health, HealthCheck, Routes, Running};
 use immilink_shared::openapi::BearerSecurity;
@@ -173,8 +173,10 @@ impl Application {
             ],
             http,
         });
+        let internal = web::Data::new(InternalToken(state.internal_token.clone()));
         Ok(serve(&settings.addr, settings.workers, ROUTES, move |cfg| {
             cfg.app_data(state.clone())
+                .app_data(internal.clone())
                 .service(docs::docs_redirect)
                 .service(docs::swagger_ui())
                 .default_service(web::to(proxy::forward));

@@ -511,11 +511,15 @@ where
     let (listener, port) = bind(addr)?;
     let api = routes.openapi();
     let known = web::Data::new(KnownRoutes::from_openapi(&api));
+    let metrics = web::Data::new(crate::metrics::Metrics::new(routes.service));
     let server = actix_web::HttpServer::new(move || {
         let api = api.clone();
         base_app()
+            .wrap(actix_web::middleware::from_fn(crate::metrics::record))
             .app_data(web::Data::new(ServiceName(routes.service)))
             .app_data(known.clone())
+            .app_data(metrics.clone())
+            .route("/metrics", web::get().to(crate::metrics::endpoint))
             .configure(data.clone())
             .into_utoipa_app()
             .configure(routes.public)

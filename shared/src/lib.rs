@@ -11,6 +11,7 @@ pub mod db;
 pub mod events;
 pub mod http;
 pub mod ids;
+pub mod metrics;
 pub mod openapi;
 pub mod problem;
 pub mod telemetry;

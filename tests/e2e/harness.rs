@@ -18,6 +18,7 @@ fn init_telemetry() {
 
 pub struct TestStack {
     pub stack: RunningStack,
+    internal_token: immilink_shared::config::Secret,
     pub http: reqwest::Client,
     pub broker_db_url: String,
     _databases: [TestDb; 4],
@@ -47,9 +48,15 @@ impl TestStack {
         let urls = [databases[0].url(), databases[1].url(), databases[2].url(), databases[3].url()];
         let mut config = StackConfig::for_tests(urls, keys.path());
         config.upstream_override = options.upstream_override;
+        let internal_token = config.gateway.internal_token.clone();
         let broker_db_url = databases[1].url().to_owned();
         let stack = start(config, Arc::clone(&options.clock)).await.expect("the stack starts");
-        Self { stack, http: client(None), broker_db_url, _databases: databases, _keys: keys }
+        Self { stack, internal_token, http: client(None), broker_db_url, _databases: databases, _keys: keys }
+    }
+
+    /// What the cluster's own components (and Prometheus) present.
+    pub fn internal_token(&self) -> String {
+        self.internal_token.expose().to_owned()
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -201,3 +201,27 @@ async fn oversized_bodies_are_refused_with_413_problem() {
     assert_eq!(problem(response, 413).await["code"], "body_too_large");
     t.stack.stop().await;
 }
+
+#[actix_web::test]
+async fn metrics_are_served_to_the_cluster_only() {
+    let t = TestStack::spawn().await;
+    let token = t.login("tpe.caseworker").await;
+    assert_eq!(t.get(&token, "/v1/me").await.status(), 200);
+    // From outside through the gateway: a user's token is not enough.
+    problem(t.http.get(t.url("/metrics")).send().await.unwrap(), 401).await;
+    problem(t.get(&token, "/metrics").await, 403).await;
+    // Prometheus in the cluster presents the internal token.
+    let internal = t.internal_token();
+    for base in [&t.stack.gateway_url, &t.stack.identity_url, &t.stack.broker_url] {
+        let response = t.http.get(format!("{base}/metrics")).bearer_auth(&internal).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{base}");
+        let text = response.text().await.unwrap();
+        assert!(text.contains("# TYPE immilink_http_request_duration_seconds histogram"), "{text}");
+    }
+    let identity = t.http.get(format!("{}/metrics", t.stack.identity_url)).bearer_auth(&internal).send().await.unwrap();
+    let text = identity.text().await.unwrap();
+    // Routes are patterns, never raw paths with IDs in them.
+    assert!(text.contains("route=\"/v1/me\",status=\"200\""), "{text}");
+    assert!(text.contains("route=\"/v1/auth/login\",status=\"200\""), "{text}");
+    t.stack.stop().await;
+}
