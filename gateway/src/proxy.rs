@@ -11,7 +11,7 @@ use immilink_shared::http::{request_id, CLIENT_IP, INTERNAL_TOKEN, MAX_BODY_BYTE
 use immilink_shared::telemetry::inject_trace_context;
 use immilink_shared::{ApiError, ApiResult};
 
-use crate::routing::{route, Backend};
+use crate::routing::{is_canonical, route, Backend};
 use crate::State;
 
 /// Headers that describe one hop, not the message (RFC 9110 §7.6.1), plus the ones the gateway sets.
@@ -40,6 +40,16 @@ fn forwardable(name: &HeaderName) -> bool {
 
 /// Every request the gateway does not answer itself.
 pub async fn forward(req: HttpRequest, payload: web::Payload, state: web::Data<State>) -> ApiResult<HttpResponse> {
+    if !is_canonical(req.path()) {
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            "non_canonical_path",
+            "The path is not in canonical form",
+            "路徑格式不正確",
+        )
+        .detail("paths may not contain '.' or '..' segments, empty segments or encoded separators")
+        .field("path"));
+    }
     let Some(route) = route(req.path()) else {
         // Not a service's path: maybe one of the gateway's own with the wrong method.
         return immilink_shared::http::method_not_allowed(&req)

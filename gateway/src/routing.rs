@@ -30,6 +30,20 @@ const TABLE: &[(&str, Backend, bool)] = &[
     ("/v1/vendors", Backend::Vendors, false),
 ];
 
+/// Whether a path is in canonical form: no `.`/`..` or empty segments and no encoded dots, slashes or
+/// backslashes. Anything else is refused before routing: HTTP clients (reqwest included) resolve dot
+/// segments, so `/v1/auth/login/../../internal/…` would match a public prefix here and then reach an
+/// internal endpoint there, carrying the internal token the gateway adds.
+pub fn is_canonical(path: &str) -> bool {
+    let Some(rest) = path.strip_prefix('/') else {
+        return false;
+    };
+    let lowered = path.to_ascii_lowercase();
+    let encoded_separator = ["%2e", "%2f", "%5c"].iter().any(|e| lowered.contains(e));
+    let dot_segment = rest.split('/').any(|segment| segment == "." || segment == "..");
+    !encoded_separator && !dot_segment && !path.contains("//") && !path.contains('\\')
+}
+
 pub fn route(path: &str) -> Option<Route> {
     TABLE.iter().find_map(|&(prefix, backend, public)| {
         let matches = if prefix.ends_with('/') {
@@ -60,6 +74,26 @@ mod tests {
         assert_eq!(route("/internal/v1/events"), None);
         assert_eq!(route("/v1/lookupsX"), None);
         assert_eq!(route("/v1/meta"), None);
-        assert_eq!(route("/v1/auth/login/../../internal"), Some(Route { backend: Backend::Identity, public: true }));
+    }
+
+    #[test]
+    fn dot_segments_and_encoded_separators_are_not_canonical() {
+        for bad in [
+            "/v1/auth/login/../../internal/v1/events",
+            "/v1/audit/../internal/v1/events",
+            "/v1/audit/./verify",
+            "/v1/audit/%2e%2e/internal",
+            "/v1/audit/..%2F..%2Finternal",
+            "/v1/audit/%5c..",
+            "/v1//audit/verify",
+            "//internal/v1/events",
+            "/v1/audit\\..\\internal",
+            "v1/me",
+        ] {
+            assert!(!is_canonical(bad), "{bad}");
+        }
+        for good in ["/v1/audit/verify", "/v1/audit/records/01a2-x", "/docs/", "/", "/v1/me"] {
+            assert!(is_canonical(good), "{good}");
+        }
     }
 }

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::config::Secret;
-use crate::http::INTERNAL_TOKEN;
+use crate::http::{CLIENT_IP, INTERNAL_TOKEN};
 use crate::problem::ApiError;
 
 pub const ISSUER: &str = "immilink-identity";
@@ -261,6 +261,8 @@ pub struct InternalToken(pub Secret);
 
 /// Extractor for internal endpoints: the caller must present the internal token. Internal routes are
 /// never routed by the gateway, and this check means being on the network is not enough either.
+/// A request the gateway forwarded for an end user (it carries the client-IP header) is refused even
+/// with the token, so no path trick at the gateway can turn a user's request into an internal call.
 #[derive(Debug, Clone, Copy)]
 pub struct InternalCaller;
 
@@ -271,11 +273,37 @@ impl FromRequest for InternalCaller {
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
         let expected = req.app_data::<web::Data<InternalToken>>();
         let presented = req.headers().get(&INTERNAL_TOKEN).and_then(|v| v.to_str().ok());
+        let on_behalf_of_a_user = req.headers().contains_key(&CLIENT_IP);
         let result = match (expected, presented) {
-            (Some(expected), Some(presented)) if expected.0.matches(presented) => Ok(InternalCaller),
+            (Some(expected), Some(presented)) if expected.0.matches(presented) && !on_behalf_of_a_user => {
+                Ok(InternalCaller)
+            }
             (None, _) => Err(ApiError::internal("InternalToken missing from app data").into()),
             _ => Err(ApiError::forbidden("internal_only", "this endpoint is for immilink services only").into()),
         };
         ready(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::test::TestRequest;
+    use actix_web::FromRequest;
+
+    use super::*;
+
+    async fn internal_caller(request: TestRequest) -> bool {
+        let req = request.app_data(web::Data::new(InternalToken(Secret::new("s3cret")))).to_http_request();
+        InternalCaller::from_request(&req, &mut Payload::None).await.is_ok()
+    }
+
+    #[actix_web::test]
+    async fn internal_endpoints_need_the_token_and_refuse_requests_forwarded_for_a_user() {
+        assert!(internal_caller(TestRequest::default().insert_header((INTERNAL_TOKEN, "s3cret"))).await);
+        assert!(!internal_caller(TestRequest::default()).await);
+        assert!(!internal_caller(TestRequest::default().insert_header((INTERNAL_TOKEN, "guess"))).await);
+        let forwarded =
+            TestRequest::default().insert_header((INTERNAL_TOKEN, "s3cret")).insert_header((CLIENT_IP, "127.0.0.1"));
+        assert!(!internal_caller(forwarded).await);
     }
 }

@@ -225,3 +225,45 @@ async fn metrics_are_served_to_the_cluster_only() {
     assert!(text.contains("route=\"/v1/auth/login\",status=\"200\""), "{text}");
     t.stack.stop().await;
 }
+
+/// Sends a request line as written (HTTP clients resolve `..` before sending) and returns the status.
+async fn raw_request(base: &str, method: &str, path: &str, token: &str, body: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8_lossy(&response);
+    text.split_whitespace().nth(1).and_then(|code| code.parse().ok()).unwrap_or(0)
+}
+
+#[actix_web::test]
+async fn dot_segments_cannot_reach_internal_endpoints_through_the_gateway() {
+    let t = TestStack::spawn().await;
+    let manager = t.login("tpe.manager").await;
+    let forged = json!({"events": [{
+        "id": "01900000-0000-7000-8000-00000000f0f0", "kind": "lookup.requested",
+        "occurred_at": "2026-11-23T00:00:00Z", "source": "attacker", "actor_user_id": null,
+        "agency": "TPE-SW", "correlation_id": null, "subject_id": "A123456789", "payload": {}
+    }]})
+    .to_string();
+    for path in [
+        "/v1/audit/../../internal/v1/events",
+        "/v1/audit/..%2F..%2Finternal/v1/events",
+        "/v1/auth/login/../../internal/v1/events",
+        "/v1/audit/%2e%2e/%2e%2e/internal/v1/events",
+    ] {
+        let status = raw_request(&t.stack.gateway_url, "POST", path, &manager, &forged).await;
+        assert!(status == 400 || status == 404, "{path} answered {status}");
+    }
+    let verify: Value = t.get(&manager, "/v1/audit/verify").await.json().await.unwrap();
+    assert_eq!(verify["records"], 0, "no forged event reached the audit log");
+    problem(t.get(&manager, "/v1/audit/records/01900000-0000-7000-8000-00000000f0f0").await, 404).await;
+    t.stack.stop().await;
+}
