@@ -17,7 +17,8 @@ pub struct Route {
 }
 
 /// (path prefix, backend, public). A prefix ending in `/` matches below it; otherwise it matches the
-/// exact path and anything below it.
+/// exact path and anything below it. Public entries match their exact path only, so nothing below a
+/// public path is ever forwarded without a token.
 const TABLE: &[(&str, Backend, bool)] = &[
     ("/v1/auth/login", Backend::Identity, true),
     ("/.well-known/jwks.json", Backend::Identity, true),
@@ -46,7 +47,9 @@ pub fn is_canonical(path: &str) -> bool {
 
 pub fn route(path: &str) -> Option<Route> {
     TABLE.iter().find_map(|&(prefix, backend, public)| {
-        let matches = if prefix.ends_with('/') {
+        let matches = if public {
+            path == prefix
+        } else if prefix.ends_with('/') {
             path.starts_with(prefix)
         } else {
             path == prefix || path.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('/'))
@@ -67,6 +70,12 @@ mod tests {
         assert_eq!(route("/v1/batches/123/results").map(|r| r.backend), Some(Backend::Broker));
         assert_eq!(route("/v1/audit/verify").map(|r| r.backend), Some(Backend::Audit));
         assert_eq!(route("/v1/vendors").map(|r| r.backend), Some(Backend::Vendors));
+    }
+
+    #[test]
+    fn public_routes_match_exactly() {
+        assert_eq!(route("/v1/auth/login/extra"), Some(Route { backend: Backend::Identity, public: false }));
+        assert_eq!(route("/.well-known/jwks.json/x"), None);
     }
 
     #[test]
