@@ -129,7 +129,9 @@ async fn healthz() -> web::Json<Health> {
     web::Json(Health { status: "ok".into(), service: SERVICE.into(), checks: Vec::new() })
 }
 
-/// Readiness: 200 only when every service behind the gateway is ready.
+/// Readiness: 200 when identity is ready (no token can be checked without it). The other services are
+/// reported, and a failing one makes the status `degraded`, but it does not take the gateway out of
+/// rotation: one unready service must not take the whole API down.
 #[utoipa::path(get, path = "/readyz", tag = "health", responses((status = 200, body = Health), (status = 503, body = Health)))]
 #[get("/readyz")]
 async fn readyz(state: web::Data<State>) -> HttpResponse {
@@ -144,7 +146,8 @@ async fn readyz(state: web::Data<State>) -> HttpResponse {
         };
         HealthCheck { name: format!("{backend:?}").to_lowercase(), ok, error }
     });
-    Health::respond(SERVICE, join_all(checks).await)
+    let (status, body) = Health::with_required(SERVICE, join_all(checks).await, &["identity"]);
+    HttpResponse::build(status).json(body)
 }
 
 pub struct Application;
@@ -181,5 +184,61 @@ impl Application {
                 .service(docs::swagger_ui())
                 .default_service(web::to(proxy::forward));
         })?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::{web, App, HttpResponse, HttpServer};
+    use immilink_shared::config::Secret;
+    use serde_json::Value;
+
+    use super::*;
+
+    /// Nothing listens on the discard port on loopback: a service that is down.
+    const DOWN: &str = "http://127.0.0.1:9";
+
+    async fn gateway_ready(identity_url: &str) -> (u16, Value) {
+        let settings = Settings {
+            addr: "127.0.0.1:0".into(),
+            identity_url: identity_url.into(),
+            broker_url: DOWN.into(),
+            audit_url: DOWN.into(),
+            vendors_url: DOWN.into(),
+            internal_token: Secret::generate(),
+            session_cache: Duration::from_millis(500),
+            workers: 1,
+        };
+        let running = Application::build(settings).await.unwrap();
+        let handle = running.server.handle();
+        actix_web::rt::spawn(running.server);
+        let response = reqwest::get(format!("http://127.0.0.1:{}/readyz", running.port)).await.unwrap();
+        let status = response.status().as_u16();
+        let body = response.json().await.unwrap();
+        handle.stop(false).await;
+        (status, body)
+    }
+
+    #[actix_web::test]
+    async fn one_unready_service_degrades_the_gateway_but_identity_down_makes_it_unready() {
+        let identity = HttpServer::new(|| App::new().route("/readyz", web::get().to(HttpResponse::Ok)))
+            .workers(1)
+            .bind("127.0.0.1:0")
+            .unwrap();
+        let identity_url = format!("http://127.0.0.1:{}", identity.addrs()[0].port());
+        let identity = identity.run();
+        let identity_handle = identity.handle();
+        actix_web::rt::spawn(identity);
+
+        let (status, body) = gateway_ready(&identity_url).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["status"], "degraded");
+        let vendors = body["checks"].as_array().unwrap().iter().find(|c| c["name"] == "vendors").unwrap();
+        assert_eq!(vendors["ok"], false);
+
+        let (status, body) = gateway_ready(DOWN).await;
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(body["status"], "unavailable");
+        identity_handle.stop(false).await;
     }
 }

@@ -214,7 +214,7 @@ pub fn client_ip(req: &HttpRequest, internal: &Secret) -> Option<IpAddr> {
 /// Body of the health endpoints.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Health {
-    /// `ok` or `unavailable`.
+    /// `ok`, `degraded` (an optional dependency is down) or `unavailable`.
     pub status: String,
     pub service: String,
     /// Per-dependency detail on readiness checks.
@@ -231,13 +231,28 @@ pub struct HealthCheck {
 }
 
 impl Health {
+    /// Ready when every check passes.
     pub fn from_checks(service: &str, checks: Vec<HealthCheck>) -> (actix_web::http::StatusCode, Self) {
-        let ok = checks.iter().all(|c| c.ok);
-        let status =
-            if ok { actix_web::http::StatusCode::OK } else { actix_web::http::StatusCode::SERVICE_UNAVAILABLE };
-        let body =
-            Health { status: if ok { "ok" } else { "unavailable" }.to_owned(), service: service.to_owned(), checks };
-        (status, body)
+        let required: Vec<String> = checks.iter().map(|c| c.name.clone()).collect();
+        Self::with_required(service, checks, &required)
+    }
+
+    /// Ready when the `required` checks pass; a failing optional check is reported (`degraded`)
+    /// without taking the service out of rotation.
+    pub fn with_required<S: AsRef<str>>(
+        service: &str,
+        checks: Vec<HealthCheck>,
+        required: &[S],
+    ) -> (actix_web::http::StatusCode, Self) {
+        let is_required = |check: &HealthCheck| required.iter().any(|r| r.as_ref() == check.name);
+        let ready = checks.iter().filter(|c| is_required(c)).all(|c| c.ok);
+        let all_ok = checks.iter().all(|c| c.ok);
+        let (status, word) = match (ready, all_ok) {
+            (true, true) => (actix_web::http::StatusCode::OK, "ok"),
+            (true, false) => (actix_web::http::StatusCode::OK, "degraded"),
+            (false, _) => (actix_web::http::StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        };
+        (status, Health { status: word.to_owned(), service: service.to_owned(), checks })
     }
 
     pub fn respond(service: &str, checks: Vec<HealthCheck>) -> actix_web::HttpResponse {
@@ -340,6 +355,20 @@ mod tests {
         assert_eq!(known.allowed("/v1/audit/records/"), None);
         assert_eq!(known.allowed("/v1/audit/records/a/b"), None);
         assert_eq!(known.allowed("/v1/nothing"), None);
+    }
+
+    #[test]
+    fn only_required_checks_decide_readiness() {
+        let check = |name: &str, ok| HealthCheck { name: name.into(), ok, error: None };
+        let (status, body) =
+            Health::with_required("gateway", vec![check("identity", true), check("vendors", false)], &["identity"]);
+        assert_eq!((status.as_u16(), body.status.as_str()), (200, "degraded"));
+        let (status, body) =
+            Health::with_required("gateway", vec![check("identity", false), check("vendors", true)], &["identity"]);
+        assert_eq!((status.as_u16(), body.status.as_str()), (503, "unavailable"));
+        let (status, body) = Health::from_checks("audit", vec![check("database", false)]);
+        assert_eq!((status.as_u16(), body.status.as_str()), (503, "unavailable"));
+        assert_eq!(Health::from_checks("audit", vec![check("database", true)]).1.status, "ok");
     }
 
     #[test]
