@@ -7,8 +7,8 @@ use actix_web::http::header::{self, HeaderMap, HeaderName};
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use immilink_shared::auth::{bearer_token, AuthError};
-use immilink_shared::http::{request_id, CLIENT_IP, INTERNAL_TOKEN, MAX_BODY_BYTES, REQUEST_ID};
-use immilink_shared::telemetry::inject_trace_context;
+use immilink_shared::http::{CLIENT_IP, INTERNAL_TOKEN, MAX_BODY_BYTES, REQUEST_ID};
+use immilink_shared::telemetry::outbound_headers;
 use immilink_shared::{ApiError, ApiResult};
 
 use crate::routing::{is_canonical, route, Backend};
@@ -65,10 +65,9 @@ pub async fn forward(req: HttpRequest, payload: web::Payload, state: web::Data<S
         Some(query) => format!("{base}{}?{query}", req.path()),
         None => format!("{base}{}", req.path()),
     };
-    let mut outbound = reqwest::header::HeaderMap::new();
+    // Trace context and request id as on every outbound call, then the caller's own headers.
+    let mut outbound = outbound_headers();
     copy_headers(req.headers(), &mut outbound);
-    inject_trace_context(&mut outbound);
-    set(&mut outbound, &REQUEST_ID, &request_id(&req));
     set(&mut outbound, &INTERNAL_TOKEN, state.internal_token.expose());
     set(&mut outbound, &CLIENT_IP, &client_ip.to_string());
     let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes())

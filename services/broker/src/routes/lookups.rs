@@ -55,14 +55,6 @@ pub async fn create(
     body: ApiJson<LookupBody>,
 ) -> ApiResult<web::Json<LookupResponse>> {
     let request = LookupRequest::parse(body.into_inner())?;
-    if request.proxy_authorization_id.is_some() {
-        return Err(ApiError::forbidden(
-            "proxy_authorization_invalid",
-            "no valid proxy authorization (代查授權單) matches",
-        )
-        .field("proxy_authorization_id")
-        .rule("R-QRY-06"));
-    }
     let permissions = state.identity.permissions(&caller.token, client_ip(&req, &state.internal_token)).await?;
     request.authorise(&permissions)?;
 
