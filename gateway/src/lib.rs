@@ -9,13 +9,12 @@
 mod docs;
 mod proxy;
 pub mod routing;
-mod sessions;
 
 use std::time::Duration;
 
 use actix_web::{get, web, HttpResponse};
 use futures_util::future::join_all;
-use immilink_shared::auth::{InternalToken, TokenVerifier};
+use immilink_shared::auth::{InternalToken, SessionChecker, TokenVerifier};
 use immilink_shared::config::{self, ConfigError, Secret};
 use immilink_shared::http::{serve, Health, HealthCheck, Routes, Running};
 use immilink_shared::openapi::BearerSecurity;
@@ -23,7 +22,6 @@ use utoipa::OpenApi;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use routing::Backend;
-use sessions::SessionChecker;
 
 pub const SERVICE: &str = "gateway";
 

@@ -50,15 +50,13 @@ pub async fn forward(req: HttpRequest, payload: web::Payload, state: web::Data<S
         .detail("paths may not contain '.' or '..' segments, empty segments or encoded separators")
         .field("path"));
     }
-    let Some(route) = route(req.path()) else {
+    let Some(route) = route(req.method().as_str(), req.path()) else {
         // Not a service's path: maybe one of the gateway's own with the wrong method.
         return immilink_shared::http::method_not_allowed(&req)
             .ok_or_else(|| ApiError::not_found("the requested route"));
     };
     let client_ip = req.peer_addr().map(|a| a.ip()).ok_or_else(|| ApiError::internal("no peer address"))?;
-    if !route.public {
-        authenticate(&req, &state, client_ip).await?;
-    }
+    let session = if route.public { None } else { Some(authenticate(&req, &state, client_ip).await?) };
     let body = read_body(payload).await?;
     let base = state.backend_url(route.backend);
     let url = match req.uri().query() {
@@ -80,13 +78,21 @@ pub async fn forward(req: HttpRequest, payload: web::Payload, state: web::Data<S
         .send()
         .await
         .map_err(|err| backend_down(route.backend, &err.to_string()))?;
+    if let Some(sid) = session.filter(|_| req.path() == LOGOUT && upstream.status().is_success()) {
+        // The session just ended: drop its cached "live" answer so its token is refused here at once.
+        state.sessions.forget(&sid);
+    }
     Ok(relay_response(upstream))
 }
 
-async fn authenticate(req: &HttpRequest, state: &State, client_ip: IpAddr) -> ApiResult<()> {
+const LOGOUT: &str = "/v1/auth/logout";
+
+/// Verifies the token and that its session is live from this IP; returns the session id.
+async fn authenticate(req: &HttpRequest, state: &State, client_ip: IpAddr) -> ApiResult<String> {
     let token = bearer_token(req).ok_or(AuthError::Missing).map_err(ApiError::from)?;
     let claims = state.verifier.verify(token).await.map_err(ApiError::from)?;
-    state.sessions.require_live(&claims.sid, client_ip).await
+    state.sessions.require_live(&claims.sid, client_ip).await?;
+    Ok(claims.sid)
 }
 
 async fn read_body(mut payload: web::Payload) -> ApiResult<web::Bytes> {

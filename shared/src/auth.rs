@@ -20,6 +20,31 @@ use crate::http::{CLIENT_IP, INTERNAL_TOKEN};
 use crate::problem::ApiError;
 
 pub const ISSUER: &str = "immilink-identity";
+
+/// The roles of SPEC "Actors". A token carries the ones its user holds.
+pub mod roles {
+    pub const CASEWORKER: &str = "caseworker";
+    pub const UNIT_SUPERVISOR: &str = "unit_supervisor";
+    pub const ACCOUNT_MANAGER: &str = "account_manager";
+    pub const AGENCY_HEAD: &str = "agency_head";
+    pub const ETHICS_OFFICER: &str = "ethics_officer";
+    pub const IT_OFFICER: &str = "it_officer";
+    pub const NIA_REVIEWER: &str = "nia_reviewer";
+    pub const VENDOR_MANAGER: &str = "vendor_manager";
+    pub const AUDITOR: &str = "auditor";
+
+    pub const ALL: [&str; 9] = [
+        CASEWORKER,
+        UNIT_SUPERVISOR,
+        ACCOUNT_MANAGER,
+        AGENCY_HEAD,
+        ETHICS_OFFICER,
+        IT_OFFICER,
+        NIA_REVIEWER,
+        VENDOR_MANAGER,
+        AUDITOR,
+    ];
+}
 pub const AUDIENCE: &str = "immilink";
 
 /// Claims of an access token.
@@ -128,6 +153,9 @@ struct VerifierInner {
 }
 
 const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(5);
+/// Remote keys are fetched again at least this often, so a key identity retired after a rotation
+/// stops verifying here too (tokens it signed have expired by then: the token TTL is shorter).
+const MAX_KEY_AGE: Duration = Duration::from_secs(300);
 
 impl TokenVerifier {
     pub fn from_jwks(set: &JwkSet) -> Result<Self, AuthError> {
@@ -160,6 +188,11 @@ impl TokenVerifier {
             return Err(AuthError::Invalid("unexpected algorithm".into()));
         }
         let kid = header.kid.ok_or(AuthError::Malformed)?;
+        if self.keys_are_old() {
+            if let Err(err) = self.refresh().await {
+                tracing::warn!(error = %err, "refreshing the token keys failed; keeping the known ones");
+            }
+        }
         let key = match self.key(&kid) {
             Some(key) => key,
             None => {
@@ -178,6 +211,11 @@ impl TokenVerifier {
             jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
             _ => AuthError::Invalid(err.to_string()),
         })
+    }
+
+    fn keys_are_old(&self) -> bool {
+        matches!(self.inner.source, KeySource::Remote { .. })
+            && self.inner.last_refresh.try_lock().is_ok_and(|last| last.is_some_and(|at| at.elapsed() > MAX_KEY_AGE))
     }
 
     fn key(&self, kid: &str) -> Option<DecodingKey> {
@@ -232,7 +270,9 @@ pub fn bearer_token(req: &HttpRequest) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// Extractor: a request with a valid access token. Needs `web::Data<TokenVerifier>` in the app.
+/// Extractor: a request with a valid access token. Needs `web::Data<TokenVerifier>` in the app. When
+/// the app also has a `web::Data<SessionChecker>`, the token's session must be live from the caller's
+/// IP too: every service refuses a revoked session's token on its own, not only the gateway.
 #[derive(Debug, Clone)]
 pub struct Authenticated {
     pub claims: AccessClaims,
@@ -245,13 +285,116 @@ impl FromRequest for Authenticated {
 
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
         let verifier = req.app_data::<web::Data<TokenVerifier>>().cloned();
+        let sessions = req.app_data::<web::Data<SessionChecker>>().cloned();
+        let ip =
+            req.app_data::<web::Data<InternalToken>>().and_then(|internal| crate::http::client_ip(req, &internal.0));
         let token = bearer_token(req).map(str::to_owned);
         Box::pin(async move {
             let verifier = verifier.ok_or_else(|| ApiError::internal("TokenVerifier missing from app data"))?;
             let token = token.ok_or(AuthError::Missing).map_err(ApiError::from)?;
             let claims = verifier.verify(&token).await.map_err(ApiError::from)?;
+            if let Some(sessions) = sessions {
+                let ip = ip.ok_or_else(|| ApiError::internal("no client address"))?;
+                sessions.require_live(&claims.sid, ip).await?;
+            }
             Ok(Authenticated { claims, token })
         })
+    }
+}
+
+/// Session liveness: a token is only good while its session is live (not logged out, not idle,
+/// account active) and used from the session's IP. Identity answers; a "live" answer is reused for a
+/// short time (`IMMILINK_SESSION_CACHE_MS`, default 500), so a revoked session is refused everywhere
+/// within that time. Each holder caches independently, so a request that passes the gateway's cache
+/// and then a service's cache still cannot be served later than that bound after the revocation.
+pub struct SessionChecker {
+    http: reqwest::Client,
+    identity_url: String,
+    internal_token: Secret,
+    ttl: Duration,
+    live: std::sync::Mutex<HashMap<(String, std::net::IpAddr), Instant>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Liveness {
+    live: bool,
+    reason: Option<String>,
+}
+
+const MAX_CACHED_SESSIONS: usize = 100_000;
+
+impl SessionChecker {
+    pub fn new(http: reqwest::Client, identity_url: &str, internal_token: Secret, ttl: Duration) -> Self {
+        Self {
+            http,
+            identity_url: identity_url.trim_end_matches('/').to_owned(),
+            internal_token,
+            ttl,
+            live: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub async fn require_live(&self, sid: &str, ip: std::net::IpAddr) -> Result<(), ApiError> {
+        let key = (sid.to_owned(), ip);
+        if self.cached(&key) {
+            return Ok(());
+        }
+        let liveness = self.ask_identity(sid, ip).await?;
+        if liveness.live {
+            self.remember(key);
+            Ok(())
+        } else {
+            Err(ApiError::unauthenticated(format!(
+                "the session has ended ({}); log in again",
+                liveness.reason.unwrap_or_else(|| "ended".into())
+            )))
+        }
+    }
+
+    /// Forgets every cached answer for a session (it was just ended through this holder).
+    pub fn forget(&self, sid: &str) {
+        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        live.retain(|(cached_sid, _), _| cached_sid != sid);
+    }
+
+    fn cached(&self, key: &(String, std::net::IpAddr)) -> bool {
+        let live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        live.get(key).is_some_and(|at| at.elapsed() < self.ttl)
+    }
+
+    fn remember(&self, key: (String, std::net::IpAddr)) {
+        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        if live.len() >= MAX_CACHED_SESSIONS {
+            let ttl = self.ttl;
+            live.retain(|_, at| at.elapsed() < ttl);
+        }
+        live.insert(key, Instant::now());
+    }
+
+    async fn ask_identity(&self, sid: &str, ip: std::net::IpAddr) -> Result<Liveness, ApiError> {
+        let unavailable = |err: String| {
+            tracing::warn!(error = %err, "session liveness check failed");
+            ApiError::unavailable("identity_unavailable", "sessions cannot be checked right now")
+        };
+        // The session id comes from a verified token, but it still goes into a URL path: refuse
+        // anything that is not a plain id.
+        if sid.is_empty() || !sid.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(ApiError::unauthenticated("the token names no valid session"));
+        }
+        let response = self
+            .http
+            .post(format!("{}/internal/v1/sessions/{}/liveness", self.identity_url, sid))
+            .headers(crate::telemetry::outbound_headers())
+            .header(INTERNAL_TOKEN.as_str(), self.internal_token.expose())
+            .timeout(Duration::from_secs(3))
+            .json(&serde_json::json!({ "ip": ip.to_string() }))
+            .send()
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
+        if !response.status().is_success() {
+            return Err(unavailable(format!("identity answered {}", response.status())));
+        }
+        response.json().await.map_err(|e| unavailable(e.to_string()))
     }
 }
 

@@ -14,6 +14,19 @@ pub enum AgencyKind {
     HouseholdRegistration,
 }
 
+impl AgencyKind {
+    pub fn code(self) -> &'static str {
+        match self {
+            AgencyKind::SocialWelfare => "social_welfare",
+            AgencyKind::HouseholdRegistration => "household_registration",
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<Self> {
+        [AgencyKind::SocialWelfare, AgencyKind::HouseholdRegistration].into_iter().find(|k| k.code() == code)
+    }
+}
+
 /// The eight query types of the immigration cloud query service (R-QRY-03).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

@@ -89,6 +89,28 @@ pub mod rfc3339 {
     }
 }
 
+/// As [`rfc3339`], for optional timestamps (`null` when absent).
+pub mod rfc3339_option {
+    use chrono::NaiveDateTime;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(at: &Option<NaiveDateTime>, s: S) -> Result<S::Ok, S::Error> {
+        match at {
+            Some(at) => super::rfc3339::serialize(at, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<NaiveDateTime>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            Some(text) => chrono::DateTime::parse_from_rfc3339(&text)
+                .map(|at| Some(at.naive_utc()))
+                .map_err(serde::de::Error::custom),
+            None => Ok(None),
+        }
+    }
+}
+
 /// ROC (民國) year of a Gregorian year, as shown on reports: 2026 → 115.
 pub fn roc_year(gregorian_year: i32) -> i32 {
     gregorian_year - 1911

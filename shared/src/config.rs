@@ -78,6 +78,9 @@ pub struct ServiceSettings {
     pub internal_token: Secret,
     /// HTTP worker threads; default 2.
     pub workers: usize,
+    /// `IMMILINK_SESSION_CACHE_MS`, default 500: how long a "session live" answer from identity is
+    /// reused. Revocation takes effect everywhere within this time (R-ACC-10).
+    pub session_cache: std::time::Duration,
 }
 
 impl ServiceSettings {
@@ -97,6 +100,7 @@ impl ServiceSettings {
                 None => self::internal_token(embedded)?,
             },
             workers: parse_or("WORKERS", 2)?,
+            session_cache: std::time::Duration::from_millis(parse_or("SESSION_CACHE_MS", 500)?),
         })
     }
 
@@ -108,7 +112,13 @@ impl ServiceSettings {
             identity_url: "http://127.0.0.1:0".into(),
             internal_token,
             workers: 1,
+            session_cache: std::time::Duration::from_millis(500),
         }
+    }
+
+    /// The session-liveness check every service runs on user tokens (see [`crate::auth::SessionChecker`]).
+    pub fn session_checker(&self, http: reqwest::Client) -> crate::auth::SessionChecker {
+        crate::auth::SessionChecker::new(http, &self.identity_url, self.internal_token.clone(), self.session_cache)
     }
 
     /// The embedded mode is the SQLite one.

@@ -14,6 +14,7 @@ pub mod ids;
 pub mod metrics;
 pub mod openapi;
 pub mod problem;
+pub mod rate_limit;
 pub mod telemetry;
 pub mod testing;
 

@@ -56,6 +56,7 @@ struct Details {
     rule: Option<&'static str>,
     hint: Option<String>,
     www_authenticate: bool,
+    retry_after_seconds: Option<u64>,
 }
 
 impl ApiError {
@@ -70,6 +71,7 @@ impl ApiError {
             rule: None,
             hint: None,
             www_authenticate: false,
+            retry_after_seconds: None,
         }))
     }
 
@@ -90,6 +92,12 @@ impl ApiError {
 
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
         self.0.hint = Some(hint.into());
+        self
+    }
+
+    /// `Retry-After` in seconds (503 and 429 default to 1).
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.0.retry_after_seconds = Some(seconds.max(1));
         self
     }
 
@@ -155,6 +163,13 @@ impl ApiError {
             .detail(detail)
     }
 
+    /// 429 with `Retry-After`: the caller is over a rate limit.
+    pub fn too_many_requests(code: &'static str, detail: impl Into<String>, retry_after_seconds: u64) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, code, "Too many requests", "請求過於頻繁")
+            .detail(detail)
+            .retry_after(retry_after_seconds)
+    }
+
     /// 500: logged once here with its cause; the client sees no internals.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
@@ -197,8 +212,10 @@ impl ResponseError for ApiError {
         if self.0.www_authenticate {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
         }
-        if self.0.status == StatusCode::SERVICE_UNAVAILABLE || self.0.status == StatusCode::TOO_MANY_REQUESTS {
-            response.insert_header((header::RETRY_AFTER, "1"));
+        let retryable =
+            self.0.status == StatusCode::SERVICE_UNAVAILABLE || self.0.status == StatusCode::TOO_MANY_REQUESTS;
+        if let Some(seconds) = self.0.retry_after_seconds.or(retryable.then_some(1)) {
+            response.insert_header((header::RETRY_AFTER, seconds.to_string()));
         }
         response.json(self.to_problem())
     }

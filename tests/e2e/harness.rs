@@ -21,6 +21,7 @@ pub struct TestStack {
     internal_token: immilink_shared::config::Secret,
     pub http: reqwest::Client,
     pub broker_db_url: String,
+    nia_admin_key: Option<String>,
     _databases: [TestDb; 4],
     _keys: tempfile::TempDir,
 }
@@ -50,8 +51,17 @@ impl TestStack {
         config.upstream_override = options.upstream_override;
         let internal_token = config.gateway.internal_token.clone();
         let broker_db_url = databases[1].url().to_owned();
+        let nia_admin_key = config.nia.admin_key.as_ref().map(|key| key.expose().to_owned());
         let stack = start(config, Arc::clone(&options.clock)).await.expect("the stack starts");
-        Self { stack, internal_token, http: client(None), broker_db_url, _databases: databases, _keys: keys }
+        Self {
+            stack,
+            internal_token,
+            http: client(None),
+            broker_db_url,
+            nia_admin_key,
+            _databases: databases,
+            _keys: keys,
+        }
     }
 
     /// What the cluster's own components (and Prometheus) present.
@@ -91,6 +101,33 @@ impl TestStack {
 
     pub async fn post(&self, token: &str, path: &str, body: &Value) -> reqwest::Response {
         self.http.post(self.url(path)).bearer_auth(token).json(body).send().await.expect("gateway answers")
+    }
+
+    /// Sets how nia-mock decides account reviews (`approve` or `reject`) through its admin endpoint.
+    pub async fn set_nia_account_review(&self, decision: &str) {
+        let response = self
+            .http
+            .put(format!("{}/admin/v1/account-review-policy", self.stack.nia_url))
+            .header("x-nia-admin-key", self.nia_admin_key.as_deref().expect("nia admin key"))
+            .json(&json!({ "decision": decision, "reason": "test policy" }))
+            .send()
+            .await
+            .expect("nia-mock answers");
+        assert!(response.status().is_success(), "setting the review policy: {}", response.status());
+    }
+
+    /// Logs a user in with their own password and certificate; returns the token.
+    pub async fn login_with(&self, username: &str, password: &str, certificate: &str) -> String {
+        let response = self.login_response(&self.http, username, password, certificate).await;
+        assert_eq!(response.status(), 200, "login of {username}");
+        let body: Value = response.json().await.expect("login body");
+        body["access_token"].as_str().expect("access_token").to_owned()
+    }
+
+    /// The user id of a logged-in user.
+    pub async fn user_id(&self, token: &str) -> String {
+        let me: Value = self.get(token, "/v1/me").await.json().await.expect("me");
+        me["user_id"].as_str().expect("user_id").to_owned()
     }
 
     /// Waits (bounded) until the audit service holds a record with this id.

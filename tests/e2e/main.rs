@@ -2,6 +2,7 @@
 //! databases (SQLite files, or PostgreSQL schemas when TEST_DATABASE_URL is set), driven over real HTTP
 //! through the gateway.
 
+mod accounts;
 mod harness;
 mod lookups;
 mod platform;

@@ -165,7 +165,7 @@ async fn a_second_start_on_the_same_databases_works_without_duplicating_demo_dat
         stack.stop().await;
     }
     assert_eq!(kids[0], kids[1], "the signing key persists across restarts");
-    // The demo data was seeded once: six users in two agencies, not twelve in four.
+    // The demo data was seeded once: thirteen users in three agencies, not twice that.
     use diesel::prelude::*;
     use immilink_stack::identity::schema::{agencies, users};
     let identity = immilink_shared::db::Db::connect(
@@ -174,8 +174,8 @@ async fn a_second_start_on_the_same_databases_works_without_duplicating_demo_dat
     )
     .unwrap();
     let mut conn = identity.get().unwrap();
-    assert_eq!(users::table.count().get_result::<i64>(&mut conn).unwrap(), 6);
-    assert_eq!(agencies::table.count().get_result::<i64>(&mut conn).unwrap(), 2);
+    assert_eq!(users::table.count().get_result::<i64>(&mut conn).unwrap(), 13);
+    assert_eq!(agencies::table.count().get_result::<i64>(&mut conn).unwrap(), 3);
 }
 
 #[actix_web::test]

@@ -64,12 +64,18 @@ pub struct Application;
 impl Application {
     pub async fn build(settings: Settings, clock: SharedClock) -> anyhow::Result<Running> {
         let db = Db::open(&settings.database, &MIGRATIONS).await?;
-        let verifier = web::Data::new(TokenVerifier::from_identity(&settings.identity_url, reqwest::Client::new()));
+        let http = reqwest::Client::new();
+        let verifier = web::Data::new(TokenVerifier::from_identity(&settings.identity_url, http.clone()));
+        let sessions = web::Data::new(settings.session_checker(http));
         let state = web::Data::new(State { db: db.clone(), clock });
         let db = web::Data::new(db);
         let internal = web::Data::new(InternalToken(settings.internal_token));
         Ok(serve(&settings.addr, settings.workers, ROUTES, move |cfg| {
-            cfg.app_data(state.clone()).app_data(db.clone()).app_data(verifier.clone()).app_data(internal.clone());
+            cfg.app_data(state.clone())
+                .app_data(db.clone())
+                .app_data(verifier.clone())
+                .app_data(sessions.clone())
+                .app_data(internal.clone());
         })?)
     }
 }

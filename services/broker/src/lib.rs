@@ -117,6 +117,7 @@ impl Application {
         let internal_token = settings.service.internal_token.clone();
         let relay = Relay::new(db.clone(), clock.clone(), http.clone(), &settings.audit_url, internal_token.clone());
         let verifier = web::Data::new(TokenVerifier::from_identity(&settings.service.identity_url, http.clone()));
+        let sessions = web::Data::new(settings.service.session_checker(http.clone()));
         let state = web::Data::new(State {
             db: db.clone(),
             clock,
@@ -129,7 +130,11 @@ impl Application {
         let db = web::Data::new(db);
         let relay_task = actix_web::rt::spawn(state.relay.clone().run());
         let running = serve(&settings.service.addr, settings.service.workers, ROUTES, move |cfg| {
-            cfg.app_data(state.clone()).app_data(db.clone()).app_data(verifier.clone()).app_data(internal.clone());
+            cfg.app_data(state.clone())
+                .app_data(db.clone())
+                .app_data(verifier.clone())
+                .app_data(sessions.clone())
+                .app_data(internal.clone());
         })?;
         Ok(running.with_task(relay_task))
     }

@@ -1,7 +1,13 @@
 //! The Ed25519 key that signs access tokens. In production it comes from a file (a mounted Secret);
 //! in the embedded mode a missing file is generated at start (mode 0600 under ./data), never committed.
+//!
+//! Rotation: put the new key in `IMMILINK_SIGNING_KEY_FILE`, list the old one in
+//! `IMMILINK_PREVIOUS_SIGNING_KEY_FILES`, restart identity. New tokens carry the new `kid`; the JWKS
+//! publishes both, so tokens signed before the rotation verify until they expire (at most the token
+//! TTL). After that overlap, drop the old file from the list. Verifiers fetch the JWKS again when they
+//! meet an unknown `kid`, and at least every few minutes, so a retired key stops verifying too.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
@@ -13,7 +19,8 @@ use sha2::{Digest, Sha256};
 pub struct SigningKeys {
     kid: String,
     encoding: EncodingKey,
-    public: Jwk,
+    /// The current key's public half first, then the retired ones still in their overlap.
+    published: Vec<Jwk>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +46,18 @@ impl SigningKeys {
         Self::from_pkcs8(&der).map_err(fail)
     }
 
+    /// The current key at `path` plus retired keys whose public halves stay published.
+    pub fn load_with_previous(path: &Path, generate_missing: bool, previous: &[PathBuf]) -> Result<Self, KeyError> {
+        let mut keys = Self::load(path, generate_missing)?;
+        for old in previous {
+            let retired = Self::load(old, false)?;
+            if retired.kid != keys.kid {
+                keys.published.extend(retired.published);
+            }
+        }
+        Ok(keys)
+    }
+
     /// A fresh key held only in memory (tests).
     pub fn ephemeral() -> Self {
         let key = SigningKey::generate(&mut rand::rngs::OsRng);
@@ -58,7 +77,7 @@ impl SigningKeys {
             alg: "EdDSA".into(),
             use_: "sig".into(),
         };
-        Ok(Self { kid, encoding: EncodingKey::from_ed_der(der), public: jwk })
+        Ok(Self { kid, encoding: EncodingKey::from_ed_der(der), published: vec![jwk] })
     }
 
     pub fn kid(&self) -> &str {
@@ -70,7 +89,7 @@ impl SigningKeys {
     }
 
     pub fn jwks(&self) -> JwkSet {
-        JwkSet { keys: vec![self.public.clone()] }
+        JwkSet { keys: self.published.clone() }
     }
 }
 
@@ -106,6 +125,20 @@ mod tests {
             let mode = std::fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    #[test]
+    fn rotation_publishes_the_new_and_the_retired_key_and_signs_with_the_new() {
+        let dir = tempfile::tempdir().unwrap();
+        let old_path = dir.path().join("old.pk8");
+        let new_path = dir.path().join("new.pk8");
+        let old = SigningKeys::load(&old_path, true).unwrap();
+        let rotated = SigningKeys::load_with_previous(&new_path, true, std::slice::from_ref(&old_path)).unwrap();
+        assert_ne!(rotated.kid(), old.kid());
+        let kids: Vec<String> = rotated.jwks().keys.into_iter().map(|k| k.kid).collect();
+        assert_eq!(kids, vec![rotated.kid().to_owned(), old.kid().to_owned()]);
+        // A retired key that is missing is a configuration error, not silently skipped.
+        assert!(SigningKeys::load_with_previous(&new_path, false, &[dir.path().join("gone.pk8")]).is_err());
     }
 
     #[test]

@@ -1,18 +1,23 @@
-//! immilink identity: agencies, units, users and roles; login (password + bound certificate serial +
-//! bound IP), sessions and their liveness, access tokens and the JWKS that verifies them.
+//! immilink identity: agencies, units, users and roles; account applications and their reviews; the
+//! account lifecycle; login (password + bound certificate serial + bound IP), sessions and their
+//! liveness, access tokens and the JWKS that verifies them.
 //!
 //! Entry points: [`Application::build`] (the HTTP service), [`openapi`] (its generated document),
 //! [`domain`] (the rules, callable without HTTP).
 
+mod clients;
 pub mod domain;
 pub mod keys;
+mod notifier;
 mod routes;
 pub mod schema;
 #[cfg(test)]
 mod tests;
 mod tokens;
+mod workflow;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use actix_web::web;
 use chrono::Duration;
@@ -47,6 +52,24 @@ pub struct Settings {
     pub token_ttl: Duration,
     /// `IMMILINK_IDLE_TIMEOUT_SECONDS`, default 900 (R-ACC-10).
     pub idle_timeout: Duration,
+    /// `IMMILINK_PREVIOUS_SIGNING_KEY_FILES`: comma-separated retired keys still published in the JWKS
+    /// during a rotation's overlap, so tokens they signed keep verifying until they expire.
+    pub previous_signing_key_files: Vec<PathBuf>,
+    /// `IMMILINK_VENDORS_URL`, default `http://127.0.0.1:8084` (the contractor check, R-ACC-08).
+    pub vendors_url: String,
+    /// `IMMILINK_NIA_URL` and `IMMILINK_NIA_API_KEY`: the immigration agency's account review.
+    pub nia_url: String,
+    pub nia_api_key: Option<Secret>,
+    /// `IMMILINK_SMTP_URL` (e.g. `smtp://mail.example:25`); unset: notifications go to the log.
+    pub smtp_url: Option<String>,
+    /// `IMMILINK_SMTP_FROM`, default `immilink <no-reply@immilink.invalid>`.
+    pub smtp_from: String,
+    /// `IMMILINK_LOGIN_CONCURRENCY`, default 1: password hashes computed at once. Keeps a login
+    /// storm to one core, so lookups keep the rest.
+    pub login_concurrency: usize,
+    /// `IMMILINK_IDENTITY_BACKGROUND_MS`, default 2000: how often waiting applications are retried
+    /// and notifications delivered.
+    pub background_interval: std::time::Duration,
 }
 
 impl Settings {
@@ -64,6 +87,16 @@ impl Settings {
             demo: config::flag_or("DEMO", embedded)?,
             token_ttl: Duration::seconds(config::parse_or("TOKEN_TTL_SECONDS", 900)?),
             idle_timeout: Duration::seconds(config::parse_or("IDLE_TIMEOUT_SECONDS", 900)?),
+            previous_signing_key_files: config::var("PREVIOUS_SIGNING_KEY_FILES")
+                .map(|list| list.split(',').map(str::trim).filter(|p| !p.is_empty()).map(PathBuf::from).collect())
+                .unwrap_or_default(),
+            vendors_url: config::string_or("VENDORS_URL", "http://127.0.0.1:8084"),
+            nia_url: config::string_or("NIA_URL", "http://127.0.0.1:8085"),
+            nia_api_key: config::var("NIA_API_KEY").map(Secret::new),
+            smtp_url: config::var("SMTP_URL"),
+            smtp_from: config::string_or("SMTP_FROM", "immilink <no-reply@immilink.invalid>"),
+            login_concurrency: config::parse_or("LOGIN_CONCURRENCY", 1)?,
+            background_interval: std::time::Duration::from_millis(config::parse_or("IDENTITY_BACKGROUND_MS", 2000)?),
             service,
         })
     }
@@ -77,13 +110,32 @@ pub struct State {
     pub token_ttl: Duration,
     pub idle_timeout: Duration,
     pub internal_token: Secret,
+    pub vendors: clients::VendorsClient,
+    pub nia: clients::NiaClient,
+    pub hasher: workflow::PasswordHasher,
+    pub notifier: notifier::Notifier,
+    /// Failed logins per client IP (throttling before the per-account lockout).
+    pub login_failures: immilink_shared::rate_limit::RateLimiter<std::net::IpAddr>,
+    /// Account applications per client IP: the submission endpoint needs no token.
+    pub application_submissions: immilink_shared::rate_limit::RateLimiter<std::net::IpAddr>,
 }
+
+/// Failed logins one IP may make per window before it is told to wait.
+pub const LOGIN_FAILURES_PER_IP: u32 = 20;
+pub const LOGIN_FAILURE_WINDOW: std::time::Duration = std::time::Duration::from_secs(300);
+pub const APPLICATIONS_PER_IP: u32 = 10;
+pub const APPLICATION_WINDOW: std::time::Duration = std::time::Duration::from_secs(3600);
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "immilink identity", description = "Accounts, login, sessions and token keys."),
     modifiers(&BearerSecurity),
-    tags((name = "sessions", description = "Login, logout and the caller"), (name = "health"))
+    tags(
+        (name = "sessions", description = "Login, logout and the caller"),
+        (name = "applications", description = "Account applications and their reviews (R-ACC-01..04, 08)"),
+        (name = "accounts", description = "The account lifecycle: HR events, suspension, lost certificates, IP bindings, manager handover (R-ACC-05..11)"),
+        (name = "health")
+    )
 )]
 struct ApiDoc;
 
@@ -113,21 +165,39 @@ impl Application {
                 tracing::info!(created, "seeded demo agencies and users");
             }
         }
-        let keys = SigningKeys::load(&settings.signing_key_file, settings.generate_signing_key)?;
+        let keys = SigningKeys::load_with_previous(
+            &settings.signing_key_file,
+            settings.generate_signing_key,
+            &settings.previous_signing_key_files,
+        )?;
         let verifier = TokenVerifier::from_jwks(&keys.jwks())?;
-        let state = web::Data::new(State {
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
+        let internal_token = settings.service.internal_token.clone();
+        let state = Arc::new(State {
             db: db.clone(),
             keys,
             clock,
             token_ttl: settings.token_ttl,
             idle_timeout: settings.idle_timeout,
-            internal_token: settings.service.internal_token.clone(),
+            vendors: clients::VendorsClient::new(http.clone(), &settings.vendors_url, internal_token.clone()),
+            nia: clients::NiaClient::new(http, &settings.nia_url, settings.nia_api_key.clone()),
+            internal_token: internal_token.clone(),
+            hasher: workflow::PasswordHasher::new(settings.login_concurrency, std::time::Duration::from_secs(5)),
+            notifier: notifier::Notifier::from_settings(settings.smtp_url.as_deref(), &settings.smtp_from)?,
+            login_failures: immilink_shared::rate_limit::RateLimiter::new(LOGIN_FAILURES_PER_IP, LOGIN_FAILURE_WINDOW),
+            application_submissions: immilink_shared::rate_limit::RateLimiter::new(
+                APPLICATIONS_PER_IP,
+                APPLICATION_WINDOW,
+            ),
         });
+        let background = actix_web::rt::spawn(workflow::background(Arc::clone(&state), settings.background_interval));
+        let state = web::Data::from(state);
         let verifier = web::Data::new(verifier);
-        let internal = web::Data::new(InternalToken(settings.service.internal_token));
+        let internal = web::Data::new(InternalToken(internal_token));
         let db = web::Data::new(db);
-        Ok(serve(&settings.service.addr, settings.service.workers, ROUTES, move |cfg| {
+        let running = serve(&settings.service.addr, settings.service.workers, ROUTES, move |cfg| {
             cfg.app_data(state.clone()).app_data(db.clone()).app_data(verifier.clone()).app_data(internal.clone());
-        })?)
+        })?;
+        Ok(running.with_task(background))
     }
 }

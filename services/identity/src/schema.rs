@@ -7,6 +7,7 @@ diesel::table! {
         name -> Text,
         kind -> Text,
         created_at -> Timestamp,
+        requires_head_approval -> Bool,
     }
 }
 
@@ -29,6 +30,12 @@ diesel::table! {
         certificate_serial -> Text,
         status -> Text,
         created_at -> Timestamp,
+        national_id -> Nullable<Text>,
+        email -> Nullable<Text>,
+        status_reason -> Nullable<Text>,
+        status_changed_at -> Nullable<Timestamp>,
+        failed_logins -> Integer,
+        locked_until -> Nullable<Timestamp>,
     }
 }
 
@@ -87,6 +94,70 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    account_applications (id) {
+        id -> Text,
+        agency_id -> Text,
+        unit_id -> Text,
+        username -> Text,
+        display_name -> Text,
+        national_id -> Text,
+        email -> Text,
+        password_hash -> Text,
+        certificate_serial -> Text,
+        ips -> Text,
+        legal_basis -> Text,
+        business_handled -> Text,
+        requested_grants -> Text,
+        granted -> Nullable<Text>,
+        status -> Text,
+        user_id -> Nullable<Text>,
+        nia_reference -> Nullable<Text>,
+        submitted_ip -> Text,
+        submitted_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    application_reviews (id) {
+        id -> Text,
+        application_id -> Text,
+        step -> Text,
+        reviewer_id -> Nullable<Text>,
+        reviewer_name -> Text,
+        decision -> Text,
+        reason -> Text,
+        decided_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    account_events (id) {
+        id -> Text,
+        user_id -> Text,
+        agency_id -> Text,
+        kind -> Text,
+        reason -> Text,
+        actor_id -> Nullable<Text>,
+        effective_date -> Date,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    notifications (id) {
+        id -> Text,
+        recipient -> Text,
+        subject -> Text,
+        body -> Text,
+        created_at -> Timestamp,
+        delivered_at -> Nullable<Timestamp>,
+        attempts -> Integer,
+        last_error -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(units -> agencies (agency_id));
 diesel::joinable!(users -> agencies (agency_id));
 diesel::joinable!(user_roles -> users (user_id));
@@ -95,6 +166,9 @@ diesel::joinable!(user_grants -> users (user_id));
 diesel::joinable!(agency_links -> agencies (agency_id));
 diesel::joinable!(agency_link_items -> agency_links (link_id));
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(account_applications -> agencies (agency_id));
+diesel::joinable!(application_reviews -> account_applications (application_id));
+diesel::joinable!(account_events -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     agencies,
@@ -106,4 +180,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     agency_links,
     agency_link_items,
     sessions,
+    account_applications,
+    application_reviews,
+    account_events,
+    notifications,
 );

@@ -2,15 +2,17 @@
 
 use std::net::IpAddr;
 
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 use immilink_shared::db::{Db, DbSettings, PooledConn};
 use immilink_shared::testing::TestDb;
 
-use crate::domain::demo::{self, DEMO_PASSWORD};
-use crate::domain::sessions::{check_live, end_session, login, LoginAttempt};
-use crate::domain::{permissions, IdentityError};
-use crate::schema::{sessions, users};
+use crate::domain::accounts::{self, load_actor, Actor, Grant, HrEvent, LENDING_FLAG};
+use crate::domain::applications::{self, status, Decision, NewApplication, OutsideDecision};
+use crate::domain::demo::{self, demo_national_id, DEMO_PASSWORD};
+use crate::domain::sessions::{check_live, end_session, login, LoginAttempt, MAX_FAILED_LOGINS};
+use crate::domain::{notifications, permissions, IdentityError};
+use crate::schema::{sessions, units, users};
 use crate::MIGRATIONS;
 
 fn seeded(test_db: &TestDb) -> PooledConn {
@@ -30,13 +32,269 @@ fn attempt(username: &str) -> LoginAttempt {
     }
 }
 
+fn actor(conn: &mut PooledConn, username: &str) -> Actor {
+    let id: String = users::table.filter(users::username.eq(username)).select(users::id).first(conn).unwrap();
+    load_actor(conn, &id).unwrap()
+}
+
+fn user_id(conn: &mut PooledConn, username: &str) -> String {
+    users::table.filter(users::username.eq(username)).select(users::id).first(conn).unwrap()
+}
+
+fn status_of(conn: &mut PooledConn, username: &str) -> String {
+    users::table.filter(users::username.eq(username)).select(users::status).first(conn).unwrap()
+}
+
+fn unit_of(conn: &mut PooledConn, username: &str) -> String {
+    users::table
+        .filter(users::username.eq(username))
+        .select(users::unit_id)
+        .first::<Option<String>>(conn)
+        .unwrap()
+        .unwrap()
+}
+
+fn grant(query_type: &str, purpose_code: &str) -> Grant {
+    Grant { query_type: query_type.into(), purpose_code: purpose_code.into() }
+}
+
+/// A new caseworker applying to TPE-SW (or HLN-HR with `hln`), for two query types.
+fn application(conn: &mut PooledConn, agency: &str, username: &str, person: u32) -> NewApplication {
+    let (supervisor, purpose, basis) = match agency {
+        "HLN-HR" => ("hln.supervisor", "hr_nationality_change", "household_registration_act"),
+        _ => ("tpe.supervisor", "sw_statutory_business", "social_assistance_act"),
+    };
+    NewApplication {
+        agency_code: agency.into(),
+        unit_id: unit_of(conn, supervisor),
+        username: username.into(),
+        display_name: "新同仁".into(),
+        national_id: demo_national_id(person),
+        email: format!("{username}@example.gov.tw"),
+        certificate_serial: format!("CERT-{username}"),
+        ips: vec!["127.0.0.1".parse().unwrap()],
+        legal_basis: basis.into(),
+        business_handled: "資格審查".into(),
+        grants: vec![grant("entry_exit_last_year", purpose), grant("foreigner_residence", purpose)],
+        submitted_ip: "127.0.0.1".parse().unwrap(),
+    }
+}
+
+fn nia(approved: bool) -> OutsideDecision {
+    OutsideDecision {
+        step: status::NIA_REVIEW,
+        reviewer_name: "NIA".into(),
+        approved,
+        reason: if approved { "ok".into() } else { "not within statutory duties".into() },
+        reference: Some("NIA-REF".into()),
+    }
+}
+
+fn submit(conn: &mut PooledConn, now: DateTime<Utc>, new: &NewApplication) -> String {
+    let hash = crate::domain::sessions::hash_password("a-long-passphrase-2026").unwrap();
+    applications::submit(conn, now, new, &hash).unwrap().application_id
+}
+
+fn apply(conn: &mut PooledConn, now: DateTime<Utc>, agency: &str, username: &str, person: u32) -> String {
+    let new = application(conn, agency, username, person);
+    submit(conn, now, &new)
+}
+
+fn approve(conn: &mut PooledConn, now: DateTime<Utc>, reviewer: &str, id: &str) -> applications::ApplicationView {
+    let reviewer = actor(conn, reviewer);
+    applications::review(conn, now, &reviewer, id, Decision::Approve, "業務需要", None).unwrap()
+}
+
 #[test]
-fn demo_seed_is_idempotent() {
+fn demo_seed_is_idempotent_and_has_every_role() {
     let test_db = TestDb::new();
     let mut conn = seeded(&test_db);
     assert_eq!(demo::seed(&mut conn, Utc::now()).unwrap(), 0);
     let count: i64 = users::table.count().get_result(&mut conn).unwrap();
-    assert_eq!(count, 6);
+    assert_eq!(count, 13);
+    let roles: std::collections::BTreeSet<String> = crate::schema::user_roles::table
+        .select(crate::schema::user_roles::role)
+        .load(&mut conn)
+        .unwrap()
+        .into_iter()
+        .collect();
+    for role in immilink_shared::auth::roles::ALL {
+        assert!(roles.contains(role), "{role}");
+    }
+}
+
+#[test]
+fn r_acc_01_application_passes_supervisor_manager_and_nia_then_the_account_holds_exactly_the_granted_pairs() {
+    let test_db = TestDb::new();
+    let mut conn = seeded(&test_db);
+    let now = Utc::now();
+    let new = application(&mut conn, "TPE-SW", "tpe.newcomer", 900);
+    let id = submit(&mut conn, now, &new);
+    assert_eq!(approve(&mut conn, now, "tpe.supervisor", &id).status, status::MANAGER_REVIEW);
+    // The account manager grants one of the two requested pairs.
+    let manager = actor(&mut conn, "tpe.manager");
+    let narrowed = vec![grant("entry_exit_last_year", "sw_statutory_business")];
+    let view =
+        applications::review(&mut conn, now, &manager, &id, Decision::Approve, "只需出入境", Some(narrowed.clone()))
+            .unwrap();
+    assert_eq!(view.status, status::NIA_REVIEW, "TPE-SW needs no agency head");
+    let view = applications::finish(&mut conn, now, &id, &nia(true)).unwrap();
+    assert_eq!(view.status, status::APPROVED);
+    let steps: Vec<(&str, &str)> = view.reviews.iter().map(|r| (r.step.as_str(), r.decision.as_str())).collect();
+    assert_eq!(
+        steps,
+        vec![("supervisor_review", "approved"), ("manager_review", "approved"), ("nia_review", "approved")]
+    );
+    assert!(view.reviews[..2].iter().all(|r| r.reviewer_id.is_some() && !r.reason.is_empty()));
+    // Active, with exactly the granted pair, and able to log in with the bound certificate.
+    let mut login_attempt = attempt("tpe.newcomer");
+    login_attempt.password = "a-long-passphrase-2026".into();
+    login_attempt.certificate_serial = "CERT-tpe.newcomer".into();
+    let session = login(&mut conn, now, &login_attempt).unwrap();
+    let profile = permissions::profile(&mut conn, now, &session.user_id).unwrap();
+    assert_eq!(profile.query_types, vec!["entry_exit_last_year"]);
+    assert_eq!(profile.roles, vec!["caseworker"]);
+    // The applicant was notified at every step: received, two reviews, active.
+    let sent = notifications::for_recipient(&mut conn, "tpe.newcomer@example.gov.tw").unwrap();
+    assert_eq!(sent.len(), 4, "{sent:?}");
+    // Finishing again changes nothing.
+    assert_eq!(applications::finish(&mut conn, now, &id, &nia(false)).unwrap().status, status::APPROVED);
+}
+
+#[test]
+fn r_acc_01_any_reviewer_may_reject_with_a_reason_and_the_nia_may_reject_too() {
+    let test_db = TestDb::new();
+    let mut conn = seeded(&test_db);
+    let now = Utc::now();
+    let id = apply(&mut conn, now, "TPE-SW", "tpe.rejected", 901);
+    let supervisor = actor(&mut conn, "tpe.supervisor");
+    let no_reason = applications::review(&mut conn, now, &supervisor, &id, Decision::Reject, " ", None);
+    assert!(matches!(no_reason, Err(IdentityError::Invalid { field, .. }) if field == "reason"));
+    let view = applications::review(&mut conn, now, &supervisor, &id, Decision::Reject, "非本科業務", None).unwrap();
+    assert_eq!(view.status, status::REJECTED);
+    let manager = actor(&mut conn, "tpe.manager");
+    let late = applications::review(&mut conn, now, &manager, &id, Decision::Approve, "", None);
+    assert!(matches!(late, Err(IdentityError::Conflict { code: "not_awaiting_review", .. })));
+
+    let id = apply(&mut conn, now, "TPE-SW", "tpe.niarejected", 902);
+    approve(&mut conn, now, "tpe.supervisor", &id);
+    approve(&mut conn, now, "tpe.manager", &id);
+    let view = applications::finish(&mut conn, now, &id, &nia(false)).unwrap();
+    assert_eq!(view.status, status::REJECTED);
+    assert_eq!(view.user_id, None);
+    let accounts: i64 =
+        users::table.filter(users::username.eq("tpe.niarejected")).count().get_result(&mut conn).unwrap();
+    assert_eq!(accounts, 0);
+}
+
+#[test]
+fn r_acc_02_where_the_agency_requires_it_the_agency_head_approves_too() {
+    let test_db = TestDb::new();
+    let mut conn = seeded(&test_db);
+    let now = Utc::now();
+    let id = apply(&mut conn, now, "HLN-HR", "hln.newcomer", 903);
+    approve(&mut conn, now, "hln.supervisor", &id);
+    assert_eq!(approve(&mut conn, now, "hln.manager", &id).status, status::HEAD_REVIEW);
+    // Nobody but the head can take this step.
+    let manager = actor(&mut conn, "hln.manager");
+    assert!(matches!(
+        applications::review(&mut conn, now, &manager, &id, Decision::Approve, "", None),
+        Err(IdentityError::Forbidden { code: "wrong_reviewer" | "already_reviewed", .. })
+    ));
+    assert_eq!(approve(&mut conn, now, "hln.head", &id).status, status::NIA_REVIEW);
+}
+
+#[test]
+fn r_acc_04_nobody_reviews_their_own_application_nor_two_steps_of_one() {
+    let test_db = TestDb::new();
+    let mut conn = seeded(&test_db);
+    let now = Utc::now();
+    // The unit supervisor applies for lookup access under their own national ID.
+    let supervisor = actor(&mut conn, "tpe.supervisor");
+    let mut own = application(&mut conn, "TPE-SW", "tpe.supervisor2", 0);
+    own.national_id = supervisor.national_id.clone().unwrap();
+    let id = submit(&mut conn, now, &own);
+    let refused = applications::review(&mut conn, now, &supervisor, &id, Decision::Approve, "", None);
+    assert!(
+        matches!(refused, Err(IdentityError::Forbidden { code: "own_application", rule: Some("R-ACC-04"), .. })),
+        "{refused:?}"
+    );
+
+    // A person holding two reviewer roles reviews only one step of an application.
+    let manager_id = user_id(&mut conn, "tpe.manager");
+    diesel::insert_into(crate::schema::user_roles::table)
+        .values((
+            crate::schema::user_roles::user_id.eq(&manager_id),
+            crate::schema::user_roles::role.eq("unit_supervisor"),
+        ))
+        .execute(&mut conn)
+        .unwrap();
+    let id = apply(&mut conn, now, "TPE-SW", "tpe.twosteps", 904);
+    approve(&mut conn, now, "tpe.manager", &id);
+    let manager = actor(&mut conn, "tpe.manager");
+    let second = applications::review(&mut conn, now, &manager, &id, Decision::Approve, "", None);
+    assert!(matches!(second, Err(IdentityError::Forbidden { code: "already_reviewed", .. })), "{second:?}");
+}
+
+#[test]
+fn r_acc_01_the_first_review_belongs_to_the_applicants_unit_supervisor_and_steps_go_in_order() {
+    let test_db = TestDb::new();
+    let mut conn = seeded(&test_db);
+    let now = Utc::now();
+    let id = apply(&mut conn, now, "TPE-SW", "tpe.order", 905);
+    let manager = actor(&mut conn, "tpe.manager");
+    let early = applications::review(&mut conn, now, &manager, &id, Decision::Approve, "", None);
+    assert!(matches!(early, Err(IdentityError::Forbidden { code: "wrong_reviewer", .. })));
+    // Another unit's supervisor of the same agency may not either.
+    let tpe_agency: String =
+        users::table.filter(users::username.eq("tpe.supervisor")).select(users::agency_id).first(&mut conn).unwrap();
+    let other_unit = crate::domain::new_id();
+    diesel::insert_into(units::table)
+        .values((units::id.eq(&other_unit), units::agency_id.eq(&tpe_agency), units::name.eq("老人福利科")))
+        .execute(&mut conn)
+        .unwrap();
+    let mut elsewhere = actor(&mut conn, "tpe.supervisor");
+    elsewhere.unit_id = Some(other_unit);
+    let wrong_unit = applications::review(&mut conn, now, &elsewhere, &id, Decision::Approve, "", None);
+    assert!(matches!(wrong_unit, Err(IdentityError::Forbidden { code: "wrong_reviewer", .. })));
+    // Another agency's supervisor does not even see it.
+    let hln = actor(&mut conn, "hln.supervisor");
+    assert!(matches!(
+        applications::review(&mut conn, now, &hln, &id, Decision::Approve, "", None),
+        Err(IdentityError::NotFound(_))
+    ));
+    assert!(matches!(applications::get(&mut conn, &hln, &id), Err(IdentityError::NotFound(_))));
+    // The manager may narrow grants but not widen them.
+    approve(&mut conn, now, "tpe.supervisor", &id);
+    let widened = vec![grant("eid_photo", "sw_statutory_business")];
+    let refused = applications::review(&mut conn, now, &manager, &id, Decision::Approve, "", Some(widened));
+    assert!(matches!(refused, Err(IdentityError::Invalid { field, .. }) if field == "grants"));
+}
+
+#[test]
+fn r_acc_03_a_certificate_binds_one_live_account_and_declarations_must_fit_the_agency() {
+    let test_db = TestDb::new();
+    let mut conn = seeded(&test_db);
+    let now = Utc::now();
+    let mut taken = application(&mut conn, "TPE-SW", "tpe.certcopy", 906);
+    taken.certificate_serial = "DEMO-tpe.caseworker".into();
+    let hash = crate::domain::sessions::hash_password("a-long-passphrase-2026").unwrap();
+    let refused = applications::submit(&mut conn, now, &taken, &hash);
+    assert!(matches!(refused, Err(IdentityError::Conflict { code: "certificate_in_use", .. })), "{refused:?}");
+    let mut taken_name = application(&mut conn, "TPE-SW", "tpe.caseworker", 907);
+    taken_name.certificate_serial = "CERT-free".into();
+    assert!(matches!(
+        applications::submit(&mut conn, now, &taken_name, &hash),
+        Err(IdentityError::Conflict { code: "username_taken", .. })
+    ));
+    // A household-registration purpose is not a social-welfare agency's.
+    let mut wrong_purpose = application(&mut conn, "TPE-SW", "tpe.wrongpurpose", 908);
+    wrong_purpose.grants = vec![grant("entry_exit_last_year", "hr_nationality_change")];
+    let refused = applications::submit(&mut conn, now, &wrong_purpose, &hash);
+    assert!(matches!(refused, Err(IdentityError::Invalid { field, .. }) if field == "grants[0].purpose_code"));
+    // Nothing was written by the refused submissions.
+    let stored: i64 = crate::schema::account_applications::table.count().get_result(&mut conn).unwrap();
+    assert_eq!(stored, 0);
 }
 
 #[test]
@@ -56,6 +314,11 @@ fn r_acc_12_every_session_records_login_and_logout_time() {
     assert_eq!(login_at.and_utc().timestamp(), at.timestamp());
     assert_eq!(logout_at.map(|t| t.and_utc().timestamp()), Some(later.timestamp()));
     assert_eq!(reason.as_deref(), Some("logout"));
+    // Managers read them per account.
+    let manager = actor(&mut conn, "tpe.manager");
+    let records = accounts::sessions_of(&mut conn, &manager, &session.user_id, 10).unwrap();
+    assert_eq!(records.len(), 1);
+    assert!(records[0].logout_at.is_some());
 }
 
 #[test]
@@ -68,6 +331,178 @@ fn r_acc_03_wrong_certificate_and_r_acc_11_wrong_ip_refuse_login() {
     let mut elsewhere = attempt("tpe.caseworker");
     elsewhere.ip = "10.1.2.3".parse::<IpAddr>().unwrap();
     assert!(matches!(login(&mut conn, Utc::now(), &elsewhere), Err(IdentityError::LoginRefused)));
+}
+
+#[test]
+fn repeated_failures_lock_the_account_even_for_the_right_password_until_the_lockout_ends() {
+    let test_db = TestDb::new();
+    let mut conn = seeded(&test_db);
+    let now = Utc::now();
+    let mut wrong = attempt("tpe.caseworker");
+    wrong.password = "guess".into();
+    for _ in 0..MAX_FAILED_LOGINS {
+        assert!(login(&mut conn, now, &wrong).is_err());
+    }
+    assert!(matches!(login(&mut conn, now, &attempt("tpe.caseworker")), Err(IdentityError::LoginRefused)));
+    let later = now + Duration::minutes(16);
+    assert!(login(&mut conn, later, &attempt("tpe.caseworker")).is_ok());
+}
+
+#[test]
+fn r_acc_05_an_hr_event_cancels_the_account_the_same_day_and_ends_its_sessions() {
+    let test_db = TestDb::new();
+    let mut conn = seeded(&test_db);
+    let now = Utc::now();
+    let session = login(&mut conn, now, &attempt("tpe.caseworker")).unwrap();
+    let manager = actor(&mut conn, "tpe.manager");
+    let target = user_id(&mut conn, "tpe.caseworker");
+    let view = accounts::record_hr_event(&mut conn, now, &manager, &target, HrEvent::Transfer, "調任他機關").unwrap();
+    assert_eq!(view.status, "cancelled");
+    assert_eq!(
+        view.events.last().map(|e| (e.kind.as_str(), e.effective_date)),
+        Some(("hr_transfer", immilink_shared::clock::business_date(now)))
+    );
+    let live = check_live(&mut conn, now, &session.session_id, None, Duration::minutes(15));
+    assert!(matches!(live, Err(IdentityError::SessionEnded(reason)) if reason == "account_cancelled"));
+    assert!(matches!(login(&mut conn, now, &attempt("tpe.caseworker")), Err(IdentityError::LoginRefused)));
+    // Only the account manager files HR events.
+    let supervisor = actor(&mut conn, "tpe.supervisor");
+    let other = user_id(&mut conn, "tpe.auditor");
+    assert!(matches!(
+        accounts::record_hr_event(&mut conn, now, &supervisor, &other, HrEvent::Leave, "x"),
+        Err(IdentityError::Forbidden { code: "role_required", .. })
+    ));
+}
+
+#[test]
+fn r_acc_06_the_last_account_manager_hands_over_before_leaving() {
+    let test_db = TestDb::new();
+    let mut conn = seeded(&test_db);
+    let now = Utc::now();
+    let head = actor(&mut conn, "tpe.head");
+    let manager_id = user_id(&mut conn, "tpe.manager");
+    let head_manager = actor(&mut conn, "tpe.manager");
+    // Nobody can cancel the only manager (not even the manager themselves).
+    let refused = accounts::record_hr_event(&mut conn, now, &head_manager, &manager_id, HrEvent::Resignation, "離職");
+    assert!(
+        matches!(refused, Err(IdentityError::Conflict { code: "last_account_manager", rule: Some("R-ACC-06"), .. })),
+        "{refused:?}"
+    );
+    // The agency head hands the role to the IT officer in one step.
+    let it = user_id(&mut conn, "tpe.it");
+    let view = accounts::hand_over_manager(&mut conn, now, &head, &manager_id, &it, "業務移交").unwrap();
+    assert!(view.roles.contains(&"account_manager".to_owned()));
+    assert!(!actor(&mut conn, "tpe.manager").has("account_manager"));
+    // A caseworker cannot hand anything over.
+    let caseworker = actor(&mut conn, "tpe.caseworker");
+    assert!(matches!(
+        accounts::hand_over_manager(&mut conn, now, &caseworker, &it, &manager_id, "x"),
+        Err(IdentityError::Forbidden { .. })
+    ));
+    // Now the former manager may leave; the new one files it.
+    let new_manager = actor(&mut conn, "tpe.it");
+    accounts::record_hr_event(&mut conn, now, &new_manager, &manager_id, HrEvent::Resignation, "離職").unwrap();
+}
+
+#[test]
+fn r_acc_07_a_second_session_from_another_ip_or_device_is_refused_and_flagged_and_the_manager_can_suspend() {
+    let test_db = TestDb::new();
+    let mut conn = seeded(&test_db);
+    let now = Utc::now();
+    let first = login(&mut conn, now, &attempt("tpe.caseworker")).unwrap();
+    let target = first.user_id.clone();
+    // Another registered workstation of the same account.
+    diesel::insert_into(crate::schema::user_ips::table)
+        .values((crate::schema::user_ips::user_id.eq(&target), crate::schema::user_ips::ip.eq("127.0.0.2")))
+        .execute(&mut conn)
+        .unwrap();
+    let mut other_ip = attempt("tpe.caseworker");
+    other_ip.ip = "127.0.0.2".parse().unwrap();
+    assert!(matches!(login(&mut conn, now, &other_ip), Err(IdentityError::LoginRefused)));
+    let mut other_device = attempt("tpe.caseworker");
+    other_device.user_agent = "another browser".into();
+    assert!(matches!(login(&mut conn, now, &other_device), Err(IdentityError::LoginRefused)));
+    let manager = actor(&mut conn, "tpe.manager");
+    let flags = accounts::lending_flags(&mut conn, &manager).unwrap();
+    assert_eq!(flags.len(), 2);
+    assert!(flags.iter().all(|f| f.kind == LENDING_FLAG));
+    // The first session is untouched; the same workstation and browser may log in again.
+    check_live(&mut conn, now, &first.session_id, None, Duration::minutes(15)).unwrap();
+    let again = login(&mut conn, now, &attempt("tpe.caseworker")).unwrap();
+    assert!(check_live(&mut conn, now, &first.session_id, None, Duration::minutes(15)).is_err(), "superseded");
+    // The manager suspends: sessions end; reinstating lets the user back in.
+    accounts::suspend(&mut conn, now, &manager, &target, "疑似帳號借用").unwrap();
+    assert!(check_live(&mut conn, now, &again.session_id, None, Duration::minutes(15)).is_err());
+    assert!(login(&mut conn, now, &attempt("tpe.caseworker")).is_err());
+    accounts::reinstate(&mut conn, now, &manager, &target, "查明為誤判").unwrap();
+    assert!(login(&mut conn, now, &attempt("tpe.caseworker")).is_ok());
+    // An idle session from elsewhere does not block a login (it has ended in all but name).
+    let later = now + Duration::minutes(20);
+    assert!(login(&mut conn, later, &other_ip).is_ok());
+}
+
+#[test]
+fn r_acc_09_a_lost_certificate_terminates_the_account_at_once() {
+    let test_db = TestDb::new();
+    let mut conn = seeded(&test_db);
+    let now = Utc::now();
+    let session = login(&mut conn, now, &attempt("hln.clerk")).unwrap();
+    // The holder reports it themselves.
+    let clerk = actor(&mut conn, "hln.clerk");
+    let view = accounts::report_certificate_lost(&mut conn, now, &clerk, &session.user_id, "").unwrap();
+    assert_eq!(view.status, "terminated");
+    assert!(check_live(&mut conn, now, &session.session_id, None, Duration::minutes(15)).is_err());
+    // Terminated is final: the manager cannot reinstate it.
+    let manager = actor(&mut conn, "hln.manager");
+    assert!(matches!(
+        accounts::reinstate(&mut conn, now, &manager, &session.user_id, "x"),
+        Err(IdentityError::Conflict { code: "not_suspended", .. })
+    ));
+    assert_eq!(status_of(&mut conn, "hln.clerk"), "terminated");
+}
+
+#[test]
+fn r_acc_11_ip_bindings_change_through_the_manager_and_sessions_from_removed_ips_end() {
+    let test_db = TestDb::new();
+    let mut conn = seeded(&test_db);
+    let now = Utc::now();
+    let session = login(&mut conn, now, &attempt("tpe.caseworker")).unwrap();
+    let caseworker = actor(&mut conn, "tpe.caseworker");
+    let new_ip: IpAddr = "10.20.30.40".parse().unwrap();
+    assert!(matches!(
+        accounts::set_ips(&mut conn, now, &caseworker, &session.user_id, &[new_ip], "自行變更"),
+        Err(IdentityError::Forbidden { .. })
+    ));
+    let it = actor(&mut conn, "tpe.it");
+    let view = accounts::set_ips(&mut conn, now, &it, &session.user_id, &[new_ip], "更換工作站").unwrap();
+    assert_eq!(view.ips, vec!["10.20.30.40"]);
+    assert!(check_live(&mut conn, now, &session.session_id, None, Duration::minutes(15)).is_err());
+    assert!(login(&mut conn, now, &attempt("tpe.caseworker")).is_err());
+    let mut from_new = attempt("tpe.caseworker");
+    from_new.ip = new_ip;
+    assert!(login(&mut conn, now, &from_new).is_ok());
+}
+
+#[test]
+fn r_acc_05_an_account_manager_of_one_agency_cannot_read_or_change_another_agencys_accounts() {
+    let test_db = TestDb::new();
+    let mut conn = seeded(&test_db);
+    let now = Utc::now();
+    let tpe_manager = actor(&mut conn, "tpe.manager");
+    let hln_clerk = user_id(&mut conn, "hln.clerk");
+    assert!(matches!(accounts::detail(&mut conn, &tpe_manager, &hln_clerk), Err(IdentityError::NotFound(_))));
+    assert!(matches!(accounts::sessions_of(&mut conn, &tpe_manager, &hln_clerk, 5), Err(IdentityError::NotFound(_))));
+    assert!(matches!(
+        accounts::suspend(&mut conn, now, &tpe_manager, &hln_clerk, "x"),
+        Err(IdentityError::NotFound(_))
+    ));
+    assert!(matches!(
+        accounts::record_hr_event(&mut conn, now, &tpe_manager, &hln_clerk, HrEvent::Resignation, "x"),
+        Err(IdentityError::NotFound(_))
+    ));
+    let listed = accounts::list(&mut conn, &tpe_manager).unwrap();
+    assert!(listed.iter().all(|a| a.agency_code == "TPE-SW"));
+    assert_eq!(status_of(&mut conn, "hln.clerk"), "active");
 }
 
 #[test]
@@ -119,4 +554,12 @@ fn r_qry_02_permissions_are_link_approvals_intersected_with_user_grants() {
     assert!(permissions::permitted(&mut conn, expired, &caseworker.user_id, &profile.agency.id).unwrap().is_empty());
     let supervisor = login(&mut conn, now, &attempt("tpe.supervisor")).unwrap();
     assert!(permissions::profile(&mut conn, now, &supervisor.user_id).unwrap().permissions.is_empty());
+}
+
+#[test]
+fn demo_national_ids_carry_valid_check_digits() {
+    for n in [0, 1, 99, 900, 1234567] {
+        let id = demo_national_id(n);
+        assert!(immilink_shared::ids::NationalId::parse(&id).is_ok(), "{id}");
+    }
 }

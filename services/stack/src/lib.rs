@@ -62,6 +62,7 @@ impl StackConfig {
             stack.identity.signing_key_file = data_dir.join("keys/identity-ed25519.pk8");
         }
         stack.nia.api_key = Some(nia_key.clone());
+        stack.identity.nia_api_key = Some(nia_key.clone());
         stack.broker.nia_api_key = Some(nia_key);
         Ok(stack)
     }
@@ -81,6 +82,14 @@ impl StackConfig {
                 demo: true,
                 token_ttl: chrono::Duration::minutes(15),
                 idle_timeout: chrono::Duration::minutes(15),
+                previous_signing_key_files: Vec::new(),
+                vendors_url: unwired.clone(),
+                nia_url: unwired.clone(),
+                nia_api_key: Some(nia_key.clone()),
+                smtp_url: None,
+                smtp_from: "immilink <no-reply@immilink.invalid>".into(),
+                login_concurrency: 1,
+                background_interval: std::time::Duration::from_millis(200),
             },
             broker: broker::Settings {
                 service: local(database_urls[1]),
@@ -91,7 +100,13 @@ impl StackConfig {
             },
             audit: local(database_urls[2]),
             vendors: local(database_urls[3]),
-            nia: nia_mock::Settings { addr: "127.0.0.1:0".into(), api_key: Some(nia_key), workers: 1 },
+            nia: nia_mock::Settings {
+                addr: "127.0.0.1:0".into(),
+                api_key: Some(nia_key),
+                workers: 1,
+                account_review: nia_mock::ReviewPolicy::Approve,
+                admin_key: Some(Secret::generate()),
+            },
             gateway: gateway::Settings {
                 addr: "127.0.0.1:0".into(),
                 identity_url: unwired.clone(),
@@ -137,16 +152,23 @@ pub async fn start(mut config: StackConfig, clock: SharedClock) -> anyhow::Resul
         actix_web::rt::spawn(running.server);
         url(running.port)
     };
-    let identity_url =
-        launch(identity::Application::build(config.identity, Arc::clone(&clock)).await.context("starting identity")?);
-    config.audit.identity_url = identity_url.clone();
-    let audit_url =
-        launch(audit::Application::build(config.audit, Arc::clone(&clock)).await.context("starting audit")?);
+    // Identity's address is needed by the others only when they verify a token, and identity needs
+    // vendors and nia-mock only when an application is reviewed: bind identity's port first.
+    let identity_listener = immilink_shared::http::bind(&config.identity.service.addr)?;
+    let identity_url = url(identity_listener.1);
     config.vendors.identity_url = identity_url.clone();
     let vendors_url =
         launch(vendors::Application::build(config.vendors, Arc::clone(&clock)).await.context("starting vendors")?);
     let nia_url =
         launch(nia_mock::Application::build(config.nia, Arc::clone(&clock)).await.context("starting nia-mock")?);
+    config.identity.vendors_url = vendors_url.clone();
+    config.identity.nia_url = nia_url.clone();
+    config.identity.service.addr = format!("127.0.0.1:{}", identity_listener.1);
+    drop(identity_listener);
+    launch(identity::Application::build(config.identity, Arc::clone(&clock)).await.context("starting identity")?);
+    config.audit.identity_url = identity_url.clone();
+    let audit_url =
+        launch(audit::Application::build(config.audit, Arc::clone(&clock)).await.context("starting audit")?);
     config.broker.service.identity_url = identity_url.clone();
     config.broker.audit_url = audit_url.clone();
     config.broker.nia_url = config.upstream_override.clone().unwrap_or_else(|| nia_url.clone());

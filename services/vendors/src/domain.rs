@@ -1,6 +1,8 @@
 //! Vendor registration. An agency registers the contractors it works with; later issues hang their
 //! contracts, personnel, agreements, devices and incidents on these records (R-VEN).
 
+pub mod personnel;
+
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use immilink_shared::clock::to_db;
@@ -74,6 +76,12 @@ pub struct NewVendor {
 pub enum VendorError {
     #[error("this agency already registered a vendor with business number {0}")]
     Duplicate(String),
+    /// Missing, or another agency's (which is not revealed).
+    #[error("{0} was not found")]
+    NotFound(&'static str),
+    /// The message never repeats the national ID.
+    #[error("this vendor already lists a person with this ID")]
+    PersonnelExists,
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -88,6 +96,10 @@ impl From<VendorError> for ApiError {
     fn from(err: VendorError) -> Self {
         match err {
             VendorError::Duplicate(_) => ApiError::conflict("vendor_exists", err.to_string()).field("business_number"),
+            VendorError::NotFound(what) => ApiError::not_found(what),
+            VendorError::PersonnelExists => {
+                ApiError::conflict("personnel_exists", err.to_string()).field("national_id")
+            }
             VendorError::Db(db) => db.into(),
         }
     }

@@ -1,10 +1,15 @@
-//! immilink vendors: contractors and (in later issues) their contracts, personnel, agreements, devices
-//! and incidents (R-VEN).
-//!
+//! immilink vendors: contractors and their personnel (R-VEN-06, R-VEN-08; identity checks applicants
+//! against active personnel for R-ACC-08), and in later issues their contracts, agreements, devices and
+//! incidents (R-VEN).
 
 pub mod domain;
 mod routes;
 pub mod schema;
+#[cfg(test)]
+mod tests;
+
+pub use domain::personnel::PersonnelVendor;
+pub use routes::internal::{PersonnelLookup, PersonnelLookupAnswer};
 
 use actix_web::web;
 use immilink_shared::auth::{InternalToken, TokenVerifier};
@@ -39,7 +44,7 @@ pub struct State {
 #[openapi(
     info(title = "immilink vendors", description = "Contractors and their personnel."),
     modifiers(&BearerSecurity),
-    tags((name = "vendors", description = "Contractor registration"), (name = "health"))
+    tags((name = "vendors", description = "Contractor registration and personnel"), (name = "health"))
 )]
 struct ApiDoc;
 
@@ -51,7 +56,7 @@ const ROUTES: Routes = Routes {
     service: SERVICE,
     doc: ApiDoc::openapi,
     public: routes::configure,
-    internal: immilink_shared::http::no_internal_routes,
+    internal: routes::configure_internal,
     serve_document: true,
 };
 
@@ -60,12 +65,18 @@ pub struct Application;
 impl Application {
     pub async fn build(settings: Settings, clock: SharedClock) -> anyhow::Result<Running> {
         let db = Db::open(&settings.database, &MIGRATIONS).await?;
-        let verifier = web::Data::new(TokenVerifier::from_identity(&settings.identity_url, reqwest::Client::new()));
+        let http = reqwest::Client::new();
+        let verifier = web::Data::new(TokenVerifier::from_identity(&settings.identity_url, http.clone()));
+        let sessions = web::Data::new(settings.session_checker(http));
         let state = web::Data::new(State { db: db.clone(), clock });
         let db = web::Data::new(db);
         let internal = web::Data::new(InternalToken(settings.internal_token));
         Ok(serve(&settings.addr, settings.workers, ROUTES, move |cfg| {
-            cfg.app_data(state.clone()).app_data(db.clone()).app_data(verifier.clone()).app_data(internal.clone());
+            cfg.app_data(state.clone())
+                .app_data(db.clone())
+                .app_data(verifier.clone())
+                .app_data(sessions.clone())
+                .app_data(internal.clone());
         })?)
     }
 }

@@ -1,5 +1,5 @@
-//! Demo data for the embedded mode (IMMILINK_DEMO): two agencies from the seeds with their users and
-//! an active link each. Idempotent: an agency that exists is left alone, so a second start on the
+//! Demo data for the embedded mode (IMMILINK_DEMO): the two agencies of the seeds with a user for
+//! every role and an active link each, and the immigration agency with its reviewer. Idempotent: an agency that exists is left alone, so a second start on the
 //! same ./data adds nothing.
 
 use chrono::{DateTime, Duration, Utc};
@@ -9,7 +9,7 @@ use immilink_shared::clock::to_db;
 use immilink_shared::db::DbConn;
 
 use super::sessions::{hash_password, STATUS_ACTIVE};
-use super::IdentityError;
+use super::{new_id, IdentityError};
 use crate::schema::{agencies, agency_link_items, agency_links, units, user_grants, user_ips, user_roles, users};
 
 pub const DEMO_PASSWORD: &str = "immilink-demo";
@@ -18,7 +18,10 @@ pub const DEMO_IP: &str = "127.0.0.1";
 struct DemoAgency {
     code: &'static str,
     name: &'static str,
-    kind: AgencyKind,
+    /// `None`: the immigration agency itself (it has no link and no lookups).
+    kind: Option<AgencyKind>,
+    /// R-ACC-02: whether the agency head approves accounts too (the Hualien model).
+    requires_head_approval: bool,
     unit: &'static str,
     users: &'static [DemoUser],
     linked_query_types: &'static [QueryType],
@@ -36,7 +39,8 @@ const AGENCIES: &[DemoAgency] = &[
     DemoAgency {
         code: "TPE-SW",
         name: "臺北市政府社會局",
-        kind: AgencyKind::SocialWelfare,
+        kind: Some(AgencyKind::SocialWelfare),
+        requires_head_approval: false,
         unit: "社會救助科",
         users: &[
             DemoUser {
@@ -47,6 +51,11 @@ const AGENCIES: &[DemoAgency] = &[
             },
             DemoUser { username: "tpe.supervisor", display_name: "林科長", role: "unit_supervisor", grants: &[] },
             DemoUser { username: "tpe.manager", display_name: "陳管理者", role: "account_manager", grants: &[] },
+            DemoUser { username: "tpe.head", display_name: "周局長", role: "agency_head", grants: &[] },
+            DemoUser { username: "tpe.auditor", display_name: "吳稽核", role: "auditor", grants: &[] },
+            DemoUser { username: "tpe.vendors", display_name: "鄭委外管理", role: "vendor_manager", grants: &[] },
+            DemoUser { username: "tpe.ethics", display_name: "許政風", role: "ethics_officer", grants: &[] },
+            DemoUser { username: "tpe.it", display_name: "蔡資訊", role: "it_officer", grants: &[] },
         ],
         linked_query_types: &[
             QueryType::EntryExitLastYear,
@@ -59,7 +68,8 @@ const AGENCIES: &[DemoAgency] = &[
     DemoAgency {
         code: "HLN-HR",
         name: "花蓮縣戶政事務所",
-        kind: AgencyKind::HouseholdRegistration,
+        kind: Some(AgencyKind::HouseholdRegistration),
+        requires_head_approval: true,
         unit: "戶籍課",
         users: &[
             DemoUser {
@@ -70,35 +80,66 @@ const AGENCIES: &[DemoAgency] = &[
             },
             DemoUser { username: "hln.supervisor", display_name: "張課長", role: "unit_supervisor", grants: &[] },
             DemoUser { username: "hln.manager", display_name: "黃管理者", role: "account_manager", grants: &[] },
+            DemoUser { username: "hln.head", display_name: "劉主任", role: "agency_head", grants: &[] },
         ],
         linked_query_types: &[QueryType::EntryExitLastYear, QueryType::TravelerHistory],
     },
+    DemoAgency {
+        code: "NIA",
+        name: "內政部移民署",
+        kind: None,
+        requires_head_approval: false,
+        unit: "資訊組",
+        users: &[DemoUser { username: "nia.reviewer", display_name: "趙審核", role: "nia_reviewer", grants: &[] }],
+        linked_query_types: &[],
+    },
 ];
+
+/// One argon2id hash of the demo password for every demo user: hashing is deliberately slow, and
+/// tests start many stacks.
+fn demo_password_hash() -> Result<String, IdentityError> {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    if let Some(hash) = HASH.get() {
+        return Ok(hash.clone());
+    }
+    let hash = hash_password(DEMO_PASSWORD)?;
+    Ok(HASH.get_or_init(|| hash).clone())
+}
+
+/// The agency kind code of the immigration agency itself.
+pub const IMMIGRATION_AGENCY_KIND: &str = "immigration_agency";
+
+/// A valid, fictitious national ID for the n-th demo user (`A1` + 7 digits + check digit), so
+/// separation-of-duties and contractor checks have a person to compare.
+pub fn demo_national_id(n: u32) -> String {
+    let body = format!("1{:07}", n % 10_000_000);
+    // Letter A is 10: its digits weigh 1 and 9, then the eight digits weigh 8..1.
+    let weighted: u32 = 1 + body.bytes().zip((1..=8).rev()).map(|(b, w)| u32::from(b - b'0') * w).sum::<u32>();
+    format!("A{body}{}", (10 - weighted % 10) % 10)
+}
 
 /// Seeds the demo agencies that do not exist yet. Returns how many were created.
 pub fn seed(conn: &mut DbConn, now: DateTime<Utc>) -> Result<usize, IdentityError> {
     let mut created = 0;
-    for agency in AGENCIES {
+    for (index, agency) in AGENCIES.iter().enumerate() {
         let exists: i64 = agencies::table.filter(agencies::code.eq(agency.code)).count().get_result(conn)?;
         if exists == 0 {
-            conn.write_transaction(|conn| seed_agency(conn, now, agency))?;
+            conn.write_transaction(|conn| seed_agency(conn, now, agency, index as u32 * 100))?;
             created += 1;
         }
     }
     Ok(created)
 }
 
-fn new_id() -> String {
-    uuid::Uuid::now_v7().to_string()
-}
-
-fn seed_agency(conn: &mut DbConn, now: DateTime<Utc>, agency: &DemoAgency) -> Result<(), IdentityError> {
+fn seed_agency(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    agency: &DemoAgency,
+    first_person: u32,
+) -> Result<(), IdentityError> {
     let agency_id = new_id();
     let unit_id = new_id();
-    let kind = match agency.kind {
-        AgencyKind::SocialWelfare => "social_welfare",
-        AgencyKind::HouseholdRegistration => "household_registration",
-    };
+    let kind = agency.kind.map_or(IMMIGRATION_AGENCY_KIND, AgencyKind::code);
     diesel::insert_into(agencies::table)
         .values((
             agencies::id.eq(&agency_id),
@@ -106,6 +147,7 @@ fn seed_agency(conn: &mut DbConn, now: DateTime<Utc>, agency: &DemoAgency) -> Re
             agencies::name.eq(agency.name),
             agencies::kind.eq(kind),
             agencies::created_at.eq(to_db(now)),
+            agencies::requires_head_approval.eq(agency.requires_head_approval),
         ))
         .execute(conn)?;
     diesel::insert_into(units::table)
@@ -113,12 +155,14 @@ fn seed_agency(conn: &mut DbConn, now: DateTime<Utc>, agency: &DemoAgency) -> Re
         .execute(conn)?;
     let purposes: Vec<String> = catalogue::purposes()
         .into_iter()
-        .filter(|p| p.agency_kind == agency.kind && !p.requires_supervisor_approval)
+        .filter(|p| Some(p.agency_kind) == agency.kind && !p.requires_supervisor_approval)
         .map(|p| p.code)
         .collect();
-    seed_link(conn, now, &agency_id, agency, &purposes)?;
-    for user in agency.users {
-        seed_user(conn, now, &agency_id, &unit_id, user, &purposes)?;
+    if let Some(kind) = agency.kind {
+        seed_link(conn, now, &agency_id, agency, kind, &purposes)?;
+    }
+    for (offset, user) in (0..).zip(agency.users) {
+        seed_user(conn, now, &agency_id, &unit_id, user, &purposes, first_person + offset)?;
     }
     Ok(())
 }
@@ -128,6 +172,7 @@ fn seed_link(
     now: DateTime<Utc>,
     agency_id: &str,
     agency: &DemoAgency,
+    kind: AgencyKind,
     purposes: &[String],
 ) -> Result<(), IdentityError> {
     let link_id = new_id();
@@ -141,7 +186,7 @@ fn seed_link(
             agency_links::created_at.eq(to_db(now)),
         ))
         .execute(conn)?;
-    let bases = catalogue::legal_bases().into_iter().filter(|b| b.agency_kind == agency.kind);
+    let bases = catalogue::legal_bases().into_iter().filter(|b| b.agency_kind == kind);
     for basis in bases {
         for purpose in purposes {
             for query_type in agency.linked_query_types {
@@ -166,6 +211,7 @@ fn seed_user(
     unit_id: &str,
     user: &DemoUser,
     purposes: &[String],
+    person: u32,
 ) -> Result<(), IdentityError> {
     let user_id = new_id();
     diesel::insert_into(users::table)
@@ -175,10 +221,12 @@ fn seed_user(
             users::unit_id.eq(unit_id),
             users::username.eq(user.username),
             users::display_name.eq(user.display_name),
-            users::password_hash.eq(hash_password(DEMO_PASSWORD)?),
+            users::password_hash.eq(demo_password_hash()?),
             users::certificate_serial.eq(format!("DEMO-{}", user.username)),
             users::status.eq(STATUS_ACTIVE),
             users::created_at.eq(to_db(now)),
+            users::national_id.eq(demo_national_id(person)),
+            users::email.eq(format!("{}@demo.immilink.invalid", user.username)),
         ))
         .execute(conn)?;
     diesel::insert_into(user_roles::table)

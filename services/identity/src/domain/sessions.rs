@@ -1,21 +1,32 @@
 //! Login and sessions: password (argon2id) + bound certificate serial + bound IP (R-ACC-03, R-ACC-11);
-//! every session stored with login and logout time (R-ACC-12); logout and idle timeout end it
-//! (R-ACC-10).
+//! one live session per account, a second one from another IP or device refused and flagged as
+//! possible lending (R-ACC-07); failed-login lockout; every session stored with login and logout
+//! time (R-ACC-12); logout and idle timeout end it (R-ACC-10).
+//!
+//! Login runs in three phases so that the deliberately slow password hash never holds a database
+//! connection: [`find_credentials`] (read), [`password_matches`] (CPU, on a bounded pool), then
+//! [`complete_login`] (one write transaction). [`login`] composes them for callers without that need.
 
 use std::net::IpAddr;
 use std::sync::OnceLock;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use immilink_shared::clock::{from_db, to_db};
 use immilink_shared::db::DbConn;
 
-use super::IdentityError;
-use crate::schema::{agencies, sessions, user_ips, user_roles, users};
+use super::accounts::{self, LENDING_FLAG};
+use super::{new_id, IdentityError};
+use crate::schema::{agencies, sessions, user_ips, users};
 
-pub const STATUS_ACTIVE: &str = "active";
+pub use super::accounts::STATUS_ACTIVE;
+
+/// Consecutive failed logins (wrong password or certificate) that lock an account.
+pub const MAX_FAILED_LOGINS: i32 = 5;
+/// How long a locked account stays locked.
+pub const LOCKOUT_MINUTES: i64 = 15;
 
 /// What a caller presents at login.
 #[derive(Debug, Clone)]
@@ -37,6 +48,13 @@ pub struct OpenedSession {
     pub roles: Vec<String>,
 }
 
+/// The stored credentials of a username.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub user_id: String,
+    pub password_hash: String,
+}
+
 pub fn hash_password(password: &str) -> Result<String, IdentityError> {
     let salt = SaltString::generate(&mut rand::rngs::OsRng);
     Argon2::default()
@@ -45,70 +63,181 @@ pub fn hash_password(password: &str) -> Result<String, IdentityError> {
         .map_err(|err| IdentityError::Hashing(err.to_string()))
 }
 
-fn password_matches(password: &str, stored: &str) -> bool {
-    PasswordHash::new(stored)
+/// Verifies a password against the stored hash, or against a decoy when the username is unknown so
+/// both paths cost the same time. CPU-bound: call it off the async executor.
+pub fn password_matches(password: &str, credentials: Option<&Credentials>) -> bool {
+    let stored = match credentials {
+        Some(c) => c.password_hash.as_str(),
+        None => decoy_hash(),
+    };
+    let matches = PasswordHash::new(stored)
         .map(|hash| Argon2::default().verify_password(password.as_bytes(), &hash).is_ok())
-        .unwrap_or(false)
+        .unwrap_or(false);
+    matches && credentials.is_some()
 }
 
-/// A hash to verify against when the username is unknown, so both paths cost the same time.
 fn decoy_hash() -> &'static str {
     static DECOY: OnceLock<String> = OnceLock::new();
     DECOY.get_or_init(|| hash_password("decoy-password-never-matches").unwrap_or_default())
 }
 
-type UserRow = (String, String, Option<String>, String, String, String);
+pub fn find_credentials(conn: &mut DbConn, username: &str) -> Result<Option<Credentials>, IdentityError> {
+    Ok(users::table
+        .filter(users::username.eq(username))
+        .select((users::id, users::password_hash))
+        .first::<(String, String)>(conn)
+        .optional()?
+        .map(|(user_id, password_hash)| Credentials { user_id, password_hash }))
+}
 
-/// Checks every factor and opens a session. Every refusal is the same `LoginRefused`; the cause is
-/// logged for the operators, never returned.
+/// Checks every factor and opens a session (all phases in one call).
 pub fn login(conn: &mut DbConn, now: DateTime<Utc>, attempt: &LoginAttempt) -> Result<OpenedSession, IdentityError> {
-    let user: Option<UserRow> = users::table
-        .inner_join(agencies::table)
-        .filter(users::username.eq(&attempt.username))
-        .select((
-            users::id,
-            agencies::code,
-            users::unit_id,
-            users::password_hash,
-            users::certificate_serial,
-            users::status,
-        ))
-        .first(conn)
-        .optional()?;
-    let Some((user_id, agency_code, unit_id, password_hash, certificate_serial, status)) = user else {
-        password_matches(&attempt.password, decoy_hash());
+    let credentials = find_credentials(conn, &attempt.username)?;
+    let password_ok = password_matches(&attempt.password, credentials.as_ref());
+    complete_login(conn, now, attempt, credentials.as_ref(), password_ok, Duration::minutes(15))
+}
+
+/// Why a login was refused: logged for operators, never returned.
+enum Outcome {
+    Opened(OpenedSession),
+    Refused(&'static str),
+}
+
+/// The last phase: every check besides the password hash, then the session. Every refusal is the same
+/// `LoginRefused`. Failure counts and lending flags are committed even though the login is refused.
+pub fn complete_login(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    attempt: &LoginAttempt,
+    credentials: Option<&Credentials>,
+    password_ok: bool,
+    idle_timeout: Duration,
+) -> Result<OpenedSession, IdentityError> {
+    let Some(credentials) = credentials else {
         return refuse(&attempt.username, "unknown username");
     };
-    if !password_matches(&attempt.password, &password_hash) {
-        return refuse(&attempt.username, "wrong password");
+    let outcome =
+        conn.write_transaction(|conn| decide(conn, now, attempt, &credentials.user_id, password_ok, idle_timeout))?;
+    match outcome {
+        Outcome::Opened(session) => {
+            tracing::info!(user_id = session.user_id, session_id = session.session_id, ip = %attempt.ip, "login");
+            Ok(session)
+        }
+        Outcome::Refused(cause) => refuse(&attempt.username, cause),
     }
-    if certificate_serial != attempt.certificate_serial {
-        return refuse(&attempt.username, "certificate serial is not the bound one");
+}
+
+fn decide(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    attempt: &LoginAttempt,
+    user_id: &str,
+    password_ok: bool,
+    idle_timeout: Duration,
+) -> Result<Outcome, IdentityError> {
+    type Row = (String, Option<String>, String, String, i32, Option<NaiveDateTime>, String);
+    let (agency_code, unit_id, certificate_serial, status, failed_logins, locked_until, agency_id): Row = users::table
+        .inner_join(agencies::table)
+        .filter(users::id.eq(user_id))
+        .select((
+            agencies::code,
+            users::unit_id,
+            users::certificate_serial,
+            users::status,
+            users::failed_logins,
+            users::locked_until,
+            agencies::id,
+        ))
+        .first(conn)?;
+    if locked_until.is_some_and(|until| from_db(until) > now) {
+        return Ok(Outcome::Refused("account locked after repeated failures"));
+    }
+    if !password_ok || certificate_serial != attempt.certificate_serial {
+        record_failure(conn, now, user_id, failed_logins)?;
+        return Ok(Outcome::Refused(if password_ok {
+            "certificate serial is not the bound one"
+        } else {
+            "wrong password"
+        }));
     }
     if status != STATUS_ACTIVE {
-        return refuse(&attempt.username, "account is not active");
+        return Ok(Outcome::Refused("account is not active"));
     }
-    if !ip_is_bound(conn, &user_id, attempt.ip)? {
-        return refuse(&attempt.username, "client IP is not registered for the account");
+    if !ip_is_bound(conn, user_id, attempt.ip)? {
+        return Ok(Outcome::Refused("client IP is not registered for the account"));
     }
-    let roles = user_roles::table
-        .filter(user_roles::user_id.eq(&user_id))
-        .select(user_roles::role)
-        .order(user_roles::role)
-        .load(conn)?;
-    let session_id = uuid::Uuid::now_v7().to_string();
+    if let Some(other) = live_session_elsewhere(conn, now, user_id, attempt, idle_timeout)? {
+        let reason = format!(
+            "login from {} ({}) while session {} is live from {} ({})",
+            attempt.ip, attempt.user_agent, other.0, other.1, other.2
+        );
+        accounts::record_event(conn, now, user_id, LENDING_FLAG, &reason, None)?;
+        accounts::notify_managers(conn, now, &agency_id, "疑似帳號借用 Possible account lending", &reason)?;
+        tracing::warn!(user_id, %reason, "concurrent session refused: possible account lending");
+        return Ok(Outcome::Refused("concurrent session from another IP or device"));
+    }
+    // The same workstation and browser logging in again replaces its earlier session.
+    diesel::update(sessions::table.filter(sessions::user_id.eq(user_id)).filter(sessions::logout_at.is_null()))
+        .set((sessions::logout_at.eq(to_db(now)), sessions::end_reason.eq("superseded")))
+        .execute(conn)?;
+    diesel::update(users::table.filter(users::id.eq(user_id)))
+        .set((users::failed_logins.eq(0), users::locked_until.eq(None::<NaiveDateTime>)))
+        .execute(conn)?;
+    let session_id = new_id();
     diesel::insert_into(sessions::table)
         .values((
             sessions::id.eq(&session_id),
-            sessions::user_id.eq(&user_id),
+            sessions::user_id.eq(user_id),
             sessions::ip.eq(attempt.ip.to_string()),
             sessions::user_agent.eq(&attempt.user_agent),
             sessions::login_at.eq(to_db(now)),
             sessions::last_seen_at.eq(to_db(now)),
         ))
         .execute(conn)?;
-    tracing::info!(user_id, session_id, ip = %attempt.ip, "login");
-    Ok(OpenedSession { session_id, user_id, agency_code, unit_id, roles })
+    Ok(Outcome::Opened(OpenedSession {
+        session_id,
+        user_id: user_id.to_owned(),
+        agency_code,
+        unit_id,
+        roles: accounts::roles_of(conn, user_id)?,
+    }))
+}
+
+fn record_failure(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    user_id: &str,
+    failed_before: i32,
+) -> Result<(), IdentityError> {
+    let failed = failed_before + 1;
+    let update = diesel::update(users::table.filter(users::id.eq(user_id)));
+    if failed >= MAX_FAILED_LOGINS {
+        update
+            .set((users::failed_logins.eq(0), users::locked_until.eq(to_db(now + Duration::minutes(LOCKOUT_MINUTES)))))
+            .execute(conn)?;
+        accounts::record_event(conn, now, user_id, "locked_out", &format!("{failed} failed logins in a row"), None)?;
+    } else {
+        update.set(users::failed_logins.eq(failed)).execute(conn)?;
+    }
+    Ok(())
+}
+
+/// A live session of the account from another IP or another device (user agent), if any.
+fn live_session_elsewhere(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    user_id: &str,
+    attempt: &LoginAttempt,
+    idle_timeout: Duration,
+) -> Result<Option<(String, String, String)>, IdentityError> {
+    let live: Vec<(String, String, String)> = sessions::table
+        .filter(sessions::user_id.eq(user_id))
+        .filter(sessions::logout_at.is_null())
+        .filter(sessions::last_seen_at.gt(to_db(now - idle_timeout)))
+        .select((sessions::id, sessions::ip, sessions::user_agent))
+        .load(conn)?;
+    let ip = attempt.ip.to_string();
+    Ok(live.into_iter().find(|(_, session_ip, agent)| *session_ip != ip || *agent != attempt.user_agent))
 }
 
 fn refuse<T>(username: &str, cause: &str) -> Result<T, IdentityError> {
@@ -147,7 +276,7 @@ pub fn check_live(
     ip: Option<IpAddr>,
     idle_timeout: Duration,
 ) -> Result<String, IdentityError> {
-    let row: Option<(String, String, chrono::NaiveDateTime, Option<String>, String)> = sessions::table
+    let row: Option<(String, String, NaiveDateTime, Option<String>, String)> = sessions::table
         .inner_join(users::table)
         .filter(sessions::id.eq(session_id))
         .select((sessions::user_id, sessions::ip, sessions::last_seen_at, sessions::end_reason, users::status))

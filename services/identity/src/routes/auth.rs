@@ -34,7 +34,7 @@ pub struct LoginResponse {
 
 const MAX_FIELD_LEN: usize = 256;
 
-fn required(value: Option<String>, field: &str) -> ApiResult<String> {
+pub(crate) fn required(value: Option<String>, field: &str) -> ApiResult<String> {
     let value = value.filter(|v| !v.trim().is_empty()).ok_or_else(|| ApiError::missing_field(field))?;
     if value.len() > MAX_FIELD_LEN {
         return Err(ApiError::invalid_field(field, format!("must be at most {MAX_FIELD_LEN} bytes")));
@@ -44,12 +44,17 @@ fn required(value: Option<String>, field: &str) -> ApiResult<String> {
 
 /// Log in with username, password and the bound certificate serial, from a registered IP.
 ///
-/// Every refusal (unknown user, wrong password or certificate, disabled account, unregistered IP) is
-/// the same 401, so the answer never reveals whether an account exists.
+/// Every refusal (unknown user, wrong password or certificate, disabled or locked account,
+/// unregistered IP, a live session elsewhere) is the same 401, so the answer never reveals whether an
+/// account exists. Five failures in a row lock the account for 15 minutes; an address with too many
+/// failures is told to wait (429). A second session from another IP or device is refused and flagged
+/// as possible account lending (R-ACC-07).
 #[utoipa::path(post, path = "/v1/auth/login", tag = "sessions", request_body = LoginRequest, responses(
     (status = 200, body = LoginResponse),
     (status = 401, description = "Login refused", body = Problem, content_type = "application/problem+json"),
-    (status = 422, description = "A field is missing", body = Problem, content_type = "application/problem+json")))]
+    (status = 422, description = "A field is missing", body = Problem, content_type = "application/problem+json"),
+    (status = 429, description = "Too many failed logins from this address", body = Problem, content_type = "application/problem+json"),
+    (status = 503, description = "Too many logins at once", body = Problem, content_type = "application/problem+json")))]
 #[post("/v1/auth/login")]
 pub async fn login(req: HttpRequest, state: web::Data<State>, body: ApiJson<LoginRequest>) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
@@ -67,8 +72,26 @@ pub async fn login(req: HttpRequest, state: web::Data<State>, body: ApiJson<Logi
             .take(MAX_FIELD_LEN)
             .collect(),
     };
+    let ip = attempt.ip;
+    if let Err(retry_after_seconds) = state.login_failures.check(&ip) {
+        return Err(IdentityError::Throttled { retry_after_seconds }.into());
+    }
+    let username = attempt.username.clone();
+    let credentials =
+        state.db.run(move |conn| sessions::find_credentials(conn, &username)).await.map_err(ApiError::from)?;
+    // The slow hash runs on a bounded pool and holds no database connection.
+    let password_ok = state.hasher.verify(attempt.password.clone(), credentials.clone()).await?;
     let now = state.clock.now();
-    let session = state.db.run(move |conn| sessions::login(conn, now, &attempt)).await.map_err(ApiError::from)?;
+    let idle = state.idle_timeout;
+    let result = state
+        .db
+        .run(move |conn| sessions::complete_login(conn, now, &attempt, credentials.as_ref(), password_ok, idle))
+        .await;
+    if matches!(result, Err(IdentityError::LoginRefused)) {
+        // Counting only: the refusal itself stays the same 401.
+        let _over_limit = state.login_failures.hit(&ip);
+    }
+    let session = result?;
     let access_token = tokens::issue(&state, &session, now)?;
     Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(LoginResponse {
         access_token,

@@ -54,7 +54,7 @@ pub async fn query(
     }
 }
 
-fn check_api_key(req: &HttpRequest, state: &State) -> ApiResult<()> {
+pub(super) fn check_api_key(req: &HttpRequest, state: &State) -> ApiResult<()> {
     let Some(expected) = &state.api_key else {
         return Ok(());
     };

@@ -1,0 +1,13 @@
+DROP TABLE notifications;
+DROP TABLE account_events;
+DROP TABLE application_reviews;
+DROP TABLE account_applications;
+DROP INDEX sessions_live_idx;
+DROP INDEX users_national_id_idx;
+ALTER TABLE users DROP COLUMN locked_until;
+ALTER TABLE users DROP COLUMN failed_logins;
+ALTER TABLE users DROP COLUMN status_changed_at;
+ALTER TABLE users DROP COLUMN status_reason;
+ALTER TABLE users DROP COLUMN email;
+ALTER TABLE users DROP COLUMN national_id;
+ALTER TABLE agencies DROP COLUMN requires_head_approval;

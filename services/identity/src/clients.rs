@@ -1,0 +1,97 @@
+//! Identity's calls to other systems: the vendors service (is this person contractor personnel?
+//! R-ACC-08) and the immigration agency's account review (R-ACC-01's last step). Both fail closed:
+//! when the other side does not answer, nothing is approved.
+
+use std::time::Duration;
+
+use immilink_shared::config::Secret;
+use immilink_shared::http::INTERNAL_TOKEN;
+use immilink_shared::telemetry::outbound_headers;
+use serde::Deserialize;
+
+use crate::domain::applications::NiaSubmission;
+use crate::domain::IdentityError;
+
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+fn unavailable(what: &'static str, code: &'static str, err: impl std::fmt::Display) -> IdentityError {
+    tracing::warn!(error = %err, what, "outside call failed");
+    IdentityError::Unavailable { code, detail: format!("{what} is not answering; try again shortly") }
+}
+
+#[derive(Clone)]
+pub struct VendorsClient {
+    http: reqwest::Client,
+    base_url: String,
+    internal_token: Secret,
+}
+
+#[derive(Debug, Deserialize)]
+struct PersonnelAnswer {
+    vendor_personnel: bool,
+}
+
+impl VendorsClient {
+    pub fn new(http: reqwest::Client, base_url: &str, internal_token: Secret) -> Self {
+        Self { http, base_url: base_url.trim_end_matches('/').to_owned(), internal_token }
+    }
+
+    /// Whether the person is active contractor personnel of any agency (R-ACC-08).
+    pub async fn is_vendor_personnel(&self, national_id: &str) -> Result<bool, IdentityError> {
+        let fail = |err: String| unavailable("the vendors service", "vendors_unavailable", err);
+        let response = self
+            .http
+            .post(format!("{}/internal/v1/personnel/lookup", self.base_url))
+            .headers(outbound_headers())
+            .header(INTERNAL_TOKEN.as_str(), self.internal_token.expose())
+            .timeout(TIMEOUT)
+            .json(&serde_json::json!({ "national_id": national_id }))
+            .send()
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        if !response.status().is_success() {
+            return Err(fail(format!("answered {}", response.status())));
+        }
+        Ok(response.json::<PersonnelAnswer>().await.map_err(|e| fail(e.to_string()))?.vendor_personnel)
+    }
+}
+
+#[derive(Clone)]
+pub struct NiaClient {
+    http: reqwest::Client,
+    base_url: String,
+    api_key: Option<Secret>,
+}
+
+/// The immigration agency's decision on an account.
+#[derive(Debug, Clone, Deserialize)]
+pub struct NiaDecision {
+    /// `approved` or `rejected`.
+    pub decision: String,
+    pub reason: String,
+    pub reference: String,
+}
+
+impl NiaClient {
+    pub fn new(http: reqwest::Client, base_url: &str, api_key: Option<Secret>) -> Self {
+        Self { http, base_url: base_url.trim_end_matches('/').to_owned(), api_key }
+    }
+
+    pub async fn review(&self, submission: &NiaSubmission) -> Result<NiaDecision, IdentityError> {
+        let fail = |err: String| unavailable("the immigration agency's review", "nia_unavailable", err);
+        let mut request = self
+            .http
+            .post(format!("{}/v1/account-reviews", self.base_url))
+            .headers(outbound_headers())
+            .timeout(TIMEOUT)
+            .json(submission);
+        if let Some(key) = &self.api_key {
+            request = request.header("x-nia-api-key", key.expose());
+        }
+        let response = request.send().await.map_err(|e| fail(e.to_string()))?;
+        if !response.status().is_success() {
+            return Err(fail(format!("answered {}", response.status())));
+        }
+        response.json().await.map_err(|e| fail(e.to_string()))
+    }
+}

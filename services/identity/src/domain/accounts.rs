@@ -1,0 +1,731 @@
+//! Accounts after they exist: who is acting ([`Actor`]), the lifecycle an account manager drives
+//! (R-ACC-05 HR events, R-ACC-07 suspension, R-ACC-09 lost certificate, R-ACC-11 IP bindings), the
+//! account-manager handover (R-ACC-06), and what managers may read. Every change is an
+//! `account_events` row and a notification, written in the transaction that makes it.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use immilink_shared::auth::roles;
+use immilink_shared::clock::{business_date, to_db};
+use immilink_shared::db::DbConn;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{new_id, notifications, IdentityError};
+use crate::schema::{account_events, agencies, sessions, units, user_grants, user_ips, user_roles, users};
+
+pub const STATUS_ACTIVE: &str = "active";
+pub const STATUS_SUSPENDED: &str = "suspended";
+pub const STATUS_CANCELLED: &str = "cancelled";
+pub const STATUS_TERMINATED: &str = "terminated";
+
+/// The authenticated user performing an action, as the database knows them right now (roles may
+/// have changed since the token was issued; the database wins).
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub user_id: String,
+    pub username: String,
+    pub display_name: String,
+    pub agency_id: String,
+    pub agency_code: String,
+    pub unit_id: Option<String>,
+    pub roles: Vec<String>,
+    pub national_id: Option<String>,
+    pub certificate_serial: String,
+}
+
+impl Actor {
+    pub fn has(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+
+    pub fn require_any(&self, wanted: &[&str]) -> Result<(), IdentityError> {
+        if wanted.iter().any(|role| self.has(role)) {
+            Ok(())
+        } else {
+            Err(IdentityError::role_required(wanted))
+        }
+    }
+}
+
+pub fn load_actor(conn: &mut DbConn, user_id: &str) -> Result<Actor, IdentityError> {
+    type Row = (String, String, String, String, Option<String>, Option<String>, String);
+    let (username, display_name, agency_id, agency_code, unit_id, national_id, certificate_serial): Row = users::table
+        .inner_join(agencies::table)
+        .filter(users::id.eq(user_id))
+        .select((
+            users::username,
+            users::display_name,
+            agencies::id,
+            agencies::code,
+            users::unit_id,
+            users::national_id,
+            users::certificate_serial,
+        ))
+        .first(conn)
+        .optional()?
+        .ok_or(IdentityError::NotFound("the user"))?;
+    Ok(Actor {
+        user_id: user_id.to_owned(),
+        username,
+        display_name,
+        agency_id,
+        agency_code,
+        unit_id,
+        roles: roles_of(conn, user_id)?,
+        national_id,
+        certificate_serial,
+    })
+}
+
+pub fn roles_of(conn: &mut DbConn, user_id: &str) -> Result<Vec<String>, IdentityError> {
+    Ok(user_roles::table
+        .filter(user_roles::user_id.eq(user_id))
+        .select(user_roles::role)
+        .order(user_roles::role)
+        .load(conn)?)
+}
+
+/// The HR events that cancel an account the same day (R-ACC-05).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HrEvent {
+    /// 辭職 / 離職
+    Resignation,
+    /// 留職停薪 / 休假
+    Leave,
+    /// 停職
+    Suspension,
+    /// 職務調動
+    Transfer,
+}
+
+impl HrEvent {
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "resignation" => Some(Self::Resignation),
+            "leave" => Some(Self::Leave),
+            "suspension" => Some(Self::Suspension),
+            "transfer" => Some(Self::Transfer),
+            _ => None,
+        }
+    }
+
+    fn event_kind(self) -> &'static str {
+        match self {
+            Self::Resignation => "hr_resignation",
+            Self::Leave => "hr_leave",
+            Self::Suspension => "hr_suspension",
+            Self::Transfer => "hr_transfer",
+        }
+    }
+}
+
+/// An account as its managers see it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AccountView {
+    pub user_id: String,
+    pub username: String,
+    pub display_name: String,
+    pub agency_code: String,
+    pub unit_id: Option<String>,
+    /// `active`, `suspended`, `cancelled` or `terminated`.
+    pub status: String,
+    pub status_reason: Option<String>,
+    pub roles: Vec<String>,
+    /// The registered IP addresses logins and requests must come from (R-ACC-11).
+    pub ips: Vec<String>,
+    /// Granted (query type, purpose) pairs.
+    pub grants: Vec<Grant>,
+    pub events: Vec<AccountEvent>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+pub struct Grant {
+    #[schema(example = "entry_exit_last_year")]
+    pub query_type: String,
+    #[schema(example = "sw_statutory_business")]
+    pub purpose_code: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, Queryable)]
+pub struct AccountEvent {
+    pub id: String,
+    /// e.g. `hr_resignation`, `suspended`, `reinstated`, `certificate_lost`, `ips_changed`,
+    /// `possible_account_lending`, `account_manager_granted`, `account_manager_revoked`, `activated`.
+    pub kind: String,
+    pub reason: String,
+    pub actor_id: Option<String>,
+    /// Business date (Asia/Taipei) the event took effect.
+    pub effective_date: chrono::NaiveDate,
+    #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "immilink_shared::clock::rfc3339")]
+    pub created_at: NaiveDateTime,
+}
+
+/// One session as the record table shows it (R-ACC-12).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, Queryable)]
+pub struct SessionRecord {
+    pub session_id: String,
+    pub ip: String,
+    pub user_agent: String,
+    #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "immilink_shared::clock::rfc3339")]
+    pub login_at: NaiveDateTime,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(with = "immilink_shared::clock::rfc3339_option")]
+    pub logout_at: Option<NaiveDateTime>,
+    /// Why it ended: `logout`, `idle_timeout`, `account_cancelled`, `superseded`, ...
+    pub end_reason: Option<String>,
+}
+
+/// The account rows a manager may touch: same agency only. Another agency's account is "not
+/// found", so managers cannot even learn which ids exist elsewhere.
+fn account_in_agency(conn: &mut DbConn, actor: &Actor, user_id: &str) -> Result<(String, String), IdentityError> {
+    users::table
+        .filter(users::id.eq(user_id))
+        .filter(users::agency_id.eq(&actor.agency_id))
+        .select((users::status, users::display_name))
+        .first(conn)
+        .optional()?
+        .ok_or(IdentityError::NotFound("the account"))
+}
+
+const READERS: &[&str] = &[roles::ACCOUNT_MANAGER, roles::AGENCY_HEAD, roles::AUDITOR, roles::IT_OFFICER];
+
+pub fn list(conn: &mut DbConn, actor: &Actor) -> Result<Vec<AccountView>, IdentityError> {
+    actor.require_any(READERS)?;
+    let ids: Vec<String> = users::table
+        .filter(users::agency_id.eq(&actor.agency_id))
+        .order(users::username.asc())
+        .select(users::id)
+        .load(conn)?;
+    ids.iter().map(|id| view(conn, id, false)).collect()
+}
+
+/// One account of the actor's agency; a user may always read their own.
+pub fn detail(conn: &mut DbConn, actor: &Actor, user_id: &str) -> Result<AccountView, IdentityError> {
+    if actor.user_id != user_id {
+        actor.require_any(READERS)?;
+        account_in_agency(conn, actor, user_id)?;
+    }
+    view(conn, user_id, true)
+}
+
+pub fn sessions_of(
+    conn: &mut DbConn,
+    actor: &Actor,
+    user_id: &str,
+    limit: i64,
+) -> Result<Vec<SessionRecord>, IdentityError> {
+    if actor.user_id != user_id {
+        actor.require_any(READERS)?;
+        account_in_agency(conn, actor, user_id)?;
+    }
+    Ok(sessions::table
+        .filter(sessions::user_id.eq(user_id))
+        .order(sessions::login_at.desc())
+        .limit(limit)
+        .select((
+            sessions::id,
+            sessions::ip,
+            sessions::user_agent,
+            sessions::login_at,
+            sessions::logout_at,
+            sessions::end_reason,
+        ))
+        .load(conn)?)
+}
+
+fn view(conn: &mut DbConn, user_id: &str, with_events: bool) -> Result<AccountView, IdentityError> {
+    type Row = (String, String, String, Option<String>, String, Option<String>);
+    let (username, display_name, agency_code, unit_id, status, status_reason): Row = users::table
+        .inner_join(agencies::table)
+        .filter(users::id.eq(user_id))
+        .select((
+            users::username,
+            users::display_name,
+            agencies::code,
+            users::unit_id,
+            users::status,
+            users::status_reason,
+        ))
+        .first(conn)
+        .optional()?
+        .ok_or(IdentityError::NotFound("the account"))?;
+    let ips =
+        user_ips::table.filter(user_ips::user_id.eq(user_id)).select(user_ips::ip).order(user_ips::ip).load(conn)?;
+    let grants = user_grants::table
+        .filter(user_grants::user_id.eq(user_id))
+        .select((user_grants::query_type, user_grants::purpose_code))
+        .order((user_grants::query_type, user_grants::purpose_code))
+        .load::<(String, String)>(conn)?
+        .into_iter()
+        .map(|(query_type, purpose_code)| Grant { query_type, purpose_code })
+        .collect();
+    let events = if with_events {
+        account_events::table
+            .filter(account_events::user_id.eq(user_id))
+            .order(account_events::id.asc())
+            .select((
+                account_events::id,
+                account_events::kind,
+                account_events::reason,
+                account_events::actor_id,
+                account_events::effective_date,
+                account_events::created_at,
+            ))
+            .load(conn)?
+    } else {
+        Vec::new()
+    };
+    Ok(AccountView {
+        user_id: user_id.to_owned(),
+        username,
+        display_name,
+        agency_code,
+        unit_id,
+        status,
+        status_reason,
+        roles: roles_of(conn, user_id)?,
+        ips,
+        grants,
+        events,
+    })
+}
+
+/// Records what happened to an account. Part of the caller's transaction.
+pub fn record_event(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    user_id: &str,
+    kind: &str,
+    reason: &str,
+    actor_id: Option<&str>,
+) -> Result<(), IdentityError> {
+    let agency_id: String = users::table.filter(users::id.eq(user_id)).select(users::agency_id).first(conn)?;
+    diesel::insert_into(account_events::table)
+        .values((
+            account_events::id.eq(new_id()),
+            account_events::user_id.eq(user_id),
+            account_events::agency_id.eq(agency_id),
+            account_events::kind.eq(kind),
+            account_events::reason.eq(reason),
+            account_events::actor_id.eq(actor_id),
+            account_events::effective_date.eq(business_date(now)),
+            account_events::created_at.eq(to_db(now)),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Ends every live session of an account at once (R-ACC-05, R-ACC-09, R-ACC-10). Returns how many.
+pub fn end_all_sessions(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    user_id: &str,
+    reason: &str,
+) -> Result<usize, IdentityError> {
+    Ok(diesel::update(sessions::table.filter(sessions::user_id.eq(user_id)).filter(sessions::logout_at.is_null()))
+        .set((sessions::logout_at.eq(to_db(now)), sessions::end_reason.eq(reason)))
+        .execute(conn)?)
+}
+
+fn set_status(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    user_id: &str,
+    status: &str,
+    reason: &str,
+) -> Result<(), IdentityError> {
+    diesel::update(users::table.filter(users::id.eq(user_id)))
+        .set((users::status.eq(status), users::status_reason.eq(reason), users::status_changed_at.eq(to_db(now))))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Tells the account holder, when they left an e-mail address.
+pub fn notify_holder(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    user_id: &str,
+    subject: &str,
+    body: &str,
+) -> Result<(), IdentityError> {
+    let email: Option<String> = users::table.filter(users::id.eq(user_id)).select(users::email).first(conn)?;
+    if let Some(email) = email {
+        notifications::enqueue(conn, now, &email, subject, body)?;
+    }
+    Ok(())
+}
+
+/// Tells every active account manager of an agency.
+pub fn notify_managers(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    agency_id: &str,
+    subject: &str,
+    body: &str,
+) -> Result<(), IdentityError> {
+    let emails: Vec<Option<String>> = users::table
+        .inner_join(user_roles::table)
+        .filter(users::agency_id.eq(agency_id))
+        .filter(users::status.eq(STATUS_ACTIVE))
+        .filter(user_roles::role.eq(roles::ACCOUNT_MANAGER))
+        .select(users::email)
+        .load(conn)?;
+    for email in emails.into_iter().flatten() {
+        notifications::enqueue(conn, now, &email, subject, body)?;
+    }
+    Ok(())
+}
+
+fn active_managers(conn: &mut DbConn, agency_id: &str) -> Result<Vec<String>, IdentityError> {
+    Ok(users::table
+        .inner_join(user_roles::table)
+        .filter(users::agency_id.eq(agency_id))
+        .filter(users::status.eq(STATUS_ACTIVE))
+        .filter(user_roles::role.eq(roles::ACCOUNT_MANAGER))
+        .select(users::id)
+        .load(conn)?)
+}
+
+/// R-ACC-06: an agency always keeps an active account manager. Taking the last one out of service
+/// needs a handover first.
+fn ensure_not_last_manager(conn: &mut DbConn, agency_id: &str, user_id: &str) -> Result<(), IdentityError> {
+    let managers = active_managers(conn, agency_id)?;
+    if managers.len() == 1 && managers[0] == user_id {
+        return Err(IdentityError::conflict(
+            "last_account_manager",
+            Some("R-ACC-06"),
+            "this is the agency's only active account manager: hand the role over first",
+        ));
+    }
+    Ok(())
+}
+
+fn require_reason(reason: &str) -> Result<(), IdentityError> {
+    if reason.trim().is_empty() {
+        return Err(IdentityError::invalid("reason", "a reason is required"));
+    }
+    Ok(())
+}
+
+/// R-ACC-05: resignation, leave, suspension or transfer cancels the account today and ends its
+/// sessions at once. Filed by an account manager of the same agency.
+pub fn record_hr_event(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    actor: &Actor,
+    user_id: &str,
+    event: HrEvent,
+    reason: &str,
+) -> Result<AccountView, IdentityError> {
+    actor.require_any(&[roles::ACCOUNT_MANAGER])?;
+    require_reason(reason)?;
+    conn.write_transaction(|conn| {
+        let (status, _) = account_in_agency(conn, actor, user_id)?;
+        if status == STATUS_CANCELLED || status == STATUS_TERMINATED {
+            return Err(IdentityError::conflict("account_closed", None, format!("the account is already {status}")));
+        }
+        ensure_not_last_manager(conn, &actor.agency_id, user_id)?;
+        set_status(conn, now, user_id, STATUS_CANCELLED, event.event_kind())?;
+        let ended = end_all_sessions(conn, now, user_id, "account_cancelled")?;
+        record_event(conn, now, user_id, event.event_kind(), reason, Some(&actor.user_id))?;
+        notify_holder(
+            conn,
+            now,
+            user_id,
+            "帳號已註銷 Account cancelled",
+            &format!("Your account was cancelled ({}): {reason}", event.event_kind()),
+        )?;
+        tracing::info!(user_id, event = event.event_kind(), ended, "account cancelled");
+        Ok(())
+    })?;
+    view(conn, user_id, true)
+}
+
+/// R-ACC-09: a lost citizen certificate terminates the account at once. The holder may report it
+/// themselves; so may an account manager of the agency. Termination is never held back, not even
+/// for the last account manager: the agency head is told to appoint a new one.
+pub fn report_certificate_lost(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    actor: &Actor,
+    user_id: &str,
+    reason: &str,
+) -> Result<AccountView, IdentityError> {
+    if actor.user_id != user_id {
+        actor.require_any(&[roles::ACCOUNT_MANAGER])?;
+    }
+    let reason = if reason.trim().is_empty() { "certificate reported lost" } else { reason };
+    conn.write_transaction(|conn| {
+        let (status, _) = if actor.user_id == user_id {
+            users::table
+                .filter(users::id.eq(user_id))
+                .select((users::status, users::display_name))
+                .first::<(String, String)>(conn)?
+        } else {
+            account_in_agency(conn, actor, user_id)?
+        };
+        if status == STATUS_TERMINATED {
+            return Ok::<(), IdentityError>(());
+        }
+        let was_last_manager = ensure_not_last_manager(conn, &actor.agency_id, user_id).is_err();
+        set_status(conn, now, user_id, STATUS_TERMINATED, "certificate_lost")?;
+        end_all_sessions(conn, now, user_id, "certificate_lost")?;
+        record_event(conn, now, user_id, "certificate_lost", reason, Some(&actor.user_id))?;
+        notify_holder(
+            conn,
+            now,
+            user_id,
+            "帳號已終止 Account terminated",
+            "Your account was terminated because its certificate was reported lost.",
+        )?;
+        if was_last_manager {
+            tracing::warn!(agency = %actor.agency_code, "the agency's last account manager was terminated");
+        }
+        Ok(())
+    })?;
+    view(conn, user_id, true)
+}
+
+/// R-ACC-07: the manager suspends an account (e.g. after a lending flag); its sessions end at once.
+pub fn suspend(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    actor: &Actor,
+    user_id: &str,
+    reason: &str,
+) -> Result<AccountView, IdentityError> {
+    actor.require_any(&[roles::ACCOUNT_MANAGER])?;
+    require_reason(reason)?;
+    if actor.user_id == user_id {
+        return Err(IdentityError::forbidden(
+            "own_account",
+            Some("R-ACC-04"),
+            "managers cannot suspend their own account",
+        ));
+    }
+    conn.write_transaction(|conn| {
+        let (status, _) = account_in_agency(conn, actor, user_id)?;
+        if status != STATUS_ACTIVE {
+            return Err(IdentityError::conflict(
+                "not_active",
+                None,
+                format!("only an active account can be suspended; this one is {status}"),
+            ));
+        }
+        ensure_not_last_manager(conn, &actor.agency_id, user_id)?;
+        set_status(conn, now, user_id, STATUS_SUSPENDED, reason)?;
+        end_all_sessions(conn, now, user_id, "account_suspended")?;
+        record_event(conn, now, user_id, "suspended", reason, Some(&actor.user_id))?;
+        notify_holder(
+            conn,
+            now,
+            user_id,
+            "帳號已停用 Account suspended",
+            &format!("Your account was suspended: {reason}"),
+        )
+    })?;
+    view(conn, user_id, true)
+}
+
+/// Reinstates a suspended account. Cancelled and terminated accounts stay closed: a new
+/// application is needed.
+pub fn reinstate(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    actor: &Actor,
+    user_id: &str,
+    reason: &str,
+) -> Result<AccountView, IdentityError> {
+    actor.require_any(&[roles::ACCOUNT_MANAGER])?;
+    require_reason(reason)?;
+    if actor.user_id == user_id {
+        return Err(IdentityError::forbidden(
+            "own_account",
+            Some("R-ACC-04"),
+            "managers cannot reinstate their own account",
+        ));
+    }
+    conn.write_transaction(|conn| {
+        let (status, _) = account_in_agency(conn, actor, user_id)?;
+        if status != STATUS_SUSPENDED {
+            return Err(IdentityError::conflict(
+                "not_suspended",
+                None,
+                format!("only a suspended account can be reinstated; this one is {status}"),
+            ));
+        }
+        set_status(conn, now, user_id, STATUS_ACTIVE, reason)?;
+        diesel::update(users::table.filter(users::id.eq(user_id)))
+            .set((users::failed_logins.eq(0), users::locked_until.eq(None::<NaiveDateTime>)))
+            .execute(conn)?;
+        record_event(conn, now, user_id, "reinstated", reason, Some(&actor.user_id))?;
+        notify_holder(
+            conn,
+            now,
+            user_id,
+            "帳號已恢復 Account reinstated",
+            &format!("Your account was reinstated: {reason}"),
+        )
+    })?;
+    view(conn, user_id, true)
+}
+
+/// R-ACC-11: IP bindings change only through the account manager (or the IT unit). Sessions from
+/// an address that is no longer registered end at once.
+pub fn set_ips(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    actor: &Actor,
+    user_id: &str,
+    ips: &[IpAddr],
+    reason: &str,
+) -> Result<AccountView, IdentityError> {
+    actor.require_any(&[roles::ACCOUNT_MANAGER, roles::IT_OFFICER])?;
+    require_reason(reason)?;
+    if ips.is_empty() {
+        return Err(IdentityError::invalid("ips", "at least one IP address is required"));
+    }
+    let wanted: BTreeSet<String> = ips.iter().map(IpAddr::to_string).collect();
+    conn.write_transaction(|conn| {
+        account_in_agency(conn, actor, user_id)?;
+        diesel::delete(user_ips::table.filter(user_ips::user_id.eq(user_id))).execute(conn)?;
+        for ip in &wanted {
+            diesel::insert_into(user_ips::table)
+                .values((user_ips::user_id.eq(user_id), user_ips::ip.eq(ip)))
+                .execute(conn)?;
+        }
+        diesel::update(
+            sessions::table
+                .filter(sessions::user_id.eq(user_id))
+                .filter(sessions::logout_at.is_null())
+                .filter(sessions::ip.ne_all(wanted.iter().cloned().collect::<Vec<_>>())),
+        )
+        .set((sessions::logout_at.eq(to_db(now)), sessions::end_reason.eq("ip_unregistered")))
+        .execute(conn)?;
+        let listed = wanted.iter().cloned().collect::<Vec<_>>().join(", ");
+        record_event(conn, now, user_id, "ips_changed", &format!("{reason} [{listed}]"), Some(&actor.user_id))
+    })?;
+    view(conn, user_id, true)
+}
+
+/// R-ACC-06: hands the account-manager role from one person to another in one step, so the agency
+/// is never without one. Done by the outgoing manager or the agency head.
+pub fn hand_over_manager(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    actor: &Actor,
+    from_user_id: &str,
+    to_user_id: &str,
+    reason: &str,
+) -> Result<AccountView, IdentityError> {
+    require_reason(reason)?;
+    let outgoing_self = actor.user_id == from_user_id && actor.has(roles::ACCOUNT_MANAGER);
+    if !outgoing_self && !actor.has(roles::AGENCY_HEAD) {
+        return Err(IdentityError::forbidden(
+            "handover_not_permitted",
+            Some("R-ACC-06"),
+            "only the outgoing account manager or the agency head can hand the role over",
+        ));
+    }
+    if from_user_id == to_user_id {
+        return Err(IdentityError::invalid("to_user_id", "the new manager must be another person"));
+    }
+    conn.write_transaction(|conn| {
+        account_in_agency(conn, actor, from_user_id)?;
+        let (to_status, _) = account_in_agency(conn, actor, to_user_id)
+            .map_err(|_| IdentityError::invalid("to_user_id", "no account with this id in your agency"))?;
+        if to_status != STATUS_ACTIVE {
+            return Err(IdentityError::invalid("to_user_id", "the new manager's account is not active"));
+        }
+        let from_roles = roles_of(conn, from_user_id)?;
+        if !from_roles.iter().any(|r| r == roles::ACCOUNT_MANAGER) {
+            return Err(IdentityError::invalid("from_user_id", "this account is not an account manager"));
+        }
+        if !roles_of(conn, to_user_id)?.iter().any(|r| r == roles::ACCOUNT_MANAGER) {
+            diesel::insert_into(user_roles::table)
+                .values((user_roles::user_id.eq(to_user_id), user_roles::role.eq(roles::ACCOUNT_MANAGER)))
+                .execute(conn)?;
+        }
+        diesel::delete(
+            user_roles::table
+                .filter(user_roles::user_id.eq(from_user_id))
+                .filter(user_roles::role.eq(roles::ACCOUNT_MANAGER)),
+        )
+        .execute(conn)?;
+        // Tokens carry roles: the outgoing manager's sessions end so the old role is not used on.
+        end_all_sessions(conn, now, from_user_id, "roles_changed")?;
+        record_event(conn, now, from_user_id, "account_manager_revoked", reason, Some(&actor.user_id))?;
+        record_event(conn, now, to_user_id, "account_manager_granted", reason, Some(&actor.user_id))?;
+        notify_holder(conn, now, to_user_id, "您已成為帳號管理者 You are now an account manager", reason)?;
+        Ok(())
+    })?;
+    view(conn, to_user_id, true)
+}
+
+/// Unit of a user, when it belongs to the actor's agency (used to validate applications).
+pub fn unit_in_agency(conn: &mut DbConn, agency_id: &str, unit_id: &str) -> Result<bool, IdentityError> {
+    let count: i64 =
+        units::table.filter(units::id.eq(unit_id)).filter(units::agency_id.eq(agency_id)).count().get_result(conn)?;
+    Ok(count > 0)
+}
+
+/// The account-lending flags of an agency (R-ACC-07), newest first, for its managers.
+pub fn lending_flags(conn: &mut DbConn, actor: &Actor) -> Result<Vec<AccountEvent>, IdentityError> {
+    actor.require_any(READERS)?;
+    Ok(account_events::table
+        .filter(account_events::agency_id.eq(&actor.agency_id))
+        .filter(account_events::kind.eq(LENDING_FLAG))
+        .order(account_events::id.desc())
+        .limit(500)
+        .select((
+            account_events::id,
+            account_events::kind,
+            account_events::reason,
+            account_events::actor_id,
+            account_events::effective_date,
+            account_events::created_at,
+        ))
+        .load(conn)?)
+}
+
+pub const LENDING_FLAG: &str = "possible_account_lending";
+
+/// An agency and its units, as applicants choose them (public organisational data).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AgencyEntry {
+    #[schema(example = "TPE-SW")]
+    pub code: String,
+    pub name: String,
+    /// `social_welfare`, `household_registration` or `immigration_agency`.
+    pub kind: String,
+    /// Whether the agency head approves accounts too (R-ACC-02).
+    pub requires_head_approval: bool,
+    pub units: Vec<super::permissions::UnitRef>,
+}
+
+pub fn directory(conn: &mut DbConn) -> Result<Vec<AgencyEntry>, IdentityError> {
+    let rows: Vec<(String, String, String, String, bool)> = agencies::table
+        .order(agencies::code.asc())
+        .select((agencies::id, agencies::code, agencies::name, agencies::kind, agencies::requires_head_approval))
+        .load(conn)?;
+    rows.into_iter()
+        .map(|(id, code, name, kind, requires_head_approval)| {
+            let units = units::table
+                .filter(units::agency_id.eq(&id))
+                .order(units::name.asc())
+                .select((units::id, units::name))
+                .load::<(String, String)>(conn)?
+                .into_iter()
+                .map(|(id, name)| super::permissions::UnitRef { id, name })
+                .collect();
+            Ok(AgencyEntry { code, name, kind, requires_head_approval, units })
+        })
+        .collect()
+}

@@ -1,0 +1,756 @@
+//! Account applications (R-ACC-01..04, R-ACC-08): a caseworker applies with the legal basis, the
+//! business handled and the (query type, purpose) pairs wanted; the unit supervisor reviews first,
+//! the account manager second, the agency head third where the agency requires it (R-ACC-02), and
+//! the immigration agency last. Only then does the account exist, with exactly the granted pairs.
+//! Every step records who, when, the decision and the reason; any reviewer may reject; nobody
+//! reviews their own application (R-ACC-04); the applicant is notified at every step.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use immilink_shared::auth::roles;
+use immilink_shared::catalogue::{self, AgencyKind, QueryType};
+use immilink_shared::clock::to_db;
+use immilink_shared::db::{DbConn, DbError};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::accounts::{self, Actor, Grant, STATUS_ACTIVE, STATUS_CANCELLED, STATUS_TERMINATED};
+use super::{new_id, notifications, IdentityError};
+use crate::schema::{account_applications, agencies, application_reviews, user_grants, user_ips, user_roles, users};
+
+/// Where an application stands.
+pub mod status {
+    pub const SUPERVISOR_REVIEW: &str = "supervisor_review";
+    pub const MANAGER_REVIEW: &str = "manager_review";
+    pub const HEAD_REVIEW: &str = "head_review";
+    pub const NIA_REVIEW: &str = "nia_review";
+    pub const APPROVED: &str = "approved";
+    pub const REJECTED: &str = "rejected";
+}
+
+/// A validated application, ready to store.
+#[derive(Debug, Clone)]
+pub struct NewApplication {
+    pub agency_code: String,
+    pub unit_id: String,
+    pub username: String,
+    pub display_name: String,
+    /// Normalised national ID (or UI number) of the applicant.
+    pub national_id: String,
+    pub email: String,
+    pub certificate_serial: String,
+    pub ips: Vec<IpAddr>,
+    pub legal_basis: String,
+    pub business_handled: String,
+    pub grants: Vec<Grant>,
+    pub submitted_ip: IpAddr,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Approve,
+    Reject,
+}
+
+impl Decision {
+    fn code(self) -> &'static str {
+        match self {
+            Decision::Approve => "approved",
+            Decision::Reject => "rejected",
+        }
+    }
+}
+
+/// An application as reviewers see it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ApplicationView {
+    pub application_id: String,
+    /// `supervisor_review`, `manager_review`, `head_review`, `nia_review`, `approved` or `rejected`.
+    #[schema(example = "supervisor_review")]
+    pub status: String,
+    pub agency_code: String,
+    pub unit_id: String,
+    pub username: String,
+    pub display_name: String,
+    /// The applicant's national ID, masked (e.g. `A12****789`).
+    pub national_id_masked: String,
+    pub email: String,
+    pub certificate_serial: String,
+    pub ips: Vec<String>,
+    pub legal_basis: String,
+    pub business_handled: String,
+    pub requested_grants: Vec<Grant>,
+    /// What the account manager granted (a subset of the request); `null` until then.
+    pub granted_grants: Option<Vec<Grant>>,
+    /// The account, once the application is approved.
+    pub user_id: Option<String>,
+    pub nia_reference: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "immilink_shared::clock::rfc3339")]
+    pub submitted_at: NaiveDateTime,
+    pub reviews: Vec<ReviewRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, Queryable)]
+pub struct ReviewRecord {
+    /// `supervisor_review`, `manager_review`, `head_review`, `contractor_check` or `nia_review`.
+    pub step: String,
+    /// The reviewing user; `null` for the immigration agency and automatic checks.
+    pub reviewer_id: Option<String>,
+    pub reviewer_name: String,
+    /// `approved` or `rejected`.
+    pub decision: String,
+    pub reason: String,
+    #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "immilink_shared::clock::rfc3339")]
+    pub decided_at: NaiveDateTime,
+}
+
+/// Masks all but the first three and last three characters.
+pub fn mask(national_id: &str) -> String {
+    let chars: Vec<char> = national_id.chars().collect();
+    if chars.len() <= 6 {
+        return "*".repeat(chars.len());
+    }
+    let (head, tail) = (&chars[..3], &chars[chars.len() - 3..]);
+    format!("{}{}{}", head.iter().collect::<String>(), "*".repeat(chars.len() - 6), tail.iter().collect::<String>())
+}
+
+/// Checks the declarations against the catalogues for the agency's kind.
+fn validate_declarations(kind: AgencyKind, legal_basis: &str, grants: &[Grant]) -> Result<(), IdentityError> {
+    if !catalogue::legal_basis(legal_basis).is_some_and(|b| b.agency_kind == kind) {
+        return Err(IdentityError::invalid(
+            "legal_basis",
+            "not a legal basis of this agency's kind (see /v1/catalogue/legal-bases)",
+        ));
+    }
+    if grants.is_empty() {
+        return Err(IdentityError::invalid("grants", "request at least one query type and purpose"));
+    }
+    for (i, grant) in grants.iter().enumerate() {
+        if QueryType::parse(&grant.query_type).is_none() {
+            return Err(IdentityError::invalid(format!("grants[{i}].query_type"), "unknown query type"));
+        }
+        if !catalogue::purpose(&grant.purpose_code).is_some_and(|p| p.agency_kind == kind) {
+            return Err(IdentityError::invalid(
+                format!("grants[{i}].purpose_code"),
+                "not a purpose of this agency's kind",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn is_live_status(status: &str) -> bool {
+    status != STATUS_CANCELLED && status != STATUS_TERMINATED
+}
+
+/// Stores a new application (first step: the unit supervisor's review) and tells the applicant.
+/// The contractor check (R-ACC-08) has been done by the caller, over HTTP, before this.
+pub fn submit(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    new: &NewApplication,
+    password_hash: &str,
+) -> Result<ApplicationView, IdentityError> {
+    let id = new_id();
+    conn.write_transaction(|conn| {
+        let (agency_id, kind): (String, String) = agencies::table
+            .filter(agencies::code.eq(&new.agency_code))
+            .select((agencies::id, agencies::kind))
+            .first(conn)
+            .optional()?
+            .ok_or_else(|| IdentityError::invalid("agency_code", "no such agency"))?;
+        let kind =
+            AgencyKind::parse(&kind).ok_or_else(|| IdentityError::invalid("agency_code", "agency of unknown kind"))?;
+        if !accounts::unit_in_agency(conn, &agency_id, &new.unit_id)? {
+            return Err(IdentityError::invalid("unit_id", "no such unit in this agency"));
+        }
+        validate_declarations(kind, &new.legal_basis, &new.grants)?;
+        ensure_username_free(conn, &new.username)?;
+        ensure_certificate_free(conn, &new.certificate_serial)?;
+        let ips: Vec<String> = new.ips.iter().map(IpAddr::to_string).collect();
+        diesel::insert_into(account_applications::table)
+            .values((
+                account_applications::id.eq(&id),
+                account_applications::agency_id.eq(&agency_id),
+                account_applications::unit_id.eq(&new.unit_id),
+                account_applications::username.eq(&new.username),
+                account_applications::display_name.eq(&new.display_name),
+                account_applications::national_id.eq(&new.national_id),
+                account_applications::email.eq(&new.email),
+                account_applications::password_hash.eq(password_hash),
+                account_applications::certificate_serial.eq(&new.certificate_serial),
+                account_applications::ips.eq(to_json(&ips)?),
+                account_applications::legal_basis.eq(&new.legal_basis),
+                account_applications::business_handled.eq(&new.business_handled),
+                account_applications::requested_grants.eq(to_json(&new.grants)?),
+                account_applications::status.eq(status::SUPERVISOR_REVIEW),
+                account_applications::submitted_ip.eq(new.submitted_ip.to_string()),
+                account_applications::submitted_at.eq(to_db(now)),
+                account_applications::updated_at.eq(to_db(now)),
+            ))
+            .execute(conn)
+            .map_err(|err| match DbError::Query(err) {
+                e if e.is_unique_violation() => {
+                    IdentityError::conflict_on("username", "username_taken", "the username is taken")
+                }
+                e => IdentityError::Db(e),
+            })?;
+        notifications::enqueue(
+            conn,
+            now,
+            &new.email,
+            "帳號申請已收件 Account application received",
+            &format!("Your application {id} was received and awaits your unit supervisor's review."),
+        )?;
+        Ok(())
+    })?;
+    load(conn, &id)
+}
+
+fn ensure_username_free(conn: &mut DbConn, username: &str) -> Result<(), IdentityError> {
+    let accounts: i64 = users::table.filter(users::username.eq(username)).count().get_result(conn)?;
+    let pending: i64 = account_applications::table
+        .filter(account_applications::username.eq(username))
+        .filter(account_applications::status.ne(status::REJECTED))
+        .count()
+        .get_result(conn)?;
+    if accounts + pending > 0 {
+        return Err(IdentityError::conflict_on("username", "username_taken", "the username is taken"));
+    }
+    Ok(())
+}
+
+/// A certificate binds one live account (R-ACC-03, R-ACC-07: accounts are personal).
+fn ensure_certificate_free(conn: &mut DbConn, serial: &str) -> Result<(), IdentityError> {
+    let statuses: Vec<String> =
+        users::table.filter(users::certificate_serial.eq(serial)).select(users::status).load(conn)?;
+    let pending: i64 = account_applications::table
+        .filter(account_applications::certificate_serial.eq(serial))
+        .filter(account_applications::status.ne_all([status::REJECTED, status::APPROVED]))
+        .count()
+        .get_result(conn)?;
+    if statuses.iter().any(|s| is_live_status(s)) || pending > 0 {
+        return Err(IdentityError::conflict_on(
+            "certificate_serial",
+            "certificate_in_use",
+            "this certificate is already bound to an account or a pending application",
+        ));
+    }
+    Ok(())
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<String, IdentityError> {
+    serde_json::to_string(value).map_err(|err| IdentityError::Hashing(err.to_string()))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, IdentityError> {
+    serde_json::from_str(text).map_err(|err| IdentityError::Hashing(format!("stored application is unreadable: {err}")))
+}
+
+type ApplicationRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    NaiveDateTime,
+);
+
+pub fn load(conn: &mut DbConn, id: &str) -> Result<ApplicationView, IdentityError> {
+    let row: ApplicationRow = account_applications::table
+        .inner_join(agencies::table)
+        .filter(account_applications::id.eq(id))
+        .select((
+            account_applications::status,
+            agencies::code,
+            account_applications::unit_id,
+            account_applications::username,
+            account_applications::display_name,
+            account_applications::national_id,
+            account_applications::email,
+            account_applications::certificate_serial,
+            account_applications::ips,
+            account_applications::legal_basis,
+            account_applications::business_handled,
+            account_applications::requested_grants,
+            account_applications::granted,
+            account_applications::user_id,
+            account_applications::nia_reference,
+            account_applications::submitted_at,
+        ))
+        .first(conn)
+        .optional()?
+        .ok_or(IdentityError::NotFound("the application"))?;
+    let (status, agency_code, unit_id, username, display_name, national_id, email, certificate_serial, ips) =
+        (row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8);
+    let reviews = application_reviews::table
+        .filter(application_reviews::application_id.eq(id))
+        .order((application_reviews::decided_at.asc(), application_reviews::id.asc()))
+        .select((
+            application_reviews::step,
+            application_reviews::reviewer_id,
+            application_reviews::reviewer_name,
+            application_reviews::decision,
+            application_reviews::reason,
+            application_reviews::decided_at,
+        ))
+        .load(conn)?;
+    Ok(ApplicationView {
+        application_id: id.to_owned(),
+        status,
+        agency_code,
+        unit_id,
+        username,
+        display_name,
+        national_id_masked: mask(&national_id),
+        email,
+        certificate_serial,
+        ips: from_json(&ips)?,
+        legal_basis: row.9,
+        business_handled: row.10,
+        requested_grants: from_json(&row.11)?,
+        granted_grants: row.12.as_deref().map(from_json).transpose()?,
+        user_id: row.13,
+        nia_reference: row.14,
+        submitted_at: row.15,
+        reviews,
+    })
+}
+
+/// What the reviewers of an agency may see: the unit supervisor their unit's applications, the
+/// account manager and agency head all of the agency's.
+fn visible_to(actor: &Actor, agency_id: &str, unit_id: &str) -> bool {
+    actor.agency_id == agency_id
+        && (actor.has(roles::ACCOUNT_MANAGER)
+            || actor.has(roles::AGENCY_HEAD)
+            || (actor.has(roles::UNIT_SUPERVISOR) && actor.unit_id.as_deref() == Some(unit_id)))
+}
+
+const REVIEWERS: &[&str] = &[roles::UNIT_SUPERVISOR, roles::ACCOUNT_MANAGER, roles::AGENCY_HEAD];
+
+pub fn list(conn: &mut DbConn, actor: &Actor, status: Option<&str>) -> Result<Vec<ApplicationView>, IdentityError> {
+    actor.require_any(REVIEWERS)?;
+    let mut query = account_applications::table
+        .filter(account_applications::agency_id.eq(&actor.agency_id))
+        .select((account_applications::id, account_applications::agency_id, account_applications::unit_id))
+        .order(account_applications::id.asc())
+        .into_boxed();
+    if let Some(status) = status {
+        query = query.filter(account_applications::status.eq(status.to_owned()));
+    }
+    let rows: Vec<(String, String, String)> = query.limit(1000).load(conn)?;
+    rows.into_iter()
+        .filter(|(_, agency_id, unit_id)| visible_to(actor, agency_id, unit_id))
+        .map(|(id, _, _)| load(conn, &id))
+        .collect()
+}
+
+pub fn get(conn: &mut DbConn, actor: &Actor, id: &str) -> Result<ApplicationView, IdentityError> {
+    actor.require_any(REVIEWERS)?;
+    let (agency_id, unit_id) = locate(conn, id)?;
+    if !visible_to(actor, &agency_id, &unit_id) {
+        return Err(IdentityError::NotFound("the application"));
+    }
+    load(conn, id)
+}
+
+fn locate(conn: &mut DbConn, id: &str) -> Result<(String, String), IdentityError> {
+    account_applications::table
+        .filter(account_applications::id.eq(id))
+        .select((account_applications::agency_id, account_applications::unit_id))
+        .first(conn)
+        .optional()?
+        .ok_or(IdentityError::NotFound("the application"))
+}
+
+/// The role that reviews each local step.
+fn reviewer_role(step: &str) -> Option<&'static str> {
+    match step {
+        status::SUPERVISOR_REVIEW => Some(roles::UNIT_SUPERVISOR),
+        status::MANAGER_REVIEW => Some(roles::ACCOUNT_MANAGER),
+        status::HEAD_REVIEW => Some(roles::AGENCY_HEAD),
+        _ => None,
+    }
+}
+
+/// One local review step. Approval moves the application on; rejection ends it. The account manager
+/// may narrow the grants to a subset of the request.
+pub fn review(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    actor: &Actor,
+    id: &str,
+    decision: Decision,
+    reason: &str,
+    granted: Option<Vec<Grant>>,
+) -> Result<ApplicationView, IdentityError> {
+    conn.write_transaction(|conn| {
+        let (agency_id, unit_id, step, national_id, serial, requested, requires_head, email): (
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            bool,
+            String,
+        ) = account_applications::table
+            .inner_join(agencies::table)
+            .filter(account_applications::id.eq(id))
+            .select((
+                account_applications::agency_id,
+                account_applications::unit_id,
+                account_applications::status,
+                account_applications::national_id,
+                account_applications::certificate_serial,
+                account_applications::requested_grants,
+                agencies::requires_head_approval,
+                account_applications::email,
+            ))
+            .first(conn)
+            .optional()?
+            .ok_or(IdentityError::NotFound("the application"))?;
+        if actor.agency_id != agency_id {
+            return Err(IdentityError::NotFound("the application"));
+        }
+        let Some(role) = reviewer_role(&step) else {
+            return Err(IdentityError::conflict(
+                "not_awaiting_review",
+                Some("R-ACC-01"),
+                format!("the application is at `{step}`, not awaiting a review by the agency"),
+            ));
+        };
+        if !actor.has(role) {
+            return Err(IdentityError::forbidden(
+                "wrong_reviewer",
+                Some("R-ACC-01"),
+                format!("the `{step}` step is reviewed by the {role}"),
+            ));
+        }
+        if step == status::SUPERVISOR_REVIEW && actor.unit_id.as_deref() != Some(unit_id.as_str()) {
+            return Err(IdentityError::forbidden(
+                "wrong_reviewer",
+                Some("R-ACC-01"),
+                "the first review belongs to the applicant's own unit supervisor",
+            ));
+        }
+        if actor.national_id.as_deref() == Some(national_id.as_str()) || actor.certificate_serial == serial {
+            return Err(IdentityError::forbidden(
+                "own_application",
+                Some("R-ACC-04"),
+                "nobody reviews their own application",
+            ));
+        }
+        let already: i64 = application_reviews::table
+            .filter(application_reviews::application_id.eq(id))
+            .filter(application_reviews::reviewer_id.eq(&actor.user_id))
+            .count()
+            .get_result(conn)?;
+        if already > 0 {
+            return Err(IdentityError::forbidden(
+                "already_reviewed",
+                Some("R-ACC-04"),
+                "each step needs a different reviewer; you reviewed an earlier step",
+            ));
+        }
+        if decision == Decision::Reject && reason.trim().is_empty() {
+            return Err(IdentityError::invalid("reason", "a rejection needs a reason"));
+        }
+        if let Some(granted) = &granted {
+            if step != status::MANAGER_REVIEW {
+                return Err(IdentityError::invalid("grants", "only the account manager's review assigns grants"));
+            }
+            let requested: BTreeSet<Grant> = from_json::<Vec<Grant>>(&requested)?.into_iter().collect();
+            if granted.is_empty() || !granted.iter().all(|g| requested.contains(g)) {
+                return Err(IdentityError::invalid(
+                    "grants",
+                    "grants must be a non-empty subset of the requested ones",
+                ));
+            }
+        }
+        insert_review(conn, now, id, &step, Some(&actor.user_id), &actor.display_name, decision.code(), reason)?;
+        let next = match decision {
+            Decision::Reject => status::REJECTED,
+            Decision::Approve => match step.as_str() {
+                status::SUPERVISOR_REVIEW => status::MANAGER_REVIEW,
+                status::MANAGER_REVIEW if requires_head => status::HEAD_REVIEW,
+                _ => status::NIA_REVIEW,
+            },
+        };
+        diesel::update(account_applications::table.filter(account_applications::id.eq(id)))
+            .set((account_applications::status.eq(next), account_applications::updated_at.eq(to_db(now))))
+            .execute(conn)?;
+        if let Some(granted) = &granted {
+            diesel::update(account_applications::table.filter(account_applications::id.eq(id)))
+                .set(account_applications::granted.eq(to_json(granted)?))
+                .execute(conn)?;
+        }
+        notifications::enqueue(
+            conn,
+            now,
+            &email,
+            "帳號申請進度 Account application update",
+            &format!(
+                "Your application {id}: {step} {} by {} ({reason}); next: {next}.",
+                decision.code(),
+                actor.display_name
+            ),
+        )?;
+        Ok(())
+    })?;
+    load(conn, id)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn insert_review(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    id: &str,
+    step: &str,
+    reviewer_id: Option<&str>,
+    reviewer_name: &str,
+    decision: &str,
+    reason: &str,
+) -> Result<(), IdentityError> {
+    diesel::insert_into(application_reviews::table)
+        .values((
+            application_reviews::id.eq(new_id()),
+            application_reviews::application_id.eq(id),
+            application_reviews::step.eq(step),
+            application_reviews::reviewer_id.eq(reviewer_id),
+            application_reviews::reviewer_name.eq(reviewer_name),
+            application_reviews::decision.eq(decision),
+            application_reviews::reason.eq(reason),
+            application_reviews::decided_at.eq(to_db(now)),
+        ))
+        .execute(conn)
+        .map_err(|err| match DbError::Query(err) {
+            // Two reviewers raced on the same step: the loser sees the step as done.
+            e if e.is_unique_violation() => IdentityError::conflict(
+                "not_awaiting_review",
+                Some("R-ACC-01"),
+                "this step was just reviewed by someone else",
+            ),
+            e => IdentityError::Db(e),
+        })?;
+    Ok(())
+}
+
+/// What goes to the immigration agency's review (and to the contractor check before it).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NiaSubmission {
+    pub application_id: String,
+    pub agency_code: String,
+    pub username: String,
+    pub certificate_serial: String,
+    pub legal_basis: String,
+    pub business_handled: String,
+    pub grants: Vec<Grant>,
+    #[serde(skip)]
+    pub national_id: String,
+}
+
+/// Applications the agency has approved that wait for the immigration agency.
+pub fn awaiting_nia(conn: &mut DbConn) -> Result<Vec<String>, IdentityError> {
+    Ok(account_applications::table
+        .filter(account_applications::status.eq(status::NIA_REVIEW))
+        .order(account_applications::id.asc())
+        .select(account_applications::id)
+        .limit(100)
+        .load(conn)?)
+}
+
+pub fn nia_submission(conn: &mut DbConn, id: &str) -> Result<Option<NiaSubmission>, IdentityError> {
+    type SubmissionRow = (String, String, String, String, String, String, Option<String>, String);
+    let row: Option<SubmissionRow> = account_applications::table
+        .inner_join(agencies::table)
+        .filter(account_applications::id.eq(id))
+        .filter(account_applications::status.eq(status::NIA_REVIEW))
+        .select((
+            agencies::code,
+            account_applications::username,
+            account_applications::certificate_serial,
+            account_applications::legal_basis,
+            account_applications::business_handled,
+            account_applications::requested_grants,
+            account_applications::granted,
+            account_applications::national_id,
+        ))
+        .first(conn)
+        .optional()?;
+    let Some((
+        agency_code,
+        username,
+        certificate_serial,
+        legal_basis,
+        business_handled,
+        requested,
+        granted,
+        national_id,
+    )) = row
+    else {
+        return Ok(None);
+    };
+    Ok(Some(NiaSubmission {
+        application_id: id.to_owned(),
+        agency_code,
+        username,
+        certificate_serial,
+        legal_basis,
+        business_handled,
+        grants: from_json(granted.as_deref().unwrap_or(&requested))?,
+        national_id,
+    }))
+}
+
+/// An outside decision on an application waiting for the immigration agency: the agency's answer,
+/// or the contractor check refusing it.
+#[derive(Debug, Clone)]
+pub struct OutsideDecision {
+    /// `nia_review` or `contractor_check`.
+    pub step: &'static str,
+    pub reviewer_name: String,
+    pub approved: bool,
+    pub reason: String,
+    pub reference: Option<String>,
+}
+
+/// Records the outside decision; on approval creates the account, active, with exactly the granted
+/// pairs, the caseworker role and the registered IPs. Idempotent: an application no longer waiting
+/// is returned unchanged.
+pub fn finish(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    id: &str,
+    outcome: &OutsideDecision,
+) -> Result<ApplicationView, IdentityError> {
+    conn.write_transaction(|conn| {
+        let Some(submission) = nia_submission(conn, id)? else {
+            return Ok(());
+        };
+        let decision = if outcome.approved { "approved" } else { "rejected" };
+        insert_review(conn, now, id, outcome.step, None, &outcome.reviewer_name, decision, &outcome.reason)?;
+        let email: String =
+            account_applications::table.filter(account_applications::id.eq(id)).select(account_applications::email).first(conn)?;
+        if !outcome.approved {
+            diesel::update(account_applications::table.filter(account_applications::id.eq(id)))
+                .set((
+                    account_applications::status.eq(status::REJECTED),
+                    account_applications::nia_reference.eq(&outcome.reference),
+                    account_applications::updated_at.eq(to_db(now)),
+                ))
+                .execute(conn)?;
+            return notifications::enqueue(conn, now, &email, "帳號申請未核准 Account application rejected", &format!("Your application {id} was rejected at {}: {}", outcome.step, outcome.reason));
+        }
+        let user_id = create_account(conn, now, id, &submission)?;
+        diesel::update(account_applications::table.filter(account_applications::id.eq(id)))
+            .set((
+                account_applications::status.eq(status::APPROVED),
+                account_applications::user_id.eq(&user_id),
+                account_applications::nia_reference.eq(&outcome.reference),
+                account_applications::updated_at.eq(to_db(now)),
+            ))
+            .execute(conn)?;
+        accounts::record_event(conn, now, &user_id, "activated", &format!("application {id} approved"), None)?;
+        notifications::enqueue(
+            conn,
+            now,
+            &email,
+            "帳號已開通 Account active",
+            &format!("Your account {} is active. Log in with your password and your citizen certificate from your registered workstation.", submission.username),
+        )
+    })?;
+    load(conn, id)
+}
+
+fn create_account(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    id: &str,
+    submission: &NiaSubmission,
+) -> Result<String, IdentityError> {
+    let (agency_id, unit_id, display_name, password_hash, email, ips): (
+        String,
+        String,
+        String,
+        String,
+        String,
+        String,
+    ) = account_applications::table
+        .filter(account_applications::id.eq(id))
+        .select((
+            account_applications::agency_id,
+            account_applications::unit_id,
+            account_applications::display_name,
+            account_applications::password_hash,
+            account_applications::email,
+            account_applications::ips,
+        ))
+        .first(conn)?;
+    let user_id = new_id();
+    diesel::insert_into(users::table)
+        .values((
+            users::id.eq(&user_id),
+            users::agency_id.eq(&agency_id),
+            users::unit_id.eq(&unit_id),
+            users::username.eq(&submission.username),
+            users::display_name.eq(&display_name),
+            users::password_hash.eq(&password_hash),
+            users::certificate_serial.eq(&submission.certificate_serial),
+            users::status.eq(STATUS_ACTIVE),
+            users::created_at.eq(to_db(now)),
+            users::national_id.eq(&submission.national_id),
+            users::email.eq(&email),
+        ))
+        .execute(conn)
+        .map_err(|err| match DbError::Query(err) {
+            e if e.is_unique_violation() => {
+                IdentityError::conflict_on("username", "username_taken", "the username was taken meanwhile")
+            }
+            e => IdentityError::Db(e),
+        })?;
+    diesel::insert_into(user_roles::table)
+        .values((user_roles::user_id.eq(&user_id), user_roles::role.eq(roles::CASEWORKER)))
+        .execute(conn)?;
+    for ip in from_json::<Vec<String>>(&ips)? {
+        diesel::insert_into(user_ips::table)
+            .values((user_ips::user_id.eq(&user_id), user_ips::ip.eq(ip)))
+            .execute(conn)?;
+    }
+    let grants: BTreeSet<Grant> = submission.grants.iter().cloned().collect();
+    for grant in grants {
+        diesel::insert_into(user_grants::table)
+            .values((
+                user_grants::user_id.eq(&user_id),
+                user_grants::query_type.eq(&grant.query_type),
+                user_grants::purpose_code.eq(&grant.purpose_code),
+            ))
+            .execute(conn)?;
+    }
+    Ok(user_id)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn masks_the_middle_of_an_id() {
+        assert_eq!(super::mask("A123456789"), "A12****789");
+        assert_eq!(super::mask("AB12"), "****");
+    }
+}

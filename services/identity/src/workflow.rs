@@ -1,0 +1,148 @@
+//! The steps that need another system as well as the database: submitting an application (contractor
+//! check first), handing approved applications to the immigration agency, delivering notifications,
+//! and the slow password hash. Domain rules stay in `domain`; this module only sequences them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use immilink_shared::db::Db;
+
+use crate::clients::VendorsClient;
+use crate::domain::applications::{self, ApplicationView, NewApplication, OutsideDecision};
+use crate::domain::{notifications, sessions, IdentityError};
+use crate::notifier::Notifier;
+use crate::State;
+
+/// Bounds the CPU spent on argon2id, so a login storm queues here instead of starving everything
+/// else on the machine (lookups included). Waiting longer than this is answered 503 + Retry-After.
+pub struct PasswordHasher {
+    permits: tokio::sync::Semaphore,
+    max_wait: Duration,
+}
+
+impl PasswordHasher {
+    pub fn new(concurrency: usize, max_wait: Duration) -> Self {
+        Self { permits: tokio::sync::Semaphore::new(concurrency.max(1)), max_wait }
+    }
+
+    async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, IdentityError> {
+        let busy = || IdentityError::Unavailable {
+            code: "login_busy",
+            detail: "too many logins at once; try again in a moment".into(),
+        };
+        let _permit = tokio::time::timeout(self.max_wait, self.permits.acquire())
+            .await
+            .map_err(|_| busy())?
+            .map_err(|_| busy())?;
+        actix_web::web::block(work).await.map_err(|err| IdentityError::Hashing(err.to_string()))
+    }
+
+    pub async fn verify(
+        &self,
+        password: String,
+        credentials: Option<sessions::Credentials>,
+    ) -> Result<bool, IdentityError> {
+        self.run(move || sessions::password_matches(&password, credentials.as_ref())).await
+    }
+
+    pub async fn hash(&self, password: String) -> Result<String, IdentityError> {
+        self.run(move || sessions::hash_password(&password)).await?
+    }
+}
+
+/// R-ACC-08 first (contractor personnel cannot apply), then the stored application.
+pub async fn submit_application(
+    state: &State,
+    application: NewApplication,
+    password: String,
+) -> Result<ApplicationView, IdentityError> {
+    refuse_vendor_personnel(&state.vendors, &application.national_id).await?;
+    let password_hash = state.hasher.hash(password).await?;
+    let now = state.clock.now();
+    state.db.run(move |conn| applications::submit(conn, now, &application, &password_hash)).await
+}
+
+async fn refuse_vendor_personnel(vendors: &VendorsClient, national_id: &str) -> Result<(), IdentityError> {
+    if vendors.is_vendor_personnel(national_id).await? {
+        return Err(IdentityError::forbidden(
+            "vendor_personnel",
+            Some("R-ACC-08"),
+            "contractor and outsourced personnel cannot apply for an account",
+        ));
+    }
+    Ok(())
+}
+
+/// Hands an application the agency approved to the immigration agency and records its answer. The
+/// contractor check runs again first: personnel may have been registered since the application.
+/// When either side does not answer the application keeps waiting and the background task retries.
+pub async fn advance_to_nia(state: &State, id: String) -> Result<(), IdentityError> {
+    let lookup_id = id.clone();
+    let Some(submission) = state.db.run(move |conn| applications::nia_submission(conn, &lookup_id)).await? else {
+        return Ok(());
+    };
+    let outcome = if state.vendors.is_vendor_personnel(&submission.national_id).await? {
+        OutsideDecision {
+            step: "contractor_check",
+            reviewer_name: "immilink (vendor personnel records)".into(),
+            approved: false,
+            reason: "the applicant is registered contractor personnel (R-ACC-08)".into(),
+            reference: None,
+        }
+    } else {
+        let answer = state.nia.review(&submission).await?;
+        OutsideDecision {
+            step: applications::status::NIA_REVIEW,
+            reviewer_name: "內政部移民署 National Immigration Agency".into(),
+            approved: answer.decision == "approved",
+            reason: answer.reason,
+            reference: Some(answer.reference),
+        }
+    };
+    let now = state.clock.now();
+    state.db.run(move |conn| applications::finish(conn, now, &id, &outcome)).await?;
+    Ok(())
+}
+
+/// Retries applications waiting for the immigration agency and delivers queued notifications.
+pub async fn background(state: Arc<State>, every: Duration) {
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        if let Err(err) = retry_waiting_applications(&state).await {
+            tracing::warn!(error = %err, "account applications could not be advanced");
+        }
+        if let Err(err) = deliver_notifications(&state.db, &state.notifier, &state).await {
+            tracing::warn!(error = %err, "notifications could not be delivered");
+        }
+    }
+}
+
+async fn retry_waiting_applications(state: &State) -> Result<(), IdentityError> {
+    let waiting = state.db.run(applications::awaiting_nia).await?;
+    for id in waiting {
+        advance_to_nia(state, id).await?;
+    }
+    Ok(())
+}
+
+async fn deliver_notifications(db: &Db, notifier: &Notifier, state: &State) -> Result<(), IdentityError> {
+    let pending = db.run(|conn| notifications::pending(conn, 50)).await?;
+    for message in pending {
+        let id = message.id.clone();
+        match notifier.send(&message).await {
+            Ok(()) => {
+                let now = state.clock.now();
+                db.run(move |conn| notifications::mark_delivered(conn, now, &id)).await?;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, notification = %id, "notification delivery failed; will retry");
+                db.run(move |conn| notifications::mark_failed(conn, &id, &err)).await?;
+                // Keep the order: a failing transport is retried at the next tick.
+                break;
+            }
+        }
+    }
+    Ok(())
+}

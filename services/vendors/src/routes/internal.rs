@@ -1,0 +1,49 @@
+//! Endpoints for other immilink services only (the gateway does not route /internal/, and each call
+//! must present the internal token). Not part of the public OpenAPI document.
+
+use std::fmt;
+
+use actix_web::{post, web};
+use immilink_shared::auth::InternalCaller;
+use immilink_shared::http::ApiJson;
+use immilink_shared::ids::SubjectId;
+use immilink_shared::{ApiError, ApiResult};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::personnel::{self, PersonnelVendor};
+use crate::State;
+
+/// Body of `POST /internal/v1/personnel/lookup`: is this person contractor personnel?
+#[derive(Clone, Serialize, Deserialize)]
+pub struct PersonnelLookup {
+    /// National ID or UI number, in any form a caseworker might type it.
+    pub national_id: String,
+}
+
+impl fmt::Debug for PersonnelLookup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PersonnelLookup").field("national_id", &"<redacted>").finish()
+    }
+}
+
+/// The answer: whether the person is ACTIVE personnel of a vendor of any agency (R-ACC-08, R-VEN-08),
+/// and of which vendors.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PersonnelLookupAnswer {
+    pub vendor_personnel: bool,
+    pub vendors: Vec<PersonnelVendor>,
+}
+
+/// Is this person active contractor personnel of any agency? Identity asks before it accepts an
+/// account application (R-ACC-08).
+#[post("/internal/v1/personnel/lookup")]
+pub async fn personnel_lookup(
+    _caller: InternalCaller,
+    state: web::Data<State>,
+    body: ApiJson<PersonnelLookup>,
+) -> ApiResult<web::Json<PersonnelLookupAnswer>> {
+    let id = SubjectId::parse_resident(&body.into_inner().national_id)
+        .map_err(|err| ApiError::invalid_field("national_id", err.to_string()))?;
+    let vendors = state.db.run(move |conn| personnel::is_active_personnel(conn, &id)).await.map_err(ApiError::from)?;
+    Ok(web::Json(PersonnelLookupAnswer { vendor_personnel: !vendors.is_empty(), vendors }))
+}
