@@ -10,12 +10,13 @@ mod docs;
 mod proxy;
 pub mod routing;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{get, web, HttpResponse};
 use futures_util::future::join_all;
-use immilink_shared::auth::{InternalToken, SessionChecker, TokenVerifier};
-use immilink_shared::config::{self, ConfigError, Secret};
+use immilink_shared::auth::{MetricsToken, ServiceTokens, SessionChecker, TokenVerifier};
+use immilink_shared::config::{self, ConfigError, Secret, ServiceSecrets};
 use immilink_shared::http::{serve, Health, HealthCheck, Routes, Running};
 use immilink_shared::openapi::BearerSecurity;
 use utoipa::OpenApi;
@@ -34,7 +35,10 @@ pub struct Settings {
     pub broker_url: String,
     pub audit_url: String,
     pub vendors_url: String,
-    pub internal_token: Secret,
+    /// `IMMILINK_SERVICE_SECRET`: the gateway's credential for its service tokens (required).
+    pub service_secret: Secret,
+    /// `IMMILINK_METRICS_TOKEN`: what Prometheus presents at `/metrics` (unset: no metrics).
+    pub metrics_token: Option<Secret>,
     /// `IMMILINK_SESSION_CACHE_MS`, default 500: how long a "live" answer is reused. Revocation takes
     /// effect within this time.
     pub session_cache: Duration,
@@ -46,19 +50,21 @@ impl Settings {
         Self::from_env_with(None)
     }
 
-    /// As [`Settings::from_env`], with the internal token given by the launcher. A gateway started on
-    /// its own must be given `IMMILINK_INTERNAL_TOKEN` (the services behind it check it).
-    pub fn from_env_with(internal_token: Option<Secret>) -> Result<Self, ConfigError> {
+    /// As [`Settings::from_env`], with the secrets given by the launcher. A gateway started on its own
+    /// must be given `IMMILINK_SERVICE_SECRET` (identity holds it in `IMMILINK_SERVICE_CREDENTIALS`).
+    pub fn from_env_with(secrets: Option<ServiceSecrets>) -> Result<Self, ConfigError> {
+        let secrets = match secrets {
+            Some(secrets) => secrets,
+            None => ServiceSecrets::from_env(false)?,
+        };
         Ok(Self {
             addr: config::string_or("GATEWAY_ADDR", "127.0.0.1:8080"),
             identity_url: config::string_or("IDENTITY_URL", "http://127.0.0.1:8081"),
             broker_url: config::string_or("BROKER_URL", "http://127.0.0.1:8082"),
             audit_url: config::string_or("AUDIT_URL", "http://127.0.0.1:8083"),
             vendors_url: config::string_or("VENDORS_URL", "http://127.0.0.1:8084"),
-            internal_token: match internal_token {
-                Some(token) => token,
-                None => config::internal_token(false)?,
-            },
+            service_secret: secrets.service,
+            metrics_token: secrets.metrics,
             session_cache: Duration::from_millis(config::parse_or("SESSION_CACHE_MS", 500)?),
             workers: config::parse_or("WORKERS", 2)?,
         })
@@ -69,7 +75,9 @@ pub struct State {
     http: reqwest::Client,
     verifier: TokenVerifier,
     sessions: SessionChecker,
-    internal_token: Secret,
+    /// The gateway's service tokens: presented on every forwarded request, so services trust the
+    /// client IP it states.
+    tokens: Arc<ServiceTokens>,
     urls: [String; 4],
 }
 
@@ -157,15 +165,12 @@ impl Application {
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
         let identity_url = settings.identity_url.trim_end_matches('/').to_owned();
+        let tokens =
+            Arc::new(ServiceTokens::from_identity(http.clone(), &identity_url, SERVICE, &settings.service_secret));
         let state = web::Data::new(State {
             verifier: TokenVerifier::remote(format!("{identity_url}/.well-known/jwks.json"), http.clone()),
-            sessions: SessionChecker::new(
-                http.clone(),
-                &identity_url,
-                settings.internal_token.clone(),
-                settings.session_cache,
-            ),
-            internal_token: settings.internal_token,
+            sessions: SessionChecker::new(http.clone(), &identity_url, tokens.clone(), settings.session_cache),
+            tokens,
             urls: [
                 identity_url,
                 settings.broker_url.trim_end_matches('/').to_owned(),
@@ -174,10 +179,12 @@ impl Application {
             ],
             http,
         });
-        let internal = web::Data::new(InternalToken(state.internal_token.clone()));
+        let metrics_token = settings.metrics_token.map(|token| web::Data::new(MetricsToken(token)));
         Ok(serve(&settings.addr, settings.workers, ROUTES, move |cfg| {
+            if let Some(token) = &metrics_token {
+                cfg.app_data(token.clone());
+            }
             cfg.app_data(state.clone())
-                .app_data(internal.clone())
                 .service(docs::docs_redirect)
                 .service(docs::swagger_ui())
                 .default_service(web::to(proxy::forward));
@@ -203,7 +210,8 @@ mod tests {
             broker_url: DOWN.into(),
             audit_url: DOWN.into(),
             vendors_url: DOWN.into(),
-            internal_token: Secret::generate(),
+            service_secret: Secret::generate(),
+            metrics_token: None,
             session_cache: Duration::from_millis(500),
             workers: 1,
         };

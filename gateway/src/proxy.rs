@@ -6,8 +6,9 @@ use std::net::IpAddr;
 use actix_web::http::header::{self, HeaderMap, HeaderName};
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
+use immilink_shared::auth::SERVICE_CREDENTIAL;
 use immilink_shared::auth::{bearer_token, AuthError};
-use immilink_shared::http::{CLIENT_IP, INTERNAL_TOKEN, MAX_BODY_BYTES, REQUEST_ID};
+use immilink_shared::http::{CLIENT_IP, MAX_BODY_BYTES, REQUEST_ID, SERVICE_TOKEN};
 use immilink_shared::telemetry::outbound_headers;
 use immilink_shared::{ApiError, ApiResult};
 
@@ -33,7 +34,8 @@ const NOT_FORWARDED: &[&str] = &[
 fn forwardable(name: &HeaderName) -> bool {
     let name = name.as_str();
     !NOT_FORWARDED.contains(&name)
-        && name != INTERNAL_TOKEN.as_str()
+        && name != SERVICE_TOKEN.as_str()
+        && name != SERVICE_CREDENTIAL.as_str()
         && name != CLIENT_IP.as_str()
         && name != REQUEST_ID.as_str()
 }
@@ -66,7 +68,7 @@ pub async fn forward(req: HttpRequest, payload: web::Payload, state: web::Data<S
     // Trace context and request id as on every outbound call, then the caller's own headers.
     let mut outbound = outbound_headers();
     copy_headers(req.headers(), &mut outbound);
-    set(&mut outbound, &INTERNAL_TOKEN, state.internal_token.expose());
+    set(&mut outbound, &SERVICE_TOKEN, &state.tokens.token().await?);
     set(&mut outbound, &CLIENT_IP, &client_ip.to_string());
     let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes())
         .map_err(|_| ApiError::invalid_field("method", "unsupported HTTP method"))?;

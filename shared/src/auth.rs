@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::config::Secret;
-use crate::http::{CLIENT_IP, INTERNAL_TOKEN};
+use crate::http::{CLIENT_IP, SERVICE_TOKEN};
 use crate::problem::ApiError;
 
 pub const ISSUER: &str = "immilink-identity";
@@ -148,6 +148,9 @@ pub struct TokenVerifier {
 
 struct VerifierInner {
     source: KeySource,
+    /// Service tokens already verified, until they expire: the gateway presents the same one on
+    /// every request it forwards, so each is checked once, not per request.
+    verified_services: std::sync::Mutex<HashMap<String, ServiceClaims>>,
     keys: RwLock<HashMap<String, DecodingKey>>,
     last_refresh: tokio::sync::Mutex<Option<Instant>>,
 }
@@ -175,14 +178,40 @@ impl TokenVerifier {
         Self {
             inner: Arc::new(VerifierInner {
                 source,
+                verified_services: std::sync::Mutex::new(HashMap::new()),
                 keys: RwLock::new(keys),
                 last_refresh: tokio::sync::Mutex::new(None),
             }),
         }
     }
 
-    /// Verifies signature, issuer, audience and expiry (no leeway).
+    /// Verifies an access token: signature, issuer, audience and expiry (no leeway).
     pub async fn verify(&self, token: &str) -> Result<AccessClaims, AuthError> {
+        self.verify_for(token, AUDIENCE, &["exp", "iss", "aud", "sub"]).await
+    }
+
+    /// Verifies a service token (audience `immilink-internal`): which immilink service is calling.
+    pub async fn verify_service(&self, token: &str) -> Result<ServiceClaims, AuthError> {
+        let now = chrono::Utc::now().timestamp();
+        let cached = self.inner.verified_services.lock().unwrap_or_else(|p| p.into_inner()).get(token).cloned();
+        if let Some(claims) = cached.filter(|c| c.exp > now) {
+            return Ok(claims);
+        }
+        let claims: ServiceClaims = self.verify_for(token, SERVICE_AUDIENCE, &["exp", "iss", "aud", "sub"]).await?;
+        let mut verified = self.inner.verified_services.lock().unwrap_or_else(|p| p.into_inner());
+        if verified.len() >= 1024 {
+            verified.retain(|_, c| c.exp > now);
+        }
+        verified.insert(token.to_owned(), claims.clone());
+        Ok(claims)
+    }
+
+    async fn verify_for<T: serde::de::DeserializeOwned>(
+        &self,
+        token: &str,
+        audience: &str,
+        required: &[&str],
+    ) -> Result<T, AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
         if header.alg != Algorithm::EdDSA {
             return Err(AuthError::Invalid("unexpected algorithm".into()));
@@ -202,12 +231,10 @@ impl TokenVerifier {
         };
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_issuer(&[ISSUER]);
-        validation.set_audience(&[AUDIENCE]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.set_audience(&[audience]);
+        validation.set_required_spec_claims(required);
         validation.leeway = 0;
-        jsonwebtoken::decode::<AccessClaims>(token, &key, &validation).map(|data| data.claims).map_err(|err| match err
-            .kind()
-        {
+        jsonwebtoken::decode::<T>(token, &key, &validation).map(|data| data.claims).map_err(|err| match err.kind() {
             jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
             _ => AuthError::Invalid(err.to_string()),
         })
@@ -286,8 +313,7 @@ impl FromRequest for Authenticated {
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
         let verifier = req.app_data::<web::Data<TokenVerifier>>().cloned();
         let sessions = req.app_data::<web::Data<SessionChecker>>().cloned();
-        let ip =
-            req.app_data::<web::Data<InternalToken>>().and_then(|internal| crate::http::client_ip(req, &internal.0));
+        let ip = crate::http::client_ip(req);
         let token = bearer_token(req).map(str::to_owned);
         Box::pin(async move {
             let verifier = verifier.ok_or_else(|| ApiError::internal("TokenVerifier missing from app data"))?;
@@ -310,7 +336,7 @@ impl FromRequest for Authenticated {
 pub struct SessionChecker {
     http: reqwest::Client,
     identity_url: String,
-    internal_token: Secret,
+    tokens: Arc<ServiceTokens>,
     ttl: Duration,
     live: std::sync::Mutex<HashMap<(String, std::net::IpAddr), Instant>>,
 }
@@ -324,11 +350,11 @@ struct Liveness {
 const MAX_CACHED_SESSIONS: usize = 100_000;
 
 impl SessionChecker {
-    pub fn new(http: reqwest::Client, identity_url: &str, internal_token: Secret, ttl: Duration) -> Self {
+    pub fn new(http: reqwest::Client, identity_url: &str, tokens: Arc<ServiceTokens>, ttl: Duration) -> Self {
         Self {
             http,
             identity_url: identity_url.trim_end_matches('/').to_owned(),
-            internal_token,
+            tokens,
             ttl,
             live: std::sync::Mutex::new(HashMap::new()),
         }
@@ -384,8 +410,7 @@ impl SessionChecker {
         let response = self
             .http
             .post(format!("{}/internal/v1/sessions/{}/liveness", self.identity_url, sid))
-            .headers(crate::telemetry::outbound_headers())
-            .header(INTERNAL_TOKEN.as_str(), self.internal_token.expose())
+            .headers(self.tokens.headers().await?)
             .timeout(Duration::from_secs(3))
             .json(&serde_json::json!({ "ip": ip.to_string() }))
             .send()
@@ -398,55 +423,252 @@ impl SessionChecker {
     }
 }
 
-/// The shared secret internal callers (the gateway, other services) present.
+/// The secret Prometheus presents to read `/metrics` (`IMMILINK_METRICS_TOKEN`).
 #[derive(Debug, Clone)]
-pub struct InternalToken(pub Secret);
+pub struct MetricsToken(pub Secret);
 
-/// Extractor for internal endpoints: the caller must present the internal token. Internal routes are
-/// never routed by the gateway, and this check means being on the network is not enough either.
-/// A request the gateway forwarded for an end user (it carries the client-IP header) is refused even
-/// with the token, so no path trick at the gateway can turn a user's request into an internal call.
-#[derive(Debug, Clone, Copy)]
-pub struct InternalCaller;
+/// The audience of service tokens: they are never accepted where a user token is expected, nor the
+/// other way round.
+pub const SERVICE_AUDIENCE: &str = "immilink-internal";
+/// Service tokens live five minutes; callers reuse one until shortly before it expires.
+pub const SERVICE_TOKEN_TTL_SECONDS: i64 = 300;
+
+/// Claims of a service token: which immilink service is calling.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ServiceClaims {
+    pub iss: String,
+    pub aud: String,
+    /// The calling service, e.g. `gateway`, `broker`.
+    pub sub: String,
+    pub iat: i64,
+    pub exp: i64,
+}
+
+/// The immilink service that called, established by [`verify_service_caller`] from its service token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallingService(pub String);
+
+/// Services that forward an end user's request and may state the user's IP (`x-immilink-client-ip`).
+pub const IP_FORWARDERS: &[&str] = &["gateway", "broker"];
+
+/// Middleware: when a request carries a service token, verifies it and records the calling service in
+/// the request's extensions. A presented but invalid service token is refused outright. Needs
+/// `web::Data<TokenVerifier>`; services without one (nia-mock) accept no service calls.
+pub async fn verify_service_caller(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    use actix_web::HttpMessage;
+    let presented = req.headers().get(&SERVICE_TOKEN).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    if let Some(token) = presented {
+        let verifier = req.app_data::<web::Data<TokenVerifier>>().cloned();
+        let Some(verifier) = verifier else {
+            return Err(ApiError::forbidden("internal_only", "this service accepts no service calls").into());
+        };
+        let claims = verifier.verify_service(&token).await.map_err(|err| {
+            tracing::warn!(error = %err, "invalid service token");
+            ApiError::unauthenticated("the service token is invalid")
+        })?;
+        req.extensions_mut().insert(CallingService(claims.sub));
+    }
+    next.call(req).await
+}
+
+/// Extractor for internal endpoints: the caller presented a valid service token. Being on the
+/// network is not enough. A request the gateway forwarded for an end user (it carries the client-IP
+/// header) is refused even with the gateway's token, so no path trick at the gateway can turn a
+/// user's request into an internal call.
+#[derive(Debug, Clone)]
+pub struct InternalCaller {
+    pub service: String,
+}
+
+impl InternalCaller {
+    /// 403 unless the caller is one of `services`.
+    pub fn require(&self, services: &[&str]) -> Result<(), ApiError> {
+        if services.contains(&self.service.as_str()) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(
+                "service_not_permitted",
+                format!("the {} service may not call this endpoint", self.service),
+            ))
+        }
+    }
+}
 
 impl FromRequest for InternalCaller {
     type Error = actix_web::Error;
     type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        let expected = req.app_data::<web::Data<InternalToken>>();
-        let presented = req.headers().get(&INTERNAL_TOKEN).and_then(|v| v.to_str().ok());
+        use actix_web::HttpMessage;
         let on_behalf_of_a_user = req.headers().contains_key(&CLIENT_IP);
-        let result = match (expected, presented) {
-            (Some(expected), Some(presented)) if expected.0.matches(presented) && !on_behalf_of_a_user => {
-                Ok(InternalCaller)
-            }
-            (None, _) => Err(ApiError::internal("InternalToken missing from app data").into()),
+        let result = match req.extensions().get::<CallingService>() {
+            Some(CallingService(service)) if !on_behalf_of_a_user => Ok(InternalCaller { service: service.clone() }),
             _ => Err(ApiError::forbidden("internal_only", "this endpoint is for immilink services only").into()),
         };
         ready(result)
     }
 }
 
+/// Where a service gets the tokens it presents on internal calls.
+enum TokenSource {
+    /// From identity, with this service's own credential.
+    Identity { http: reqwest::Client, url: String, credential: String },
+    /// Minted in-process (identity itself).
+    Local(Box<dyn Fn() -> Result<String, String> + Send + Sync>),
+}
+
+/// The service tokens one service presents, fetched once and reused until shortly before expiry.
+pub struct ServiceTokens {
+    source: TokenSource,
+    current: tokio::sync::Mutex<Option<(String, Instant)>>,
+}
+
+/// What identity answers at `POST /internal/v1/service-tokens`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IssuedServiceToken {
+    pub token: String,
+    pub expires_in: i64,
+}
+
+/// The header a service presents its credential in, to obtain a token: `<service>:<secret>`.
+pub const SERVICE_CREDENTIAL: actix_web::http::header::HeaderName =
+    actix_web::http::header::HeaderName::from_static("x-immilink-service-credential");
+
+const RENEW_BEFORE: Duration = Duration::from_secs(60);
+
+impl ServiceTokens {
+    /// Tokens from identity for `service`, which proves itself with `secret` (`IMMILINK_SERVICE_SECRET`).
+    pub fn from_identity(http: reqwest::Client, identity_url: &str, service: &str, secret: &Secret) -> Self {
+        Self::new(TokenSource::Identity {
+            http,
+            url: format!("{}/internal/v1/service-tokens", identity_url.trim_end_matches('/')),
+            credential: format!("{service}:{}", secret.expose()),
+        })
+    }
+
+    /// Tokens minted in-process (identity's own calls).
+    pub fn local(mint: impl Fn() -> Result<String, String> + Send + Sync + 'static) -> Self {
+        Self::new(TokenSource::Local(Box::new(mint)))
+    }
+
+    fn new(source: TokenSource) -> Self {
+        Self { source, current: tokio::sync::Mutex::new(None) }
+    }
+
+    /// A token valid for at least another minute.
+    pub async fn token(&self) -> Result<String, ApiError> {
+        let mut current = self.current.lock().await;
+        if let Some((token, renew_at)) = current.as_ref() {
+            if Instant::now() < *renew_at {
+                return Ok(token.clone());
+            }
+        }
+        let (token, lifetime) = self.fetch().await.map_err(|err| {
+            tracing::warn!(error = %err, "no service token");
+            ApiError::unavailable("identity_unavailable", "internal calls cannot be authenticated right now")
+        })?;
+        let renew_at = Instant::now() + lifetime.saturating_sub(RENEW_BEFORE);
+        *current = Some((token.clone(), renew_at));
+        Ok(token)
+    }
+
+    async fn fetch(&self) -> Result<(String, Duration), String> {
+        let lifetime = Duration::from_secs(SERVICE_TOKEN_TTL_SECONDS as u64);
+        match &self.source {
+            TokenSource::Local(mint) => mint().map(|token| (token, lifetime)),
+            TokenSource::Identity { http, url, credential } => {
+                let response = http
+                    .post(url)
+                    .header(SERVICE_CREDENTIAL.as_str(), credential)
+                    .timeout(Duration::from_secs(3))
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if !response.status().is_success() {
+                    return Err(format!("identity answered {}", response.status()));
+                }
+                let issued: IssuedServiceToken = response.json().await.map_err(|e| e.to_string())?;
+                Ok((issued.token, Duration::from_secs(issued.expires_in.max(0) as u64)))
+            }
+        }
+    }
+
+    /// Headers for an internal call: trace context, request id and this service's token.
+    pub async fn headers(&self) -> Result<reqwest::header::HeaderMap, ApiError> {
+        let mut headers = crate::telemetry::outbound_headers();
+        let token = self.token().await?;
+        let value = reqwest::header::HeaderValue::from_str(&token).map_err(ApiError::internal)?;
+        headers.insert(reqwest::header::HeaderName::from_static("x-immilink-service-token"), value);
+        Ok(headers)
+    }
+}
+
+/// What every service with user-facing endpoints registers as app data: the token verifier (keys from
+/// identity's JWKS), the session-liveness check, and the metrics token when one is configured.
+#[derive(Clone)]
+pub struct ServiceAuth {
+    verifier: web::Data<TokenVerifier>,
+    sessions: web::Data<SessionChecker>,
+    metrics: Option<web::Data<MetricsToken>>,
+}
+
+impl ServiceAuth {
+    pub fn new(settings: &crate::config::ServiceSettings, http: reqwest::Client, tokens: Arc<ServiceTokens>) -> Self {
+        Self {
+            verifier: web::Data::new(TokenVerifier::from_identity(&settings.identity_url, http.clone())),
+            sessions: web::Data::new(settings.session_checker(http, tokens)),
+            metrics: settings.metrics_token().map(web::Data::new),
+        }
+    }
+
+    pub fn register(&self, cfg: &mut web::ServiceConfig) {
+        cfg.app_data(self.verifier.clone()).app_data(self.sessions.clone());
+        if let Some(metrics) = &self.metrics {
+            cfg.app_data(metrics.clone());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use actix_web::test::TestRequest;
-    use actix_web::FromRequest;
+    use actix_web::{FromRequest, HttpMessage};
 
     use super::*;
 
-    async fn internal_caller(request: TestRequest) -> bool {
-        let req = request.app_data(web::Data::new(InternalToken(Secret::new("s3cret")))).to_http_request();
-        InternalCaller::from_request(&req, &mut Payload::None).await.is_ok()
+    async fn internal_caller(request: TestRequest, verified: Option<&str>) -> Result<InternalCaller, actix_web::Error> {
+        let req = request.to_http_request();
+        if let Some(service) = verified {
+            req.extensions_mut().insert(CallingService(service.to_owned()));
+        }
+        InternalCaller::from_request(&req, &mut Payload::None).await
     }
 
     #[actix_web::test]
-    async fn internal_endpoints_need_the_token_and_refuse_requests_forwarded_for_a_user() {
-        assert!(internal_caller(TestRequest::default().insert_header((INTERNAL_TOKEN, "s3cret"))).await);
-        assert!(!internal_caller(TestRequest::default()).await);
-        assert!(!internal_caller(TestRequest::default().insert_header((INTERNAL_TOKEN, "guess"))).await);
-        let forwarded =
-            TestRequest::default().insert_header((INTERNAL_TOKEN, "s3cret")).insert_header((CLIENT_IP, "127.0.0.1"));
-        assert!(!internal_caller(forwarded).await);
+    async fn internal_endpoints_need_a_verified_service_and_refuse_requests_forwarded_for_a_user() {
+        let broker = internal_caller(TestRequest::default(), Some("broker")).await.unwrap();
+        assert!(broker.require(&["broker"]).is_ok());
+        assert!(broker.require(&["identity"]).is_err(), "each endpoint names the services it serves");
+        assert!(internal_caller(TestRequest::default(), None).await.is_err(), "no service token");
+        let forwarded = TestRequest::default().insert_header((CLIENT_IP, "127.0.0.1"));
+        assert!(internal_caller(forwarded, Some("gateway")).await.is_err(), "a user's request the gateway forwarded");
+    }
+
+    #[test]
+    fn client_ip_is_taken_from_the_header_only_when_a_forwarder_stated_it() {
+        let peer: std::net::SocketAddr = "10.0.0.9:4000".parse().unwrap();
+        let stated =
+            || TestRequest::default().peer_addr(peer).insert_header((CLIENT_IP, "127.0.0.7")).to_http_request();
+        let anonymous = stated();
+        assert_eq!(crate::http::client_ip(&anonymous), Some(peer.ip()));
+        let from_gateway = stated();
+        from_gateway.extensions_mut().insert(CallingService("gateway".into()));
+        assert_eq!(crate::http::client_ip(&from_gateway), "127.0.0.7".parse().ok());
+        let from_audit = stated();
+        from_audit.extensions_mut().insert(CallingService("audit".into()));
+        assert_eq!(crate::http::client_ip(&from_audit), Some(peer.ip()), "audit forwards no user requests");
     }
 }

@@ -53,20 +53,41 @@ pub fn flag_or(key: &str, default: bool) -> Result<bool, ConfigError> {
     }
 }
 
-/// `IMMILINK_INTERNAL_TOKEN`; required outside the embedded mode, generated inside it.
-pub fn internal_token(embedded: bool) -> Result<Secret, ConfigError> {
-    match var("INTERNAL_TOKEN") {
-        Some(token) => Ok(Secret::new(token)),
-        None if embedded => Ok(Secret::generate()),
-        None => Err(ConfigError {
-            name: "IMMILINK_INTERNAL_TOKEN".into(),
-            reason: "must be set outside the embedded mode".into(),
-        }),
+/// The secrets of one service: its own credential for obtaining service tokens from identity
+/// (`IMMILINK_SERVICE_SECRET`) and the token Prometheus presents at `/metrics` (`IMMILINK_METRICS_TOKEN`).
+#[derive(Debug, Clone)]
+pub struct ServiceSecrets {
+    pub service: Secret,
+    pub metrics: Option<Secret>,
+}
+
+impl ServiceSecrets {
+    /// Read from the environment; outside the embedded mode the service secret is required, inside it
+    /// both are generated (the launcher normally passes its own instead).
+    pub fn from_env(embedded: bool) -> Result<Self, ConfigError> {
+        let service = match var("SERVICE_SECRET") {
+            Some(secret) => Secret::new(secret),
+            None if embedded => Secret::generate(),
+            None => {
+                return Err(ConfigError {
+                    name: "IMMILINK_SERVICE_SECRET".into(),
+                    reason: "must be set outside the embedded mode (identity holds the same value in IMMILINK_SERVICE_CREDENTIALS)".into(),
+                })
+            }
+        };
+        let metrics = var("METRICS_TOKEN").map(Secret::new).or_else(|| embedded.then(Secret::generate));
+        Ok(Self { service, metrics })
+    }
+
+    /// Fresh secrets (tests and the launcher).
+    pub fn generate() -> Self {
+        Self { service: Secret::generate(), metrics: Some(Secret::generate()) }
     }
 }
 
 /// What every service with a database reads: `IMMILINK_<SERVICE>_ADDR`,
-/// `IMMILINK_<SERVICE>_DATABASE_URL`, `IMMILINK_IDENTITY_URL`, `IMMILINK_INTERNAL_TOKEN`, `IMMILINK_WORKERS`.
+/// `IMMILINK_<SERVICE>_DATABASE_URL`, `IMMILINK_IDENTITY_URL`, `IMMILINK_SERVICE_SECRET`,
+/// `IMMILINK_METRICS_TOKEN`, `IMMILINK_WORKERS`, `IMMILINK_SESSION_CACHE_MS`.
 #[derive(Debug, Clone)]
 pub struct ServiceSettings {
     /// Listen address; default `127.0.0.1:<the service's port>`.
@@ -75,7 +96,9 @@ pub struct ServiceSettings {
     pub database: crate::db::DbSettings,
     /// Where the token keys and session answers come from; default `http://127.0.0.1:8081`.
     pub identity_url: String,
-    pub internal_token: Secret,
+    /// The service's name, as its service tokens name it (`broker`, `audit`, ...).
+    pub name: String,
+    pub secrets: ServiceSecrets,
     /// HTTP worker threads; default 2.
     pub workers: usize,
     /// `IMMILINK_SESSION_CACHE_MS`, default 500: how long a "session live" answer from identity is
@@ -85,9 +108,8 @@ pub struct ServiceSettings {
 
 impl ServiceSettings {
     /// Reads the variables of `service` (e.g. `audit` → `IMMILINK_AUDIT_ADDR`). The launcher passes the
-    /// internal token it shares between the services; otherwise it is read, or generated in the
-    /// embedded mode.
-    pub fn from_env(service: &str, default_port: u16, internal_token: Option<Secret>) -> Result<Self, ConfigError> {
+    /// secrets it generated for the service; otherwise they are read (generated in the embedded mode).
+    pub fn from_env(service: &str, default_port: u16, secrets: Option<ServiceSecrets>) -> Result<Self, ConfigError> {
         let prefix = service.to_ascii_uppercase().replace('-', "_");
         let url = string_or(&format!("{prefix}_DATABASE_URL"), &format!("sqlite://./data/{service}.db"));
         let embedded = url.starts_with("sqlite:");
@@ -95,9 +117,10 @@ impl ServiceSettings {
             addr: string_or(&format!("{prefix}_ADDR"), &format!("127.0.0.1:{default_port}")),
             database: crate::db::DbSettings::new(url),
             identity_url: string_or("IDENTITY_URL", "http://127.0.0.1:8081"),
-            internal_token: match internal_token {
-                Some(token) => token,
-                None => self::internal_token(embedded)?,
+            name: service.to_owned(),
+            secrets: match secrets {
+                Some(secrets) => secrets,
+                None => ServiceSecrets::from_env(embedded)?,
             },
             workers: parse_or("WORKERS", 2)?,
             session_cache: std::time::Duration::from_millis(parse_or("SESSION_CACHE_MS", 500)?),
@@ -105,20 +128,40 @@ impl ServiceSettings {
     }
 
     /// For tests and the launcher: any free loopback port, the given database, one worker.
-    pub fn local(database_url: &str, internal_token: Secret) -> Self {
+    pub fn local(service: &str, database_url: &str, secrets: ServiceSecrets) -> Self {
         Self {
             addr: "127.0.0.1:0".into(),
             database: crate::db::DbSettings::new(database_url),
             identity_url: "http://127.0.0.1:0".into(),
-            internal_token,
+            name: service.to_owned(),
+            secrets,
             workers: 1,
             session_cache: std::time::Duration::from_millis(500),
         }
     }
 
+    /// The service tokens this service presents on internal calls, obtained from identity.
+    pub fn service_tokens(&self, http: reqwest::Client) -> std::sync::Arc<crate::auth::ServiceTokens> {
+        std::sync::Arc::new(crate::auth::ServiceTokens::from_identity(
+            http,
+            &self.identity_url,
+            &self.name,
+            &self.secrets.service,
+        ))
+    }
+
     /// The session-liveness check every service runs on user tokens (see [`crate::auth::SessionChecker`]).
-    pub fn session_checker(&self, http: reqwest::Client) -> crate::auth::SessionChecker {
-        crate::auth::SessionChecker::new(http, &self.identity_url, self.internal_token.clone(), self.session_cache)
+    pub fn session_checker(
+        &self,
+        http: reqwest::Client,
+        tokens: std::sync::Arc<crate::auth::ServiceTokens>,
+    ) -> crate::auth::SessionChecker {
+        crate::auth::SessionChecker::new(http, &self.identity_url, tokens, self.session_cache)
+    }
+
+    /// App data for `/metrics`, when a metrics token is configured.
+    pub fn metrics_token(&self) -> Option<crate::auth::MetricsToken> {
+        self.secrets.metrics.clone().map(crate::auth::MetricsToken)
     }
 
     /// The embedded mode is the SQLite one.

@@ -15,12 +15,11 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::config::Secret;
 use crate::problem::ApiError;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Set by the gateway on every forwarded request; proves the request came through it.
-pub const INTERNAL_TOKEN: HeaderName = HeaderName::from_static("x-immilink-internal-token");
+pub const SERVICE_TOKEN: HeaderName = HeaderName::from_static("x-immilink-service-token");
 /// The end client's address as the gateway saw it; trusted only with a valid internal token.
 pub const CLIENT_IP: HeaderName = HeaderName::from_static("x-immilink-client-ip");
 
@@ -196,12 +195,15 @@ fn strip_position(message: &str) -> String {
     }
 }
 
-/// The end client's IP: the gateway's `X-Immilink-Client-Ip` when the request carries the valid
-/// internal token (it came through the gateway), otherwise the TCP peer.
-pub fn client_ip(req: &HttpRequest, internal: &Secret) -> Option<IpAddr> {
-    let from_gateway =
-        req.headers().get(&INTERNAL_TOKEN).and_then(|v| v.to_str().ok()).is_some_and(|token| internal.matches(token));
-    if from_gateway {
+/// The end client's IP: the `X-Immilink-Client-Ip` header when a service allowed to forward users'
+/// requests (the gateway, the broker) stated it with its service token, otherwise the TCP peer.
+pub fn client_ip(req: &HttpRequest) -> Option<IpAddr> {
+    use actix_web::HttpMessage;
+    let forwarded = req
+        .extensions()
+        .get::<crate::auth::CallingService>()
+        .is_some_and(|caller| crate::auth::IP_FORWARDERS.contains(&caller.0.as_str()));
+    if forwarded {
         if let Some(ip) =
             req.headers().get(&CLIENT_IP).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok())
         {
@@ -544,6 +546,7 @@ where
     let server = actix_web::HttpServer::new(move || {
         let api = api.clone();
         base_app()
+            .wrap(actix_web::middleware::from_fn(crate::auth::verify_service_caller))
             .wrap(actix_web::middleware::from_fn(crate::metrics::record))
             .app_data(web::Data::new(ServiceName(routes.service)))
             .app_data(known.clone())

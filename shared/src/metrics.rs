@@ -13,8 +13,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use crate::auth::{bearer_token, InternalToken};
-use crate::http::INTERNAL_TOKEN;
+use crate::auth::{bearer_token, MetricsToken};
 use crate::problem::ApiError;
 
 /// Upper bounds of the latency buckets, in seconds.
@@ -124,12 +123,10 @@ pub async fn record(
 
 /// `GET /metrics`, for the cluster's Prometheus only.
 pub async fn endpoint(req: HttpRequest, metrics: web::Data<Metrics>) -> Result<HttpResponse, ApiError> {
-    let expected = req.app_data::<web::Data<InternalToken>>().ok_or_else(|| {
-        ApiError::forbidden("metrics_disabled", "this service has no internal token, so metrics are not served")
+    let expected = req.app_data::<web::Data<MetricsToken>>().ok_or_else(|| {
+        ApiError::forbidden("metrics_disabled", "this service has no metrics token, so metrics are not served")
     })?;
-    let presented = bearer_token(&req)
-        .or_else(|| req.headers().get(&INTERNAL_TOKEN).and_then(|v| v.to_str().ok()))
-        .ok_or_else(|| ApiError::unauthenticated("metrics need the internal token"))?;
+    let presented = bearer_token(&req).ok_or_else(|| ApiError::unauthenticated("metrics need the metrics token"))?;
     if !expected.0.matches(presented) {
         return Err(ApiError::forbidden("internal_only", "metrics are for the cluster's monitoring only"));
     }

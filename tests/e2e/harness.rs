@@ -18,7 +18,9 @@ fn init_telemetry() {
 
 pub struct TestStack {
     pub stack: RunningStack,
-    internal_token: immilink_shared::config::Secret,
+    metrics_token: immilink_shared::config::Secret,
+    /// The broker's own service credential, to act as the broker in tests of internal endpoints.
+    pub broker_secret: immilink_shared::config::Secret,
     pub http: reqwest::Client,
     pub broker_db_url: String,
     nia_admin_key: Option<String>,
@@ -49,13 +51,15 @@ impl TestStack {
         let urls = [databases[0].url(), databases[1].url(), databases[2].url(), databases[3].url()];
         let mut config = StackConfig::for_tests(urls, keys.path());
         config.upstream_override = options.upstream_override;
-        let internal_token = config.gateway.internal_token.clone();
+        let metrics_token = config.gateway.metrics_token.clone().expect("the launcher sets a metrics token");
+        let broker_secret = config.broker.service.secrets.service.clone();
         let broker_db_url = databases[1].url().to_owned();
         let nia_admin_key = config.nia.admin_key.as_ref().map(|key| key.expose().to_owned());
         let stack = start(config, Arc::clone(&options.clock)).await.expect("the stack starts");
         Self {
             stack,
-            internal_token,
+            metrics_token,
+            broker_secret,
             http: client(None),
             broker_db_url,
             nia_admin_key,
@@ -64,9 +68,9 @@ impl TestStack {
         }
     }
 
-    /// What the cluster's own components (and Prometheus) present.
-    pub fn internal_token(&self) -> String {
-        self.internal_token.expose().to_owned()
+    /// What Prometheus presents at `/metrics`.
+    pub fn metrics_token(&self) -> String {
+        self.metrics_token.expose().to_owned()
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -221,8 +221,8 @@ async fn metrics_are_served_to_the_cluster_only() {
     // From outside through the gateway: a user's token is not enough.
     problem(t.http.get(t.url("/metrics")).send().await.unwrap(), 401).await;
     problem(t.get(&token, "/metrics").await, 403).await;
-    // Prometheus in the cluster presents the internal token.
-    let internal = t.internal_token();
+    // Prometheus in the cluster presents the metrics token.
+    let internal = t.metrics_token();
     for base in [&t.stack.gateway_url, &t.stack.identity_url, &t.stack.broker_url] {
         let response = t.http.get(format!("{base}/metrics")).bearer_auth(&internal).send().await.unwrap();
         assert_eq!(response.status(), 200, "{base}");

@@ -145,3 +145,49 @@ async fn r_acc_10_idle_session_ends() {
     assert!(p["detail"].as_str().unwrap().contains("idle_timeout"), "{p}");
     t.stack.stop().await;
 }
+
+/// Internal calls carry a service token naming the calling service; each internal endpoint admits
+/// only the services it serves, so being on the network (or holding a user token) is not enough.
+#[actix_web::test]
+async fn service_tokens_name_the_caller_and_internal_endpoints_admit_only_their_callers() {
+    let t = TestStack::spawn().await;
+    let issue = |credential: String| {
+        t.http
+            .post(format!("{}/internal/v1/service-tokens", t.stack.identity_url))
+            .header("x-immilink-service-credential", credential)
+            .send()
+    };
+    problem(issue("broker:not-the-secret".into()).await.unwrap(), 401).await;
+    problem(issue("stranger:whatever".into()).await.unwrap(), 401).await;
+    let issued: Value = issue(format!("broker:{}", t.broker_secret.expose())).await.unwrap().json().await.unwrap();
+    let broker_token = issued["token"].as_str().unwrap().to_owned();
+    assert_eq!(issued["expires_in"], 300);
+
+    let lookup = |token: Option<String>| {
+        let mut request = t
+            .http
+            .post(format!("{}/internal/v1/personnel/lookup", t.stack.vendors_url))
+            .json(&serde_json::json!({ "national_id": "A123456789" }));
+        if let Some(token) = token {
+            request = request.header("x-immilink-service-token", token);
+        }
+        request.send()
+    };
+    // No token, the broker's token (vendors answers identity only), a user's token in its place.
+    assert_eq!(problem(lookup(None).await.unwrap(), 403).await["code"], "internal_only");
+    assert_eq!(problem(lookup(Some(broker_token.clone())).await.unwrap(), 403).await["code"], "service_not_permitted");
+    let user = t.login("tpe.caseworker").await;
+    problem(lookup(Some(user)).await.unwrap(), 401).await;
+
+    // The broker's token is what audit's event intake admits.
+    let events = t
+        .http
+        .post(format!("{}/internal/v1/events", t.stack.audit_url))
+        .header("x-immilink-service-token", &broker_token)
+        .json(&serde_json::json!({ "events": [] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status(), 200);
+    t.stack.stop().await;
+}

@@ -4,9 +4,10 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use immilink_shared::config::Secret;
-use immilink_shared::http::{CLIENT_IP, INTERNAL_TOKEN};
-use immilink_shared::telemetry::outbound_headers;
+use std::sync::Arc;
+
+use immilink_shared::auth::ServiceTokens;
+use immilink_shared::http::CLIENT_IP;
 use immilink_shared::ApiError;
 use serde::Deserialize;
 
@@ -14,7 +15,7 @@ use serde::Deserialize;
 pub struct IdentityClient {
     http: reqwest::Client,
     base_url: String,
-    internal_token: Secret,
+    tokens: Arc<ServiceTokens>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -30,18 +31,18 @@ struct Profile {
 }
 
 impl IdentityClient {
-    pub fn new(http: reqwest::Client, base_url: &str, internal_token: Secret) -> Self {
-        Self { http, base_url: base_url.trim_end_matches('/').to_owned(), internal_token }
+    pub fn new(http: reqwest::Client, base_url: &str, tokens: Arc<ServiceTokens>) -> Self {
+        Self { http, base_url: base_url.trim_end_matches('/').to_owned(), tokens }
     }
 
     pub async fn permissions(&self, token: &str, client_ip: Option<IpAddr>) -> Result<Vec<Permission>, ApiError> {
-        let headers = outbound_headers();
+        // The broker's service token lets identity trust the end client's IP stated below.
+        let headers = self.tokens.headers().await?;
         let mut request = self
             .http
             .get(format!("{}/v1/me", self.base_url))
             .headers(headers)
             .bearer_auth(token)
-            .header(INTERNAL_TOKEN.as_str(), self.internal_token.expose())
             .timeout(Duration::from_secs(5));
         if let Some(ip) = client_ip {
             request = request.header(CLIENT_IP.as_str(), ip.to_string());

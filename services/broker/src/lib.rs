@@ -19,9 +19,9 @@ pub mod upstream;
 use std::time::Duration;
 
 use actix_web::web;
-use immilink_shared::auth::{InternalToken, TokenVerifier};
+use immilink_shared::auth::ServiceAuth;
 use immilink_shared::clock::SharedClock;
-use immilink_shared::config::{self, ConfigError, Secret, ServiceSettings};
+use immilink_shared::config::{self, ConfigError, Secret, ServiceSecrets, ServiceSettings};
 use immilink_shared::db::{Db, Migrations};
 use immilink_shared::http::{no_internal_routes, serve, Routes, Running};
 use immilink_shared::openapi::BearerSecurity;
@@ -57,10 +57,10 @@ impl Settings {
         Self::from_env_with(None)
     }
 
-    /// As [`Settings::from_env`], with the internal token given by the launcher.
-    pub fn from_env_with(internal_token: Option<Secret>) -> Result<Self, ConfigError> {
+    /// As [`Settings::from_env`], with the secrets given by the launcher.
+    pub fn from_env_with(secrets: Option<ServiceSecrets>) -> Result<Self, ConfigError> {
         Ok(Self {
-            service: ServiceSettings::from_env(SERVICE, 8082, internal_token)?,
+            service: ServiceSettings::from_env(SERVICE, 8082, secrets)?,
             audit_url: config::string_or("AUDIT_URL", "http://127.0.0.1:8083"),
             nia_url: config::string_or("NIA_URL", "http://127.0.0.1:8085"),
             nia_api_key: config::var("NIA_API_KEY").map(Secret::new),
@@ -75,7 +75,6 @@ pub struct State {
     pub identity: IdentityClient,
     pub nia: NiaClient,
     pub relay: Relay,
-    pub internal_token: Secret,
 }
 
 #[derive(OpenApi)]
@@ -114,27 +113,21 @@ impl Application {
             tracing::warn!(closed, "closed interrupted lookups as outcome_unknown");
         }
         let http = reqwest::Client::builder().pool_idle_timeout(Duration::from_secs(30)).build()?;
-        let internal_token = settings.service.internal_token.clone();
-        let relay = Relay::new(db.clone(), clock.clone(), http.clone(), &settings.audit_url, internal_token.clone());
-        let verifier = web::Data::new(TokenVerifier::from_identity(&settings.service.identity_url, http.clone()));
-        let sessions = web::Data::new(settings.service.session_checker(http.clone()));
+        let tokens = settings.service.service_tokens(http.clone());
+        let relay = Relay::new(db.clone(), clock.clone(), http.clone(), &settings.audit_url, tokens.clone());
+        let auth = ServiceAuth::new(&settings.service, http.clone(), tokens.clone());
         let state = web::Data::new(State {
             db: db.clone(),
             clock,
-            identity: IdentityClient::new(http.clone(), &settings.service.identity_url, internal_token.clone()),
+            identity: IdentityClient::new(http.clone(), &settings.service.identity_url, tokens.clone()),
             nia: NiaClient::new(http, &settings.nia_url, settings.nia_api_key, settings.upstream_timeout),
             relay,
-            internal_token: internal_token.clone(),
         });
-        let internal = web::Data::new(InternalToken(internal_token));
         let db = web::Data::new(db);
         let relay_task = actix_web::rt::spawn(state.relay.clone().run());
         let running = serve(&settings.service.addr, settings.service.workers, ROUTES, move |cfg| {
-            cfg.app_data(state.clone())
-                .app_data(db.clone())
-                .app_data(verifier.clone())
-                .app_data(sessions.clone())
-                .app_data(internal.clone());
+            cfg.app_data(state.clone()).app_data(db.clone());
+            auth.register(cfg);
         })?;
         Ok(running.with_task(relay_task))
     }

@@ -5,12 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use immilink_shared::auth::ServiceTokens;
 use immilink_shared::clock::SharedClock;
-use immilink_shared::config::Secret;
 use immilink_shared::db::Db;
 use immilink_shared::events::{BatchReceipt, EventBatch};
-use immilink_shared::http::INTERNAL_TOKEN;
-use immilink_shared::telemetry::outbound_headers;
 use tokio::sync::Notify;
 
 use crate::domain::{outbox, BrokerDbError};
@@ -25,18 +23,24 @@ pub struct Relay {
     clock: SharedClock,
     http: reqwest::Client,
     events_url: String,
-    internal_token: Secret,
+    tokens: std::sync::Arc<ServiceTokens>,
     wake: Arc<Notify>,
 }
 
 impl Relay {
-    pub fn new(db: Db, clock: SharedClock, http: reqwest::Client, audit_url: &str, internal_token: Secret) -> Self {
+    pub fn new(
+        db: Db,
+        clock: SharedClock,
+        http: reqwest::Client,
+        audit_url: &str,
+        tokens: std::sync::Arc<ServiceTokens>,
+    ) -> Self {
         Self {
             db,
             clock,
             http,
             events_url: format!("{}/internal/v1/events", audit_url.trim_end_matches('/')),
-            internal_token,
+            tokens,
             wake: Arc::new(Notify::new()),
         }
     }
@@ -102,12 +106,11 @@ impl Relay {
     }
 
     async fn post(&self, batch: EventBatch) -> Result<BatchReceipt, String> {
-        let headers = outbound_headers();
+        let headers = self.tokens.headers().await.map_err(|err| err.to_string())?;
         let response = self
             .http
             .post(&self.events_url)
             .headers(headers)
-            .header(INTERNAL_TOKEN.as_str(), self.internal_token.expose())
             .timeout(Duration::from_secs(10))
             .json(&batch)
             .send()

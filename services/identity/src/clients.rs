@@ -4,8 +4,10 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use immilink_shared::auth::ServiceTokens;
 use immilink_shared::config::Secret;
-use immilink_shared::http::INTERNAL_TOKEN;
 use immilink_shared::telemetry::outbound_headers;
 use serde::Deserialize;
 
@@ -23,7 +25,7 @@ fn unavailable(what: &'static str, code: &'static str, err: impl std::fmt::Displ
 pub struct VendorsClient {
     http: reqwest::Client,
     base_url: String,
-    internal_token: Secret,
+    tokens: Arc<ServiceTokens>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -32,8 +34,8 @@ struct PersonnelAnswer {
 }
 
 impl VendorsClient {
-    pub fn new(http: reqwest::Client, base_url: &str, internal_token: Secret) -> Self {
-        Self { http, base_url: base_url.trim_end_matches('/').to_owned(), internal_token }
+    pub fn new(http: reqwest::Client, base_url: &str, tokens: Arc<ServiceTokens>) -> Self {
+        Self { http, base_url: base_url.trim_end_matches('/').to_owned(), tokens }
     }
 
     /// Whether the person is active contractor personnel of any agency (R-ACC-08).
@@ -42,8 +44,7 @@ impl VendorsClient {
         let response = self
             .http
             .post(format!("{}/internal/v1/personnel/lookup", self.base_url))
-            .headers(outbound_headers())
-            .header(INTERNAL_TOKEN.as_str(), self.internal_token.expose())
+            .headers(self.tokens.headers().await.map_err(|e| fail(e.to_string()))?)
             .timeout(TIMEOUT)
             .json(&serde_json::json!({ "national_id": national_id }))
             .send()

@@ -21,9 +21,9 @@ use std::sync::Arc;
 
 use actix_web::web;
 use chrono::Duration;
-use immilink_shared::auth::{InternalToken, TokenVerifier};
+use immilink_shared::auth::{ServiceTokens, TokenVerifier};
 use immilink_shared::clock::SharedClock;
-use immilink_shared::config::{self, ConfigError, Secret, ServiceSettings};
+use immilink_shared::config::{self, ConfigError, Secret, ServiceSecrets, ServiceSettings};
 use immilink_shared::db::{Db, Migrations};
 use immilink_shared::http::{serve, Routes, Running};
 use immilink_shared::openapi::BearerSecurity;
@@ -70,6 +70,41 @@ pub struct Settings {
     /// `IMMILINK_IDENTITY_BACKGROUND_MS`, default 2000: how often waiting applications are retried
     /// and notifications delivered.
     pub background_interval: std::time::Duration,
+    /// `IMMILINK_SERVICE_CREDENTIALS`: `service:secret` pairs, comma-separated: who may obtain
+    /// service tokens (each service holds its own secret as `IMMILINK_SERVICE_SECRET`).
+    pub service_credentials: ServiceCredentials,
+}
+
+/// The services that may obtain service tokens, with their secrets.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceCredentials(pub std::collections::BTreeMap<String, Secret>);
+
+impl ServiceCredentials {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let mut credentials = std::collections::BTreeMap::new();
+        for pair in
+            config::var("SERVICE_CREDENTIALS").unwrap_or_default().split(',').map(str::trim).filter(|p| !p.is_empty())
+        {
+            let (service, secret) = pair.split_once(':').ok_or_else(|| ConfigError {
+                name: "IMMILINK_SERVICE_CREDENTIALS".into(),
+                reason: "expected service:secret pairs separated by commas".into(),
+            })?;
+            if secret.len() < 32 {
+                return Err(ConfigError {
+                    name: "IMMILINK_SERVICE_CREDENTIALS".into(),
+                    reason: format!("the secret of {service} is shorter than 32 characters"),
+                });
+            }
+            credentials.insert(service.to_owned(), Secret::new(secret));
+        }
+        Ok(Self(credentials))
+    }
+
+    /// Whether `presented` (`service:secret`) is a known service's credential; returns the service.
+    pub fn check(&self, presented: &str) -> Option<String> {
+        let (service, secret) = presented.split_once(':')?;
+        self.0.get(service).filter(|expected| expected.matches(secret)).map(|_| service.to_owned())
+    }
 }
 
 impl Settings {
@@ -77,9 +112,17 @@ impl Settings {
         Self::from_env_with(None)
     }
 
-    /// As [`Settings::from_env`], with the internal token given by the launcher.
-    pub fn from_env_with(internal_token: Option<Secret>) -> Result<Self, ConfigError> {
-        let service = ServiceSettings::from_env(SERVICE, 8081, internal_token)?;
+    /// As [`Settings::from_env`], with the secrets given by the launcher.
+    pub fn from_env_with(secrets: Option<(ServiceSecrets, ServiceCredentials)>) -> Result<Self, ConfigError> {
+        let (secrets, credentials) = match secrets {
+            Some((secrets, credentials)) => (Some(secrets), Some(credentials)),
+            None => (None, None),
+        };
+        let service = ServiceSettings::from_env(SERVICE, 8081, secrets)?;
+        let service_credentials = match credentials {
+            Some(credentials) => credentials,
+            None => ServiceCredentials::from_env()?,
+        };
         let embedded = service.is_embedded();
         Ok(Self {
             signing_key_file: config::string_or("SIGNING_KEY_FILE", "./data/keys/identity-ed25519.pk8").into(),
@@ -96,6 +139,7 @@ impl Settings {
             smtp_url: config::var("SMTP_URL"),
             smtp_from: config::string_or("SMTP_FROM", "immilink <no-reply@immilink.invalid>"),
             login_concurrency: config::parse_or("LOGIN_CONCURRENCY", 1)?,
+            service_credentials,
             background_interval: std::time::Duration::from_millis(config::parse_or("IDENTITY_BACKGROUND_MS", 2000)?),
             service,
         })
@@ -109,7 +153,7 @@ pub struct State {
     pub clock: SharedClock,
     pub token_ttl: Duration,
     pub idle_timeout: Duration,
-    pub internal_token: Secret,
+    pub service_credentials: ServiceCredentials,
     pub vendors: clients::VendorsClient,
     pub nia: clients::NiaClient,
     pub hasher: workflow::PasswordHasher,
@@ -172,16 +216,19 @@ impl Application {
         )?;
         let verifier = TokenVerifier::from_jwks(&keys.jwks())?;
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
-        let internal_token = settings.service.internal_token.clone();
+        let own_tokens = {
+            let (kid, key) = (keys.kid().to_owned(), keys.encoding_key().clone());
+            Arc::new(ServiceTokens::local(move || tokens::issue_service(&kid, &key, SERVICE)))
+        };
         let state = Arc::new(State {
             db: db.clone(),
             keys,
             clock,
             token_ttl: settings.token_ttl,
             idle_timeout: settings.idle_timeout,
-            vendors: clients::VendorsClient::new(http.clone(), &settings.vendors_url, internal_token.clone()),
+            vendors: clients::VendorsClient::new(http.clone(), &settings.vendors_url, own_tokens),
             nia: clients::NiaClient::new(http, &settings.nia_url, settings.nia_api_key.clone()),
-            internal_token: internal_token.clone(),
+            service_credentials: settings.service_credentials.clone(),
             hasher: workflow::PasswordHasher::new(settings.login_concurrency, std::time::Duration::from_secs(5)),
             notifier: notifier::Notifier::from_settings(settings.smtp_url.as_deref(), &settings.smtp_from)?,
             login_failures: immilink_shared::rate_limit::RateLimiter::new(LOGIN_FAILURES_PER_IP, LOGIN_FAILURE_WINDOW),
@@ -193,10 +240,13 @@ impl Application {
         let background = actix_web::rt::spawn(workflow::background(Arc::clone(&state), settings.background_interval));
         let state = web::Data::from(state);
         let verifier = web::Data::new(verifier);
-        let internal = web::Data::new(InternalToken(internal_token));
+        let metrics_token = settings.service.metrics_token().map(web::Data::new);
         let db = web::Data::new(db);
         let running = serve(&settings.service.addr, settings.service.workers, ROUTES, move |cfg| {
-            cfg.app_data(state.clone()).app_data(db.clone()).app_data(verifier.clone()).app_data(internal.clone());
+            cfg.app_data(state.clone()).app_data(db.clone()).app_data(verifier.clone());
+            if let Some(token) = &metrics_token {
+                cfg.app_data(token.clone());
+            }
         })?;
         Ok(running.with_task(background))
     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use actix_web::dev::ServerHandle;
 use anyhow::Context;
 use immilink_shared::clock::SharedClock;
-use immilink_shared::config::{self, ConfigError, Secret, ServiceSettings};
+use immilink_shared::config::{self, ConfigError, Secret, ServiceSecrets, ServiceSettings};
 use immilink_shared::db::DbSettings;
 
 pub use immilink_audit as audit;
@@ -34,18 +34,20 @@ pub struct StackConfig {
 impl StackConfig {
     /// The embedded mode: every service on its own loopback port with its own SQLite file under
     /// `IMMILINK_DATA_DIR` (default `./data`) unless its `IMMILINK_<SERVICE>_DATABASE_URL` says
-    /// otherwise; one internal token and one upstream API key generated for this run (unless given).
+    /// otherwise; a service secret per service, one metrics token and one upstream API key generated
+    /// for this run (the metrics token and the API key may be given).
     pub fn from_env() -> Result<Self, ConfigError> {
         let data_dir = PathBuf::from(config::string_or("DATA_DIR", "./data"));
-        let internal = Some(config::var("INTERNAL_TOKEN").map(Secret::new).unwrap_or_else(Secret::generate));
+        let metrics = config::var("METRICS_TOKEN").map(Secret::new).unwrap_or_else(Secret::generate);
+        let secrets = StackSecrets::generate(metrics);
         let nia_key = config::var("NIA_API_KEY").map(Secret::new).unwrap_or_else(Secret::generate);
         let mut stack = Self {
-            identity: identity::Settings::from_env_with(internal.clone())?,
-            broker: broker::Settings::from_env_with(internal.clone())?,
-            audit: audit::settings_from_env(internal.clone())?,
-            vendors: vendors::settings_from_env(internal.clone())?,
+            identity: identity::Settings::from_env_with(Some((secrets.of("identity"), secrets.credentials())))?,
+            broker: broker::Settings::from_env_with(Some(secrets.of("broker")))?,
+            audit: audit::settings_from_env(Some(secrets.of("audit")))?,
+            vendors: vendors::settings_from_env(Some(secrets.of("vendors")))?,
             nia: nia_mock::Settings::from_env()?,
-            gateway: gateway::Settings::from_env_with(internal)?,
+            gateway: gateway::Settings::from_env_with(Some(secrets.of("gateway")))?,
             upstream_override: None,
         };
         for (service, settings) in [
@@ -70,13 +72,13 @@ impl StackConfig {
     /// For tests: every service on a free port, the given database URLs (identity, broker, audit,
     /// vendors), the signing key in `key_dir`, one worker each.
     pub fn for_tests(database_urls: [&str; 4], key_dir: &Path) -> Self {
-        let internal = Secret::generate();
+        let secrets = StackSecrets::generate(Secret::generate());
         let nia_key = Secret::generate();
-        let local = |url: &str| ServiceSettings::local(url, internal.clone());
+        let local = |service: &str, url: &str| ServiceSettings::local(service, url, secrets.of(service));
         let unwired = "http://127.0.0.1:0".to_owned();
         Self {
             identity: identity::Settings {
-                service: local(database_urls[0]),
+                service: local("identity", database_urls[0]),
                 signing_key_file: key_dir.join("signing.pk8"),
                 generate_signing_key: true,
                 demo: true,
@@ -90,16 +92,17 @@ impl StackConfig {
                 smtp_from: "immilink <no-reply@immilink.invalid>".into(),
                 login_concurrency: 1,
                 background_interval: std::time::Duration::from_millis(200),
+                service_credentials: secrets.credentials(),
             },
             broker: broker::Settings {
-                service: local(database_urls[1]),
+                service: local("broker", database_urls[1]),
                 audit_url: unwired.clone(),
                 nia_url: unwired.clone(),
                 nia_api_key: Some(nia_key.clone()),
                 upstream_timeout: std::time::Duration::from_secs(5),
             },
-            audit: local(database_urls[2]),
-            vendors: local(database_urls[3]),
+            audit: local("audit", database_urls[2]),
+            vendors: local("vendors", database_urls[3]),
             nia: nia_mock::Settings {
                 addr: "127.0.0.1:0".into(),
                 api_key: Some(nia_key),
@@ -113,12 +116,42 @@ impl StackConfig {
                 broker_url: unwired.clone(),
                 audit_url: unwired.clone(),
                 vendors_url: unwired,
-                internal_token: internal.clone(),
+                service_secret: secrets.of("gateway").service,
+                metrics_token: secrets.of("gateway").metrics,
                 session_cache: std::time::Duration::from_millis(500),
                 workers: 1,
             },
             upstream_override: None,
         }
+    }
+}
+
+/// The secrets the launcher generates for one run: a service secret per service (identity learns
+/// them all as its service credentials) and one metrics token for every service.
+struct StackSecrets {
+    metrics: Secret,
+    services: std::collections::BTreeMap<&'static str, Secret>,
+}
+
+/// The services that call others and so hold a service credential.
+const CALLERS: [&str; 4] = ["gateway", "broker", "audit", "vendors"];
+
+impl StackSecrets {
+    fn generate(metrics: Secret) -> Self {
+        Self { metrics, services: CALLERS.into_iter().map(|service| (service, Secret::generate())).collect() }
+    }
+
+    fn of(&self, service: &str) -> ServiceSecrets {
+        ServiceSecrets {
+            service: self.services.get(service).cloned().unwrap_or_else(Secret::generate),
+            metrics: Some(self.metrics.clone()),
+        }
+    }
+
+    fn credentials(&self) -> identity::ServiceCredentials {
+        identity::ServiceCredentials(
+            self.services.iter().map(|(service, secret)| ((*service).to_owned(), secret.clone())).collect(),
+        )
     }
 }
 

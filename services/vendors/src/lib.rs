@@ -12,9 +12,9 @@ pub use domain::personnel::PersonnelVendor;
 pub use routes::internal::{PersonnelLookup, PersonnelLookupAnswer};
 
 use actix_web::web;
-use immilink_shared::auth::{InternalToken, TokenVerifier};
+use immilink_shared::auth::ServiceAuth;
 use immilink_shared::clock::SharedClock;
-use immilink_shared::config::{ConfigError, Secret, ServiceSettings};
+use immilink_shared::config::{ConfigError, ServiceSecrets, ServiceSettings};
 use immilink_shared::db::{Db, Migrations};
 use immilink_shared::http::{serve, Routes, Running};
 use immilink_shared::openapi::BearerSecurity;
@@ -30,9 +30,9 @@ pub static MIGRATIONS: Migrations = Migrations {
 /// Vendors reads only the common service settings (default port 8084).
 pub type Settings = ServiceSettings;
 
-/// `IMMILINK_VENDORS_*` and the common variables; the launcher passes the shared internal token.
-pub fn settings_from_env(internal_token: Option<Secret>) -> Result<Settings, ConfigError> {
-    ServiceSettings::from_env(SERVICE, 8084, internal_token)
+/// `IMMILINK_VENDORS_*` and the common variables; the launcher passes the secrets it generated.
+pub fn settings_from_env(secrets: Option<ServiceSecrets>) -> Result<Settings, ConfigError> {
+    ServiceSettings::from_env(SERVICE, 8084, secrets)
 }
 
 pub struct State {
@@ -66,17 +66,12 @@ impl Application {
     pub async fn build(settings: Settings, clock: SharedClock) -> anyhow::Result<Running> {
         let db = Db::open(&settings.database, &MIGRATIONS).await?;
         let http = reqwest::Client::new();
-        let verifier = web::Data::new(TokenVerifier::from_identity(&settings.identity_url, http.clone()));
-        let sessions = web::Data::new(settings.session_checker(http));
+        let auth = ServiceAuth::new(&settings, http.clone(), settings.service_tokens(http));
         let state = web::Data::new(State { db: db.clone(), clock });
         let db = web::Data::new(db);
-        let internal = web::Data::new(InternalToken(settings.internal_token));
         Ok(serve(&settings.addr, settings.workers, ROUTES, move |cfg| {
-            cfg.app_data(state.clone())
-                .app_data(db.clone())
-                .app_data(verifier.clone())
-                .app_data(sessions.clone())
-                .app_data(internal.clone());
+            cfg.app_data(state.clone()).app_data(db.clone());
+            auth.register(cfg);
         })?)
     }
 }

@@ -3,11 +3,12 @@
 
 use actix_web::{test as actix_test, web};
 use chrono::Utc;
-use immilink_shared::auth::{AccessClaims, InternalToken, Jwk, JwkSet, TokenVerifier, AUDIENCE, ISSUER};
+use immilink_shared::auth::{
+    AccessClaims, Jwk, JwkSet, ServiceClaims, TokenVerifier, AUDIENCE, ISSUER, SERVICE_AUDIENCE,
+};
 use immilink_shared::clock::system_clock;
-use immilink_shared::config::Secret;
 use immilink_shared::db::{Db, DbSettings};
-use immilink_shared::http::INTERNAL_TOKEN;
+use immilink_shared::http::SERVICE_TOKEN;
 use immilink_shared::problem::Problem;
 use immilink_shared::testing::TestDb;
 use serde_json::{json, Value};
@@ -20,7 +21,6 @@ const TEST_KEY_DER: &str =
     "302e020100300506032b6570042204205b356827d5aac627df001606a0fca5d3c11a7536a963fab8cf4d658609c1472b";
 const TEST_KEY_X: &str = "Hmbg0PXQ1PqXRoMLmeSraJmbs2vEIjvVh9fU45qHUy0";
 const KID: &str = "test-key";
-const INTERNAL: &str = "internal-test-token";
 
 fn verifier() -> TokenVerifier {
     let jwk = Jwk {
@@ -53,6 +53,22 @@ fn token(agency: &str, roles: &[&str]) -> String {
     jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_ed_der(&der)).unwrap()
 }
 
+/// A service token naming `service`, signed with the test key.
+fn service_token(service: &str) -> String {
+    let now = Utc::now().timestamp();
+    let claims = ServiceClaims {
+        iss: ISSUER.into(),
+        aud: SERVICE_AUDIENCE.into(),
+        sub: service.into(),
+        iat: now,
+        exp: now + 300,
+    };
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+    header.kid = Some(KID.into());
+    let der = hex_decode(TEST_KEY_DER);
+    jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_ed_der(&der)).unwrap()
+}
+
 fn hex_decode(text: &str) -> Vec<u8> {
     (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap()).collect()
 }
@@ -63,10 +79,10 @@ macro_rules! app {
         let db = Db::connect(&DbSettings::new($test_db.url()), &MIGRATIONS).unwrap();
         actix_test::init_service(
             immilink_shared::http::base_app()
+                .wrap(actix_web::middleware::from_fn(immilink_shared::auth::verify_service_caller))
                 .app_data(web::Data::new(State { db: db.clone(), clock: system_clock() }))
                 .app_data(web::Data::new(db))
                 .app_data(web::Data::new(verifier()))
-                .app_data(web::Data::new(InternalToken(Secret::new(INTERNAL))))
                 .into_utoipa_app()
                 .configure(crate::routes::configure)
                 .into_app()
@@ -87,7 +103,7 @@ fn get(uri: &str, bearer: &str) -> actix_test::TestRequest {
 fn lookup(national_id: &str) -> actix_test::TestRequest {
     actix_test::TestRequest::post()
         .uri("/internal/v1/personnel/lookup")
-        .insert_header((INTERNAL_TOKEN, INTERNAL))
+        .insert_header((SERVICE_TOKEN, service_token("identity")))
         .set_json(json!({ "national_id": national_id }))
 }
 
@@ -242,7 +258,7 @@ async fn r_acc_08_internal_lookup_answers_for_active_personnel_only() {
         &app,
         actix_test::TestRequest::post()
             .uri("/internal/v1/personnel/lookup")
-            .insert_header((INTERNAL_TOKEN, INTERNAL))
+            .insert_header((SERVICE_TOKEN, service_token("identity")))
             .set_json(json!({}))
             .to_request(),
     )
@@ -256,6 +272,28 @@ async fn r_acc_08_internal_lookup_answers_for_active_personnel_only() {
     )
     .await;
     assert_eq!(without_token.status(), 403);
+    // Nor is another service's token: only identity asks this.
+    let from_broker = actix_test::call_service(
+        &app,
+        actix_test::TestRequest::post()
+            .uri("/internal/v1/personnel/lookup")
+            .insert_header((SERVICE_TOKEN, service_token("broker")))
+            .set_json(json!({"national_id": PERSON}))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(from_broker.status(), 403);
+    // A user's access token presented as a service token is refused (wrong audience).
+    let user_as_service = actix_test::call_service(
+        &app,
+        actix_test::TestRequest::post()
+            .uri("/internal/v1/personnel/lookup")
+            .insert_header((SERVICE_TOKEN, tpe.clone()))
+            .set_json(json!({"national_id": PERSON}))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(user_as_service.status(), 401);
 
     // R-VEN-06: once departed, the person no longer counts.
     let departure = format!("/v1/vendors/{vendor_id}/personnel/{}/departure", person["id"].as_str().unwrap());

@@ -12,10 +12,12 @@ const MAX_BATCH: usize = 1000;
 
 #[post("/internal/v1/events")]
 pub async fn ingest(
-    _caller: InternalCaller,
+    caller: InternalCaller,
     state: web::Data<State>,
     body: ApiJson<EventBatch>,
 ) -> ApiResult<web::Json<BatchReceipt>> {
+    // Only the services that record audited work deliver events.
+    caller.require(&["broker"])?;
     let events = body.into_inner().events;
     if events.len() > MAX_BATCH {
         return Err(ApiError::invalid_field("events", format!("at most {MAX_BATCH} events per batch")));

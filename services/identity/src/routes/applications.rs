@@ -189,7 +189,7 @@ pub async fn submit(
     state: web::Data<State>,
     body: ApiJson<ApplicationRequest>,
 ) -> ApiResult<HttpResponse> {
-    let ip = client_ip(&req, &state.internal_token).ok_or_else(|| ApiError::internal("no client address"))?;
+    let ip = client_ip(&req).ok_or_else(|| ApiError::internal("no client address"))?;
     if let Err(retry_after_seconds) = state.application_submissions.hit(&ip) {
         return Err(IdentityError::Throttled { retry_after_seconds }.into());
     }

@@ -62,7 +62,7 @@ pub async fn login(req: HttpRequest, state: web::Data<State>, body: ApiJson<Logi
         username: required(body.username, "username")?.trim().to_owned(),
         password: required(body.password, "password")?,
         certificate_serial: required(body.certificate_serial, "certificate_serial")?.trim().to_owned(),
-        ip: client_ip(&req, &state.internal_token).ok_or_else(|| ApiError::internal("no client address"))?,
+        ip: client_ip(&req).ok_or_else(|| ApiError::internal("no client address"))?,
         user_agent: req
             .headers()
             .get(header::USER_AGENT)

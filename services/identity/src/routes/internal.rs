@@ -1,8 +1,9 @@
-//! Endpoints for other immilink services only (the gateway does not route /internal/, and each
-//! call must present the internal token). Not part of the public OpenAPI document.
+//! Endpoints for other immilink services only (the gateway does not route /internal/). Each call
+//! presents a service token, except the one that issues service tokens, which takes the calling
+//! service's own credential. Not part of the public OpenAPI document.
 
-use actix_web::{post, web};
-use immilink_shared::auth::InternalCaller;
+use actix_web::{post, web, HttpRequest};
+use immilink_shared::auth::{InternalCaller, IssuedServiceToken, SERVICE_CREDENTIAL, SERVICE_TOKEN_TTL_SECONDS};
 use immilink_shared::http::ApiJson;
 use immilink_shared::{ApiError, ApiResult};
 use serde::{Deserialize, Serialize};
@@ -28,11 +29,12 @@ pub struct Liveness {
 /// Is this session live for a request from this IP? Records activity for the idle timeout.
 #[post("/internal/v1/sessions/{sid}/liveness")]
 pub async fn session_liveness(
-    _caller: InternalCaller,
+    caller: InternalCaller,
     state: web::Data<State>,
     sid: web::Path<String>,
     body: ApiJson<LivenessRequest>,
 ) -> ApiResult<web::Json<Liveness>> {
+    caller.require(&["gateway", "broker", "audit", "vendors"])?;
     let ip = match body.into_inner().ip {
         Some(raw) => Some(raw.parse().map_err(|_| ApiError::invalid_field("ip", "not an IP address"))?),
         None => None,
@@ -48,4 +50,18 @@ pub async fn session_liveness(
         }
         Err(other) => Err(other.into()),
     }
+}
+
+/// A service token for the calling service, which proves itself with its own credential
+/// (`x-immilink-service-credential: <service>:<secret>`). Every refusal is the same 401.
+#[post("/internal/v1/service-tokens")]
+pub async fn service_token(req: HttpRequest, state: web::Data<State>) -> ApiResult<web::Json<IssuedServiceToken>> {
+    let presented = req.headers().get(&SERVICE_CREDENTIAL).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let Some(service) = state.service_credentials.check(presented) else {
+        tracing::warn!("service token refused: unknown service credential");
+        return Err(ApiError::unauthenticated("unknown service credential"));
+    };
+    let token = crate::tokens::issue_service(state.keys.kid(), state.keys.encoding_key(), &service)
+        .map_err(ApiError::internal)?;
+    Ok(web::Json(IssuedServiceToken { token, expires_in: SERVICE_TOKEN_TTL_SECONDS }))
 }

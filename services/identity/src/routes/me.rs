@@ -15,7 +15,7 @@ use crate::State;
 #[get("/v1/me")]
 pub async fn me(req: HttpRequest, state: web::Data<State>, caller: Authenticated) -> ApiResult<web::Json<Profile>> {
     let now = state.clock.now();
-    let ip = client_ip(&req, &state.internal_token);
+    let ip = client_ip(&req);
     let idle = state.idle_timeout;
     let sid = caller.claims.sid;
     let profile = state

@@ -45,7 +45,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
 
 /// Internal routes, registered outside the public OpenAPI document.
 pub fn configure_internal(cfg: &mut actix_web::web::ServiceConfig) {
-    cfg.service(internal::session_liveness);
+    cfg.service(internal::session_liveness).service(internal::service_token);
 }
 
 /// Runs `work` for the caller: their session must be live from their IP (identity checks it itself,
@@ -62,7 +62,7 @@ where
     T: Send + 'static,
 {
     let now = state.clock.now();
-    let ip = client_ip(req, &state.internal_token);
+    let ip = client_ip(req);
     let idle = state.idle_timeout;
     let sid = caller.claims.sid;
     state

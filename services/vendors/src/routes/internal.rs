@@ -1,5 +1,5 @@
 //! Endpoints for other immilink services only (the gateway does not route /internal/, and each call
-//! must present the internal token). Not part of the public OpenAPI document.
+//! must present a service token). Not part of the public OpenAPI document.
 
 use std::fmt;
 
@@ -38,10 +38,11 @@ pub struct PersonnelLookupAnswer {
 /// account application (R-ACC-08).
 #[post("/internal/v1/personnel/lookup")]
 pub async fn personnel_lookup(
-    _caller: InternalCaller,
+    caller: InternalCaller,
     state: web::Data<State>,
     body: ApiJson<PersonnelLookup>,
 ) -> ApiResult<web::Json<PersonnelLookupAnswer>> {
+    caller.require(&["identity"])?;
     let id = SubjectId::parse_resident(&body.into_inner().national_id)
         .map_err(|err| ApiError::invalid_field("national_id", err.to_string()))?;
     let vendors = state.db.run(move |conn| personnel::is_active_personnel(conn, &id)).await.map_err(ApiError::from)?;
