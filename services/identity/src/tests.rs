@@ -563,3 +563,41 @@ fn demo_national_ids_carry_valid_check_digits() {
         assert!(immilink_shared::ids::NationalId::parse(&id).is_ok(), "{id}");
     }
 }
+
+/// Key rotation: tokens signed with the retired key keep verifying while it is published beside the
+/// new one, new tokens carry the new `kid`, and once the retired key is dropped its tokens fail.
+#[actix_web::test]
+async fn signing_key_rotation_keeps_old_tokens_valid_during_the_overlap_only() {
+    use immilink_shared::auth::{AccessClaims, TokenVerifier, AUDIENCE, ISSUER};
+
+    use crate::keys::SigningKeys;
+    let dir = tempfile::tempdir().unwrap();
+    let (old_path, new_path) = (dir.path().join("old.pk8"), dir.path().join("new.pk8"));
+    let old = SigningKeys::load(&old_path, true).unwrap();
+    let sign = |keys: &SigningKeys| {
+        let now = Utc::now().timestamp();
+        let claims = AccessClaims {
+            iss: ISSUER.into(),
+            aud: AUDIENCE.into(),
+            sub: "u1".into(),
+            sid: "s1".into(),
+            agency: "TPE-SW".into(),
+            unit: None,
+            roles: vec![],
+            iat: now,
+            exp: now + 600,
+        };
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+        header.kid = Some(keys.kid().to_owned());
+        jsonwebtoken::encode(&header, &claims, keys.encoding_key()).unwrap()
+    };
+    let before_rotation = sign(&old);
+    let rotated = SigningKeys::load_with_previous(&new_path, true, std::slice::from_ref(&old_path)).unwrap();
+    let overlap = TokenVerifier::from_jwks(&rotated.jwks()).unwrap();
+    assert!(overlap.verify(&before_rotation).await.is_ok());
+    let after_rotation = sign(&rotated);
+    assert!(overlap.verify(&after_rotation).await.is_ok());
+    let after_overlap = TokenVerifier::from_jwks(&SigningKeys::load(&new_path, false).unwrap().jwks()).unwrap();
+    assert!(after_overlap.verify(&before_rotation).await.is_err());
+    assert!(after_overlap.verify(&after_rotation).await.is_ok());
+}
