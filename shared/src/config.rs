@@ -75,8 +75,13 @@ impl ServiceSecrets {
                 })
             }
         };
+        Ok(Self { service, metrics: Self::for_token_issuer(embedded).metrics })
+    }
+
+    /// Identity's: it mints its own service tokens, so it needs no credential (a random, unused one).
+    pub fn for_token_issuer(embedded: bool) -> Self {
         let metrics = var("METRICS_TOKEN").map(Secret::new).or_else(|| embedded.then(Secret::generate));
-        Ok(Self { service, metrics })
+        Self { service: Secret::generate(), metrics }
     }
 
     /// Fresh secrets (tests and the launcher).
@@ -120,6 +125,8 @@ impl ServiceSettings {
             name: service.to_owned(),
             secrets: match secrets {
                 Some(secrets) => secrets,
+                // Identity issues service tokens and signs its own: it holds no credential.
+                None if service == "identity" => ServiceSecrets::for_token_issuer(embedded),
                 None => ServiceSecrets::from_env(embedded)?,
             },
             workers: parse_or("WORKERS", 2)?,
@@ -218,6 +225,15 @@ mod tests {
         assert!(secret.matches("s3cret"));
         assert!(!secret.matches("s3cre"));
         assert!(!secret.matches("s3creT"));
+    }
+
+    #[test]
+    fn only_identity_may_start_without_a_service_secret_outside_the_embedded_mode() {
+        // The variables are unset in the test environment.
+        assert!(ServiceSecrets::from_env(false).is_err());
+        assert!(ServiceSecrets::from_env(true).is_ok());
+        let identity = ServiceSecrets::for_token_issuer(false);
+        assert!(identity.metrics.is_none());
     }
 
     #[test]
