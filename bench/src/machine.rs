@@ -1,0 +1,123 @@
+//! How much CPU other processes took while a measurement ran. On a shared machine (a build running
+//! beside the benchmark) one target's numbers can be depressed by work that has nothing to do with
+//! it; this says when that happened instead of leaving it to be guessed.
+
+use std::collections::HashMap;
+use std::fs;
+use std::time::Instant;
+
+/// CPU ticks at one moment: the whole machine's busy time, and this process tree's.
+pub struct CpuSnapshot {
+    at: Instant,
+    /// Busy ticks of all CPUs together (`/proc/stat`: everything but idle and iowait).
+    machine_busy: u64,
+    /// This process (all threads, plus the children it has reaped, such as finished wrk runs) and its
+    /// live descendants (nginx and its workers, a running wrk).
+    ours: u64,
+}
+
+impl CpuSnapshot {
+    pub fn take() -> Self {
+        let me = std::process::id();
+        let processes = processes();
+        let descendant = |mut pid: u32| {
+            for _ in 0..16 {
+                match processes.get(&pid) {
+                    Some(stat) if stat.parent == me => return true,
+                    Some(stat) if stat.parent > 1 && stat.parent != pid => pid = stat.parent,
+                    _ => return false,
+                }
+            }
+            false
+        };
+        let own = processes.get(&me).map_or(0, |s| s.ticks + s.reaped_children_ticks);
+        let descendants: u64 =
+            processes.iter().filter(|(pid, _)| **pid != me && descendant(**pid)).map(|(_, s)| s.ticks).sum();
+        Self { at: Instant::now(), machine_busy: machine_busy().unwrap_or(0), ours: own + descendants }
+    }
+
+    /// The share of all CPUs (0.0–1.0) that processes outside this benchmark used since `before`.
+    pub fn others_since(&self, before: &CpuSnapshot) -> f64 {
+        let busy = self.machine_busy.saturating_sub(before.machine_busy);
+        let ours = self.ours.saturating_sub(before.ours);
+        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as f64;
+        let wall = self.at.duration_since(before.at).as_secs_f64().max(1e-3);
+        (busy.saturating_sub(ours) as f64 / clock_ticks_per_second() / (wall * cpus)).clamp(0.0, 1.0)
+    }
+}
+
+struct ProcessStat {
+    parent: u32,
+    /// utime + stime of all its threads.
+    ticks: u64,
+    /// cutime + cstime: children it has waited for.
+    reaped_children_ticks: u64,
+}
+
+fn processes() -> HashMap<u32, ProcessStat> {
+    let mut processes = HashMap::new();
+    if let Ok(entries) = fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            if let Some(stat) = fs::read_to_string(entry.path().join("stat")).ok().and_then(|s| parse_stat(&s)) {
+                processes.insert(pid, stat);
+            }
+        }
+    }
+    processes
+}
+
+/// `pid (comm) state ppid … utime stime cutime cstime …`. `comm` may hold spaces and parentheses, so
+/// fields are counted from the last `)`.
+fn parse_stat(stat: &str) -> Option<ProcessStat> {
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let number = |i: usize| fields.get(i).and_then(|f| f.parse::<i64>().ok());
+    Some(ProcessStat {
+        parent: u32::try_from(number(1)?).ok()?,
+        ticks: (number(11)? + number(12)?).max(0) as u64,
+        reaped_children_ticks: (number(13)? + number(14)?).max(0) as u64,
+    })
+}
+
+/// The first line of `/proc/stat`: `cpu user nice system idle iowait irq softirq steal …`.
+fn machine_busy() -> Option<u64> {
+    let stat = fs::read_to_string("/proc/stat").ok()?;
+    let fields: Vec<u64> =
+        stat.lines().next()?.split_whitespace().skip(1).take(8).filter_map(|f| f.parse().ok()).collect();
+    let [user, nice, system, _idle, _iowait, irq, softirq, steal] = fields[..] else {
+        return None;
+    };
+    Some(user + nice + system + irq + softirq + steal)
+}
+
+fn clock_ticks_per_second() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|out| String::from_utf8_lossy(&out.stdout).trim().parse().ok())
+            .unwrap_or(100.0)
+    })
+}
+
+/// The 1-minute load average.
+pub fn load_average() -> Option<f64> {
+    fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_parent_and_cpu_ticks_past_an_odd_command_name() {
+        let stat = "4242 (a (b) c) S 17 4242 4242 0 -1 4194560 100 0 0 0 250 50 7 3 20 0 3 0 100 0 0";
+        let stat = parse_stat(stat).unwrap();
+        assert_eq!((stat.parent, stat.ticks, stat.reaped_children_ticks), (17, 300, 10));
+    }
+}
