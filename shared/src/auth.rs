@@ -151,10 +151,14 @@ struct VerifierInner {
     /// Service tokens already verified, until they expire: the gateway presents the same one on
     /// every request it forwards, so each is checked once, not per request.
     verified_services: std::sync::Mutex<HashMap<String, ServiceClaims>>,
+    /// Access tokens already verified, until they expire.
+    verified_access: std::sync::Mutex<HashMap<String, AccessClaims>>,
     keys: RwLock<HashMap<String, DecodingKey>>,
     last_refresh: tokio::sync::Mutex<Option<Instant>>,
 }
 
+/// Bound on remembered access tokens (about 1 KiB each).
+const MAX_VERIFIED_ACCESS_TOKENS: usize = 50_000;
 const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(5);
 /// Remote keys are fetched again at least this often, so a key identity retired after a rotation
 /// stops verifying here too (tokens it signed have expired by then: the token TTL is shorter).
@@ -179,6 +183,7 @@ impl TokenVerifier {
             inner: Arc::new(VerifierInner {
                 source,
                 verified_services: std::sync::Mutex::new(HashMap::new()),
+                verified_access: std::sync::Mutex::new(HashMap::new()),
                 keys: RwLock::new(keys),
                 last_refresh: tokio::sync::Mutex::new(None),
             }),
@@ -186,8 +191,25 @@ impl TokenVerifier {
     }
 
     /// Verifies an access token: signature, issuer, audience and expiry (no leeway).
+    /// A verified token is remembered until it expires: the signature check is the costliest part of
+    /// a request, and a client presents the same token many times. Revocation is unaffected: the
+    /// session behind the token is checked on every request, apart from this.
     pub async fn verify(&self, token: &str) -> Result<AccessClaims, AuthError> {
-        self.verify_for(token, AUDIENCE, &["exp", "iss", "aud", "sub"]).await
+        let now = chrono::Utc::now().timestamp();
+        let cached = self.inner.verified_access.lock().unwrap_or_else(|p| p.into_inner()).get(token).cloned();
+        if let Some(claims) = cached.filter(|c| c.exp > now) {
+            return Ok(claims);
+        }
+        let claims: AccessClaims = self.verify_for(token, AUDIENCE, &["exp", "iss", "aud", "sub"]).await?;
+        let mut verified = self.inner.verified_access.lock().unwrap_or_else(|p| p.into_inner());
+        if verified.len() >= MAX_VERIFIED_ACCESS_TOKENS {
+            verified.retain(|_, c| c.exp > now);
+            if verified.len() >= MAX_VERIFIED_ACCESS_TOKENS {
+                verified.clear();
+            }
+        }
+        verified.insert(token.to_owned(), claims.clone());
+        Ok(claims)
     }
 
     /// Verifies a service token (audience `immilink-internal`): which immilink service is calling.
