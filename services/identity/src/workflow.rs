@@ -5,12 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use immilink_shared::db::Db;
-
 use crate::clients::VendorsClient;
-use crate::domain::applications::{self, ApplicationView, NewApplication, OutsideDecision};
+use crate::domain::accounts::{Actor, Grant};
+use crate::domain::applications::{self, ApplicationView, Decision, NewApplication, OutsideDecision};
 use crate::domain::{notifications, sessions, IdentityError};
-use crate::notifier::Notifier;
 use crate::State;
 
 /// Bounds the CPU spent on argon2id, so a login storm queues here instead of starving everything
@@ -34,7 +32,7 @@ impl PasswordHasher {
             .await
             .map_err(|_| busy())?
             .map_err(|_| busy())?;
-        actix_web::web::block(work).await.map_err(|err| IdentityError::Hashing(err.to_string()))
+        actix_web::web::block(work).await.map_err(|err| IdentityError::Internal(err.to_string()))
     }
 
     pub async fn verify(
@@ -71,6 +69,32 @@ async fn refuse_vendor_personnel(vendors: &VendorsClient, national_id: &str) -> 
         ));
     }
     Ok(())
+}
+
+/// One local review step; when it completes the agency's part, the application goes straight on to
+/// the immigration agency. If the NIA or the vendors service does not answer, the application keeps
+/// waiting (the background task retries) and the reviewer sees it at `nia_review`.
+pub async fn review_application(
+    state: &State,
+    actor: Actor,
+    id: String,
+    decision: Decision,
+    reason: String,
+    granted: Option<Vec<Grant>>,
+) -> Result<ApplicationView, IdentityError> {
+    let now = state.clock.now();
+    let review_id = id.clone();
+    let view = state
+        .db
+        .run(move |conn| applications::review(conn, now, &actor, &review_id, decision, &reason, granted))
+        .await?;
+    if view.status != applications::status::NIA_REVIEW {
+        return Ok(view);
+    }
+    if let Err(err) = advance_to_nia(state, id.clone()).await {
+        tracing::warn!(error = %err, application = %id, "the immigration agency's review is pending");
+    }
+    state.db.run(move |conn| applications::load(conn, &id)).await
 }
 
 /// Hands an application the agency approved to the immigration agency and records its answer. The
@@ -113,7 +137,7 @@ pub async fn background(state: Arc<State>, every: Duration) {
         if let Err(err) = retry_waiting_applications(&state).await {
             tracing::warn!(error = %err, "account applications could not be advanced");
         }
-        if let Err(err) = deliver_notifications(&state.db, &state.notifier, &state).await {
+        if let Err(err) = deliver_notifications(&state).await {
             tracing::warn!(error = %err, "notifications could not be delivered");
         }
     }
@@ -127,7 +151,8 @@ async fn retry_waiting_applications(state: &State) -> Result<(), IdentityError> 
     Ok(())
 }
 
-async fn deliver_notifications(db: &Db, notifier: &Notifier, state: &State) -> Result<(), IdentityError> {
+async fn deliver_notifications(state: &State) -> Result<(), IdentityError> {
+    let (db, notifier) = (&state.db, &state.notifier);
     let pending = db.run(|conn| notifications::pending(conn, 50)).await?;
     for message in pending {
         let id = message.id.clone();

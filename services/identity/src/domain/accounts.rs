@@ -450,7 +450,7 @@ pub fn record_hr_event(
 
 /// R-ACC-09: a lost citizen certificate terminates the account at once. The holder may report it
 /// themselves; so may an account manager of the agency. Termination is never held back, not even
-/// for the last account manager: the agency head is told to appoint a new one.
+/// for the last account manager (a warning is logged; appointing a new one is the agency head's handover).
 pub fn report_certificate_lost(
     conn: &mut DbConn,
     now: DateTime<Utc>,

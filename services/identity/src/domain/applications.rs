@@ -246,11 +246,12 @@ fn ensure_certificate_free(conn: &mut DbConn, serial: &str) -> Result<(), Identi
 }
 
 fn to_json<T: Serialize>(value: &T) -> Result<String, IdentityError> {
-    serde_json::to_string(value).map_err(|err| IdentityError::Hashing(err.to_string()))
+    serde_json::to_string(value).map_err(|err| IdentityError::Internal(err.to_string()))
 }
 
 fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, IdentityError> {
-    serde_json::from_str(text).map_err(|err| IdentityError::Hashing(format!("stored application is unreadable: {err}")))
+    serde_json::from_str(text)
+        .map_err(|err| IdentityError::Internal(format!("stored application is unreadable: {err}")))
 }
 
 type ApplicationRow = (

@@ -36,6 +36,9 @@ pub enum IdentityError {
     Db(#[from] DbError),
     #[error("password hashing failed: {0}")]
     Hashing(String),
+    /// Something that cannot happen with sane data (a stored record that does not parse): a 500.
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl IdentityError {
@@ -107,7 +110,7 @@ impl From<IdentityError> for ApiError {
             IdentityError::Invalid { field, detail } => ApiError::invalid_field(field, detail),
             IdentityError::Unavailable { code, detail } => ApiError::unavailable(code, detail),
             IdentityError::Db(db) => db.into(),
-            IdentityError::Hashing(cause) => ApiError::internal(cause),
+            IdentityError::Hashing(cause) | IdentityError::Internal(cause) => ApiError::internal(cause),
         }
     }
 }

@@ -274,24 +274,6 @@ pub async fn review(
     let decision = body.decision.ok_or_else(|| ApiError::missing_field("decision"))?;
     let reason = reason(body.reason, decision == Decision::Reject)?;
     let grants = body.grants.map(|g| parse_grants(Some(g))).transpose()?;
-    let id = id.into_inner();
-    let review_id = id.clone();
-    let view = as_caller(&state, &req, caller, move |conn, now, actor| {
-        applications::review(conn, now, &actor, &review_id, decision, &reason, grants)
-    })
-    .await?;
-    if view.status == applications::status::NIA_REVIEW {
-        // Hand it on now; if the immigration agency or the vendors service does not answer, the
-        // background task retries and the application simply keeps waiting.
-        if let Err(err) = workflow::advance_to_nia(&state, id.clone()).await {
-            tracing::warn!(error = %err, application = %id, "the immigration agency's review is pending");
-        }
-        let view = reload(&state, id).await?;
-        return Ok(web::Json(view));
-    }
-    Ok(web::Json(view))
-}
-
-async fn reload(state: &web::Data<State>, id: String) -> ApiResult<ApplicationView> {
-    state.db.run(move |conn| applications::load(conn, &id)).await.map_err(ApiError::from)
+    let actor = as_caller(&state, &req, caller, |_, _, actor| Ok(actor)).await?;
+    Ok(web::Json(workflow::review_application(&state, actor, id.into_inner(), decision, reason, grants).await?))
 }
