@@ -177,6 +177,58 @@ impl ServiceSettings {
     }
 }
 
+/// Secrets by name, from a variable of comma-separated `name:secret` pairs: the service credentials
+/// identity accepts (`IMMILINK_SERVICE_CREDENTIALS`), the NIA credential of each agency
+/// (`IMMILINK_NIA_AGENCY_KEYS`). Every secret must be at least 32 characters.
+#[derive(Debug, Clone, Default)]
+pub struct NamedSecrets(pub std::collections::BTreeMap<String, Secret>);
+
+impl NamedSecrets {
+    pub const MIN_SECRET_LEN: usize = 32;
+
+    /// Reads `IMMILINK_<key>`; unset is empty.
+    pub fn from_env(key: &str) -> Result<Self, ConfigError> {
+        Self::parse(&var(key).unwrap_or_default())
+            .map_err(|reason| ConfigError { name: format!("{PREFIX}{key}"), reason })
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let mut secrets = std::collections::BTreeMap::new();
+        for pair in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (name, secret) =
+                pair.split_once(':').ok_or_else(|| "expected name:secret pairs separated by commas".to_owned())?;
+            let name = name.trim();
+            if name.is_empty() {
+                return Err("a pair has an empty name".into());
+            }
+            if secret.len() < Self::MIN_SECRET_LEN {
+                return Err(format!("the secret of {name} is shorter than {} characters", Self::MIN_SECRET_LEN));
+            }
+            secrets.insert(name.to_owned(), Secret::new(secret));
+        }
+        Ok(Self(secrets))
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Secret> {
+        self.0.get(name)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether `presented` (`name:secret`) is a known name's secret; returns the name.
+    pub fn check(&self, presented: &str) -> Option<String> {
+        let (name, secret) = presented.split_once(':')?;
+        self.0.get(name).filter(|expected| expected.matches(secret)).map(|_| name.to_owned())
+    }
+
+    /// The `name:secret,…` form [`NamedSecrets::parse`] reads (for launchers passing secrets on).
+    pub fn to_env_value(&self) -> String {
+        self.0.iter().map(|(name, secret)| format!("{name}:{}", secret.expose())).collect::<Vec<_>>().join(",")
+    }
+}
+
 /// A secret value that never prints.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -217,6 +269,19 @@ impl fmt::Debug for Secret {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn named_secrets_parse_pairs_and_refuse_short_or_malformed_ones() {
+        let long = "x".repeat(32);
+        let secrets = NamedSecrets::parse(&format!(" TPE-SW:{long} , HLN-HR:{long}y ")).unwrap();
+        assert_eq!(secrets.0.len(), 2);
+        assert_eq!(secrets.check(&format!("TPE-SW:{long}")).as_deref(), Some("TPE-SW"));
+        assert_eq!(secrets.check(&format!("TPE-SW:{long}y")), None);
+        assert_eq!(NamedSecrets::parse(&secrets.to_env_value()).unwrap().0.len(), 2);
+        assert!(NamedSecrets::parse("TPE-SW:short").is_err());
+        assert!(NamedSecrets::parse("no-colon").is_err());
+        assert!(NamedSecrets::parse("").unwrap().is_empty());
+    }
 
     #[test]
     fn secret_never_prints_and_compares_exactly() {

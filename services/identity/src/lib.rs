@@ -75,37 +75,8 @@ pub struct Settings {
     pub service_credentials: ServiceCredentials,
 }
 
-/// The services that may obtain service tokens, with their secrets.
-#[derive(Debug, Clone, Default)]
-pub struct ServiceCredentials(pub std::collections::BTreeMap<String, Secret>);
-
-impl ServiceCredentials {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        let mut credentials = std::collections::BTreeMap::new();
-        for pair in
-            config::var("SERVICE_CREDENTIALS").unwrap_or_default().split(',').map(str::trim).filter(|p| !p.is_empty())
-        {
-            let (service, secret) = pair.split_once(':').ok_or_else(|| ConfigError {
-                name: "IMMILINK_SERVICE_CREDENTIALS".into(),
-                reason: "expected service:secret pairs separated by commas".into(),
-            })?;
-            if secret.len() < 32 {
-                return Err(ConfigError {
-                    name: "IMMILINK_SERVICE_CREDENTIALS".into(),
-                    reason: format!("the secret of {service} is shorter than 32 characters"),
-                });
-            }
-            credentials.insert(service.to_owned(), Secret::new(secret));
-        }
-        Ok(Self(credentials))
-    }
-
-    /// Whether `presented` (`service:secret`) is a known service's credential; returns the service.
-    pub fn check(&self, presented: &str) -> Option<String> {
-        let (service, secret) = presented.split_once(':')?;
-        self.0.get(service).filter(|expected| expected.matches(secret)).map(|_| service.to_owned())
-    }
-}
+/// The services that may obtain service tokens, with their secrets (`IMMILINK_SERVICE_CREDENTIALS`).
+pub type ServiceCredentials = immilink_shared::config::NamedSecrets;
 
 impl Settings {
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -121,7 +92,7 @@ impl Settings {
         let service = ServiceSettings::from_env(SERVICE, 8081, secrets)?;
         let service_credentials = match credentials {
             Some(credentials) => credentials,
-            None => ServiceCredentials::from_env()?,
+            None => ServiceCredentials::from_env("SERVICE_CREDENTIALS")?,
         };
         let embedded = service.is_embedded();
         Ok(Self {

@@ -149,7 +149,7 @@ impl StackSecrets {
     }
 
     fn credentials(&self) -> identity::ServiceCredentials {
-        identity::ServiceCredentials(
+        immilink_shared::config::NamedSecrets(
             self.services.iter().map(|(service, secret)| ((*service).to_owned(), secret.clone())).collect(),
         )
     }
