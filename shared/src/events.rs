@@ -12,6 +12,10 @@ pub mod kind {
     pub const LOOKUP_REQUESTED: &str = "lookup.requested";
     /// The upstream answered (or failed) for a requested lookup.
     pub const LOOKUP_COMPLETED: &str = "lookup.completed";
+    /// A lookup was refused before anything was forwarded; the payload names the rule applied.
+    pub const LOOKUP_REFUSED: &str = "lookup.refused";
+    /// A bulk lookup job was accepted (R-QRY-05); each of its IDs is then its own lookup.
+    pub const BATCH_SUBMITTED: &str = "batch.submitted";
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]

@@ -1,10 +1,12 @@
 //! Asks identity what the caller may look up. The caller's own token is forwarded, so identity checks
-//! its session (live, same IP) as part of answering: a lookup cannot outlive its session.
+//! its session (live, same IP) as part of answering: a lookup cannot outlive its session. Answers are
+//! kept for as long as the session-liveness cache (`IMMILINK_SESSION_CACHE_MS`, 500 ms by default),
+//! so a burst of lookups costs identity one question, and a revoked grant stops within that time.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::time::Duration;
-
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use immilink_shared::auth::ServiceTokens;
 use immilink_shared::http::CLIENT_IP;
@@ -16,6 +18,7 @@ pub struct IdentityClient {
     http: reqwest::Client,
     base_url: String,
     tokens: Arc<ServiceTokens>,
+    cache: Arc<PermissionCache>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -30,12 +33,81 @@ struct Profile {
     permissions: Vec<Permission>,
 }
 
-impl IdentityClient {
-    pub fn new(http: reqwest::Client, base_url: &str, tokens: Arc<ServiceTokens>) -> Self {
-        Self { http, base_url: base_url.trim_end_matches('/').to_owned(), tokens }
+/// Who a user is, as identity tells other services (`GET /internal/v1/users/{id}`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct UserSummary {
+    pub user_id: String,
+    pub username: String,
+    pub display_name: String,
+    /// Agency code, as in access tokens.
+    pub agency: String,
+    pub unit: Option<String>,
+    pub status: String,
+    pub roles: Vec<String>,
+}
+
+type CacheKey = (String, Option<IpAddr>);
+
+/// Permissions by (session, client IP), each kept for `ttl`.
+struct PermissionCache {
+    ttl: Duration,
+    entries: Mutex<HashMap<CacheKey, (Instant, Arc<Vec<Permission>>)>>,
+}
+
+const MAX_CACHED: usize = 50_000;
+
+impl PermissionCache {
+    fn get(&self, key: &CacheKey) -> Option<Arc<Vec<Permission>>> {
+        let entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        entries.get(key).filter(|(at, _)| at.elapsed() < self.ttl).map(|(_, permissions)| Arc::clone(permissions))
     }
 
-    pub async fn permissions(&self, token: &str, client_ip: Option<IpAddr>) -> Result<Vec<Permission>, ApiError> {
+    fn put(&self, key: CacheKey, permissions: Arc<Vec<Permission>>) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if entries.len() >= MAX_CACHED {
+            let ttl = self.ttl;
+            entries.retain(|_, (at, _)| at.elapsed() < ttl);
+        }
+        entries.insert(key, (Instant::now(), permissions));
+    }
+}
+
+fn unavailable(err: String) -> ApiError {
+    tracing::warn!(error = %err, "identity did not answer");
+    ApiError::unavailable("identity_unavailable", "permissions cannot be checked right now")
+}
+
+impl IdentityClient {
+    pub fn new(http: reqwest::Client, base_url: &str, tokens: Arc<ServiceTokens>, cache_ttl: Duration) -> Self {
+        Self {
+            http,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            tokens,
+            cache: Arc::new(PermissionCache { ttl: cache_ttl, entries: Mutex::new(HashMap::new()) }),
+        }
+    }
+
+    /// The caller's permissions: the (legal basis, purpose, query type) tuples approved on the
+    /// agency's active link AND granted to the user (R-QRY-02).
+    pub async fn permissions(
+        &self,
+        session_id: &str,
+        token: &str,
+        client_ip: Option<IpAddr>,
+    ) -> Result<Arc<Vec<Permission>>, ApiError> {
+        let key = (session_id.to_owned(), client_ip);
+        if let Some(cached) = self.cache.get(&key) {
+            return Ok(cached);
+        }
+        let permissions = Arc::new(self.ask_permissions(token, client_ip).await?);
+        self.cache.put(key, Arc::clone(&permissions));
+        Ok(permissions)
+    }
+
+    async fn ask_permissions(&self, token: &str, client_ip: Option<IpAddr>) -> Result<Vec<Permission>, ApiError> {
         // The broker's service token lets identity trust the end client's IP stated below.
         let headers = self.tokens.headers().await?;
         let mut request = self
@@ -47,15 +119,33 @@ impl IdentityClient {
         if let Some(ip) = client_ip {
             request = request.header(CLIENT_IP.as_str(), ip.to_string());
         }
-        let unavailable = |err: String| {
-            tracing::warn!(error = %err, "identity did not answer");
-            ApiError::unavailable("identity_unavailable", "permissions cannot be checked right now")
-        };
         let response = request.send().await.map_err(|e| unavailable(e.to_string()))?;
         match response.status().as_u16() {
             200 => Ok(response.json::<Profile>().await.map_err(|e| unavailable(e.to_string()))?.permissions),
             401 => Err(ApiError::unauthenticated("the session has ended; log in again")),
             status => Err(unavailable(format!("identity answered {status}"))),
+        }
+    }
+
+    /// Who a user is; `None` when identity does not know the id.
+    pub async fn user(&self, user_id: &str) -> Result<Option<UserSummary>, ApiError> {
+        // Only a well-formed id goes into the path.
+        let Ok(user_id) = uuid::Uuid::parse_str(user_id) else {
+            return Ok(None);
+        };
+        let headers = self.tokens.headers().await?;
+        let response = self
+            .http
+            .get(format!("{}/internal/v1/users/{user_id}", self.base_url))
+            .headers(headers)
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
+        match response.status().as_u16() {
+            200 => Ok(Some(response.json().await.map_err(|e| unavailable(e.to_string()))?)),
+            404 => Ok(None),
+            status => Err(unavailable(format!("identity answered {status} for a user summary"))),
         }
     }
 }

@@ -119,7 +119,12 @@ impl Application {
         let state = web::Data::new(State {
             db: db.clone(),
             clock,
-            identity: IdentityClient::new(http.clone(), &settings.service.identity_url, tokens.clone()),
+            identity: IdentityClient::new(
+                http.clone(),
+                &settings.service.identity_url,
+                tokens.clone(),
+                settings.service.session_cache,
+            ),
             nia: NiaClient::new(http, &settings.nia_url, settings.nia_api_key, settings.upstream_timeout),
             relay,
         });

@@ -55,7 +55,7 @@ pub async fn create(
     body: ApiJson<LookupBody>,
 ) -> ApiResult<web::Json<LookupResponse>> {
     let request = LookupRequest::parse(body.into_inner())?;
-    let permissions = state.identity.permissions(&caller.token, client_ip(&req)).await?;
+    let permissions = state.identity.permissions(&caller.claims.sid, &caller.token, client_ip(&req)).await?;
     request.authorise(&permissions)?;
 
     let who = Requester {

@@ -2,12 +2,13 @@
 //! presents a service token, except the one that issues service tokens, which takes the calling
 //! service's own credential. Not part of the public OpenAPI document.
 
-use actix_web::{post, web, HttpRequest};
+use actix_web::{get, post, web, HttpRequest};
 use immilink_shared::auth::{InternalCaller, IssuedServiceToken, SERVICE_CREDENTIAL, SERVICE_TOKEN_TTL_SECONDS};
 use immilink_shared::http::ApiJson;
 use immilink_shared::{ApiError, ApiResult};
 use serde::{Deserialize, Serialize};
 
+use crate::domain::accounts::{self, UserSummary};
 use crate::domain::{sessions, IdentityError};
 use crate::State;
 
@@ -64,4 +65,18 @@ pub async fn service_token(req: HttpRequest, state: web::Data<State>) -> ApiResu
     let token = crate::tokens::issue_service(state.keys.kid(), state.keys.encoding_key(), &service)
         .map_err(ApiError::internal)?;
     Ok(web::Json(IssuedServiceToken { token, expires_in: SERVICE_TOKEN_TTL_SECONDS }))
+}
+
+/// Who a user is (agency, unit, status, roles), for the broker: it checks that the grantee of a
+/// proxy authorisation (R-QRY-06) is an active colleague of the grantor. 404 for an unknown id.
+#[get("/internal/v1/users/{id}")]
+pub async fn user_summary(
+    caller: InternalCaller,
+    state: web::Data<State>,
+    id: web::Path<String>,
+) -> ApiResult<web::Json<UserSummary>> {
+    caller.require(&["broker"])?;
+    let id = id.into_inner();
+    let found = state.db.run(move |conn| accounts::summary(conn, &id)).await?;
+    found.map(web::Json).ok_or_else(|| ApiError::not_found("the user"))
 }

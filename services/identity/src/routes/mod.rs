@@ -45,7 +45,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
 
 /// Internal routes, registered outside the public OpenAPI document.
 pub fn configure_internal(cfg: &mut actix_web::web::ServiceConfig) {
-    cfg.service(internal::session_liveness).service(internal::service_token);
+    cfg.service(internal::session_liveness).service(internal::service_token).service(internal::user_summary);
 }
 
 /// Runs `work` for the caller: their session must be live from their IP (identity checks it itself,
