@@ -58,11 +58,7 @@ impl Samples {
     pub fn percentile(&self, p: f64) -> Duration {
         let mut sorted = self.latencies.clone();
         sorted.sort_unstable();
-        if sorted.is_empty() {
-            return Duration::ZERO;
-        }
-        let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-        sorted[rank.clamp(1, sorted.len()) - 1]
+        percentile(&sorted, p)
     }
 
     /// Answered requests that took at least `latency` (e.g. 40 ms: a delayed-ACK stall).
@@ -86,6 +82,15 @@ impl Samples {
             parts.join(", ")
         }
     }
+}
+
+/// Nearest-rank percentile of latencies sorted in ascending order (zero when there are none).
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 fn login_body(username: &str) -> Value {

@@ -18,6 +18,13 @@ pub struct CpuSnapshot {
 
 impl CpuSnapshot {
     pub fn take() -> Self {
+        Self::take_counting(&[])
+    }
+
+    /// As [`CpuSnapshot::take`], also counting as ours every process whose command name is one of
+    /// `servers`: a database server the benchmark drives (`postgres`) works for the measurement, it
+    /// is not noise. (Anything else using that server at the same time is then missed.)
+    pub fn take_counting(servers: &[&str]) -> Self {
         let me = std::process::id();
         let processes = processes();
         let descendant = |mut pid: u32| {
@@ -31,8 +38,11 @@ impl CpuSnapshot {
             false
         };
         let own = processes.get(&me).map_or(0, |s| s.ticks + s.reaped_children_ticks);
-        let descendants: u64 =
-            processes.iter().filter(|(pid, _)| **pid != me && descendant(**pid)).map(|(_, s)| s.ticks).sum();
+        let descendants: u64 = processes
+            .iter()
+            .filter(|(pid, stat)| **pid != me && (descendant(**pid) || servers.contains(&stat.name.as_str())))
+            .map(|(_, s)| s.ticks)
+            .sum();
         Self { at: Instant::now(), machine_busy: machine_busy().unwrap_or(0), ours: own + descendants }
     }
 
@@ -40,13 +50,15 @@ impl CpuSnapshot {
     pub fn others_since(&self, before: &CpuSnapshot) -> f64 {
         let busy = self.machine_busy.saturating_sub(before.machine_busy);
         let ours = self.ours.saturating_sub(before.ours);
-        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as f64;
+        let cpus = cpus() as f64;
         let wall = self.at.duration_since(before.at).as_secs_f64().max(1e-3);
         (busy.saturating_sub(ours) as f64 / clock_ticks_per_second() / (wall * cpus)).clamp(0.0, 1.0)
     }
 }
 
 struct ProcessStat {
+    /// The command name (`comm`, at most 15 bytes).
+    name: String,
     parent: u32,
     /// utime + stime of all its threads.
     ticks: u64,
@@ -72,10 +84,13 @@ fn processes() -> HashMap<u32, ProcessStat> {
 /// `pid (comm) state ppid … utime stime cutime cstime …`. `comm` may hold spaces and parentheses, so
 /// fields are counted from the last `)`.
 fn parse_stat(stat: &str) -> Option<ProcessStat> {
-    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    let (open, close) = (stat.find('(')?, stat.rfind(')')?);
+    let name = stat.get(open + 1..close)?.to_owned();
+    let rest = stat.get(close + 1..)?;
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let number = |i: usize| fields.get(i).and_then(|f| f.parse::<i64>().ok());
     Some(ProcessStat {
+        name,
         parent: u32::try_from(number(1)?).ok()?,
         ticks: (number(11)? + number(12)?).max(0) as u64,
         reaped_children_ticks: (number(13)? + number(14)?).max(0) as u64,
@@ -105,6 +120,24 @@ fn clock_ticks_per_second() -> f64 {
     })
 }
 
+/// Logical CPUs this process may use (`nproc`).
+pub fn cpus() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// The CPU model from `/proc/cpuinfo`.
+pub fn cpu_model() -> String {
+    fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
 /// The 1-minute load average.
 pub fn load_average() -> Option<f64> {
     fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
@@ -119,5 +152,6 @@ mod tests {
         let stat = "4242 (a (b) c) S 17 4242 4242 0 -1 4194560 100 0 0 0 250 50 7 3 20 0 3 0 100 0 0";
         let stat = parse_stat(stat).unwrap();
         assert_eq!((stat.parent, stat.ticks, stat.reaped_children_ticks), (17, 300, 10));
+        assert_eq!(stat.name, "a (b) c");
     }
 }

@@ -8,23 +8,18 @@
 //! gateway under load, how many logins per second identity admits (argon2id), and whether a login
 //! storm starves lookups. Prints ratios measured in this run; exits 0 whether or not the targets are met.
 
-mod clients;
-mod machine;
-mod nginx;
-mod wrk;
-
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use immilink_bench::clients::{self, Samples};
+use immilink_bench::machine::CpuSnapshot;
+use immilink_bench::nginx::{Nginx, NGINX};
+use immilink_bench::report::{self, median, min_max, ms, verdict};
+use immilink_bench::stack::{self, port_of, Tuning};
+use immilink_bench::{env_number, wrk};
 use immilink_shared::clock::system_clock;
-use immilink_shared::config::parse_or;
-use immilink_stack::{RunningStack, StackConfig};
-
-use crate::clients::Samples;
-use crate::machine::CpuSnapshot;
-use crate::nginx::{Nginx, NGINX};
+use immilink_stack::RunningStack;
 
 /// The demo caseworker: the user of every token, of the revocation check and of the login storm.
 const USER: &str = "tpe.caseworker";
@@ -53,27 +48,17 @@ struct Options {
     rounds: usize,
     connections: u32,
     threads: u32,
-    workers: usize,
-    session_cache: Duration,
-    login_concurrency: usize,
+    tuning: Tuning,
 }
 
 impl Options {
     fn from_env() -> anyhow::Result<Self> {
-        let env = |name: &str, default: u64| -> anyhow::Result<u64> {
-            match std::env::var(name) {
-                Ok(raw) if !raw.trim().is_empty() => raw.trim().parse().with_context(|| format!("{name}={raw}")),
-                _ => Ok(default),
-            }
-        };
         Ok(Self {
-            duration: Duration::from_secs(env("BENCH_DURATION_SECS", 10)?.max(1)),
-            connections: env("BENCH_CONNECTIONS", 64)? as u32,
-            threads: env("BENCH_THREADS", 2)? as u32,
-            rounds: env("BENCH_ROUNDS", 3)?.max(1) as usize,
-            workers: parse_or("WORKERS", 2)?,
-            session_cache: Duration::from_millis(parse_or("SESSION_CACHE_MS", 500)?),
-            login_concurrency: parse_or("LOGIN_CONCURRENCY", 1)?,
+            duration: Duration::from_secs(env_number("BENCH_DURATION_SECS", 10)?.max(1)),
+            connections: env_number("BENCH_CONNECTIONS", 64)? as u32,
+            threads: env_number("BENCH_THREADS", 2)? as u32,
+            rounds: env_number("BENCH_ROUNDS", 3)?.max(1) as usize,
+            tuning: Tuning::from_env()?,
         })
     }
 }
@@ -104,10 +89,7 @@ async fn main() -> anyhow::Result<()> {
 
 /// Which of nginx and wrk is missing, if any.
 fn missing_tools() -> Option<String> {
-    let wrk = std::env::var_os("PATH")
-        .map(|path| std::env::split_paths(&path).any(|dir| dir.join("wrk").is_file()))
-        .unwrap_or(false);
-    match (Path::new(NGINX).is_file(), wrk) {
+    match (Path::new(NGINX).is_file(), report::on_path("wrk")) {
         (true, true) => None,
         (false, true) => Some(format!("nginx ({NGINX})")),
         (true, false) => Some("wrk".into()),
@@ -115,66 +97,12 @@ fn missing_tools() -> Option<String> {
     }
 }
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
-}
-
-/// The first line of what a command prints (stdout, else stderr), or "unknown".
-fn first_line(program: &str, args: &[&str]) -> String {
-    Command::new(program)
-        .args(args)
-        .current_dir(workspace_root())
-        .output()
-        .ok()
-        .and_then(|out| {
-            let text = if out.stdout.is_empty() { out.stderr } else { out.stdout };
-            String::from_utf8_lossy(&text).lines().next().map(|l| l.trim().to_owned())
-        })
-        .filter(|line| !line.is_empty())
-        .unwrap_or_else(|| "unknown".into())
-}
-
 fn print_header(options: &Options) {
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
-    let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let changes = Command::new("git")
-        .args(["status", "--porcelain"])
-        .current_dir(workspace_root())
-        .output()
-        .map(|out| String::from_utf8_lossy(&out.stdout).lines().count())
-        .unwrap_or(0);
-    let dirty = if changes > 0 {
-        format!(" + {changes} uncommitted paths in the work tree (git status)")
-    } else {
-        String::new()
-    };
     println!("== immilink gateway-bench ==");
-    println!("machine:  {} CPUs (nproc), {} ({cpu_model})", cpus, first_line("uname", &["-m"]));
-    println!("commit:   {}{dirty}", first_line("git", &["rev-parse", "--short", "HEAD"]));
-    println!(
-        "build:    {}",
-        if cfg!(debug_assertions) { "DEBUG (numbers are meaningless: use --release)" } else { "release" }
-    );
-    println!("tools:    {}; {}", first_line(NGINX, &["-v"]), first_line("wrk", &["-v"]));
-    println!(
-        "workers:  gateway {w}, identity {w}, broker {w}, audit {w}, vendors {w}, nia-mock {w} (IMMILINK_WORKERS); \
-         nginx worker_processes {NGINX_WORKERS}",
-        w = options.workers
-    );
-    println!(
-        "session:  gateway and services reuse a \"live\" answer for {} ms (IMMILINK_SESSION_CACHE_MS); \
-         identity hashes {} password(s) at once (IMMILINK_LOGIN_CONCURRENCY)",
-        options.session_cache.as_millis(),
-        options.login_concurrency
-    );
+    report::print_machine();
+    println!("tools:    {}; {}", report::first_line(NGINX, &["-v"]), report::first_line("wrk", &["-v"]));
+    options.tuning.print();
+    println!("nginx:    worker_processes {NGINX_WORKERS}");
     println!(
         "load:     wrk -t{} -c{} -d{}s --latency, {} rounds, {}s warm-up per target; everything shares this \
          machine's CPUs",
@@ -184,54 +112,13 @@ fn print_header(options: &Options) {
         options.rounds,
         WARM_UP.as_secs()
     );
-    match machine::load_average() {
-        Some(load) if load > 0.5 => println!(
-            "WARNING:  1-minute load average {load:.2} before the start: something else is running on this machine"
-        ),
-        Some(load) => println!("quiet:    1-minute load average {load:.2} before the start"),
-        None => {}
-    }
+    report::print_load_average();
     println!();
 }
 
 async fn start_stack(dir: &Path, options: &Options) -> anyhow::Result<RunningStack> {
-    let url = |name: &str| format!("sqlite://{}", dir.join(format!("{name}.db")).display());
-    let urls = [url("identity"), url("broker"), url("audit"), url("vendors")];
-    let keys = dir.join("keys");
-    let mut config = StackConfig::for_tests([&urls[0], &urls[1], &urls[2], &urls[3]], &keys);
-    // for_tests gives every service one worker; production runs IMMILINK_WORKERS (default 2).
-    config.identity.service.workers = options.workers;
-    config.broker.service.workers = options.workers;
-    config.audit.workers = options.workers;
-    config.vendors.workers = options.workers;
-    config.nia.workers = options.workers;
-    config.gateway.workers = options.workers;
-    config.gateway.session_cache = options.session_cache;
-    config.identity.service.session_cache = options.session_cache;
-    config.broker.service.session_cache = options.session_cache;
-    config.audit.session_cache = options.session_cache;
-    config.vendors.session_cache = options.session_cache;
-    config.identity.login_concurrency = options.login_concurrency;
+    let config = stack::config(&stack::sqlite_urls(dir), &dir.join("keys"), &options.tuning);
     immilink_stack::start(config, system_clock()).await.context("starting the stack")
-}
-
-fn port_of(url: &str) -> anyhow::Result<u16> {
-    url.rsplit(':')
-        .next()
-        .and_then(|p| p.trim_end_matches('/').parse().ok())
-        .with_context(|| format!("no port in {url}"))
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1e3)
-}
-
-fn verdict(ok: bool) -> &'static str {
-    if ok {
-        "PASS"
-    } else {
-        "FAIL"
-    }
 }
 
 /// One target of the throughput comparison and what each round measured there.
@@ -257,19 +144,6 @@ impl Target {
     }
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    match values.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => values[n / 2],
-        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
-    }
-}
-
-fn min_max(values: &[f64]) -> (f64, f64) {
-    values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(*v), hi.max(*v)))
-}
-
 async fn run(stack: &RunningStack, options: &Options) -> anyhow::Result<()> {
     let http = reqwest::Client::builder().build()?;
     let token = clients::login(&http, &stack.gateway_url, USER).await?;
@@ -289,7 +163,7 @@ async fn run(stack: &RunningStack, options: &Options) -> anyhow::Result<()> {
     }
     let load = |url: &str, duration: Duration| wrk::Load {
         url: url.to_owned(),
-        token: token.clone(),
+        request: wrk::Request::BearerGet(token.clone()),
         threads: options.threads,
         connections: options.connections,
         duration,
@@ -388,7 +262,7 @@ async fn run(stack: &RunningStack, options: &Options) -> anyhow::Result<()> {
     }
     println!();
 
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as f64;
+    let cpus = immilink_bench::machine::cpus() as f64;
     let budget = |rps: f64| cpus * 1e6 / rps;
     let verify = verify_cost(&http, &stack.identity_url, &token).await?;
     println!(
@@ -586,7 +460,7 @@ async fn revocation_trial(
     }
     let load = wrk::Load {
         url: url.clone(),
-        token: token.clone(),
+        request: wrk::Request::BearerGet(token.clone()),
         threads: options.threads,
         connections: 16,
         duration: delay + Duration::from_secs(2),

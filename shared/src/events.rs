@@ -16,6 +16,19 @@ pub mod kind {
     pub const LOOKUP_REFUSED: &str = "lookup.refused";
     /// A bulk lookup job was accepted (R-QRY-05); each of its IDs is then its own lookup.
     pub const BATCH_SUBMITTED: &str = "batch.submitted";
+    /// A proxy authorisation (移民資料代查授權單) was issued by its grantor (R-QRY-06).
+    pub const PROXY_AUTHORIZATION_ISSUED: &str = "proxy_authorization.issued";
+    /// A proxy authorisation was revoked before its end.
+    pub const PROXY_AUTHORIZATION_REVOKED: &str = "proxy_authorization.revoked";
+    /// A caseworker asked their unit supervisor to approve an "other business" purpose (R-QRY-10).
+    pub const PURPOSE_APPROVAL_REQUESTED: &str = "purpose_approval.requested";
+    /// The unit supervisor approved or rejected it.
+    pub const PURPOSE_APPROVAL_DECIDED: &str = "purpose_approval.decided";
+    /// A doubt query (疑義查詢表, 附件二) was faxed while the upstream was down (R-QRY-09); it is a
+    /// query of personal data and names its subject.
+    pub const DOUBT_QUERY_FILED: &str = "doubt_query.filed";
+    /// The official follow-up document of a doubt query was recorded.
+    pub const DOUBT_QUERY_FOLLOWED_UP: &str = "doubt_query.followed_up";
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]

@@ -39,6 +39,15 @@ pub fn current_request() -> Option<RequestContext> {
     CURRENT.try_with(Clone::clone).ok()
 }
 
+/// Runs `work` with `context` as its request context: for a task spawned on behalf of a request,
+/// so its outbound calls still carry the request id.
+pub async fn within_request<F: std::future::Future>(context: Option<RequestContext>, work: F) -> F::Output {
+    match context {
+        Some(context) => CURRENT.scope(context, work).await,
+        None => work.await,
+    }
+}
+
 fn valid_request_id(value: &HeaderValue) -> Option<String> {
     let text = value.to_str().ok()?;
     let ok = !text.is_empty()

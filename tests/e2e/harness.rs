@@ -24,6 +24,7 @@ pub struct TestStack {
     pub http: reqwest::Client,
     pub broker_db_url: String,
     nia_admin_key: Option<String>,
+    db_cut: Option<DbCut>,
     _databases: [TestDb; 4],
     _keys: tempfile::TempDir,
 }
@@ -31,11 +32,15 @@ pub struct TestStack {
 pub struct Options {
     pub clock: SharedClock,
     pub upstream_override: Option<String>,
+    /// Changes to the generated configuration (shorter bounds for the fault tests).
+    pub adjust: fn(&mut StackConfig),
+    /// Let the test cut the broker's database (see [`TestStack::cut_broker_db`]).
+    pub cuttable_broker_db: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { clock: system_clock(), upstream_override: None }
+        Self { clock: system_clock(), upstream_override: None, adjust: |_| {}, cuttable_broker_db: false }
     }
 }
 
@@ -51,6 +56,11 @@ impl TestStack {
         let urls = [databases[0].url(), databases[1].url(), databases[2].url(), databases[3].url()];
         let mut config = StackConfig::for_tests(urls, keys.path());
         config.upstream_override = options.upstream_override;
+        (options.adjust)(&mut config);
+        let db_cut = match options.cuttable_broker_db {
+            true => Some(DbCut::install(&mut config.broker.service.database.url).await),
+            false => None,
+        };
         let metrics_token = config.gateway.metrics_token.clone().expect("the launcher sets a metrics token");
         let broker_secret = config.broker.service.secrets.service.clone();
         let broker_db_url = databases[1].url().to_owned();
@@ -63,6 +73,7 @@ impl TestStack {
             http: client(None),
             broker_db_url,
             nia_admin_key,
+            db_cut,
             _databases: databases,
             _keys: keys,
         }
@@ -120,6 +131,63 @@ impl TestStack {
         assert!(response.status().is_success(), "setting the review policy: {}", response.status());
     }
 
+    /// nia-mock's admin endpoints (the test harness's own door into the upstream stand-in).
+    async fn nia_admin(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> reqwest::Response {
+        let mut request = self
+            .http
+            .request(method, format!("{}/admin/v1/{path}", self.stack.nia_url))
+            .header("x-nia-admin-key", self.nia_admin_key.as_deref().expect("nia admin key"));
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.expect("nia-mock answers");
+        assert!(response.status().is_success(), "nia-mock admin {path}: {}", response.status());
+        response
+    }
+
+    /// Sets nia-mock's faults (latency, error rate, timeouts, outage, rate limit).
+    pub async fn set_nia_faults(&self, faults: Value) {
+        self.nia_admin(reqwest::Method::PUT, "faults", Some(&faults)).await;
+    }
+
+    /// Every query call nia-mock has received, in order.
+    pub async fn nia_calls(&self) -> Vec<Value> {
+        let calls: Value = self.nia_admin(reqwest::Method::GET, "calls", None).await.json().await.expect("call log");
+        calls.as_array().cloned().unwrap_or_default()
+    }
+
+    /// Cuts the broker off its database: PostgreSQL connections through the harness's proxy are
+    /// dropped and new ones refused; an SQLite database is locked by another writer.
+    pub fn broker_db_is_postgres(&self) -> bool {
+        self.db_cut.as_ref().is_some_and(DbCut::is_postgres)
+    }
+
+    pub async fn cut_broker_db(&self) {
+        self.db_cut.as_ref().expect("spawned with cuttable_broker_db").cut().await;
+    }
+
+    pub async fn restore_broker_db(&self) {
+        self.db_cut.as_ref().expect("spawned with cuttable_broker_db").restore().await;
+    }
+
+    /// Every audit record of `kind`, read page by page as `token`'s holder may.
+    pub async fn audit_records(&self, token: &str, kind: &str) -> Vec<Value> {
+        let mut all = Vec::new();
+        let mut after = 0;
+        loop {
+            let path = format!("/v1/audit/records?kind={kind}&limit=500&after_sequence={after}");
+            let response = self.get(token, &path).await;
+            assert_eq!(response.status(), 200, "reading audit records");
+            let page: Value = response.json().await.expect("records");
+            let page = page.as_array().cloned().unwrap_or_default();
+            let Some(last) = page.last().and_then(|r| r["sequence"].as_i64()) else {
+                return all;
+            };
+            after = last;
+            all.extend(page);
+        }
+    }
+
     /// Logs a user in with their own password and certificate; returns the token.
     pub async fn login_with(&self, username: &str, password: &str, certificate: &str) -> String {
         let response = self.login_response(&self.http, username, password, certificate).await;
@@ -175,4 +243,56 @@ pub async fn problem(response: reqwest::Response, status: u16) -> Value {
     }
     assert_eq!(body["status"], status);
     body
+}
+
+/// How a test cuts the broker's database.
+pub enum DbCut {
+    /// PostgreSQL, reached through a TCP proxy the test can cut.
+    Proxy(crate::tcp_proxy::TcpProxy),
+    /// SQLite: another connection holds the write lock, so the broker's writes wait and then fail.
+    SqliteLock { path: String, held: std::sync::Mutex<Option<diesel::SqliteConnection>> },
+}
+
+impl DbCut {
+    /// Routes a PostgreSQL URL through a new proxy (rewriting `url`), or remembers the SQLite file.
+    async fn install(url: &mut String) -> Self {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            return DbCut::SqliteLock { path: path.to_owned(), held: std::sync::Mutex::new(None) };
+        }
+        let at = url.find('@').expect("a PostgreSQL URL with a user") + 1;
+        let end = url[at..].find('/').map_or(url.len(), |i| at + i);
+        let target: std::net::SocketAddr = url[at..end].parse().expect("host:port as an IP address");
+        let proxy = crate::tcp_proxy::TcpProxy::start(target).await;
+        url.replace_range(at..end, &format!("127.0.0.1:{}", proxy.port));
+        DbCut::Proxy(proxy)
+    }
+
+    async fn cut(&self) {
+        match self {
+            DbCut::Proxy(proxy) => proxy.cut(),
+            DbCut::SqliteLock { path, held } => {
+                use diesel::connection::SimpleConnection;
+                use diesel::Connection;
+                let mut conn = diesel::SqliteConnection::establish(path).expect("open the broker's SQLite file");
+                conn.batch_execute("PRAGMA busy_timeout = 10000; BEGIN EXCLUSIVE").expect("take the write lock");
+                *held.lock().expect("lock slot") = Some(conn);
+            }
+        }
+    }
+
+    async fn restore(&self) {
+        match self {
+            DbCut::Proxy(proxy) => proxy.restore(),
+            DbCut::SqliteLock { held, .. } => {
+                use diesel::connection::SimpleConnection;
+                if let Some(mut conn) = held.lock().expect("lock slot").take() {
+                    conn.batch_execute("COMMIT").expect("release the write lock");
+                }
+            }
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, DbCut::Proxy(_))
+    }
 }

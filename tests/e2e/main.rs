@@ -3,7 +3,11 @@
 //! through the gateway.
 
 mod accounts;
+mod batches;
+mod faults;
 mod harness;
+mod lookup_rules;
 mod lookups;
 mod platform;
 mod sessions;
+mod tcp_proxy;

@@ -47,11 +47,13 @@ pub struct UserSummary {
 }
 
 type CacheKey = (String, Option<IpAddr>);
+/// When an answer was fetched, and the answer.
+type CachedPermissions = (Instant, Arc<Vec<Permission>>);
 
 /// Permissions by (session, client IP), each kept for `ttl`.
 struct PermissionCache {
     ttl: Duration,
-    entries: Mutex<HashMap<CacheKey, (Instant, Arc<Vec<Permission>>)>>,
+    entries: Mutex<HashMap<CacheKey, CachedPermissions>>,
 }
 
 const MAX_CACHED: usize = 50_000;

@@ -6,8 +6,12 @@
 //! the broker never reads the audit or identity databases (it asks identity over HTTP); only the broker
 //! talks to the upstream.
 
+pub mod batch_worker;
 pub mod domain;
 pub mod identity_client;
+pub mod journal;
+pub mod limits;
+pub mod pipeline;
 pub mod relay;
 pub mod results;
 mod routes;
@@ -21,15 +25,20 @@ use std::time::Duration;
 use actix_web::web;
 use immilink_shared::auth::ServiceAuth;
 use immilink_shared::clock::SharedClock;
-use immilink_shared::config::{self, ConfigError, Secret, ServiceSecrets, ServiceSettings};
+use immilink_shared::config::{self, ConfigError, NamedSecrets, Secret, ServiceSecrets, ServiceSettings};
 use immilink_shared::db::{Db, Migrations};
 use immilink_shared::http::{no_internal_routes, serve, Routes, Running};
 use immilink_shared::openapi::BearerSecurity;
 use utoipa::OpenApi;
 
+use std::sync::Arc;
+
 use identity_client::IdentityClient;
+use journal::Journal;
+use limits::LookupLimits;
+use pipeline::Lookups;
 use relay::Relay;
-use upstream::NiaClient;
+use upstream::{NiaClient, UpstreamSettings};
 
 pub const SERVICE: &str = "broker";
 
@@ -46,10 +55,28 @@ pub struct Settings {
     pub audit_url: String,
     /// `IMMILINK_NIA_URL`: the immigration cloud query service, default nia-mock at `http://127.0.0.1:8085`.
     pub nia_url: String,
-    /// `IMMILINK_NIA_API_KEY`: the agency credential presented upstream.
+    /// `IMMILINK_NIA_API_KEY`: the credential presented upstream for agencies without their own.
     pub nia_api_key: Option<Secret>,
+    /// `IMMILINK_NIA_AGENCY_KEYS`: each agency's own credential upstream, `AGENCY:key,…`.
+    pub nia_agency_keys: NamedSecrets,
     /// `IMMILINK_UPSTREAM_TIMEOUT_MS`, default 10000.
     pub upstream_timeout: Duration,
+    /// `IMMILINK_UPSTREAM_CONNECT_RETRIES` (default 2), `IMMILINK_UPSTREAM_BREAKER_FAILURES` (default 5),
+    /// `IMMILINK_UPSTREAM_BREAKER_OPEN_MS` (default 15000): see [`upstream`].
+    pub upstream_connect_retries: u32,
+    pub upstream_breaker_failures: u32,
+    pub upstream_breaker_open_for: Duration,
+    /// `IMMILINK_AUDIT_BACKLOG_MAX_AGE_SECS`, default 60: new lookups are refused (503) while the
+    /// oldest audit event not yet accepted by the audit service is older than this.
+    pub audit_backlog_max_age: Duration,
+    /// `IMMILINK_INTERRUPTED_AFTER_SECS`, default 300: a lookup still `requested` this long after it
+    /// started was interrupted (its broker stopped) and is closed as `outcome_unknown`. Well past the
+    /// upstream timeout, so a lookup in flight on another replica is never taken for one.
+    pub interrupted_after: Duration,
+    /// `IMMILINK_LOOKUPS_PER_USER_PER_MINUTE` (default 120) and
+    /// `IMMILINK_LOOKUPS_PER_AGENCY_PER_MINUTE` (default 6000): 429 beyond.
+    pub lookups_per_user_per_minute: u32,
+    pub lookups_per_agency_per_minute: u32,
 }
 
 impl Settings {
@@ -64,8 +91,35 @@ impl Settings {
             audit_url: config::string_or("AUDIT_URL", "http://127.0.0.1:8083"),
             nia_url: config::string_or("NIA_URL", "http://127.0.0.1:8085"),
             nia_api_key: config::var("NIA_API_KEY").map(Secret::new),
+            nia_agency_keys: NamedSecrets::from_env("NIA_AGENCY_KEYS")?,
             upstream_timeout: Duration::from_millis(config::parse_or("UPSTREAM_TIMEOUT_MS", 10_000)?),
+            upstream_connect_retries: config::parse_or("UPSTREAM_CONNECT_RETRIES", 2)?,
+            upstream_breaker_failures: config::parse_or("UPSTREAM_BREAKER_FAILURES", 5)?,
+            upstream_breaker_open_for: Duration::from_millis(config::parse_or("UPSTREAM_BREAKER_OPEN_MS", 15_000)?),
+            audit_backlog_max_age: Duration::from_secs(config::parse_or("AUDIT_BACKLOG_MAX_AGE_SECS", 60)?),
+            interrupted_after: Duration::from_secs(config::parse_or("INTERRUPTED_AFTER_SECS", 300)?),
+            lookups_per_user_per_minute: config::parse_or("LOOKUPS_PER_USER_PER_MINUTE", 120)?,
+            lookups_per_agency_per_minute: config::parse_or("LOOKUPS_PER_AGENCY_PER_MINUTE", 6000)?,
         })
+    }
+
+    /// Defaults for tests and launchers: the given service settings, everything else as documented.
+    pub fn local(service: ServiceSettings) -> Self {
+        Self {
+            service,
+            audit_url: "http://127.0.0.1:0".into(),
+            nia_url: "http://127.0.0.1:0".into(),
+            nia_api_key: None,
+            nia_agency_keys: NamedSecrets::default(),
+            upstream_timeout: Duration::from_secs(10),
+            upstream_connect_retries: 2,
+            upstream_breaker_failures: 5,
+            upstream_breaker_open_for: Duration::from_secs(15),
+            audit_backlog_max_age: Duration::from_secs(60),
+            interrupted_after: Duration::from_secs(300),
+            lookups_per_user_per_minute: 120,
+            lookups_per_agency_per_minute: 6000,
+        }
     }
 }
 
@@ -73,8 +127,9 @@ pub struct State {
     pub db: Db,
     pub clock: SharedClock,
     pub identity: IdentityClient,
-    pub nia: NiaClient,
+    pub lookups: Arc<Lookups>,
     pub relay: Relay,
+    pub limits: LookupLimits,
 }
 
 #[derive(OpenApi)]
@@ -97,43 +152,74 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     ROUTES.openapi()
 }
 
-/// Lookups still `requested` this long after they started were interrupted (well past the upstream
-/// timeout, so a lookup in flight on another replica is never taken for one).
-const INTERRUPTED_AFTER: chrono::Duration = chrono::Duration::minutes(5);
-
 pub struct Application;
 
 impl Application {
-    /// Connects and migrates, closes lookups a previous crash interrupted, starts the audit relay, binds.
+    /// Connects and migrates, closes lookups a previous crash interrupted, starts the journal, the
+    /// audit relay and the housekeeping task, binds.
     pub async fn build(settings: Settings, clock: SharedClock) -> anyhow::Result<Running> {
         let db = Db::open(&settings.service.database, &MIGRATIONS).await?;
-        let now = clock.now();
-        let closed = db.run(move |conn| domain::lookup::close_interrupted(conn, now, INTERRUPTED_AFTER)).await?;
-        if closed > 0 {
-            tracing::warn!(closed, "closed interrupted lookups as outcome_unknown");
-        }
+        let interrupted_after = chrono::Duration::from_std(settings.interrupted_after)?;
+        close_interrupted(&db, &clock, interrupted_after).await;
         let http = reqwest::Client::builder().pool_idle_timeout(Duration::from_secs(30)).build()?;
         let tokens = settings.service.service_tokens(http.clone());
         let relay = Relay::new(db.clone(), clock.clone(), http.clone(), &settings.audit_url, tokens.clone());
         let auth = ServiceAuth::new(&settings.service, http.clone(), tokens.clone());
+        let nia = NiaClient::new(http.clone(), upstream_settings(&settings));
+        let journal = Journal::start(db.clone(), clock.clone())?;
+        let backlog_max_age = chrono::Duration::from_std(settings.audit_backlog_max_age)?;
         let state = web::Data::new(State {
             db: db.clone(),
-            clock,
+            clock: clock.clone(),
             identity: IdentityClient::new(
                 http.clone(),
                 &settings.service.identity_url,
                 tokens.clone(),
                 settings.service.session_cache,
             ),
-            nia: NiaClient::new(http, &settings.nia_url, settings.nia_api_key, settings.upstream_timeout),
-            relay,
+            lookups: Arc::new(Lookups::new(journal, nia, relay.clone(), clock.clone(), backlog_max_age)),
+            relay: relay.clone(),
+            limits: LookupLimits::new(settings.lookups_per_user_per_minute, settings.lookups_per_agency_per_minute),
         });
+        let relay_task = actix_web::rt::spawn(relay.run());
+        let batch_worker = actix_web::rt::spawn(batch_worker::run(state.clone()));
+        let housekeeping = actix_web::rt::spawn(housekeeping(db.clone(), clock, interrupted_after));
         let db = web::Data::new(db);
-        let relay_task = actix_web::rt::spawn(state.relay.clone().run());
         let running = serve(&settings.service.addr, settings.service.workers, ROUTES, move |cfg| {
             cfg.app_data(state.clone()).app_data(db.clone());
             auth.register(cfg);
         })?;
-        Ok(running.with_task(relay_task))
+        Ok(running.with_task(relay_task).with_task(housekeeping).with_task(batch_worker))
+    }
+}
+
+fn upstream_settings(settings: &Settings) -> UpstreamSettings {
+    UpstreamSettings {
+        base_url: settings.nia_url.clone(),
+        agency_keys: settings.nia_agency_keys.clone(),
+        fallback_key: settings.nia_api_key.clone(),
+        timeout: settings.upstream_timeout,
+        connect_retries: settings.upstream_connect_retries,
+        breaker_failures: settings.upstream_breaker_failures,
+        breaker_open_for: settings.upstream_breaker_open_for,
+    }
+}
+
+async fn close_interrupted(db: &Db, clock: &SharedClock, interrupted_after: chrono::Duration) {
+    let now = clock.now();
+    match db.run(move |conn| domain::lookup::close_interrupted(conn, now, interrupted_after)).await {
+        Ok(0) => {}
+        Ok(closed) => tracing::warn!(closed, "closed interrupted lookups as outcome_unknown"),
+        Err(err) => tracing::error!(error = %err, "closing interrupted lookups failed; retried later"),
+    }
+}
+
+/// Closes interrupted lookups now and then, not only at start: a replica that died is not always
+/// restarted.
+async fn housekeeping(db: Db, clock: SharedClock, interrupted_after: chrono::Duration) {
+    let every = (interrupted_after / 4).to_std().unwrap_or(Duration::from_secs(1)).max(Duration::from_secs(1));
+    loop {
+        tokio::time::sleep(every).await;
+        close_interrupted(&db, &clock, interrupted_after).await;
     }
 }

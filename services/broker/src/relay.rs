@@ -2,8 +2,10 @@
 //! by event id. Woken after every commit that adds events, and polling as a fallback, so an event whose
 //! wake-up was missed (or that a previous process left behind) is still delivered.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 
 use immilink_shared::auth::ServiceTokens;
 use immilink_shared::clock::SharedClock;
@@ -25,6 +27,7 @@ pub struct Relay {
     events_url: String,
     tokens: std::sync::Arc<ServiceTokens>,
     wake: Arc<Notify>,
+    oldest_undelivered: Arc<Mutex<Option<DateTime<Utc>>>>,
 }
 
 impl Relay {
@@ -42,7 +45,19 @@ impl Relay {
             events_url: format!("{}/internal/v1/events", audit_url.trim_end_matches('/')),
             tokens,
             wake: Arc::new(Notify::new()),
+            oldest_undelivered: Arc::new(Mutex::new(None)),
         }
+    }
+
+    /// When the oldest event still waiting for the audit service was recorded, as of the relay's
+    /// last look (`None`: nothing waits). Lookups are refused once this is older than the backlog
+    /// bound (see `Settings::audit_backlog_max_age`).
+    pub fn oldest_undelivered(&self) -> Option<DateTime<Utc>> {
+        *self.oldest_undelivered.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn note_oldest(&self, oldest: Option<DateTime<Utc>>) {
+        *self.oldest_undelivered.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = oldest;
     }
 
     /// Signals that new events were committed.
@@ -73,9 +88,11 @@ impl Relay {
     pub async fn deliver_once(&self) -> Result<usize, String> {
         let events =
             self.db.run(|conn| outbox::pending(conn, BATCH)).await.map_err(|err: BrokerDbError| err.to_string())?;
+        self.note_oldest(events.first().map(|event| event.occurred_at));
         if events.is_empty() {
             return Ok(0);
         }
+        let full_batch = events.len() as i64 == BATCH;
         let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
         match self.post(EventBatch { events }).await {
             Ok(receipt) => {
@@ -85,6 +102,9 @@ impl Relay {
                     .run(move |conn| outbox::mark_delivered(conn, now, &ids))
                     .await
                     .map_err(|err: BrokerDbError| err.to_string())?;
+                if !full_batch {
+                    self.note_oldest(None);
+                }
                 tracing::debug!(
                     count,
                     appended = receipt.appended,

@@ -97,3 +97,73 @@ fn r_qry_08_lookups_interrupted_by_a_crash_are_closed_as_outcome_unknown() {
     assert_eq!(completion.correlation_id.as_deref(), Some(stale.lookup_id.as_str()));
     assert_eq!(completion.payload["outcome"], lookup::OUTCOME_UNKNOWN);
 }
+
+mod journal {
+    use super::*;
+    use crate::domain::lookup::{Context, NewLookup, SUCCEEDED};
+    use crate::journal::Journal;
+    use immilink_shared::clock::system_clock;
+
+    fn count(db: &Db) -> (i64, i64) {
+        let mut conn = db.get().unwrap();
+        let lookups: i64 = lookups::table.count().get_result(&mut conn).unwrap();
+        let events: i64 = crate::schema::outbox::table.count().get_result(&mut conn).unwrap();
+        (lookups, events)
+    }
+
+    /// Each acknowledged record is durable, and concurrent records share commits (group commit).
+    #[actix_web::test]
+    async fn r_qry_08_concurrent_records_are_durable_when_acknowledged_and_share_commits() {
+        let test_db = TestDb::new();
+        let db = db(&test_db);
+        let journal = Journal::start(db.clone(), system_clock()).unwrap();
+        let tasks: Vec<_> = (0..200)
+            .map(|_| {
+                let journal = journal.clone();
+                actix_web::rt::spawn(async move {
+                    let lookup = NewLookup::new(Utc::now(), &requester(), &request(), &Context::default());
+                    journal.record_requested(lookup.clone(), lookup.requested_event()).await
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        assert_eq!(count(&db), (200, 200), "every acknowledged lookup and event is stored");
+        assert!(journal.commits() < 100, "{} commits for 200 records: no group commit", journal.commits());
+    }
+
+    /// An outcome rides on a later commit; the lookup ends with its outcome and a second event.
+    #[actix_web::test]
+    async fn r_qry_08_outcomes_are_written_after_with_their_event() {
+        let test_db = TestDb::new();
+        let db = db(&test_db);
+        let journal = Journal::start(db.clone(), system_clock()).unwrap();
+        let lookup = NewLookup::new(Utc::now(), &requester(), &request(), &Context::default());
+        journal.record_requested(lookup.clone(), lookup.requested_event()).await.unwrap();
+        let outcome = Outcome { status: SUCCEEDED, upstream_status: Some(200), failure: None };
+        journal.record_outcome(lookup.id.clone(), outcome.clone(), lookup.completion_event(Utc::now(), &outcome)).await;
+        // A refusal event after it is acknowledged only once committed, so the outcome is too.
+        journal.record_event(lookup.completion_event(Utc::now(), &outcome)).await.unwrap();
+        let status: String = lookups::table
+            .filter(lookups::id.eq(&lookup.id))
+            .select(lookups::status)
+            .first(&mut db.get().unwrap())
+            .unwrap();
+        assert_eq!(status, SUCCEEDED);
+        assert_eq!(count(&db), (1, 3));
+    }
+
+    /// When the database cannot take the record, the caller is told and nothing is left half-written.
+    #[actix_web::test]
+    async fn r_qry_08_a_record_the_database_refuses_is_reported_and_leaves_nothing() {
+        let test_db = TestDb::new();
+        let db = db(&test_db);
+        let journal = Journal::start(db.clone(), system_clock()).unwrap();
+        diesel::sql_query("DROP TABLE outbox").execute(&mut db.get().unwrap()).unwrap();
+        let lookup = NewLookup::new(Utc::now(), &requester(), &request(), &Context::default());
+        assert!(journal.record_requested(lookup.clone(), lookup.requested_event()).await.is_err());
+        let lookups: i64 = lookups::table.count().get_result(&mut db.get().unwrap()).unwrap();
+        assert_eq!(lookups, 0, "the lookup row rolled back with its event");
+    }
+}

@@ -2,10 +2,16 @@
 //! It is outside immilink's trust boundary: the broker treats it as a remote system, reaches it only
 //! over HTTP with the agency's API key, and never trusts its answers' shape beyond what it minimises.
 //!
-//! Provided so far: `entry_exit_last_year`. The other query types answer 501 until the broker issue
-//! adds them. Account reviews (R-ACC-01's last step) are decided by a policy the test harness can
-//! change at runtime through an admin endpoint of its own (`IMMILINK_NIA_ADMIN_KEY`).
+//! It answers the eight query types (R-QRY-03) with deterministic synthetic data that carries more than
+//! any agency is approved to see, checks each agency's credential (`x-nia-agency`, `x-nia-api-key`) and
+//! approved items on every call, and can be made slow, failing, overloaded or absent at runtime. Account
+//! reviews (R-ACC-01's last step) are decided by a policy the test harness can change. The harness's
+//! admin endpoints (`IMMILINK_NIA_ADMIN_KEY`) also set the faults and read the call log.
 
+pub mod agencies;
+pub mod calls;
+pub mod faults;
+pub mod photo;
 pub mod review;
 mod routes;
 pub mod synthetic;
@@ -16,12 +22,15 @@ use std::sync::RwLock;
 
 use actix_web::web;
 use immilink_shared::clock::SharedClock;
-use immilink_shared::config::{self, ConfigError, Secret};
+use immilink_shared::config::{self, ConfigError, NamedSecrets, Secret};
 use immilink_shared::http::{serve, Routes, Running};
 use utoipa::OpenApi;
 
+pub use agencies::AgencyItems;
+pub use calls::{CallLog, CallRecord};
+pub use faults::{FaultSettings, Faults, RateLimitFault};
 pub use review::{AccountReview, ReviewDecision, ReviewPolicy, ReviewSetting};
-pub use routes::ADMIN_KEY_HEADER;
+pub use routes::{ADMIN_KEY_HEADER, AGENCY_HEADER, API_KEY_HEADER, LOOKUP_ID_HEADER};
 
 pub const SERVICE: &str = "nia-mock";
 
@@ -29,18 +38,42 @@ pub const SERVICE: &str = "nia-mock";
 pub struct Settings {
     /// `IMMILINK_NIA_MOCK_ADDR`, default `127.0.0.1:8085`.
     pub addr: String,
-    /// `IMMILINK_NIA_API_KEY`: the key callers must present (none: any caller is accepted).
+    /// `IMMILINK_NIA_API_KEY`: the key identity presents for account reviews (none: any caller is
+    /// accepted). Queries use the per-agency keys instead.
     pub api_key: Option<Secret>,
     pub workers: usize,
     /// `IMMILINK_NIA_ACCOUNT_REVIEW`: how account reviews are decided at start, `approve` (default) or
     /// `reject`.
     pub account_review: ReviewPolicy,
     /// `IMMILINK_NIA_ADMIN_KEY`: the key the test harness presents (`x-nia-admin-key`) to change the
-    /// review policy at runtime. None: the admin endpoints are disabled.
+    /// review policy and the faults at runtime and to read the call log. None: the admin endpoints are
+    /// disabled.
     pub admin_key: Option<Secret>,
+    /// `IMMILINK_NIA_AGENCY_KEYS`: each agency's query credential, `AGENCY-CODE:secret,…` (secrets of
+    /// at least 32 characters). Empty (standalone development): queries are accepted from anyone.
+    pub agency_keys: NamedSecrets,
+    /// `IMMILINK_NIA_AGENCY_ITEMS`: the query types each agency is approved for,
+    /// `TPE-SW=entry_exit_last_year|foreigner_residence;HLN-HR=…`; default the demo agencies' links.
+    pub agency_items: AgencyItems,
+    /// `IMMILINK_NIA_FAULTS`: faults in force at start, as JSON (see [`FaultSettings`]); default none.
+    pub faults: FaultSettings,
 }
 
 impl Settings {
+    /// For tests and launchers: any free loopback port, one worker, no keys, demo approvals, no faults.
+    pub fn local() -> Self {
+        Self {
+            addr: "127.0.0.1:0".into(),
+            api_key: None,
+            workers: 1,
+            account_review: ReviewPolicy::Approve,
+            admin_key: None,
+            agency_keys: NamedSecrets::default(),
+            agency_items: AgencyItems::demo(),
+            faults: FaultSettings::default(),
+        }
+    }
+
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
             addr: config::string_or("NIA_MOCK_ADDR", "127.0.0.1:8085"),
@@ -48,6 +81,9 @@ impl Settings {
             workers: config::parse_or("WORKERS", 2)?,
             account_review: config::parse_or("NIA_ACCOUNT_REVIEW", ReviewPolicy::Approve)?,
             admin_key: config::var("NIA_ADMIN_KEY").map(Secret::new),
+            agency_keys: NamedSecrets::from_env("NIA_AGENCY_KEYS")?,
+            agency_items: config::parse_or("NIA_AGENCY_ITEMS", AgencyItems::demo())?,
+            faults: FaultSettings::from_env()?,
         })
     }
 }
@@ -56,6 +92,11 @@ pub struct State {
     pub clock: SharedClock,
     pub api_key: Option<Secret>,
     pub admin_key: Option<Secret>,
+    pub agency_keys: NamedSecrets,
+    pub agency_items: AgencyItems,
+    /// The faults in force; the admin endpoints change them.
+    pub faults: Faults,
+    pub calls: CallLog,
     /// The account review policy in force; the admin endpoint changes it.
     review: RwLock<ReviewSetting>,
 }
@@ -66,6 +107,10 @@ impl State {
             clock,
             api_key: settings.api_key.clone(),
             admin_key: settings.admin_key.clone(),
+            agency_keys: settings.agency_keys.clone(),
+            agency_items: settings.agency_items.clone(),
+            faults: Faults::new(settings.faults.clone()),
+            calls: CallLog::default(),
             review: RwLock::new(ReviewSetting { decision: settings.account_review, reason: None }),
         }
     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use actix_web::dev::ServerHandle;
 use anyhow::Context;
 use immilink_shared::clock::SharedClock;
-use immilink_shared::config::{self, ConfigError, Secret, ServiceSecrets, ServiceSettings};
+use immilink_shared::config::{self, ConfigError, NamedSecrets, Secret, ServiceSecrets, ServiceSettings};
 use immilink_shared::db::DbSettings;
 
 pub use immilink_audit as audit;
@@ -66,6 +66,10 @@ impl StackConfig {
         stack.nia.api_key = Some(nia_key.clone());
         stack.identity.nia_api_key = Some(nia_key.clone());
         stack.broker.nia_api_key = Some(nia_key);
+        if stack.broker.nia_agency_keys.is_empty() {
+            stack.broker.nia_agency_keys = demo_agency_keys();
+        }
+        stack.nia.agency_keys = stack.broker.nia_agency_keys.clone();
         Ok(stack)
     }
 
@@ -74,6 +78,7 @@ impl StackConfig {
     pub fn for_tests(database_urls: [&str; 4], key_dir: &Path) -> Self {
         let secrets = StackSecrets::generate(Secret::generate());
         let nia_key = Secret::generate();
+        let agency_keys = demo_agency_keys();
         let local = |service: &str, url: &str| ServiceSettings::local(service, url, secrets.of(service));
         let unwired = "http://127.0.0.1:0".to_owned();
         Self {
@@ -95,20 +100,18 @@ impl StackConfig {
                 service_credentials: secrets.credentials(),
             },
             broker: broker::Settings {
-                service: local("broker", database_urls[1]),
-                audit_url: unwired.clone(),
-                nia_url: unwired.clone(),
-                nia_api_key: Some(nia_key.clone()),
+                nia_api_key: None,
+                nia_agency_keys: agency_keys.clone(),
                 upstream_timeout: std::time::Duration::from_secs(5),
+                ..broker::Settings::local(local("broker", database_urls[1]))
             },
             audit: local("audit", database_urls[2]),
             vendors: local("vendors", database_urls[3]),
             nia: nia_mock::Settings {
-                addr: "127.0.0.1:0".into(),
                 api_key: Some(nia_key),
-                workers: 1,
-                account_review: nia_mock::ReviewPolicy::Approve,
                 admin_key: Some(Secret::generate()),
+                agency_keys: agency_keys.clone(),
+                ..nia_mock::Settings::local()
             },
             gateway: gateway::Settings {
                 addr: "127.0.0.1:0".into(),
@@ -149,10 +152,13 @@ impl StackSecrets {
     }
 
     fn credentials(&self) -> identity::ServiceCredentials {
-        immilink_shared::config::NamedSecrets(
-            self.services.iter().map(|(service, secret)| ((*service).to_owned(), secret.clone())).collect(),
-        )
+        NamedSecrets(self.services.iter().map(|(service, secret)| ((*service).to_owned(), secret.clone())).collect())
     }
+}
+
+/// A fresh query credential for each demo agency with a link, shared by the broker and nia-mock.
+fn demo_agency_keys() -> NamedSecrets {
+    NamedSecrets(["TPE-SW", "HLN-HR"].into_iter().map(|agency| (agency.to_owned(), Secret::generate())).collect())
 }
 
 fn sqlite_url(data_dir: &Path, service: &str) -> String {
@@ -167,52 +173,72 @@ pub struct RunningStack {
     pub audit_url: String,
     pub vendors_url: String,
     pub nia_url: String,
-    handles: Vec<ServerHandle>,
+    services: Vec<Launched>,
+    restartable: Restartable,
+}
+
+/// One running service.
+struct Launched {
+    name: &'static str,
+    handle: ServerHandle,
     tasks: Vec<actix_web::rt::task::JoinHandle<()>>,
+}
+
+/// What it takes to start the broker or audit again on their ports (the fault tests stop them).
+struct Restartable {
+    broker: broker::Settings,
+    audit: audit::Settings,
+    clock: SharedClock,
 }
 
 fn url(port: u16) -> String {
     format!("http://127.0.0.1:{port}")
 }
 
+fn launch(services: &mut Vec<Launched>, name: &'static str, running: immilink_shared::http::Running) -> String {
+    services.push(Launched { name, handle: running.server.handle(), tasks: running.tasks });
+    actix_web::rt::spawn(running.server);
+    url(running.port)
+}
+
 /// Starts every service, identity first (the others need its address), the gateway last.
 pub async fn start(mut config: StackConfig, clock: SharedClock) -> anyhow::Result<RunningStack> {
-    let mut handles = Vec::new();
-    let mut tasks = Vec::new();
-    let mut launch = |running: immilink_shared::http::Running| {
-        handles.push(running.server.handle());
-        tasks.extend(running.tasks);
-        actix_web::rt::spawn(running.server);
-        url(running.port)
-    };
+    let mut services = Vec::new();
     // Identity's address is needed by the others only when they verify a token, and identity needs
     // vendors and nia-mock only when an application is reviewed: bind identity's port first.
     let identity_listener = immilink_shared::http::bind(&config.identity.service.addr)?;
     let identity_url = url(identity_listener.1);
     config.vendors.identity_url = identity_url.clone();
-    let vendors_url =
-        launch(vendors::Application::build(config.vendors, Arc::clone(&clock)).await.context("starting vendors")?);
-    let nia_url =
-        launch(nia_mock::Application::build(config.nia, Arc::clone(&clock)).await.context("starting nia-mock")?);
+    let vendors = vendors::Application::build(config.vendors, Arc::clone(&clock)).await.context("starting vendors")?;
+    let vendors_url = launch(&mut services, "vendors", vendors);
+    let nia = nia_mock::Application::build(config.nia, Arc::clone(&clock)).await.context("starting nia-mock")?;
+    let nia_url = launch(&mut services, "nia-mock", nia);
     config.identity.vendors_url = vendors_url.clone();
     config.identity.nia_url = nia_url.clone();
     config.identity.service.addr = format!("127.0.0.1:{}", identity_listener.1);
     drop(identity_listener);
-    launch(identity::Application::build(config.identity, Arc::clone(&clock)).await.context("starting identity")?);
+    let identity =
+        identity::Application::build(config.identity, Arc::clone(&clock)).await.context("starting identity")?;
+    launch(&mut services, "identity", identity);
     config.audit.identity_url = identity_url.clone();
-    let audit_url =
-        launch(audit::Application::build(config.audit, Arc::clone(&clock)).await.context("starting audit")?);
+    let audit = audit::Application::build(config.audit.clone(), Arc::clone(&clock)).await.context("starting audit")?;
+    config.audit.addr = format!("127.0.0.1:{}", audit.port);
+    let audit_url = launch(&mut services, "audit", audit);
     config.broker.service.identity_url = identity_url.clone();
     config.broker.audit_url = audit_url.clone();
     config.broker.nia_url = config.upstream_override.clone().unwrap_or_else(|| nia_url.clone());
-    let broker_url =
-        launch(broker::Application::build(config.broker, Arc::clone(&clock)).await.context("starting broker")?);
+    let broker =
+        broker::Application::build(config.broker.clone(), Arc::clone(&clock)).await.context("starting broker")?;
+    config.broker.service.addr = format!("127.0.0.1:{}", broker.port);
+    let broker_url = launch(&mut services, "broker", broker);
     config.gateway.identity_url = identity_url.clone();
     config.gateway.broker_url = broker_url.clone();
     config.gateway.audit_url = audit_url.clone();
     config.gateway.vendors_url = vendors_url.clone();
-    let gateway_url = launch(gateway::Application::build(config.gateway).await.context("starting gateway")?);
-    Ok(RunningStack { gateway_url, identity_url, broker_url, audit_url, vendors_url, nia_url, handles, tasks })
+    let gateway = gateway::Application::build(config.gateway).await.context("starting gateway")?;
+    let gateway_url = launch(&mut services, "gateway", gateway);
+    let restartable = Restartable { broker: config.broker, audit: config.audit, clock };
+    Ok(RunningStack { gateway_url, identity_url, broker_url, audit_url, vendors_url, nia_url, services, restartable })
 }
 
 impl RunningStack {
@@ -220,10 +246,37 @@ impl RunningStack {
     /// Background work stops first (the outbox keeps what it had not delivered), so nothing is left
     /// calling a service that is already gone.
     pub async fn stop(self) {
-        immilink_shared::http::Running::abort_tasks(self.tasks);
-        for handle in self.handles.into_iter().rev() {
-            handle.stop(true).await;
+        let services = self.services;
+        for service in &services {
+            service.tasks.iter().for_each(|task| task.abort());
         }
+        for service in services.into_iter().rev() {
+            service.handle.stop(true).await;
+        }
+    }
+
+    /// Stops one service at once, as a crash would: its background work is dropped and requests in
+    /// flight are cut off. For the fault tests.
+    pub async fn kill(&mut self, name: &str) {
+        let Some(index) = self.services.iter().position(|service| service.name == name) else {
+            return;
+        };
+        let service = self.services.swap_remove(index);
+        service.tasks.iter().for_each(|task| task.abort());
+        service.handle.stop(false).await;
+    }
+
+    /// Starts a killed `broker` or `audit` again on its own port, database and settings.
+    pub async fn restart(&mut self, name: &str) -> anyhow::Result<()> {
+        let clock = Arc::clone(&self.restartable.clock);
+        let running = match name {
+            "broker" => broker::Application::build(self.restartable.broker.clone(), clock).await?,
+            "audit" => audit::Application::build(self.restartable.audit.clone(), clock).await?,
+            other => anyhow::bail!("{other} cannot be restarted by the test stack"),
+        };
+        let name = if name == "broker" { "broker" } else { "audit" };
+        launch(&mut self.services, name, running);
+        Ok(())
     }
 }
 
@@ -259,6 +312,32 @@ mod tests {
         let drift: Vec<String> =
             documents.iter().filter_map(|(name, doc)| check_committed(&committed(name), doc).err()).collect();
         assert!(drift.is_empty(), "{}", drift.join("\n"));
+    }
+
+    /// Every documented operation is reachable through the gateway, and to the service that serves
+    /// it (a new resource that the routing table forgot would be unreachable for clients).
+    #[test]
+    fn the_gateway_routes_every_documented_operation_to_its_service() {
+        use super::gateway::routing::{route, Backend};
+        let services = [
+            (Backend::Identity, super::identity::openapi()),
+            (Backend::Broker, super::broker::openapi()),
+            (Backend::Audit, super::audit::openapi()),
+            (Backend::Vendors, super::vendors::openapi()),
+        ];
+        for (backend, doc) in services {
+            let doc = serde_json::to_value(doc).unwrap();
+            for (path, item) in doc["paths"].as_object().unwrap() {
+                if ["/healthz", "/readyz", "/openapi.json"].contains(&path.as_str()) {
+                    continue;
+                }
+                let concrete = path.replace('{', "x").replace('}', "");
+                for method in item.as_object().unwrap().keys() {
+                    let routed = route(&method.to_uppercase(), &concrete).map(|r| r.backend);
+                    assert_eq!(routed, Some(backend), "{method} {path}");
+                }
+            }
+        }
     }
 
     #[test]

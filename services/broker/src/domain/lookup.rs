@@ -27,6 +27,29 @@ pub struct Requester {
     pub agency: String,
 }
 
+impl Requester {
+    pub fn of(claims: &immilink_shared::auth::AccessClaims) -> Self {
+        Self { user_id: claims.sub.clone(), session_id: claims.sid.clone(), agency: claims.agency.clone() }
+    }
+}
+
+/// What, besides the declaration, a lookup was accepted under.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    /// R-QRY-06: the proxy authorisation it runs under, and the user it runs for (the grantor).
+    pub proxy: Option<ProxyContext>,
+    /// R-QRY-10: the unit supervisor's approval of an "other business" purpose.
+    pub supervisor_approval_id: Option<String>,
+    /// R-QRY-05: the bulk job it belongs to.
+    pub batch_id: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProxyContext {
+    pub authorization_id: String,
+    pub on_behalf_of_user_id: String,
+}
+
 /// A lookup whose audit record is durable.
 #[derive(Debug, Clone)]
 pub struct RecordedLookup {
@@ -34,55 +57,118 @@ pub struct RecordedLookup {
     pub audit_id: String,
 }
 
+/// A lookup row about to be written, with the event that goes with it.
+#[derive(Debug, Clone)]
+pub struct NewLookup {
+    pub id: String,
+    pub audit_id: String,
+    pub requested_at: DateTime<Utc>,
+    pub who: Requester,
+    pub request: LookupRequest,
+    pub context: Context,
+}
+
+impl NewLookup {
+    pub fn new(now: DateTime<Utc>, who: &Requester, request: &LookupRequest, context: &Context) -> Self {
+        Self {
+            id: uuid::Uuid::now_v7().to_string(),
+            audit_id: uuid::Uuid::now_v7().to_string(),
+            requested_at: now,
+            who: who.clone(),
+            request: request.clone(),
+            context: context.clone(),
+        }
+    }
+
+    pub fn recorded(&self) -> RecordedLookup {
+        RecordedLookup { lookup_id: self.id.clone(), audit_id: self.audit_id.clone() }
+    }
+
+    /// The `lookup.requested` audit event: who, for whom, what, why, under which authorisations.
+    pub fn requested_event(&self) -> AuditEvent {
+        let request = &self.request;
+        let proxy = self.context.proxy.as_ref();
+        AuditEvent {
+            id: self.audit_id.clone(),
+            kind: kind::LOOKUP_REQUESTED.into(),
+            occurred_at: self.requested_at,
+            source: crate::SERVICE.into(),
+            actor_user_id: Some(self.who.user_id.clone()),
+            agency: Some(self.who.agency.clone()),
+            correlation_id: Some(self.id.clone()),
+            subject_id: Some(request.subject.as_str().to_owned()),
+            payload: json!({
+                "query_type": request.query_type.code(),
+                "subject_kind": request.subject.kind(),
+                "legal_basis": request.legal_basis,
+                "purpose_code": request.purpose_code,
+                "case_number": request.case_number,
+                "remarks": request.remarks,
+                "session_id": self.who.session_id,
+                "proxy_authorization_id": proxy.map(|p| &p.authorization_id),
+                "on_behalf_of_user_id": proxy.map(|p| &p.on_behalf_of_user_id),
+                "supervisor_approval_id": self.context.supervisor_approval_id,
+                "batch_id": self.context.batch_id,
+            }),
+        }
+    }
+
+    /// The `lookup.completed` event for this lookup's outcome.
+    pub fn completion_event(&self, now: DateTime<Utc>, outcome: &Outcome) -> AuditEvent {
+        completion_event(
+            now,
+            &self.id,
+            self.who.user_id.clone(),
+            self.who.agency.clone(),
+            self.request.subject.as_str().to_owned(),
+            outcome,
+        )
+    }
+}
+
+/// Inserts the lookup row (status `requested`); the caller writes its event in the same transaction.
+pub fn insert_requested(conn: &mut DbConn, lookup: &NewLookup) -> Result<(), BrokerDbError> {
+    let request = &lookup.request;
+    let proxy = lookup.context.proxy.as_ref();
+    diesel::insert_into(lookups::table)
+        .values((
+            lookups::id.eq(&lookup.id),
+            lookups::audit_id.eq(&lookup.audit_id),
+            lookups::user_id.eq(&lookup.who.user_id),
+            lookups::session_id.eq(&lookup.who.session_id),
+            lookups::agency.eq(&lookup.who.agency),
+            lookups::query_type.eq(request.query_type.code()),
+            lookups::subject_id.eq(request.subject.as_str()),
+            lookups::subject_kind.eq(request.subject.kind()),
+            lookups::legal_basis.eq(&request.legal_basis),
+            lookups::purpose_code.eq(&request.purpose_code),
+            lookups::case_number.eq(&request.case_number),
+            lookups::remarks.eq(&request.remarks),
+            lookups::status.eq(REQUESTED),
+            lookups::requested_at.eq(to_db(lookup.requested_at)),
+            lookups::proxy_authorization_id.eq(proxy.map(|p| &p.authorization_id)),
+            lookups::on_behalf_of_user_id.eq(proxy.map(|p| &p.on_behalf_of_user_id)),
+            lookups::supervisor_approval_id.eq(&lookup.context.supervisor_approval_id),
+            lookups::batch_id.eq(&lookup.context.batch_id),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Records a lookup and its audit event in one transaction (the journal batches many of these).
 pub fn record_requested(
     conn: &mut DbConn,
     now: DateTime<Utc>,
     who: &Requester,
     request: &LookupRequest,
 ) -> Result<RecordedLookup, BrokerDbError> {
-    let recorded =
-        RecordedLookup { lookup_id: uuid::Uuid::now_v7().to_string(), audit_id: uuid::Uuid::now_v7().to_string() };
-    let event = AuditEvent {
-        id: recorded.audit_id.clone(),
-        kind: kind::LOOKUP_REQUESTED.into(),
-        occurred_at: now,
-        source: crate::SERVICE.into(),
-        actor_user_id: Some(who.user_id.clone()),
-        agency: Some(who.agency.clone()),
-        correlation_id: Some(recorded.lookup_id.clone()),
-        subject_id: Some(request.subject.as_str().to_owned()),
-        payload: json!({
-            "query_type": request.query_type.code(),
-            "subject_kind": request.subject.kind(),
-            "legal_basis": request.legal_basis,
-            "purpose_code": request.purpose_code,
-            "case_number": request.case_number,
-            "remarks": request.remarks,
-            "session_id": who.session_id,
-        }),
-    };
+    let lookup = NewLookup::new(now, who, request, &Context::default());
+    let event = lookup.requested_event();
     conn.write_transaction(|conn| {
-        diesel::insert_into(lookups::table)
-            .values((
-                lookups::id.eq(&recorded.lookup_id),
-                lookups::audit_id.eq(&recorded.audit_id),
-                lookups::user_id.eq(&who.user_id),
-                lookups::session_id.eq(&who.session_id),
-                lookups::agency.eq(&who.agency),
-                lookups::query_type.eq(request.query_type.code()),
-                lookups::subject_id.eq(request.subject.as_str()),
-                lookups::subject_kind.eq(request.subject.kind()),
-                lookups::legal_basis.eq(&request.legal_basis),
-                lookups::purpose_code.eq(&request.purpose_code),
-                lookups::case_number.eq(&request.case_number),
-                lookups::remarks.eq(&request.remarks),
-                lookups::status.eq(REQUESTED),
-                lookups::requested_at.eq(to_db(now)),
-            ))
-            .execute(conn)?;
+        insert_requested(conn, &lookup)?;
         outbox::enqueue(conn, now, &event)
     })?;
-    Ok(recorded)
+    Ok(lookup.recorded())
 }
 
 /// What the upstream did with a forwarded lookup.
@@ -104,7 +190,23 @@ pub fn record_outcome(
             .filter(lookups::id.eq(lookup_id))
             .select((lookups::user_id, lookups::agency, lookups::subject_id))
             .first(conn)?;
-        diesel::update(lookups::table.filter(lookups::id.eq(lookup_id)))
+        if apply_outcome(conn, now, lookup_id, outcome)? {
+            outbox::enqueue(conn, now, &completion_event(now, lookup_id, user_id, agency, subject_id, outcome))?;
+        }
+        Ok(())
+    })
+}
+
+/// Sets a requested lookup's outcome. Only a lookup still `requested` changes: an outcome is
+/// recorded once and never altered after (R-QRY-12). Returns whether it was still open.
+pub fn apply_outcome(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    lookup_id: &str,
+    outcome: &Outcome,
+) -> Result<bool, BrokerDbError> {
+    let updated =
+        diesel::update(lookups::table.filter(lookups::id.eq(lookup_id)).filter(lookups::status.eq(REQUESTED)))
             .set((
                 lookups::status.eq(outcome.status),
                 lookups::completed_at.eq(to_db(now)),
@@ -112,8 +214,7 @@ pub fn record_outcome(
                 lookups::failure.eq(&outcome.failure),
             ))
             .execute(conn)?;
-        outbox::enqueue(conn, now, &completion_event(now, lookup_id, user_id, agency, subject_id, outcome))
-    })
+    Ok(updated == 1)
 }
 
 fn completion_event(

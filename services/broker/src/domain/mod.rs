@@ -1,8 +1,13 @@
 //! The broker's rules: what a lookup must declare, who may run it, and the order in which it is
 //! recorded and forwarded. Functions take a connection and a time, so they test without HTTP.
 
+pub mod approvals;
+pub mod batches;
+pub mod doubt;
+pub mod forms;
 pub mod lookup;
 pub mod outbox;
+pub mod proxy;
 pub mod request;
 
 use immilink_shared::db::DbError;

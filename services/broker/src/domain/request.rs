@@ -112,7 +112,7 @@ fn parse_case_number(value: String) -> Result<String, ApiError> {
     Ok(value)
 }
 
-fn parse_subject(query_type: QueryType, raw: &str) -> Result<SubjectId, ApiError> {
+pub(crate) fn parse_subject(query_type: QueryType, raw: &str) -> Result<SubjectId, ApiError> {
     let parsed = match query_type.subject_kinds() {
         SubjectKinds::Resident => SubjectId::parse_resident(raw),
         SubjectKinds::ResidentOrPassport => SubjectId::parse_any(raw),
@@ -211,17 +211,9 @@ mod tests {
 impl LookupRequest {
     /// R-QRY-02: the declared (legal basis, purpose, query type) must be among the caller's
     /// permissions, which identity computes as approved on the agency's active link AND granted to
-    /// the user. R-QRY-06: a lookup on another's behalf needs a valid proxy authorisation; none can
-    /// be issued yet, so any named one is refused.
+    /// the user. On another's behalf (R-QRY-06) the one who runs the lookup must hold the
+    /// permission; the proxy authorisation itself is checked against the database separately.
     pub fn authorise(&self, permissions: &[crate::identity_client::Permission]) -> Result<(), ApiError> {
-        if self.proxy_authorization_id.is_some() {
-            return Err(ApiError::forbidden(
-                "proxy_authorization_invalid",
-                "no valid proxy authorization (代查授權單) matches",
-            )
-            .field("proxy_authorization_id")
-            .rule("R-QRY-06"));
-        }
         let permitted = permissions.iter().any(|p| {
             p.legal_basis == self.legal_basis
                 && p.purpose_code == self.purpose_code
@@ -270,16 +262,5 @@ mod authorise_tests {
         assert_eq!(err.status().as_u16(), 403);
         assert_eq!(err.to_problem().rule.as_deref(), Some("R-QRY-02"));
         assert!(request().authorise(&[]).is_err());
-    }
-
-    #[test]
-    fn r_qry_06_a_named_proxy_authorization_that_does_not_exist_is_refused() {
-        let exact = permission("social_assistance_act", "sw_statutory_business", "entry_exit_last_year");
-        let mut on_behalf = request();
-        on_behalf.proxy_authorization_id = Some("01900000-0000-7000-8000-000000000000".into());
-        let err = on_behalf.authorise(std::slice::from_ref(&exact)).unwrap_err();
-        assert_eq!(err.status().as_u16(), 403);
-        assert_eq!(err.field_name(), Some("proxy_authorization_id"));
-        assert_eq!(err.to_problem().rule.as_deref(), Some("R-QRY-06"));
     }
 }

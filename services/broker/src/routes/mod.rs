@@ -1,7 +1,11 @@
 //! HTTP handlers: parse, authorise, call a domain function, map the result.
 
+mod batches;
 mod catalogue;
+mod doubt_queries;
 mod lookups;
+mod proxy_authorizations;
+mod purpose_approvals;
 
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -9,7 +13,24 @@ pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(immilink_shared::http::healthz)
         .service(immilink_shared::http::readyz)
         .service(lookups::create)
+        .service(batches::create)
+        .service(batches::list)
+        .service(batches::status)
+        .service(batches::results)
         .service(catalogue::legal_bases)
         .service(catalogue::purposes)
-        .service(catalogue::query_types);
+        .service(catalogue::query_types)
+        .service(proxy_authorizations::create)
+        .service(proxy_authorizations::list)
+        .service(proxy_authorizations::get)
+        .service(proxy_authorizations::revoke)
+        .service(purpose_approvals::create)
+        .service(purpose_approvals::list)
+        .service(purpose_approvals::get)
+        .service(purpose_approvals::decide)
+        .service(doubt_queries::create)
+        .service(doubt_queries::list)
+        .service(doubt_queries::get)
+        .service(doubt_queries::follow_up)
+        .service(doubt_queries::form);
 }

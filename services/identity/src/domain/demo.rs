@@ -112,10 +112,7 @@ pub const IMMIGRATION_AGENCY_KIND: &str = "immigration_agency";
 /// A valid, fictitious national ID for the n-th demo user (`A1` + 7 digits + check digit), so
 /// separation-of-duties and contractor checks have a person to compare.
 pub fn demo_national_id(n: u32) -> String {
-    let body = format!("1{:07}", n % 10_000_000);
-    // Letter A is 10: its digits weigh 1 and 9, then the eight digits weigh 8..1.
-    let weighted: u32 = 1 + body.bytes().zip((1..=8).rev()).map(|(b, w)| u32::from(b - b'0') * w).sum::<u32>();
-    format!("A{body}{}", (10 - weighted % 10) % 10)
+    immilink_shared::ids::synthetic_national_id(n)
 }
 
 /// Seeds the demo agencies that do not exist yet. Returns how many were created.
@@ -155,7 +152,9 @@ fn seed_agency(
         .execute(conn)?;
     let purposes: Vec<String> = catalogue::purposes()
         .into_iter()
-        .filter(|p| Some(p.agency_kind) == agency.kind && !p.requires_supervisor_approval)
+        // Including "other business" (R-QRY-10): the link and grant allow it, and each lookup under
+        // it still needs the unit supervisor's recorded approval for its case.
+        .filter(|p| Some(p.agency_kind) == agency.kind)
         .map(|p| p.code)
         .collect();
     if let Some(kind) = agency.kind {

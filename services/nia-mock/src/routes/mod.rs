@@ -7,6 +7,7 @@ use immilink_shared::http::Health;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 pub use admin::ADMIN_KEY_HEADER;
+pub use queries::{AGENCY_HEADER, API_KEY_HEADER, LOOKUP_ID_HEADER};
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(immilink_shared::http::healthz).service(readyz).service(queries::query).service(reviews::create);
@@ -14,7 +15,12 @@ pub fn configure(cfg: &mut ServiceConfig) {
 
 /// The test harness's endpoints, left out of the OpenAPI document.
 pub fn configure_admin(cfg: &mut actix_web::web::ServiceConfig) {
-    cfg.service(admin::set_review_policy);
+    cfg.service(admin::set_review_policy)
+        .service(admin::get_faults)
+        .service(admin::set_faults)
+        .service(admin::reset_faults)
+        .service(admin::list_calls)
+        .service(admin::clear_calls);
 }
 
 /// Readiness: the mock has no dependencies.

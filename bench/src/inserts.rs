@@ -1,0 +1,125 @@
+//! The durability floor: single-row INSERTs, each its own committed transaction, from N threads
+//! with a connection each, into the database the broker writes to. Every audited lookup needs at
+//! least one durable commit before it may be forwarded (R-QRY-08), so this is what a lookup could
+//! cost at best on this disk and this database, with no HTTP, no checks and no upstream. The
+//! broker's journal groups many lookups into one commit, so lookups may even beat it.
+
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+use crate::clients::percentile;
+use crate::db::Conn;
+use crate::machine::CpuSnapshot;
+
+/// About the size of what the broker commits for one lookup's record, less its bookkeeping columns.
+const PAYLOAD: &str = r#"{"kind":"bench.insert","query_type":"entry_exit_last_year","subject_id":"A123456789","purpose_code":"sw_statutory_business","case_number":"TPE-SW-2026-000123"}"#;
+
+/// What one run measured.
+#[derive(Debug, Clone, Default)]
+pub struct InsertReport {
+    pub committed: u64,
+    pub failed: u64,
+    pub first_error: Option<String>,
+    /// From the moment every thread had its connection until the last one stopped.
+    pub elapsed: Duration,
+    pub p50: Duration,
+    pub p99: Duration,
+    /// Share of the CPUs that processes other than this one and the database server took meanwhile.
+    pub others: f64,
+}
+
+impl InsertReport {
+    pub fn per_sec(&self) -> f64 {
+        self.committed as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Creates the table (if missing) in the database at `url`.
+pub fn prepare(url: &str) -> anyhow::Result<()> {
+    let mut conn = Conn::establish(url).context("connecting for the INSERT table")?;
+    conn.batch_execute("CREATE TABLE IF NOT EXISTS bench_inserts (id TEXT PRIMARY KEY, payload TEXT NOT NULL)")
+        .context("creating bench_inserts")?;
+    Ok(())
+}
+
+/// `threads` threads, each with its own connection, INSERTing one row per transaction for
+/// `duration`. Blocking: run it off the async executor (the stack's background tasks share it).
+/// `servers`: the database server's process names, whose CPU time is the run's own, not noise.
+pub fn run(url: &str, threads: usize, duration: Duration, servers: &[&str]) -> anyhow::Result<InsertReport> {
+    let threads = threads.max(1);
+    // Every worker and this thread meet once all connections are open (the clock starts), and
+    // again once all have stopped inserting but still hold their connections (the clock stops),
+    // so that connection setup is not timed and a database server's backends are still alive,
+    // and so counted, when the CPU use is read.
+    let start = Arc::new(Barrier::new(threads + 1));
+    let stop = Arc::new(Barrier::new(threads + 1));
+    let deadline = Arc::new(std::sync::OnceLock::<Instant>::new());
+    let workers: Vec<_> = (0..threads)
+        .map(|_| {
+            let (url, start, stop, deadline) = (url.to_owned(), start.clone(), stop.clone(), deadline.clone());
+            thread::spawn(move || {
+                let conn = Conn::establish(&url);
+                start.wait();
+                let outcome = conn.map(|mut conn| insert_until(&mut conn, *deadline.wait()));
+                stop.wait();
+                outcome
+            })
+        })
+        .collect();
+    start.wait();
+    let before = CpuSnapshot::take_counting(servers);
+    let started = Instant::now();
+    let _ = deadline.set(started + duration);
+    stop.wait();
+    let elapsed = started.elapsed();
+    let others = CpuSnapshot::take_counting(servers).others_since(&before);
+    let mut report = InsertReport { elapsed, others, ..InsertReport::default() };
+    let mut latencies = Vec::new();
+    let mut connect_errors = Vec::new();
+    for worker in workers {
+        match worker.join() {
+            Ok(Ok(one)) => {
+                report.committed += one.latencies.len() as u64;
+                report.failed += one.failed;
+                report.first_error = report.first_error.or(one.first_error);
+                latencies.extend(one.latencies);
+            }
+            Ok(Err(err)) => connect_errors.push(format!("{err:#}")),
+            Err(_) => connect_errors.push("a writer thread panicked".into()),
+        }
+    }
+    if let Some(first) = connect_errors.first() {
+        bail!("{} of {threads} writer connections failed; the first: {first}", connect_errors.len());
+    }
+    latencies.sort_unstable();
+    report.p50 = percentile(&latencies, 50.0);
+    report.p99 = percentile(&latencies, 99.0);
+    Ok(report)
+}
+
+/// One writer's share of a run.
+struct Writer {
+    /// Latency of every committed INSERT.
+    latencies: Vec<Duration>,
+    failed: u64,
+    first_error: Option<String>,
+}
+
+fn insert_until(conn: &mut Conn, deadline: Instant) -> Writer {
+    let mut writer = Writer { latencies: Vec::new(), failed: 0, first_error: None };
+    while Instant::now() < deadline {
+        let id = uuid::Uuid::now_v7().to_string();
+        let begun = Instant::now();
+        match conn.insert(&id, PAYLOAD) {
+            Ok(()) => writer.latencies.push(begun.elapsed()),
+            Err(err) => {
+                writer.failed += 1;
+                writer.first_error.get_or_insert_with(|| err.to_string());
+            }
+        }
+    }
+    writer
+}

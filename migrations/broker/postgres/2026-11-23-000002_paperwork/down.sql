@@ -1,0 +1,5 @@
+DROP TABLE doubt_query_follow_ups;
+DROP TABLE doubt_queries;
+DROP TABLE purpose_approvals;
+DROP TABLE proxy_authorizations;
+DROP FUNCTION immilink_paperwork_read_only();

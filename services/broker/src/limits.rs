@@ -1,0 +1,92 @@
+//! Lookup rate limits per user and per agency (429 with Retry-After). They protect the upstream and
+//! make a runaway client or a misused account visible; they are per process, so behind N replicas an
+//! agency may reach N times its limit (documented in README).
+
+use std::time::Duration;
+
+use immilink_shared::auth::AccessClaims;
+use immilink_shared::rate_limit::RateLimiter;
+use immilink_shared::ApiError;
+
+pub struct LookupLimits {
+    per_user: RateLimiter<String>,
+    per_agency: RateLimiter<String>,
+    user_max: u32,
+    agency_max: u32,
+}
+
+const WINDOW: Duration = Duration::from_secs(60);
+
+impl LookupLimits {
+    pub fn new(per_user_per_minute: u32, per_agency_per_minute: u32) -> Self {
+        Self {
+            per_user: RateLimiter::new(per_user_per_minute.max(1), WINDOW),
+            per_agency: RateLimiter::new(per_agency_per_minute.max(1), WINDOW),
+            user_max: per_user_per_minute.max(1),
+            agency_max: per_agency_per_minute.max(1),
+        }
+    }
+
+    /// Counts `lookups` for the caller and their agency, or refuses them all.
+    pub fn admit(&self, claims: &AccessClaims, lookups: u32) -> Result<(), ApiError> {
+        for _ in 0..lookups {
+            self.per_user.hit(&claims.sub).map_err(|retry_after| {
+                ApiError::too_many_requests(
+                    "user_rate_limited",
+                    format!("at most {} lookups per minute per user", self.user_max),
+                    retry_after,
+                )
+            })?;
+            self.per_agency.hit(&claims.agency).map_err(|retry_after| {
+                ApiError::too_many_requests(
+                    "agency_rate_limited",
+                    format!("at most {} lookups per minute for your agency", self.agency_max),
+                    retry_after,
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Whether the agency may run one more lookup now (bulk jobs wait for it instead of failing);
+    /// `Err(seconds)` to wait.
+    pub fn admit_agency(&self, agency: &str) -> Result<(), u64> {
+        self.per_agency.hit(&agency.to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(user: &str, agency: &str) -> AccessClaims {
+        AccessClaims {
+            iss: "immilink".into(),
+            aud: "immilink".into(),
+            sub: user.into(),
+            sid: "s".into(),
+            agency: agency.into(),
+            unit: None,
+            roles: vec![],
+            iat: 0,
+            exp: 0,
+        }
+    }
+
+    #[test]
+    fn per_user_and_per_agency_limits_refuse_with_retry_after() {
+        let limits = LookupLimits::new(2, 3);
+        let alice = claims("alice", "TPE-SW");
+        assert!(limits.admit(&alice, 1).is_ok());
+        assert!(limits.admit(&alice, 1).is_ok());
+        let refused = limits.admit(&alice, 1).unwrap_err();
+        assert_eq!(refused.status().as_u16(), 429);
+        assert_eq!(refused.code(), "user_rate_limited");
+        // Bob is within his own limit but his agency has used 2 of 3 (alice's refused try counted
+        // nothing for the agency).
+        let bob = claims("bob", "TPE-SW");
+        assert!(limits.admit(&bob, 1).is_ok());
+        assert_eq!(limits.admit(&bob, 1).unwrap_err().code(), "agency_rate_limited");
+        assert!(limits.admit(&claims("carol", "HLN-HR"), 1).is_ok(), "another agency is not affected");
+    }
+}

@@ -1,0 +1,218 @@
+//! One lookup, from an accepted declaration to a minimised answer, in the order R-QRY-08 demands:
+//! refuse early if the audit trail or the upstream cannot take it, make the audit record durable,
+//! only then forward, then record the outcome. Single lookups and each ID of a bulk job go through
+//! here. Refusals are recorded too (`lookup.refused`, naming the rule).
+
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use chrono::{DateTime, Utc};
+use immilink_shared::catalogue::QueryType;
+use immilink_shared::clock::SharedClock;
+use immilink_shared::events::{kind, AuditEvent};
+use immilink_shared::ApiError;
+use serde_json::json;
+use tracing::Instrument;
+
+use crate::domain::lookup::{self, Context, NewLookup, Outcome, RecordedLookup, Requester};
+use crate::domain::request::{LookupBody, LookupRequest};
+use crate::journal::Journal;
+use crate::relay::Relay;
+use crate::results::{minimise, LookupResult};
+use crate::upstream::{NiaClient, NotSent, UpstreamAnswer};
+
+/// A declaration that passed every check, with what it was accepted under.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    pub who: Requester,
+    pub request: LookupRequest,
+    pub context: Context,
+}
+
+/// What a refused request declared, kept for its audit record (bounded, as sent).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Declared {
+    pub query_type: Option<String>,
+    pub subject_id: Option<String>,
+    pub legal_basis: Option<String>,
+    pub purpose_code: Option<String>,
+    pub case_number: Option<String>,
+    pub proxy_authorization_id: Option<String>,
+}
+
+fn bounded(value: &Option<String>) -> Option<String> {
+    value.as_ref().map(|v| v.trim().chars().take(64).collect())
+}
+
+impl Declared {
+    pub fn of(body: &LookupBody) -> Self {
+        Self {
+            query_type: bounded(&body.query_type),
+            subject_id: bounded(&body.subject_id),
+            legal_basis: bounded(&body.legal_basis),
+            purpose_code: bounded(&body.purpose_code),
+            case_number: bounded(&body.case_number),
+            proxy_authorization_id: bounded(&body.proxy_authorization_id),
+        }
+    }
+}
+
+pub struct Lookups {
+    journal: Journal,
+    nia: NiaClient,
+    relay: Relay,
+    clock: SharedClock,
+    /// Refuse new lookups once the oldest event not yet in the audit service is older than this.
+    backlog_max_age: chrono::Duration,
+}
+
+impl Lookups {
+    pub fn new(
+        journal: Journal,
+        nia: NiaClient,
+        relay: Relay,
+        clock: SharedClock,
+        backlog_max_age: chrono::Duration,
+    ) -> Self {
+        Self { journal, nia, relay, clock, backlog_max_age }
+    }
+
+    /// Records a refusal that names a rule (`lookup.refused`), then hands the refusal back. A refusal
+    /// is answered even when it cannot be recorded (refusing is the safe side); that is logged.
+    pub async fn refuse(&self, who: &Requester, declared: &Declared, refusal: ApiError) -> ApiError {
+        let problem = refusal.to_problem();
+        let Some(rule) = problem.rule.clone() else {
+            return refusal;
+        };
+        let event = AuditEvent {
+            id: uuid::Uuid::now_v7().to_string(),
+            kind: kind::LOOKUP_REFUSED.into(),
+            occurred_at: self.clock.now(),
+            source: crate::SERVICE.into(),
+            actor_user_id: Some(who.user_id.clone()),
+            agency: Some(who.agency.clone()),
+            correlation_id: None,
+            subject_id: declared.subject_id.clone(),
+            payload: json!({
+                "rule": rule,
+                "code": problem.code,
+                "status": problem.status,
+                "field": refusal.field_name(),
+                "detail": problem.detail,
+                "declared": declared,
+                "session_id": who.session_id,
+            }),
+        };
+        match self.journal.record_event(event).await {
+            Ok(()) => self.relay.wake(),
+            Err(err) => tracing::error!(error = %err, rule, "a refusal could not be recorded"),
+        }
+        refusal
+    }
+
+    /// Refusals that need no record of a lookup: the audit trail is too far behind (R-QRY-08), or
+    /// the upstream cannot be called (R-QRY-09).
+    pub fn precheck(&self, agency: &str, now: DateTime<Utc>) -> Result<(), ApiError> {
+        if let Some(oldest) = self.relay.oldest_undelivered() {
+            if now - oldest > self.backlog_max_age {
+                return Err(ApiError::unavailable(
+                    "audit_backlog",
+                    "audit records are not reaching the audit service; lookups are paused until they do",
+                )
+                .rule("R-QRY-08")
+                .retry_after(30));
+            }
+        }
+        match self.nia.ready_for(agency) {
+            Ok(()) => Ok(()),
+            Err(NotSent::CircuitOpen { retry_after }) => {
+                Err(upstream_down("circuit open after repeated upstream failures", Some(retry_after)))
+            }
+            Err(NotSent::NoCredential) => Err(ApiError::unavailable(
+                "upstream_credential_missing",
+                "your agency has no credential for the immigration agency's query service; tell your IT unit",
+            )
+            .rule("R-QRY-02")),
+        }
+    }
+
+    /// Runs an accepted lookup: durable audit record first, then the upstream, then the outcome.
+    /// Callers run [`Lookups::precheck`] first (and record its refusal); the upstream client checks
+    /// its circuit again before sending.
+    pub async fn run(self: &Arc<Self>, accepted: &Accepted) -> Result<(RecordedLookup, LookupResult), ApiError> {
+        let now = self.clock.now();
+        let lookup = NewLookup::new(now, &accepted.who, &accepted.request, &accepted.context);
+        self.journal.record_requested(lookup.clone(), lookup.requested_event()).await.map_err(|err| {
+            tracing::error!(error = %err, "lookup not recorded; nothing was forwarded");
+            ApiError::unavailable("audit_unavailable", "the lookup could not be recorded, so it was not sent")
+                .rule("R-QRY-08")
+                .retry_after(5)
+        })?;
+        self.relay.wake();
+        // Forwarding and recording the outcome run detached: a client that goes away cannot leave a
+        // forwarded lookup without its outcome.
+        // The task keeps the request's span, so the trace context and request id travel upstream.
+        let this = Arc::clone(self);
+        let (span, request) = (tracing::Span::current(), immilink_shared::http::current_request());
+        let work = immilink_shared::http::within_request(request, async move { this.forward(lookup).await });
+        actix_web::rt::spawn(work.instrument(span))
+            .await
+            .map_err(|err| ApiError::internal(format!("the lookup task failed: {err}")))?
+    }
+
+    async fn forward(&self, lookup: NewLookup) -> Result<(RecordedLookup, LookupResult), ApiError> {
+        let request = &lookup.request;
+        let answer = self.nia.query(&lookup.id, request.query_type, request.subject.as_str(), &lookup.who.agency).await;
+        let (outcome, reply) = interpret(request.query_type, answer);
+        let event = lookup.completion_event(self.clock.now(), &outcome);
+        self.journal.record_outcome(lookup.id.clone(), outcome, event).await;
+        self.relay.wake();
+        reply.map(|result| (lookup.recorded(), result))
+    }
+}
+
+pub fn upstream_down(reason: &str, retry_after: Option<u64>) -> ApiError {
+    tracing::warn!(reason, "upstream unavailable");
+    let error = ApiError::unavailable("upstream_unavailable", "the immigration agency's query service is not answering")
+        .rule("R-QRY-09")
+        .hint("if the case cannot wait, file a doubt query (疑義查詢表, 附件二) at POST /v1/doubt-queries and send the official follow-up document within 3 days counted from the day after the fax");
+    match retry_after {
+        Some(seconds) => error.retry_after(seconds),
+        None => error,
+    }
+}
+
+/// Turns the upstream's answer into what is recorded and what the caller gets.
+pub fn interpret(query_type: QueryType, answer: UpstreamAnswer) -> (Outcome, Result<LookupResult, ApiError>) {
+    match answer {
+        UpstreamAnswer::Ok(body) => match minimise(query_type, &body) {
+            Ok(result) => {
+                (Outcome { status: lookup::SUCCEEDED, upstream_status: Some(200), failure: None }, Ok(result))
+            }
+            Err(err) => (
+                Outcome { status: lookup::FAILED, upstream_status: Some(200), failure: Some(err.to_string()) },
+                Err(ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "upstream_malformed",
+                    "The upstream answer was not usable",
+                    "上游回應無法使用",
+                )
+                .detail(err.to_string())),
+            ),
+        },
+        UpstreamAnswer::Rejected { status, detail } => (
+            Outcome { status: lookup::FAILED, upstream_status: Some(status), failure: Some(detail) },
+            Err(ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "upstream_rejected",
+                "The upstream refused the query",
+                "上游拒絕查詢",
+            )
+            .detail(format!("the immigration service answered {status}"))),
+        ),
+        UpstreamAnswer::Unavailable { status, reason, retry_after } => (
+            Outcome { status: lookup::FAILED, upstream_status: status, failure: Some(reason.clone()) },
+            Err(upstream_down(&reason, retry_after)),
+        ),
+    }
+}
