@@ -16,6 +16,8 @@ pub mod kind {
     pub const LOOKUP_REFUSED: &str = "lookup.refused";
     /// A bulk lookup job was accepted (R-QRY-05); each of its IDs is then its own lookup.
     pub const BATCH_SUBMITTED: &str = "batch.submitted";
+    /// A bulk job was stopped before its end (its submitter's account is no longer active).
+    pub const BATCH_CANCELLED: &str = "batch.cancelled";
     /// A proxy authorisation (移民資料代查授權單) was issued by its grantor (R-QRY-06).
     pub const PROXY_AUTHORIZATION_ISSUED: &str = "proxy_authorization.issued";
     /// A proxy authorisation was revoked before its end.

@@ -60,20 +60,22 @@ const OPEN_BATCHES: i64 = 200;
 /// Problem codes that mean "not now" rather than "no".
 const TRANSIENT: [&str; 3] = ["audit_backlog", "upstream_unavailable", "audit_unavailable"];
 
-/// Submissions wake the worker of this process. Process-wide: where several stacks share a process
-/// (tests), a wake-up also reaches the others' workers, which then find nothing new (one poll).
-static WAKE: Notify = Notify::const_new();
+/// Wakes the worker now (a batch was submitted); held in the service's `State`.
+#[derive(Default)]
+pub struct Wake(Notify);
 
-/// Wakes the worker now (a batch was submitted).
-pub fn wake() {
-    WAKE.notify_waiters();
+impl Wake {
+    pub fn wake(&self) {
+        self.0.notify_waiters();
+    }
 }
 
 /// Runs until the task is aborted with the service.
 pub async fn run(state: web::Data<State>) {
+    let wake = std::sync::Arc::clone(&state.batch_wake);
     let mut worker = Worker::new(state);
     loop {
-        let notified = std::pin::pin!(WAKE.notified());
+        let notified = std::pin::pin!(wake.0.notified());
         let mut notified = notified;
         notified.as_mut().enable();
         if !worker.sweep().await {

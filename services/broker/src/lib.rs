@@ -130,13 +130,15 @@ pub struct State {
     pub lookups: Arc<Lookups>,
     pub relay: Relay,
     pub limits: LookupLimits,
+    /// Wakes the bulk-job worker when a batch is submitted.
+    pub batch_wake: Arc<batch_worker::Wake>,
 }
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "immilink broker", description = "Purpose-bound immigration data lookups."),
     modifiers(&BearerSecurity),
-    tags((name = "lookups", description = "Purpose-bound lookups"), (name = "catalogue", description = "Legal bases, purposes and query types"), (name = "health"))
+    tags((name = "lookups", description = "Purpose-bound lookups"), (name = "batches", description = "Bulk lookup jobs (R-QRY-05)"), (name = "catalogue", description = "Legal bases, purposes and query types"), (name = "health"))
 )]
 struct ApiDoc;
 
@@ -180,6 +182,7 @@ impl Application {
             lookups: Arc::new(Lookups::new(journal, nia, relay.clone(), clock.clone(), backlog_max_age)),
             relay: relay.clone(),
             limits: LookupLimits::new(settings.lookups_per_user_per_minute, settings.lookups_per_agency_per_minute),
+            batch_wake: Arc::default(),
         });
         let relay_task = actix_web::rt::spawn(relay.run());
         let batch_worker = actix_web::rt::spawn(batch_worker::run(state.clone()));

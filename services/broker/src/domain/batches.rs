@@ -431,7 +431,7 @@ pub fn cancel(conn: &mut DbConn, now: DateTime<Utc>, batch_id: &str, reason: &st
         if updated == 0 {
             return Ok(false);
         }
-        diesel::update(
+        let cancelled = diesel::update(
             batch_items::table.filter(batch_items::batch_id.eq(batch_id)).filter(batch_items::status.eq(item::PENDING)),
         )
         .set((
@@ -440,6 +440,20 @@ pub fn cancel(conn: &mut DbConn, now: DateTime<Utc>, batch_id: &str, reason: &st
             batch_items::completed_at.eq(to_db(now)),
         ))
         .execute(conn)?;
+        let (user_id, agency): (String, String) =
+            batches::table.find(batch_id).select((batches::user_id, batches::agency)).first(conn)?;
+        let event = AuditEvent {
+            id: uuid::Uuid::now_v7().to_string(),
+            kind: kind::BATCH_CANCELLED.into(),
+            occurred_at: now,
+            source: crate::SERVICE.into(),
+            actor_user_id: Some(user_id),
+            agency: Some(agency),
+            correlation_id: Some(batch_id.to_owned()),
+            subject_id: None,
+            payload: json!({ "batch_id": batch_id, "reason": reason, "cancelled_items": cancelled }),
+        };
+        outbox::enqueue(conn, now, &event)?;
         Ok(true)
     })
 }
@@ -709,6 +723,9 @@ mod tests {
         assert!(!cancel(&mut conn, now, &batch.id, "again").unwrap(), "only an open batch is cancelled");
         assert_eq!(claim_next(&mut conn, now, &batch.id, &[]).unwrap(), None, "nothing more starts");
         assert_eq!(cancelled_items(&mut conn, &batch.id).unwrap(), 2);
+        let cancellation = outbox::pending(&mut conn, 10).unwrap().into_iter().find(|e| e.kind == kind::BATCH_CANCELLED);
+        let cancellation = cancellation.expect("the cancellation is on the audit trail");
+        assert_eq!(cancellation.payload["cancelled_items"], 2);
         // The lookup already in flight is recorded; the batch stays cancelled.
         assert!(record_success(&mut conn, now, &batch.id, 0, "lookup-0", "{}").unwrap());
         let row = find(&mut conn, &batch.id).unwrap().unwrap();

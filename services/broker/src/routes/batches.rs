@@ -196,7 +196,7 @@ pub async fn create(
     let now = state.clock.now();
     let row = state.db.run(move |conn| batches::submit(conn, now, &batch)).await?;
     state.relay.wake();
-    crate::batch_worker::wake();
+    state.batch_wake.wake();
     Ok(HttpResponse::Accepted()
         .insert_header((header::LOCATION, format!("/v1/batches/{}", row.id)))
         .json(BatchAccepted { batch_id: row.id, status: row.status, total: row.total }))
