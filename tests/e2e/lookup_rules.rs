@@ -95,6 +95,18 @@ async fn r_qry_06_a_proxy_lookup_needs_a_valid_authorisation_and_the_audit_names
     let p = problem(t.post(&caseworker, "/v1/lookups", &other_case).await, 403).await;
     assert_eq!(p["rule"], "R-QRY-06");
     assert_eq!(p["field"], "proxy_authorization_id");
+    // While the grantor's account is suspended, the authorisation does not serve.
+    let manager = t.login("tpe.manager").await;
+    let suspend =
+        t.post(&manager, &format!("/v1/accounts/{supervisor_id}/suspension"), &json!({"reason": "調查中"})).await;
+    assert!(suspend.status().is_success(), "{}", suspend.status());
+    let p = problem(t.post(&caseworker, "/v1/lookups", &body).await, 403).await;
+    assert_eq!(p["rule"], "R-QRY-06");
+    let reinstate =
+        t.post(&manager, &format!("/v1/accounts/{supervisor_id}/reinstatement"), &json!({"reason": "查無不法"})).await;
+    assert!(reinstate.status().is_success(), "{}", reinstate.status());
+    assert_eq!(t.post(&caseworker, "/v1/lookups", &body).await.status(), 200);
+    let supervisor = t.login("tpe.supervisor").await;
     let revoked =
         t.post(&supervisor, &format!("/v1/proxy-authorizations/{id}/revocation"), &json!({"reason": "結案"})).await;
     assert!(revoked.status().is_success(), "{}", revoked.status());

@@ -425,12 +425,14 @@ fn print_inserts(inserts: &Result<InsertReport, String>) {
     match inserts {
         Ok(report) => {
             println!(
-                "  {:<11} {:>8.0}/s  p50 {:>9}  p99 {:>9}  committed {}; {}",
+                "  {:<11} {:>8.0}/s  p50 {:>9}  p99 {:>9}  committed {} (+{} after the end), slowest {}; {}",
                 "INSERTs",
                 report.per_sec(),
                 ms(report.p50),
                 ms(report.p99),
                 report.committed,
+                report.late,
+                ms(report.slowest),
                 noise(report.others)
             );
             if report.failed > 0 {

@@ -138,7 +138,7 @@ pub struct State {
 #[openapi(
     info(title = "immilink broker", description = "Purpose-bound immigration data lookups."),
     modifiers(&BearerSecurity),
-    tags((name = "lookups", description = "Purpose-bound lookups"), (name = "batches", description = "Bulk lookup jobs (R-QRY-05)"), (name = "catalogue", description = "Legal bases, purposes and query types"), (name = "health"))
+    tags((name = "lookups", description = "Purpose-bound lookups"), (name = "batches", description = "Bulk lookup jobs (R-QRY-05)"), (name = "proxy-authorizations", description = "代查授權單: lookups on another user's behalf (R-QRY-06)"), (name = "purpose-approvals", description = "Supervisor approval of other-business purposes (R-QRY-10)"), (name = "doubt-queries", description = "疑義查詢表: the outage fallback (R-QRY-09)"), (name = "catalogue", description = "Legal bases, purposes and query types"), (name = "health"))
 )]
 struct ApiDoc;
 

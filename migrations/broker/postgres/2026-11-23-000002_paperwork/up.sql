@@ -50,6 +50,9 @@ CREATE TABLE purpose_approvals (
 CREATE INDEX purpose_approvals_requester_idx ON purpose_approvals (agency, requester_user_id, case_number);
 CREATE INDEX purpose_approvals_unit_idx ON purpose_approvals (agency, unit, status);
 CREATE INDEX purpose_approvals_status_idx ON purpose_approvals (agency, status);
+-- One pending request per user, case and purpose.
+CREATE UNIQUE INDEX purpose_approvals_one_pending_idx
+    ON purpose_approvals (agency, requester_user_id, case_number, purpose_code) WHERE status = 'pending';
 
 CREATE TABLE doubt_queries (
     id TEXT PRIMARY KEY,

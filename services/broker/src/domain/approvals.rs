@@ -62,6 +62,10 @@ pub struct NewPurposeApproval {
 
 impl NewPurposeApproval {
     pub fn parse(body: PurposeApprovalBody) -> Result<Self, ApiError> {
+        Self::parse_fields(body).map_err(|err| forms::or_rule(err, RULE))
+    }
+
+    fn parse_fields(body: PurposeApprovalBody) -> Result<Self, ApiError> {
         let purpose_code =
             forms::required(body.purpose_code, "purpose_code", 64, Lines::One).map_err(|err| err.rule(RULE))?;
         let Some(purpose) = catalogue::purpose(&purpose_code) else {
@@ -138,6 +142,10 @@ pub struct ParsedDecision {
 
 impl ParsedDecision {
     pub fn parse(body: DecisionBody, now: DateTime<Utc>) -> Result<Self, ApiError> {
+        Self::parse_fields(body, now).map_err(|err| forms::or_rule(err, RULE))
+    }
+
+    fn parse_fields(body: DecisionBody, now: DateTime<Utc>) -> Result<Self, ApiError> {
         let decision = body.decision.ok_or_else(|| ApiError::missing_field("decision"))?;
         match decision {
             Decision::Rejected => {
@@ -258,6 +266,7 @@ pub fn request(
 ) -> Result<PurposeApprovalView, ApiError> {
     caller.has(roles::CASEWORKER).then_some(()).ok_or_else(|| {
         ApiError::forbidden("role_required", "only a caseworker asks for approval of a purpose for their lookups")
+            .rule(RULE)
     })?;
     let unit = caller.unit.clone().ok_or_else(|| {
         ApiError::forbidden("unit_required", "your account has no unit, so no unit supervisor can approve for you")
@@ -277,6 +286,13 @@ pub fn request(
             "unit": unit,
         }),
     );
+    let already_pending = || {
+        ApiError::conflict(
+            "already_pending",
+            "a request for this case and purpose already waits for your unit supervisor",
+        )
+        .rule(RULE)
+    };
     forms::write(conn, |conn| {
         let pending: i64 = pa::table
             .filter(pa::agency.eq(&caller.agency))
@@ -287,14 +303,10 @@ pub fn request(
             .count()
             .get_result(conn)?;
         if pending > 0 {
-            return Err(ApiError::conflict(
-                "already_pending",
-                "a request for this case and purpose already waits for your unit supervisor",
-            )
-            .rule(RULE)
-            .into());
+            return Err(already_pending().into());
         }
-        diesel::insert_into(pa::table)
+        // A unique index holds one pending request per user, case and purpose under concurrency.
+        let inserted = diesel::insert_into(pa::table)
             .values((
                 pa::id.eq(&id),
                 pa::agency.eq(&caller.agency),
@@ -306,7 +318,12 @@ pub fn request(
                 pa::status.eq(ApprovalStatus::Pending.code()),
                 pa::requested_at.eq(to_db(now)),
             ))
-            .execute(conn)?;
+            .execute(conn);
+        match inserted {
+            Ok(_) => {}
+            Err(err) if forms::is_unique_violation(&err) => return Err(already_pending().into()),
+            Err(err) => return Err(err.into()),
+        }
         outbox::enqueue(conn, now, &event)?;
         Ok(())
     })?;

@@ -723,7 +723,8 @@ mod tests {
         assert!(!cancel(&mut conn, now, &batch.id, "again").unwrap(), "only an open batch is cancelled");
         assert_eq!(claim_next(&mut conn, now, &batch.id, &[]).unwrap(), None, "nothing more starts");
         assert_eq!(cancelled_items(&mut conn, &batch.id).unwrap(), 2);
-        let cancellation = outbox::pending(&mut conn, 10).unwrap().into_iter().find(|e| e.kind == kind::BATCH_CANCELLED);
+        let cancellation =
+            outbox::pending(&mut conn, 10).unwrap().into_iter().find(|e| e.kind == kind::BATCH_CANCELLED);
         let cancellation = cancellation.expect("the cancellation is on the audit trail");
         assert_eq!(cancellation.payload["cancelled_items"], 2);
         // The lookup already in flight is recorded; the batch stays cancelled.

@@ -310,6 +310,10 @@ fn identifier<T>(
 impl NewDoubtQuery {
     /// Checks the form as filed at `now`; 422 naming the first bad field.
     pub fn parse(body: DoubtQueryBody, now: DateTime<Utc>) -> Result<Self, ApiError> {
+        Self::parse_fields(body, now).map_err(|err| forms::or_rule(err, RULE))
+    }
+
+    fn parse_fields(body: DoubtQueryBody, now: DateTime<Utc>) -> Result<Self, ApiError> {
         let legal_basis = declared(body.legal_basis, "legal_basis")?;
         if catalogue::legal_basis(&legal_basis).is_none() {
             return Err(unknown("legal_basis", &legal_basis, "GET /v1/catalogue/legal-bases"));
@@ -869,8 +873,9 @@ pub fn record_follow_up(
     id: &str,
     body: FollowUpBody,
 ) -> Result<DoubtQueryView, ApiError> {
-    let document_number = forms::required(body.document_number, "document_number", 64, Lines::One)?;
-    let sent_on = body.sent_on.ok_or_else(|| ApiError::missing_field("sent_on"))?;
+    let document_number = forms::required(body.document_number, "document_number", 64, Lines::One)
+        .map_err(|err| forms::or_rule(err, RULE))?;
+    let sent_on = body.sent_on.ok_or_else(|| ApiError::missing_field("sent_on").rule(RULE))?;
     let today = business_date(now);
     forms::write(conn, |conn| {
         let row = find(conn, id)?.filter(|row| row.visible_to(caller)).ok_or_else(not_found)?;
@@ -1046,7 +1051,7 @@ pub fn render_form(view: &DoubtQueryView) -> String {
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>入出境紀錄疑義查詢表 {case}</title>
+<title>內政部移民署 國人/外國人入出境紀錄疑義查詢表 {case}</title>
 <style>{FORM_STYLE}</style>
 </head>
 <body>
@@ -1300,6 +1305,7 @@ mod tests {
             edit(&mut b);
             let err = NewDoubtQuery::parse(b, t0()).unwrap_err();
             assert_eq!((err.status().as_u16(), err.field_name()), (422, Some(field)), "{err}");
+            assert!(err.to_problem().rule.is_some(), "{field} names a rule");
         }
     }
 

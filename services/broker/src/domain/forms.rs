@@ -90,6 +90,15 @@ pub fn is_unique_violation(err: &diesel::result::Error) -> bool {
     matches!(err, diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _))
 }
 
+/// `err`, naming `rule` unless it already names a more specific one.
+pub fn or_rule(err: ApiError, rule: &'static str) -> ApiError {
+    if err.to_problem().rule.is_some() {
+        err
+    } else {
+        err.rule(rule)
+    }
+}
+
 pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }

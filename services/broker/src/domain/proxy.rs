@@ -79,6 +79,10 @@ fn invalid(field: impl Into<String>, detail: impl Into<String>) -> ApiError {
 impl NewProxyAuthorization {
     /// Checks the body as filled in by `grantor` at `now`; 422 naming the first bad field.
     pub fn parse(body: ProxyAuthorizationBody, grantor: &Caller, now: DateTime<Utc>) -> Result<Self, ApiError> {
+        Self::parse_fields(body, grantor, now).map_err(|err| forms::or_rule(err, RULE))
+    }
+
+    fn parse_fields(body: ProxyAuthorizationBody, grantor: &Caller, now: DateTime<Utc>) -> Result<Self, ApiError> {
         let grantee_user_id = forms::required(body.grantee_user_id, "grantee_user_id", 64, Lines::One)?;
         if grantee_user_id == grantor.user_id {
             return Err(invalid("grantee_user_id", "you cannot authorise yourself: name the colleague who will query"));
@@ -278,10 +282,8 @@ pub fn issue(
     let grantor = grantor
         .filter(|user| user.user_id == caller.user_id && user.agency == caller.agency)
         .ok_or_else(|| ApiError::unauthenticated("your account is not known to identity; log in again"))?;
+    // Identity's summary carries the canonical form of the id the grantor typed.
     let grantee = check_grantee(caller, grantee)?;
-    if grantee.user_id != new.grantee_user_id {
-        return Err(ApiError::internal("the grantee summary does not match the requested grantee"));
-    }
     let id = forms::new_id();
     let codes: Vec<&str> = new.query_types.iter().map(|q| q.code()).collect();
     let codes_json = serde_json::to_string(&codes).map_err(ApiError::internal)?;
@@ -390,7 +392,7 @@ pub fn revoke(
     id: &str,
     reason: Option<String>,
 ) -> Result<ProxyAuthorizationView, ApiError> {
-    let reason = forms::required(reason, "reason", MAX_REASON, Lines::Many)?;
+    let reason = forms::required(reason, "reason", MAX_REASON, Lines::Many).map_err(|err| forms::or_rule(err, RULE))?;
     forms::write(conn, |conn| {
         let row = find(conn, id)?.filter(|row| row.visible_to(caller)).ok_or_else(not_found)?;
         if row.grantor_user_id != caller.user_id && !caller.has(roles::ACCOUNT_MANAGER) {

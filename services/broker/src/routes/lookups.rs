@@ -90,8 +90,25 @@ async fn accept(
         let (who, request) = (who.clone(), request.clone());
         state.db.run(move |conn| context_for(conn, now, &who, &request)).await?
     };
+    if let Some(proxy) = &context.proxy {
+        grantor_still_active(state, &proxy.on_behalf_of_user_id, &who.agency).await?;
+    }
     state.lookups.precheck(&who.agency, now)?;
     Ok(Accepted { who: who.clone(), request, context })
+}
+
+/// R-QRY-06 with R-ACC-05: a lookup on behalf of someone whose account has since been cancelled,
+/// suspended or moved to another agency is refused; the authorisation served that person's work.
+async fn grantor_still_active(state: &State, grantor: &str, agency: &str) -> Result<(), ApiError> {
+    match state.identity.user(grantor).await? {
+        Some(user) if user.status == "active" && user.agency == agency => Ok(()),
+        _ => Err(ApiError::forbidden(
+            "proxy_authorization_invalid",
+            "the user this proxy authorization was issued by no longer holds an active account in your agency",
+        )
+        .field("proxy_authorization_id")
+        .rule("R-QRY-06")),
+    }
 }
 
 /// R-QRY-06 and R-QRY-10: the proxy authorisation a lookup names, and the supervisor approval its
