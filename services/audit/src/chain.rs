@@ -69,6 +69,7 @@ pub fn record_hash(record: &AuditRecord) -> String {
 /// Appends a batch atomically; events already stored are counted as duplicates and skipped.
 pub fn append(conn: &mut DbConn, now: DateTime<Utc>, events: &[AuditEvent]) -> Result<BatchReceipt, DbError> {
     conn.write_transaction(|conn| {
+        conn.plan_for_actual_values()?;
         // Take the chain lock first, before reading anything, so concurrent appenders queue here.
         diesel::update(audit_chain_head::table.filter(audit_chain_head::id.eq(1)))
             .set(audit_chain_head::next_sequence.eq(audit_chain_head::next_sequence))
@@ -78,9 +79,17 @@ pub fn append(conn: &mut DbConn, now: DateTime<Utc>, events: &[AuditEvent]) -> R
             .select((audit_chain_head::next_sequence, audit_chain_head::last_hash))
             .first(conn)?;
         let mut receipt = BatchReceipt { appended: 0, duplicates: 0 };
+        // Which of the batch are stored already (redeliveries), in one query per chunk.
+        let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
+        for chunk in events.chunks(ROWS_PER_STATEMENT) {
+            let ids: Vec<&str> = chunk.iter().map(|e| e.id.as_str()).collect();
+            let stored: Vec<String> =
+                audit_records::table.filter(audit_records::id.eq_any(ids)).select(audit_records::id).load(conn)?;
+            seen.extend(stored);
+        }
+        let mut records = Vec::with_capacity(events.len());
         for event in events {
-            let exists: i64 = audit_records::table.filter(audit_records::id.eq(&event.id)).count().get_result(conn)?;
-            if exists > 0 {
+            if !seen.insert(event.id.clone()) {
                 receipt.duplicates += 1;
                 continue;
             }
@@ -100,11 +109,12 @@ pub fn append(conn: &mut DbConn, now: DateTime<Utc>, events: &[AuditEvent]) -> R
                 hash: String::new(),
             };
             record.hash = record_hash(&record);
-            insert(conn, &record)?;
-            last_hash = record.hash;
+            last_hash = record.hash.clone();
             next_sequence += 1;
             receipt.appended += 1;
+            records.push(record);
         }
+        insert_all(conn, &records)?;
         diesel::update(audit_chain_head::table.filter(audit_chain_head::id.eq(1)))
             .set((audit_chain_head::next_sequence.eq(next_sequence), audit_chain_head::last_hash.eq(&last_hash)))
             .execute(conn)?;
@@ -112,24 +122,35 @@ pub fn append(conn: &mut DbConn, now: DateTime<Utc>, events: &[AuditEvent]) -> R
     })
 }
 
-fn insert(conn: &mut DbConn, r: &AuditRecord) -> QueryResult<usize> {
-    diesel::insert_into(audit_records::table)
-        .values((
-            audit_records::sequence.eq(r.sequence),
-            audit_records::id.eq(&r.id),
-            audit_records::kind.eq(&r.kind),
-            audit_records::occurred_at.eq(r.occurred_at),
-            audit_records::recorded_at.eq(r.recorded_at),
-            audit_records::source.eq(&r.source),
-            audit_records::actor_user_id.eq(&r.actor_user_id),
-            audit_records::agency.eq(&r.agency),
-            audit_records::correlation_id.eq(&r.correlation_id),
-            audit_records::subject_id.eq(&r.subject_id),
-            audit_records::payload.eq(&r.payload),
-            audit_records::prev_hash.eq(&r.prev_hash),
-            audit_records::hash.eq(&r.hash),
-        ))
-        .execute(conn)
+/// Rows per statement: 13 columns each stays well under both backends' parameter limits.
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// Inserts the records with one multi-row INSERT per few hundred.
+fn insert_all(conn: &mut DbConn, records: &[AuditRecord]) -> QueryResult<()> {
+    for chunk in records.chunks(ROWS_PER_STATEMENT) {
+        let rows: Vec<_> = chunk
+            .iter()
+            .map(|r| {
+                (
+                    audit_records::sequence.eq(r.sequence),
+                    audit_records::id.eq(&r.id),
+                    audit_records::kind.eq(&r.kind),
+                    audit_records::occurred_at.eq(r.occurred_at),
+                    audit_records::recorded_at.eq(r.recorded_at),
+                    audit_records::source.eq(&r.source),
+                    audit_records::actor_user_id.eq(&r.actor_user_id),
+                    audit_records::agency.eq(&r.agency),
+                    audit_records::correlation_id.eq(&r.correlation_id),
+                    audit_records::subject_id.eq(&r.subject_id),
+                    audit_records::payload.eq(&r.payload),
+                    audit_records::prev_hash.eq(&r.prev_hash),
+                    audit_records::hash.eq(&r.hash),
+                )
+            })
+            .collect();
+        immilink_shared::insert_rows!(conn, audit_records::table, &rows);
+    }
+    Ok(())
 }
 
 /// Result of walking the chain.

@@ -15,8 +15,12 @@ use tokio::sync::Notify;
 
 use crate::domain::{outbox, BrokerDbError};
 
-const BATCH: i64 = 500;
+/// Events per delivery (the audit service takes at most 1000 per request).
+const BATCH: i64 = 1000;
 const POLL: Duration = Duration::from_millis(500);
+/// After a partial batch, wait this long for more events before the next delivery: at low load one
+/// delivery (one audit transaction, one fsync) carries many lookups instead of one each.
+const LINGER: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 #[derive(Clone)]
@@ -74,7 +78,12 @@ impl Relay {
                     backoff = Duration::from_millis(100);
                     let _ = tokio::time::timeout(POLL, self.wake.notified()).await;
                 }
-                Ok(_) => backoff = Duration::from_millis(100),
+                Ok(delivered) => {
+                    backoff = Duration::from_millis(100);
+                    if (delivered as i64) < BATCH {
+                        tokio::time::sleep(LINGER).await;
+                    }
+                }
                 Err(err) => {
                     tracing::warn!(error = %err, retry_in_ms = backoff.as_millis() as u64, "audit relay failed");
                     tokio::time::sleep(backoff).await;
@@ -86,6 +95,7 @@ impl Relay {
 
     /// Delivers one batch; returns how many events were delivered.
     pub async fn deliver_once(&self) -> Result<usize, String> {
+        let started = std::time::Instant::now();
         let events =
             self.db.run(|conn| outbox::pending(conn, BATCH)).await.map_err(|err: BrokerDbError| err.to_string())?;
         self.note_oldest(events.first().map(|event| event.occurred_at));
@@ -94,8 +104,10 @@ impl Relay {
         }
         let full_batch = events.len() as i64 == BATCH;
         let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
+        let read_ms = started.elapsed().as_millis() as u64;
         match self.post(EventBatch { events }).await {
             Ok(receipt) => {
+                let posted_ms = started.elapsed().as_millis() as u64;
                 let now = self.clock.now();
                 let count = ids.len();
                 self.db
@@ -107,6 +119,9 @@ impl Relay {
                 }
                 tracing::debug!(
                     count,
+                    read_ms,
+                    posted_ms,
+                    marked_ms = started.elapsed().as_millis() as u64,
                     appended = receipt.appended,
                     duplicates = receipt.duplicates,
                     "relayed audit events"

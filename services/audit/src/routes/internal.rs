@@ -26,6 +26,9 @@ pub async fn ingest(
         return Err(ApiError::invalid_field(format!("events[{index}]"), "id and kind are required"));
     }
     let now = state.clock.now();
+    let started = std::time::Instant::now();
+    let count = events.len();
     let receipt = state.db.run(move |conn| chain::append(conn, now, &events)).await.map_err(ApiError::from)?;
+    tracing::debug!(count, append_ms = started.elapsed().as_millis() as u64, "appended");
     Ok(web::Json(receipt))
 }

@@ -128,10 +128,52 @@ impl NewLookup {
 
 /// Inserts the lookup row (status `requested`); the caller writes its event in the same transaction.
 pub fn insert_requested(conn: &mut DbConn, lookup: &NewLookup) -> Result<(), BrokerDbError> {
+    insert_requested_many(conn, &[lookup])
+}
+
+/// Rows per INSERT statement: 18 columns each stays well under both backends' parameter limits.
+const ROWS_PER_INSERT: usize = 500;
+
+/// Inserts many lookup rows with one multi-row INSERT per few hundred (the journal's group commit).
+pub fn insert_requested_many(conn: &mut DbConn, new: &[&NewLookup]) -> Result<(), BrokerDbError> {
+    for chunk in new.chunks(ROWS_PER_INSERT) {
+        let rows: Vec<_> = chunk.iter().map(|lookup| row_of(lookup)).collect();
+        immilink_shared::insert_rows!(conn, lookups::table, &rows);
+    }
+    Ok(())
+}
+
+#[allow(clippy::type_complexity)]
+fn row_of(
+    lookup: &NewLookup,
+) -> (
+    (
+        diesel::dsl::Eq<lookups::id, &String>,
+        diesel::dsl::Eq<lookups::audit_id, &String>,
+        diesel::dsl::Eq<lookups::user_id, &String>,
+        diesel::dsl::Eq<lookups::session_id, &String>,
+        diesel::dsl::Eq<lookups::agency, &String>,
+        diesel::dsl::Eq<lookups::query_type, &'static str>,
+        diesel::dsl::Eq<lookups::subject_id, &str>,
+        diesel::dsl::Eq<lookups::subject_kind, &'static str>,
+        diesel::dsl::Eq<lookups::legal_basis, &String>,
+    ),
+    (
+        diesel::dsl::Eq<lookups::purpose_code, &String>,
+        diesel::dsl::Eq<lookups::case_number, &String>,
+        diesel::dsl::Eq<lookups::remarks, &Option<String>>,
+        diesel::dsl::Eq<lookups::status, &'static str>,
+        diesel::dsl::Eq<lookups::requested_at, chrono::NaiveDateTime>,
+        diesel::dsl::Eq<lookups::proxy_authorization_id, Option<&String>>,
+        diesel::dsl::Eq<lookups::on_behalf_of_user_id, Option<&String>>,
+        diesel::dsl::Eq<lookups::supervisor_approval_id, &Option<String>>,
+        diesel::dsl::Eq<lookups::batch_id, &Option<String>>,
+    ),
+) {
     let request = &lookup.request;
     let proxy = lookup.context.proxy.as_ref();
-    diesel::insert_into(lookups::table)
-        .values((
+    (
+        (
             lookups::id.eq(&lookup.id),
             lookups::audit_id.eq(&lookup.audit_id),
             lookups::user_id.eq(&lookup.who.user_id),
@@ -141,6 +183,8 @@ pub fn insert_requested(conn: &mut DbConn, lookup: &NewLookup) -> Result<(), Bro
             lookups::subject_id.eq(request.subject.as_str()),
             lookups::subject_kind.eq(request.subject.kind()),
             lookups::legal_basis.eq(&request.legal_basis),
+        ),
+        (
             lookups::purpose_code.eq(&request.purpose_code),
             lookups::case_number.eq(&request.case_number),
             lookups::remarks.eq(&request.remarks),
@@ -150,9 +194,8 @@ pub fn insert_requested(conn: &mut DbConn, lookup: &NewLookup) -> Result<(), Bro
             lookups::on_behalf_of_user_id.eq(proxy.map(|p| &p.on_behalf_of_user_id)),
             lookups::supervisor_approval_id.eq(&lookup.context.supervisor_approval_id),
             lookups::batch_id.eq(&lookup.context.batch_id),
-        ))
-        .execute(conn)?;
-    Ok(())
+        ),
+    )
 }
 
 /// Records a lookup and its audit event in one transaction (the journal batches many of these).
@@ -172,7 +215,7 @@ pub fn record_requested(
 }
 
 /// What the upstream did with a forwarded lookup.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
     pub status: &'static str,
     pub upstream_status: Option<u16>,
@@ -240,6 +283,46 @@ fn completion_event(
             "failure": outcome.failure,
         }),
     }
+}
+
+/// Sets the outcomes of many lookups at once: one UPDATE per distinct outcome (in a busy batch they
+/// are nearly all "succeeded, 200"). Returns the ids that were still open, whose events the caller
+/// writes (an outcome is recorded once, R-QRY-12).
+pub fn apply_outcomes(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    outcomes: &[(&str, &Outcome)],
+) -> Result<std::collections::HashSet<String>, BrokerDbError> {
+    let ids: Vec<&str> = outcomes.iter().map(|(id, _)| *id).collect();
+    let mut open = std::collections::HashSet::new();
+    for chunk in ids.chunks(ROWS_PER_INSERT) {
+        let still_open: Vec<String> = lookups::table
+            .filter(lookups::id.eq_any(chunk))
+            .filter(lookups::status.eq(REQUESTED))
+            .select(lookups::id)
+            .load(conn)?;
+        open.extend(still_open);
+    }
+    let mut groups: Vec<(&Outcome, Vec<&str>)> = Vec::new();
+    for (id, outcome) in outcomes.iter().filter(|(id, _)| open.contains(*id)) {
+        match groups.iter_mut().find(|(o, _)| *o == *outcome) {
+            Some((_, members)) => members.push(id),
+            None => groups.push((outcome, vec![id])),
+        }
+    }
+    for (outcome, members) in groups {
+        for chunk in members.chunks(ROWS_PER_INSERT) {
+            diesel::update(lookups::table.filter(lookups::id.eq_any(chunk)).filter(lookups::status.eq(REQUESTED)))
+                .set((
+                    lookups::status.eq(outcome.status),
+                    lookups::completed_at.eq(to_db(now)),
+                    lookups::upstream_status.eq(outcome.upstream_status.map(i32::from)),
+                    lookups::failure.eq(&outcome.failure),
+                ))
+                .execute(conn)?;
+        }
+    }
+    Ok(open)
 }
 
 /// Closes lookups left `requested` for longer than `stale_after` (the broker stopped between forwarding
