@@ -12,7 +12,7 @@ use anyhow::{bail, Context};
 
 use crate::clients::percentile;
 use crate::db::Conn;
-use crate::machine::CpuSnapshot;
+use crate::machine::{CpuShares, CpuSnapshot};
 
 /// About the size of what the broker commits for one lookup's record, less its bookkeeping columns.
 const PAYLOAD: &str = r#"{"kind":"bench.insert","query_type":"entry_exit_last_year","subject_id":"A123456789","purpose_code":"sw_statutory_business","case_number":"TPE-SW-2026-000123"}"#;
@@ -34,8 +34,8 @@ pub struct InsertReport {
     pub p99: Duration,
     /// The slowest INSERT of all, late ones included.
     pub slowest: Duration,
-    /// Share of the CPUs that processes other than this one and the database server took meanwhile.
-    pub others: f64,
+    /// Where the CPUs' time went meanwhile.
+    pub cpu: CpuShares,
 }
 
 impl InsertReport {
@@ -57,21 +57,28 @@ pub fn prepare(url: &str) -> anyhow::Result<()> {
 /// `servers`: the database server's process names, whose CPU time is the run's own, not noise.
 pub fn run(url: &str, threads: usize, duration: Duration, servers: &[&str]) -> anyhow::Result<InsertReport> {
     let threads = threads.max(1);
-    // Every worker and this thread meet once all connections are open (the clock starts), and
-    // again once all have stopped inserting but still hold their connections (the clock stops),
-    // so that connection setup is not timed and a database server's backends are still alive,
-    // and so counted, when the CPU use is read.
+    // Every worker and this thread meet once all connections are open (the clock starts), again
+    // once all have stopped inserting, and a last time once this thread has read the CPU use: so
+    // connection setup is not timed, and a database server's backends are still alive, and so
+    // counted, when the CPU use is read.
     let start = Arc::new(Barrier::new(threads + 1));
     let stop = Arc::new(Barrier::new(threads + 1));
+    let read = Arc::new(Barrier::new(threads + 1));
     let deadline = Arc::new(std::sync::OnceLock::<Instant>::new());
     let workers: Vec<_> = (0..threads)
         .map(|_| {
-            let (url, start, stop, deadline) = (url.to_owned(), start.clone(), stop.clone(), deadline.clone());
+            let (url, deadline) = (url.to_owned(), deadline.clone());
+            let (start, stop, read) = (start.clone(), stop.clone(), read.clone());
             thread::spawn(move || {
-                let conn = Conn::establish(&url);
+                let mut conn = Conn::establish(&url);
                 start.wait();
-                let outcome = conn.map(|mut conn| insert_until(&mut conn, *deadline.wait()));
+                let outcome = match &mut conn {
+                    Ok(conn) => Ok(insert_until(conn, *deadline.wait())),
+                    Err(err) => Err(anyhow::anyhow!("{err:#}")),
+                };
                 stop.wait();
+                read.wait();
+                drop(conn);
                 outcome
             })
         })
@@ -81,8 +88,9 @@ pub fn run(url: &str, threads: usize, duration: Duration, servers: &[&str]) -> a
     let started = Instant::now();
     let _ = deadline.set(started + duration);
     stop.wait();
-    let others = CpuSnapshot::take_counting(servers).others_since(&before);
-    let mut report = InsertReport { elapsed: duration, others, ..InsertReport::default() };
+    let cpu = CpuSnapshot::take_counting(servers).shares_since(&before);
+    read.wait();
+    let mut report = InsertReport { elapsed: duration, cpu, ..InsertReport::default() };
     let mut latencies = Vec::new();
     let mut connect_errors = Vec::new();
     for worker in workers {

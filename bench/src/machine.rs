@@ -1,6 +1,8 @@
-//! How much CPU other processes took while a measurement ran. On a shared machine (a build running
-//! beside the benchmark) one target's numbers can be depressed by work that has nothing to do with
-//! it; this says when that happened instead of leaving it to be guessed.
+//! Where the CPU time went while a measurement ran: this process (the in-process stack and any
+//! threads of the benchmark), the tools it started (wrk, nginx), a database server it drives, and
+//! everything else. On a shared machine (a build running beside the benchmark) one target's numbers
+//! can be depressed by work that has nothing to do with it; this says when that happened instead of
+//! leaving it to be guessed.
 
 use std::collections::HashMap;
 use std::fs;
@@ -9,11 +11,37 @@ use std::time::Instant;
 /// CPU ticks at one moment: the whole machine's busy time, and this process tree's.
 pub struct CpuSnapshot {
     at: Instant,
-    /// Busy ticks of all CPUs together (`/proc/stat`: everything but idle and iowait).
+    /// Busy ticks of all CPUs together, `/proc/stat`'s user, nice, system and steal (time the
+    /// hypervisor gave to someone else: noise too).
     machine_busy: u64,
-    /// This process (all threads, plus the children it has reaped, such as finished wrk runs) and its
-    /// live descendants (nginx and its workers, a running wrk).
-    ours: u64,
+    /// Interrupt ticks of all CPUs (`/proc/stat`'s irq and softirq), which the kernel charges to no
+    /// process: on a quiet machine, mostly the benchmark's own network and disk traffic.
+    interrupts: u64,
+    /// This process, all threads.
+    own: u64,
+    /// The children this process has reaped (finished wrk runs).
+    reaped: u64,
+    /// Each live descendant (nginx and its workers, a running wrk), by pid.
+    descendants: HashMap<u32, u64>,
+    /// Each process of a server counted as the benchmark's own (see [`CpuSnapshot::take_counting`]),
+    /// by pid. Per process, so that one ending between two snapshots (a closed connection's
+    /// backend) does not take its earlier ticks out of the sum.
+    servers: HashMap<u32, u64>,
+}
+
+/// Shares of all CPUs (0.0–1.0) over the time between two snapshots.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuShares {
+    /// This process: the in-process stack, the benchmark's own threads.
+    pub own: f64,
+    /// The tools it started (wrk, nginx).
+    pub tools: f64,
+    /// The processes counted as servers: the database server, the kernel's I/O threads.
+    pub servers: f64,
+    /// Interrupt handling (irq, softirq), charged to no process.
+    pub interrupts: f64,
+    /// Everything else: noise.
+    pub others: f64,
 }
 
 impl CpuSnapshot {
@@ -21,9 +49,11 @@ impl CpuSnapshot {
         Self::take_counting(&[])
     }
 
-    /// As [`CpuSnapshot::take`], also counting as ours every process whose command name is one of
-    /// `servers`: a database server the benchmark drives (`postgres`) works for the measurement, it
-    /// is not noise. (Anything else using that server at the same time is then missed.)
+    /// As [`CpuSnapshot::take`], also counting as the benchmark's every process whose command name is
+    /// one of `servers` (or starts with one that ends in `/`, as kernel threads are named): a
+    /// database server the benchmark drives (`postgres`) and the kernel threads that carry out its
+    /// fsyncs (`kworker/`, `jbd2/`) work for the measurement, they are not noise. (Anything else
+    /// using them at the same time is then missed.)
     pub fn take_counting(servers: &[&str]) -> Self {
         let me = std::process::id();
         let processes = processes();
@@ -37,22 +67,46 @@ impl CpuSnapshot {
             }
             false
         };
-        let own = processes.get(&me).map_or(0, |s| s.ticks + s.reaped_children_ticks);
-        let descendants: u64 = processes
-            .iter()
-            .filter(|(pid, stat)| **pid != me && (descendant(**pid) || servers.contains(&stat.name.as_str())))
-            .map(|(_, s)| s.ticks)
-            .sum();
-        Self { at: Instant::now(), machine_busy: machine_busy().unwrap_or(0), ours: own + descendants }
+        let ticks_of = |keep: &dyn Fn(u32, &ProcessStat) -> bool| -> HashMap<u32, u64> {
+            processes
+                .iter()
+                .filter(|(pid, stat)| **pid != me && keep(**pid, stat))
+                .map(|(pid, s)| (*pid, s.ticks))
+                .collect()
+        };
+        let descendants = ticks_of(&|pid, _| descendant(pid));
+        let server = |name: &str| servers.iter().any(|s| name == *s || (s.ends_with('/') && name.starts_with(s)));
+        let servers = ticks_of(&|pid, stat| !descendant(pid) && server(&stat.name));
+        let (own, reaped) = processes.get(&me).map_or((0, 0), |s| (s.ticks, s.reaped_children_ticks));
+        let (machine_busy, interrupts) = machine_busy().unwrap_or((0, 0));
+        Self { at: Instant::now(), machine_busy, interrupts, own, reaped, descendants, servers }
+    }
+
+    /// Where the CPUs' time went since `before`.
+    pub fn shares_since(&self, before: &CpuSnapshot) -> CpuShares {
+        let grown = |now: &HashMap<u32, u64>, then: &HashMap<u32, u64>| -> u64 {
+            now.iter().map(|(pid, ticks)| ticks.saturating_sub(then.get(pid).copied().unwrap_or(0))).sum()
+        };
+        let own = self.own.saturating_sub(before.own);
+        let tools = self.reaped.saturating_sub(before.reaped) + grown(&self.descendants, &before.descendants);
+        let servers = grown(&self.servers, &before.servers);
+        let busy = self.machine_busy.saturating_sub(before.machine_busy);
+        let interrupts = self.interrupts.saturating_sub(before.interrupts);
+        let others = busy.saturating_sub(own + tools + servers);
+        let wall = self.at.duration_since(before.at).as_secs_f64().max(1e-3);
+        let share = |ticks: u64| (ticks as f64 / clock_ticks_per_second() / (wall * cpus() as f64)).clamp(0.0, 1.0);
+        CpuShares {
+            own: share(own),
+            tools: share(tools),
+            servers: share(servers),
+            interrupts: share(interrupts),
+            others: share(others),
+        }
     }
 
     /// The share of all CPUs (0.0–1.0) that processes outside this benchmark used since `before`.
     pub fn others_since(&self, before: &CpuSnapshot) -> f64 {
-        let busy = self.machine_busy.saturating_sub(before.machine_busy);
-        let ours = self.ours.saturating_sub(before.ours);
-        let cpus = cpus() as f64;
-        let wall = self.at.duration_since(before.at).as_secs_f64().max(1e-3);
-        (busy.saturating_sub(ours) as f64 / clock_ticks_per_second() / (wall * cpus)).clamp(0.0, 1.0)
+        self.shares_since(before).others
     }
 }
 
@@ -97,15 +151,16 @@ fn parse_stat(stat: &str) -> Option<ProcessStat> {
     })
 }
 
-/// The first line of `/proc/stat`: `cpu user nice system idle iowait irq softirq steal …`.
-fn machine_busy() -> Option<u64> {
+/// Busy and interrupt ticks (see [`CpuSnapshot`]) from the first line of `/proc/stat`:
+/// `cpu user nice system idle iowait irq softirq steal …`.
+fn machine_busy() -> Option<(u64, u64)> {
     let stat = fs::read_to_string("/proc/stat").ok()?;
     let fields: Vec<u64> =
         stat.lines().next()?.split_whitespace().skip(1).take(8).filter_map(|f| f.parse().ok()).collect();
     let [user, nice, system, _idle, _iowait, irq, softirq, steal] = fields[..] else {
         return None;
     };
-    Some(user + nice + system + irq + softirq + steal)
+    Some((user + nice + system + steal, irq + softirq))
 }
 
 fn clock_ticks_per_second() -> f64 {

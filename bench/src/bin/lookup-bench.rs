@@ -21,7 +21,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use immilink_bench::db::Conn;
 use immilink_bench::inserts::{self, InsertReport};
-use immilink_bench::machine::CpuSnapshot;
+use immilink_bench::machine::{CpuShares, CpuSnapshot};
 use immilink_bench::report::{self, ms, verdict};
 use immilink_bench::stack::{self, Tuning, SERVICES};
 use immilink_bench::trail::{Drain, Trail};
@@ -64,11 +64,21 @@ impl Backend {
         }
     }
 
-    /// Processes whose CPU time counts as the benchmark's own in the noise check.
+    /// Processes whose CPU time counts as the benchmark's own in the noise check: the database
+    /// server, and the kernel threads that carry out fsyncs (on this kind of VM they take a tenth
+    /// of the CPUs under a commit-heavy load).
     fn servers(self) -> &'static [&'static str] {
         match self {
-            Backend::Postgres => &["postgres"],
-            Backend::Sqlite => &[],
+            Backend::Postgres => &["postgres", "kworker/", "jbd2/"],
+            Backend::Sqlite => &["kworker/", "jbd2/"],
+        }
+    }
+
+    /// What [`Backend::servers`] and the interrupts are called in the report.
+    fn servers_label(self) -> &'static str {
+        match self {
+            Backend::Postgres => "postgres + kernel",
+            Backend::Sqlite => "kernel",
         }
     }
 }
@@ -105,10 +115,10 @@ impl Options {
     }
 }
 
-/// One wrk measurement and how much of the CPUs other processes took meanwhile.
+/// One wrk measurement and where the CPUs' time went meanwhile.
 struct Measured {
     report: wrk::Report,
-    others: f64,
+    cpu: CpuShares,
 }
 
 /// Everything measured at one concurrency on one database.
@@ -182,12 +192,18 @@ fn print_header(options: &Options) {
         WARM_UP.as_secs(),
         options.duration.as_secs()
     );
-    let names: Vec<&str> = options.backends.iter().map(|b| b.name()).collect();
-    println!(
-        "databases: {} (PostgreSQL: throwaway databases on {}, dropped at the end; SQLite: files in a temp folder)",
-        names.join(", then "),
-        postgres::redact(&options.admin_url)
-    );
+    let databases: Vec<String> = options
+        .backends
+        .iter()
+        .map(|backend| match backend {
+            Backend::Postgres => format!(
+                "PostgreSQL (throwaway databases on {}, dropped at the end)",
+                postgres::redact(&options.admin_url)
+            ),
+            Backend::Sqlite => "SQLite (files in a temp folder)".to_owned(),
+        })
+        .collect();
+    println!("databases: {}", databases.join(", then "));
     report::print_load_average();
     println!();
 }
@@ -201,7 +217,8 @@ async fn bench_database(backend: Backend, options: &Options) -> anyhow::Result<O
             let databases = match blocking(move || postgres::Throwaway::create(&admin_url, SERVICES)).await {
                 Ok(databases) => databases,
                 Err(err) => {
-                    println!("  PostgreSQL SKIPPED: {err:#}");
+                    let reason = format!("{err:#}").split_whitespace().collect::<Vec<_>>().join(" ");
+                    println!("  PostgreSQL SKIPPED: {reason}");
                     return Ok(None);
                 }
             };
@@ -274,6 +291,38 @@ async fn probe(http: &reqwest::Client, url: &str, headers: &[(&str, &str)], body
     Ok(())
 }
 
+/// The two loads' requests, each checked once before any load.
+struct Targets {
+    lookup_url: String,
+    lookup_script: PostScript,
+    nia_url: String,
+    nia_script: PostScript,
+}
+
+impl Targets {
+    /// Logs the caseworker in, sends one lookup and one direct query (each must answer 200) and
+    /// writes the wrk scripts that repeat them.
+    async fn prepare(running: &RunningStack, nia_key: &str) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder().build()?;
+        let token = clients::login(&http, &running.gateway_url, USER).await?;
+        let bearer = format!("Bearer {token}");
+        let lookup_url = format!("{}/v1/lookups", running.gateway_url);
+        let lookup_headers = [("Authorization", bearer.as_str())];
+        let lookup = lookup_body().to_string();
+        probe(&http, &lookup_url, &lookup_headers, &lookup).await.context("the first lookup")?;
+        let nia_url = format!("{}/v1/queries/{QUERY_TYPE}", running.nia_url);
+        let nia_headers = [("x-nia-agency", AGENCY), ("x-nia-api-key", nia_key)];
+        let nia = json!({ "subject_id": SUBJECT }).to_string();
+        probe(&http, &nia_url, &nia_headers, &nia).await.context("the first direct query to nia-mock")?;
+        Ok(Self {
+            lookup_script: PostScript::write("lookup", &lookup_headers, &lookup)?,
+            nia_script: PostScript::write("nia-direct", &nia_headers, &nia)?,
+            lookup_url,
+            nia_url,
+        })
+    }
+}
+
 async fn measure(
     backend: Backend,
     running: &RunningStack,
@@ -281,66 +330,76 @@ async fn measure(
     nia_key: &str,
     options: &Options,
 ) -> anyhow::Result<DatabaseRun> {
-    let (broker_db, audit_db) = (urls[1].clone(), urls[2].clone());
+    let broker_db = urls[1].clone();
     let settings_db = broker_db.clone();
     match blocking(move || Conn::establish(&settings_db)?.durability().map_err(anyhow::Error::from)).await {
         Ok(settings) => println!("  commit settings (the broker's database): {settings}"),
         Err(err) => println!("  commit settings could not be read: {err:#}"),
     }
-    let http = reqwest::Client::builder().build()?;
-    let token = clients::login(&http, &running.gateway_url, USER).await?;
-    let bearer = format!("Bearer {token}");
-    let lookup_url = format!("{}/v1/lookups", running.gateway_url);
-    let lookup_headers = [("Authorization", bearer.as_str())];
-    let lookup = lookup_body().to_string();
-    probe(&http, &lookup_url, &lookup_headers, &lookup).await.context("the first lookup")?;
-    let nia_url = format!("{}/v1/queries/{QUERY_TYPE}", running.nia_url);
-    let nia_headers = [("x-nia-agency", AGENCY), ("x-nia-api-key", nia_key)];
-    let nia = json!({ "subject_id": SUBJECT }).to_string();
-    probe(&http, &nia_url, &nia_headers, &nia).await.context("the first direct query to nia-mock")?;
-    let lookup_script = PostScript::write("lookup", &lookup_headers, &lookup)?;
-    let nia_script = PostScript::write("nia-direct", &nia_headers, &nia)?;
-    let prepare_db = broker_db.clone();
-    blocking(move || inserts::prepare(&prepare_db)).await?;
-
+    let targets = Targets::prepare(running, nia_key).await?;
+    blocking(move || inserts::prepare(&broker_db)).await?;
     // The probe is the first 200 answer the audit trail must show.
     let mut answered: i64 = 1;
     let mut rows = Vec::new();
     for clients in CLIENTS {
         println!("  -- {clients} client{} --", if clients == 1 { "" } else { "s" });
-        let load = |url: &str, script: &PostScript| wrk::Load {
-            url: url.to_owned(),
-            request: script.request(),
-            threads: clients.min(2),
-            connections: clients,
-            duration: options.duration,
-        };
-        let (warm, lookups) = warm_then_measure(load(&lookup_url, &lookup_script), backend).await?;
-        answered += (warm.ok() + lookups.report.ok()) as i64;
-        print_measured("lookups", &lookups);
-        let (audit, broker) = (audit_db.clone(), broker_db.clone());
-        let drain =
-            blocking(move || Trail::open(&audit, &broker)?.wait_until_drained(answered, DRAIN_POLL, DRAIN_LIMIT))
-                .await
-                .map_err(|err| format!("{err:#}"));
-        print_drain(&drain, answered);
-        let (_, nia) = warm_then_measure(load(&nia_url, &nia_script), backend).await?;
-        print_measured("nia-direct", &nia);
-        let inserts = measure_inserts(&broker_db, clients as usize, options.duration, backend).await;
-        print_inserts(&inserts);
-        rows.push(Row { clients, lookups, drain, expected: answered, nia, inserts });
+        rows.push(measure_clients(clients, backend, &targets, urls, &mut answered, options).await?);
     }
     Ok(DatabaseRun { backend, rows })
+}
+
+/// Lookups (then the audit trail's catch-up), nia-direct and INSERTs at one concurrency.
+/// `answered`: the 200 answers to lookups so far on this stack, which the audit trail must show.
+async fn measure_clients(
+    clients: u32,
+    backend: Backend,
+    targets: &Targets,
+    urls: &[String; 4],
+    answered: &mut i64,
+    options: &Options,
+) -> anyhow::Result<Row> {
+    let load = |url: &str, script: &PostScript| wrk::Load {
+        url: url.to_owned(),
+        request: script.request(),
+        threads: clients.min(2),
+        connections: clients,
+        duration: options.duration,
+    };
+    let (warm, lookups) = warm_then_measure(load(&targets.lookup_url, &targets.lookup_script), backend).await?;
+    *answered += (warm.ok() + lookups.report.ok()) as i64;
+    print_measured("lookups", &lookups, backend);
+    let (audit_db, broker_db, expected) = (urls[2].clone(), urls[1].clone(), *answered);
+    let drain =
+        blocking(move || Trail::open(&audit_db, &broker_db)?.wait_until_drained(expected, DRAIN_POLL, DRAIN_LIMIT))
+            .await
+            .map_err(|err| format!("{err:#}"));
+    print_drain(&drain, expected);
+    let (_, nia) = warm_then_measure(load(&targets.nia_url, &targets.nia_script), backend).await?;
+    print_measured("nia-direct", &nia, backend);
+    let inserts = measure_inserts(&urls[1], clients as usize, options.duration, backend).await;
+    print_inserts(&inserts, backend);
+    Ok(Row { clients, lookups, drain, expected, nia, inserts })
 }
 
 /// A warm-up run (its report returned too: its answers count for the audit trail), then the
 /// measured run with the noise check around it.
 async fn warm_then_measure(load: wrk::Load, backend: Backend) -> anyhow::Result<(wrk::Report, Measured)> {
     let warm = wrk::Load { duration: WARM_UP, ..load.clone() }.run().await.context("warming up")?;
+    if warm.failed() > 0 {
+        println!(
+            "  !!! ERRORS in the warm-up of {}: {} requests did not end with 200 ({})",
+            load.url,
+            warm.failed(),
+            warm.describe_answers()
+        );
+        for (status, body) in &warm.samples {
+            println!("  !!!   first {status} answer: {body}");
+        }
+    }
     let before = CpuSnapshot::take_counting(backend.servers());
     let report = load.run().await.with_context(|| format!("measuring: {}", load.describe()))?;
-    let others = CpuSnapshot::take_counting(backend.servers()).others_since(&before);
-    Ok((warm, Measured { report, others }))
+    let cpu = CpuSnapshot::take_counting(backend.servers()).shares_since(&before);
+    Ok((warm, Measured { report, cpu }))
 }
 
 async fn measure_inserts(
@@ -359,12 +418,23 @@ async fn measure_inserts(
     .map_err(|err| format!("{err:#}"))
 }
 
-fn noise(others: f64) -> String {
-    let flag = if others > NOISY { " (UNRELIABLE)" } else { "" };
-    format!("other processes took {:.0}% of the CPUs{flag}", others * 100.0)
+/// Where the time of all CPUs went: the stack (with the INSERT threads: this process), wrk, the
+/// database server with the kernel's I/O threads and interrupt handling, and other processes
+/// (noise: above 5% the measurement is flagged).
+fn cpu(shares: &CpuShares, backend: Backend) -> String {
+    let percent = |share: f64| format!("{:.0}%", share * 100.0);
+    let flag = if shares.others > NOISY { " (UNRELIABLE)" } else { "" };
+    format!(
+        "CPUs: this process {}, wrk {}, {} {}, others {}{flag}",
+        percent(shares.own),
+        percent(shares.tools),
+        backend.servers_label(),
+        percent(shares.servers + shares.interrupts),
+        percent(shares.others)
+    )
 }
 
-fn print_measured(name: &str, measured: &Measured) {
+fn print_measured(name: &str, measured: &Measured, backend: Backend) {
     let report = &measured.report;
     println!(
         "  {name:<11} {:>8.0}/s  p50 {:>9}  p99 {:>9}  answers {}; {}",
@@ -372,7 +442,7 @@ fn print_measured(name: &str, measured: &Measured) {
         ms(report.p50),
         ms(report.p99),
         report.describe_answers(),
-        noise(measured.others)
+        cpu(&measured.cpu, backend)
     );
     if report.failed() > 0 {
         println!(
@@ -421,7 +491,7 @@ fn extra_records(requested: i64, expected: i64) -> String {
     }
 }
 
-fn print_inserts(inserts: &Result<InsertReport, String>) {
+fn print_inserts(inserts: &Result<InsertReport, String>, backend: Backend) {
     match inserts {
         Ok(report) => {
             println!(
@@ -433,7 +503,7 @@ fn print_inserts(inserts: &Result<InsertReport, String>) {
                 report.committed,
                 report.late,
                 ms(report.slowest),
-                noise(report.others)
+                cpu(&report.cpu, backend)
             );
             if report.failed > 0 {
                 println!(
@@ -479,14 +549,14 @@ impl Row {
             if measured.report.failed() > 0 {
                 troubles.push(format!("{name}: {} requests did not end with 200", measured.report.failed()));
             }
-            if measured.others > NOISY {
-                troubles.push(format!("{name}: other processes took {:.0}% of the CPUs", measured.others * 100.0));
+            if measured.cpu.others > NOISY {
+                troubles.push(format!("{name}: other processes took {:.0}% of the CPUs", measured.cpu.others * 100.0));
             }
         }
         match &self.inserts {
             Ok(report) if report.failed > 0 => troubles.push(format!("INSERTs: {} failed", report.failed)),
-            Ok(report) if report.others > NOISY => {
-                troubles.push(format!("INSERTs: other processes took {:.0}% of the CPUs", report.others * 100.0))
+            Ok(report) if report.cpu.others > NOISY => {
+                troubles.push(format!("INSERTs: other processes took {:.0}% of the CPUs", report.cpu.others * 100.0))
             }
             Err(err) => troubles.push(format!("INSERTs: {err}")),
             _ => {}
@@ -561,10 +631,10 @@ fn print_markdown(runs: &[DatabaseRun], options: &Options) {
     println!("== Markdown (for README) ==");
     println!();
     println!(
-        "| database | clients | lookups/s | lookups p50 | lookups p99 | nia-direct/s | nia-direct p99 | INSERTs/s \
-         | INSERT p50 | INSERT p99 | lookups / INSERTs | lookups / nia-direct | audit trail caught up |"
+        "| database | clients | lookups/s | lookups p50 | lookups p99 | nia-direct/s | nia-direct p50 | nia-direct p99 \
+         | INSERTs/s | INSERT p50 | INSERT p99 | lookups / INSERTs | lookups / nia-direct | audit trail caught up |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for run in runs {
         for row in &run.rows {
             let (lookups, nia) = (&row.lookups.report, &row.nia.report);
@@ -573,13 +643,14 @@ fn print_markdown(runs: &[DatabaseRun], options: &Options) {
                 Err(_) => ("failed".into(), "-".into(), "-".into()),
             };
             println!(
-                "| {} | {} | {:.0} | {} | {} | {:.0} | {} | {inserts} | {insert_p50} | {insert_p99} | {} | {} | {} |",
+                "| {} | {} | {:.0} | {} | {} | {:.0} | {} | {} | {inserts} | {insert_p50} | {insert_p99} | {} | {} | {} |",
                 run.backend.name(),
                 row.clients,
                 lookups.ok_per_sec(),
                 ms(lookups.p50),
                 ms(lookups.p99),
                 nia.ok_per_sec(),
+                ms(nia.p50),
                 ms(nia.p99),
                 ratio(row.lookups_per_insert()),
                 ratio(row.lookups_per_nia()),
