@@ -42,42 +42,6 @@ impl Seen {
     }
 }
 
-/// `clients` concurrent callers sending lookups until `stop` is set.
-async fn traffic(t: &Arc<TestStack>, token: &str, clients: u32, stop: Arc<std::sync::atomic::AtomicBool>) -> Seen {
-    let mut tasks = Vec::new();
-    for client in 0..clients {
-        let (t, token, stop) = (Arc::clone(t), token.to_owned(), Arc::clone(&stop));
-        tasks.push(actix_web::rt::spawn(async move {
-            let mut seen = Seen::default();
-            let mut n = client * 100_000;
-            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                n += 1;
-                let sent = t.http.post(t.url("/v1/lookups")).bearer_auth(&token).json(&lookup_of(n)).send().await;
-                let Ok(response) = sent else {
-                    *seen.statuses.entry(0).or_default() += 1;
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    continue;
-                };
-                let status = response.status().as_u16();
-                *seen.statuses.entry(status).or_default() += 1;
-                let body: Value = response.json().await.unwrap_or(Value::Null);
-                if status == 200 {
-                    seen.answered_audit_ids.push(body["audit_id"].as_str().expect("audit_id").to_owned());
-                } else {
-                    *seen.codes.entry(body["code"].as_str().unwrap_or("-").to_owned()).or_default() += 1;
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            }
-            seen
-        }));
-    }
-    let mut all = Seen::default();
-    for task in tasks {
-        all.merge(task.await.expect("client task"));
-    }
-    all
-}
-
 /// Waits until the audit service holds as many `lookup.requested` records as the broker made
 /// (nothing more arrives for a while), then checks the invariant against nia-mock's call log.
 async fn assert_every_upstream_call_audited_once(t: &TestStack, seen: &Seen) {
@@ -189,8 +153,8 @@ async fn r_qry_08_with_the_broker_database_cut_nothing_is_forwarded_unrecorded()
     assert_eq!(t.post(&token, "/v1/lookups", &lookup_of(1)).await.status(), 200);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let clients = actix_web::rt::spawn({
-        let (t, token, stop) = (Arc::clone(&t), token.clone(), Arc::clone(&stop));
-        async move { traffic(&t, &token, 4, stop).await }
+        let (url, token, stop) = (t.url("/v1/lookups"), token.clone(), Arc::clone(&stop));
+        async move { traffic(url, token, 4, stop).await }
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
     let calls_before_cut = t.nia_calls().await.len();
@@ -244,7 +208,7 @@ async fn r_qry_08_a_broker_restarted_mid_traffic_leaves_every_upstream_call_audi
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let traffic_task = {
         let (url, token, stop) = (t.url("/v1/lookups"), token.clone(), Arc::clone(&stop));
-        actix_web::rt::spawn(async move { raw_traffic(url, token, 6, stop).await })
+        actix_web::rt::spawn(async move { traffic(url, token, 6, stop).await })
     };
     tokio::time::sleep(Duration::from_millis(800)).await;
     t.stack.kill("broker").await;
@@ -290,9 +254,9 @@ async fn r_qry_08_a_broker_restarted_mid_traffic_leaves_every_upstream_call_audi
     t.stack.stop().await;
 }
 
-/// Clients with their own connection pool, so a killed broker's cut connections do not poison the
-/// harness's client.
-async fn raw_traffic(url: String, token: String, clients: u32, stop: Arc<std::sync::atomic::AtomicBool>) -> Seen {
+/// `clients` concurrent callers sending lookups to `url` until `stop` is set, each with its own
+/// connection pool (a killed broker's cut connections do not poison the harness's client).
+async fn traffic(url: String, token: String, clients: u32, stop: Arc<std::sync::atomic::AtomicBool>) -> Seen {
     let mut tasks = Vec::new();
     for client in 0..clients {
         let (url, token, stop) = (url.clone(), token.clone(), Arc::clone(&stop));
@@ -310,6 +274,7 @@ async fn raw_traffic(url: String, token: String, clients: u32, stop: Arc<std::sy
                         if status == 200 {
                             seen.answered_audit_ids.push(body["audit_id"].as_str().unwrap_or_default().to_owned());
                         } else {
+                            *seen.codes.entry(body["code"].as_str().unwrap_or("-").to_owned()).or_default() += 1;
                             tokio::time::sleep(Duration::from_millis(30)).await;
                         }
                     }
