@@ -270,11 +270,22 @@ impl Worker {
         }
     }
 
-    /// R-ACC-05: `Ok(false)` when the batch was cancelled because its submitter is no longer
-    /// active; `Err` when identity cannot say (nothing runs then).
+    /// R-ACC-05 and R-QRY-02: `Ok(false)` when the batch was cancelled because its submitter is no
+    /// longer active in its agency or no longer holds its permission; `Err` when identity cannot say
+    /// (nothing runs then).
     async fn submitter_may_continue(&self, batch: &BatchRow) -> Result<bool, ()> {
         let reason = match self.state.identity.user(&batch.user_id).await {
-            Ok(Some(user)) if user.status == "active" && user.agency == batch.agency => return Ok(true),
+            Ok(Some(user))
+                if user.status == "active"
+                    && user.agency == batch.agency
+                    && user.holds(&batch.legal_basis, &batch.purpose_code, &batch.query_type) =>
+            {
+                return Ok(true)
+            }
+            Ok(Some(user)) if user.status == "active" && user.agency == batch.agency => format!(
+                "the submitter no longer holds {} for purpose {} under {}; its remaining lookups were stopped (R-QRY-02)",
+                batch.query_type, batch.purpose_code, batch.legal_basis
+            ),
             Ok(Some(user)) if user.status != "active" => {
                 format!("the submitter's account is {}; its remaining lookups were stopped (R-ACC-05)", user.status)
             }

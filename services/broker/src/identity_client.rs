@@ -44,6 +44,18 @@ pub struct UserSummary {
     pub unit: Option<String>,
     pub status: String,
     pub roles: Vec<String>,
+    /// What they may look up now (link items ∩ grants, R-QRY-02).
+    #[serde(default)]
+    pub permissions: Vec<Permission>,
+}
+
+impl UserSummary {
+    /// Whether they still hold exactly this (legal basis, purpose, query type).
+    pub fn holds(&self, legal_basis: &str, purpose_code: &str, query_type: &str) -> bool {
+        self.permissions
+            .iter()
+            .any(|p| p.legal_basis == legal_basis && p.purpose_code == purpose_code && p.query_type == query_type)
+    }
 }
 
 type CacheKey = (String, Option<IpAddr>);
@@ -149,5 +161,25 @@ impl IdentityClient {
             404 => Ok(None),
             status => Err(unavailable(format!("identity answered {status} for a user summary"))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A bulk job goes on only while its submitter holds its exact tuple (R-QRY-02).
+    #[test]
+    fn r_qry_02_a_user_holds_only_the_exact_tuples_identity_lists() {
+        let user: UserSummary = serde_json::from_value(serde_json::json!({
+            "user_id": "u", "username": "tpe.caseworker", "display_name": "王社工", "agency": "TPE-SW",
+            "unit": null, "status": "active", "roles": ["caseworker"],
+            "permissions": [{"legal_basis": "social_assistance_act", "purpose_code": "sw_statutory_business",
+                             "query_type": "entry_exit_last_year"}]
+        }))
+        .unwrap();
+        assert!(user.holds("social_assistance_act", "sw_statutory_business", "entry_exit_last_year"));
+        assert!(!user.holds("social_assistance_act", "sw_statutory_business", "foreigner_residence"));
+        assert!(!user.holds("senior_welfare_act", "sw_statutory_business", "entry_exit_last_year"));
     }
 }

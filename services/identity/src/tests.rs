@@ -554,6 +554,11 @@ fn r_qry_02_permissions_are_link_approvals_intersected_with_user_grants() {
     assert!(permissions::permitted(&mut conn, expired, &caseworker.user_id, &profile.agency.id).unwrap().is_empty());
     let supervisor = login(&mut conn, now, &attempt("tpe.supervisor")).unwrap();
     assert!(permissions::profile(&mut conn, now, &supervisor.user_id).unwrap().permissions.is_empty());
+    // The summary other services read (a bulk job's submitter) carries the same permissions.
+    let summary = crate::domain::accounts::summary(&mut conn, now, &caseworker.user_id).unwrap().unwrap();
+    assert_eq!((summary.agency.as_str(), summary.status.as_str()), ("TPE-SW", "active"));
+    assert_eq!(summary.permissions, profile.permissions);
+    assert!(crate::domain::accounts::summary(&mut conn, now, "no-such-user").unwrap().is_none());
 }
 
 #[test]

@@ -280,6 +280,7 @@ pub(crate) mod testkit {
             unit: Some("unit-a".into()),
             status: status.into(),
             roles: vec!["caseworker".into()],
+            permissions: Vec::new(),
         }
     }
 }

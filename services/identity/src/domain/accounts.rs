@@ -731,7 +731,8 @@ pub fn directory(conn: &mut DbConn) -> Result<Vec<AgencyEntry>, IdentityError> {
 }
 
 /// Who a user is, as another service needs to know it (the broker checks the grantee of a proxy
-/// authorisation): agency code, unit, status and roles. `None` for an unknown id.
+/// authorisation, and a bulk job's submitter before each round): agency code, unit, status, roles and
+/// what they may look up now (link items ∩ grants, R-QRY-02). `None` for an unknown id.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
 pub struct UserSummary {
     pub user_id: String,
@@ -742,18 +743,29 @@ pub struct UserSummary {
     pub unit: Option<String>,
     pub status: String,
     pub roles: Vec<String>,
+    pub permissions: Vec<super::permissions::Permission>,
 }
 
-pub fn summary(conn: &mut DbConn, user_id: &str) -> Result<Option<UserSummary>, IdentityError> {
-    let row: Option<(String, String, String, Option<String>, String)> = users::table
+pub fn summary(conn: &mut DbConn, now: DateTime<Utc>, user_id: &str) -> Result<Option<UserSummary>, IdentityError> {
+    let row: Option<(String, String, String, String, Option<String>, String)> = users::table
         .inner_join(agencies::table.on(agencies::id.eq(users::agency_id)))
         .filter(users::id.eq(user_id))
-        .select((users::username, users::display_name, agencies::code, users::unit_id, users::status))
+        .select((users::username, users::display_name, agencies::id, agencies::code, users::unit_id, users::status))
         .first(conn)
         .optional()?;
-    let Some((username, display_name, agency, unit, status)) = row else {
+    let Some((username, display_name, agency_id, agency, unit, status)) = row else {
         return Ok(None);
     };
     let roles = user_roles::table.filter(user_roles::user_id.eq(user_id)).select(user_roles::role).load(conn)?;
-    Ok(Some(UserSummary { user_id: user_id.to_owned(), username, display_name, agency, unit, status, roles }))
+    let permissions = super::permissions::permitted(conn, now, user_id, &agency_id)?;
+    Ok(Some(UserSummary {
+        user_id: user_id.to_owned(),
+        username,
+        display_name,
+        agency,
+        unit,
+        status,
+        roles,
+        permissions,
+    }))
 }

@@ -67,8 +67,9 @@ pub async fn service_token(req: HttpRequest, state: web::Data<State>) -> ApiResu
     Ok(web::Json(IssuedServiceToken { token, expires_in: SERVICE_TOKEN_TTL_SECONDS }))
 }
 
-/// Who a user is (agency, unit, status, roles), for the broker: it checks that the grantee of a
-/// proxy authorisation (R-QRY-06) is an active colleague of the grantor. 404 for an unknown id.
+/// Who a user is (agency, unit, status, roles, permissions), for the broker: the grantee of a proxy
+/// authorisation (R-QRY-06) must be an active colleague of the grantor, and a bulk job stops when its
+/// submitter is no longer active or no longer holds the job's permission. 404 for an unknown id.
 #[get("/internal/v1/users/{id}")]
 pub async fn user_summary(
     caller: InternalCaller,
@@ -76,7 +77,7 @@ pub async fn user_summary(
     id: web::Path<String>,
 ) -> ApiResult<web::Json<UserSummary>> {
     caller.require(&["broker"])?;
-    let id = id.into_inner();
-    let found = state.db.run(move |conn| accounts::summary(conn, &id)).await?;
+    let (id, now) = (id.into_inner(), state.clock.now());
+    let found = state.db.run(move |conn| accounts::summary(conn, now, &id)).await?;
     found.map(web::Json).ok_or_else(|| ApiError::not_found("the user"))
 }
