@@ -37,7 +37,7 @@ use tokio::sync::Notify;
 use crate::domain::batches::{self, BatchRow, ClaimedItem, ItemError, Reconciled};
 use crate::domain::lookup::Context;
 use crate::domain::request::{parse_subject, LookupRequest};
-use crate::pipeline::{Accepted, Declared};
+use crate::pipeline::{Accepted, Declared, LookupFailure};
 use crate::State;
 
 /// Lookups in flight per batch round.
@@ -397,7 +397,6 @@ impl Worker {
                 batch_id: Some(batch.id.clone()),
             },
         };
-        let started = self.state.clock.now();
         let key = (item.batch_id.clone(), item.position);
         match self.state.lookups.run(&accepted).await {
             Ok((recorded, result)) => {
@@ -412,12 +411,12 @@ impl Worker {
                 None
             }
             // Not recorded, so not forwarded (R-QRY-08): the item is simply run later.
-            Err(err) if err.code() == "audit_unavailable" => {
+            Err(failure) if failure.recorded.is_none() => {
                 self.release(item).await;
                 Some(LaneEnd::Backoff)
             }
-            Err(err) => {
-                let lookup_id = self.attempt_lookup(item, started).await;
+            Err(LookupFailure { recorded, error: err }) => {
+                let lookup_id = recorded.map(|r| r.lookup_id);
                 let outage = err.code() == "upstream_unavailable";
                 let tries = {
                     let mut attempts = attempts.borrow_mut();
@@ -457,19 +456,6 @@ impl Worker {
         };
         let refusal = self.state.lookups.refuse(&batch.requester(), &declared, refusal).await;
         self.fail(item, None, &item_error(&refusal)).await;
-    }
-
-    /// The lookup this attempt recorded, if it recorded one.
-    async fn attempt_lookup(&self, item: &ClaimedItem, since: chrono::DateTime<chrono::Utc>) -> Option<String> {
-        let (batch_id, subject_id) = (item.batch_id.clone(), item.subject_id.clone());
-        match self.state.db.run(move |conn| batches::unclaimed_lookup(conn, &batch_id, &subject_id, Some(since))).await
-        {
-            Ok(found) => found.map(|(id, _)| id),
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot find the lookup of a failed batch item");
-                None
-            }
-        }
     }
 
     async fn succeed(&self, item: &ClaimedItem, lookup_id: &str, result: &str) {

@@ -139,35 +139,61 @@ impl Lookups {
     /// Runs an accepted lookup: durable audit record first, then the upstream, then the outcome.
     /// Callers run [`Lookups::precheck`] first (and record its refusal); the upstream client checks
     /// its circuit again before sending.
-    pub async fn run(self: &Arc<Self>, accepted: &Accepted) -> Result<(RecordedLookup, LookupResult), ApiError> {
+    pub async fn run(self: &Arc<Self>, accepted: &Accepted) -> Result<(RecordedLookup, LookupResult), LookupFailure> {
         let now = self.clock.now();
         let lookup = NewLookup::new(now, &accepted.who, &accepted.request, &accepted.context);
         self.journal.record_requested(lookup.clone(), lookup.requested_event()).await.map_err(|err| {
             tracing::error!(error = %err, "lookup not recorded; nothing was forwarded");
-            ApiError::unavailable("audit_unavailable", "the lookup could not be recorded, so it was not sent")
+            LookupFailure {
+                recorded: None,
+                error: ApiError::unavailable(
+                    "audit_unavailable",
+                    "the lookup could not be recorded, so it was not sent",
+                )
                 .rule("R-QRY-08")
-                .retry_after(5)
+                .retry_after(5),
+            }
         })?;
         self.relay.wake();
         // Forwarding and recording the outcome run detached: a client that goes away cannot leave a
         // forwarded lookup without its outcome.
         // The task keeps the request's span, so the trace context and request id travel upstream.
         let this = Arc::clone(self);
+        let recorded = lookup.recorded();
         let (span, request) = (tracing::Span::current(), immilink_shared::http::current_request());
         let work = immilink_shared::http::within_request(request, async move { this.forward(lookup).await });
-        actix_web::rt::spawn(work.instrument(span))
-            .await
-            .map_err(|err| ApiError::internal(format!("the lookup task failed: {err}")))?
+        actix_web::rt::spawn(work.instrument(span)).await.map_err(|err| LookupFailure {
+            recorded: Some(recorded),
+            error: ApiError::internal(format!("the lookup task failed: {err}")),
+        })?
     }
 
-    async fn forward(&self, lookup: NewLookup) -> Result<(RecordedLookup, LookupResult), ApiError> {
+    async fn forward(&self, lookup: NewLookup) -> Result<(RecordedLookup, LookupResult), LookupFailure> {
         let request = &lookup.request;
         let answer = self.nia.query(&lookup.id, request.query_type, request.subject.as_str(), &lookup.who.agency).await;
         let (outcome, reply) = interpret(request.query_type, answer);
         let event = lookup.completion_event(self.clock.now(), &outcome);
         self.journal.record_outcome(lookup.id.clone(), outcome, event).await;
         self.relay.wake();
-        reply.map(|result| (lookup.recorded(), result))
+        match reply {
+            Ok(result) => Ok((lookup.recorded(), result)),
+            Err(error) => Err(LookupFailure { recorded: Some(lookup.recorded()), error }),
+        }
+    }
+}
+
+/// A lookup that did not produce an answer, and the record it left if it got that far (a bulk job
+/// names it on the failed item).
+#[derive(Debug)]
+pub struct LookupFailure {
+    /// `None`: nothing was recorded, so nothing was forwarded.
+    pub recorded: Option<RecordedLookup>,
+    pub error: ApiError,
+}
+
+impl From<LookupFailure> for ApiError {
+    fn from(failure: LookupFailure) -> Self {
+        failure.error
     }
 }
 
