@@ -233,39 +233,37 @@ const PURPOSES: &[(Entry, bool)] = &[
     ),
 ];
 
+fn basis_of(&(code, zh, en, kind, source): &Entry) -> LegalBasis {
+    LegalBasis { code: code.into(), name_zh: zh.into(), name_en: en.into(), agency_kind: kind, source: source.into() }
+}
+
+fn purpose_of(&((code, zh, en, kind, source), approval): &(Entry, bool)) -> Purpose {
+    Purpose {
+        code: code.into(),
+        name_zh: zh.into(),
+        name_en: en.into(),
+        agency_kind: kind,
+        requires_supervisor_approval: approval,
+        source: source.into(),
+    }
+}
+
 pub fn legal_bases() -> Vec<LegalBasis> {
-    LEGAL_BASES
-        .iter()
-        .map(|&(code, zh, en, kind, source)| LegalBasis {
-            code: code.into(),
-            name_zh: zh.into(),
-            name_en: en.into(),
-            agency_kind: kind,
-            source: source.into(),
-        })
-        .collect()
+    LEGAL_BASES.iter().map(basis_of).collect()
 }
 
 pub fn purposes() -> Vec<Purpose> {
-    PURPOSES
-        .iter()
-        .map(|&((code, zh, en, kind, source), approval)| Purpose {
-            code: code.into(),
-            name_zh: zh.into(),
-            name_en: en.into(),
-            agency_kind: kind,
-            requires_supervisor_approval: approval,
-            source: source.into(),
-        })
-        .collect()
+    PURPOSES.iter().map(purpose_of).collect()
 }
 
+/// One legal basis by code; every lookup asks, so only the match is built.
 pub fn legal_basis(code: &str) -> Option<LegalBasis> {
-    legal_bases().into_iter().find(|b| b.code == code)
+    LEGAL_BASES.iter().find(|entry| entry.0 == code).map(basis_of)
 }
 
+/// One purpose by code; only the match is built.
 pub fn purpose(code: &str) -> Option<Purpose> {
-    purposes().into_iter().find(|p| p.code == code)
+    PURPOSES.iter().find(|(entry, _)| entry.0 == code).map(purpose_of)
 }
 
 /// OpenAPI schema of a legal-basis code: a string enum of the catalogue, so clients can offer it.

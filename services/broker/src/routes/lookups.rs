@@ -86,9 +86,12 @@ async fn accept(
     let permissions = state.identity.permissions(&who.session_id, &caller.token, client_ip(req)).await?;
     request.authorise(&permissions)?;
     let now = state.clock.now();
-    let context = {
+    let needs_context = request.proxy_authorization_id.is_some() || needs_supervisor_approval(&request.purpose_code);
+    let context = if needs_context {
         let (who, request) = (who.clone(), request.clone());
         state.db.run(move |conn| context_for(conn, now, &who, &request)).await?
+    } else {
+        Context::default()
     };
     if let Some(proxy) = &context.proxy {
         grantor_still_active(state, &proxy.on_behalf_of_user_id, &who.agency).await?;
@@ -109,6 +112,11 @@ async fn grantor_still_active(state: &State, grantor: &str, agency: &str) -> Res
         .field("proxy_authorization_id")
         .rule("R-QRY-06")),
     }
+}
+
+/// R-QRY-10: "other business" purposes need the unit supervisor's recorded approval.
+fn needs_supervisor_approval(purpose_code: &str) -> bool {
+    catalogue::purpose(purpose_code).is_some_and(|p| p.requires_supervisor_approval)
 }
 
 /// R-QRY-06 and R-QRY-10: the proxy authorisation a lookup names, and the supervisor approval its
@@ -134,8 +142,7 @@ pub(crate) fn context_for(
         }
         None => None,
     };
-    let needs_approval = catalogue::purpose(&request.purpose_code).is_some_and(|p| p.requires_supervisor_approval);
-    let supervisor_approval_id = if needs_approval {
+    let supervisor_approval_id = if needs_supervisor_approval(&request.purpose_code) {
         // The approval belongs to whoever the lookup serves: the grantor when run on their behalf.
         let beneficiary = proxy.as_ref().map_or(who.user_id.as_str(), |p| p.on_behalf_of_user_id.as_str());
         Some(approvals::approval_for(conn, now, beneficiary, &who.agency, &request.case_number, &request.purpose_code)?)
