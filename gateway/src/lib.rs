@@ -17,8 +17,8 @@ use actix_web::{get, web, HttpResponse};
 use futures_util::future::join_all;
 use immilink_shared::auth::{MetricsToken, ServiceTokens, SessionChecker, TokenVerifier};
 use immilink_shared::config::{self, ConfigError, Secret, ServiceSecrets};
-use immilink_shared::http::{serve, Health, HealthCheck, Routes, Running};
 use immilink_shared::openapi::BearerSecurity;
+use immilink_shared::server::{outbound_client, Health, HealthCheck, Routes, Running, Server};
 use utoipa::OpenApi;
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -119,7 +119,7 @@ const ROUTES: Routes = Routes {
     service: SERVICE,
     doc: ApiDoc::openapi,
     public: configure,
-    internal: immilink_shared::http::no_internal_routes,
+    internal: immilink_shared::server::no_internal_routes,
     serve_document: false,
 };
 
@@ -160,10 +160,7 @@ pub struct Application;
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Running> {
-        let http = reqwest::Client::builder()
-            .pool_idle_timeout(Duration::from_secs(30))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
+        let http = outbound_client()?;
         let identity_url = settings.identity_url.trim_end_matches('/').to_owned();
         let tokens =
             Arc::new(ServiceTokens::from_identity(http.clone(), &identity_url, SERVICE, &settings.service_secret));
@@ -179,16 +176,13 @@ impl Application {
             ],
             http,
         });
-        let metrics_token = settings.metrics_token.map(|token| web::Data::new(MetricsToken(token)));
-        Ok(serve(&settings.addr, settings.workers, ROUTES, move |cfg| {
-            if let Some(token) = &metrics_token {
-                cfg.app_data(token.clone());
-            }
-            cfg.app_data(state.clone())
-                .service(docs::docs_redirect)
-                .service(docs::swagger_ui())
-                .default_service(web::to(proxy::forward));
-        })?)
+        let mut server = Server::new(&settings.addr, settings.workers, ROUTES).data(state).configure(|cfg| {
+            cfg.service(docs::docs_redirect).service(docs::swagger_ui()).default_service(web::to(proxy::forward));
+        });
+        if let Some(token) = settings.metrics_token {
+            server = server.data(web::Data::new(MetricsToken(token)));
+        }
+        Ok(server.start()?)
     }
 }
 

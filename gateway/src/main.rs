@@ -7,6 +7,6 @@ async fn main() -> anyhow::Result<()> {
     let telemetry = telemetry::init("immilink-gateway");
     let settings = immilink_gateway::Settings::from_env()?;
     let running = immilink_gateway::Application::build(settings).await?;
-    telemetry::run_until_stopped(running, telemetry).await?;
+    immilink_shared::server::run_until_stopped(running, telemetry).await?;
     Ok(())
 }

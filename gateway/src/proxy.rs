@@ -6,9 +6,10 @@ use std::net::IpAddr;
 use actix_web::http::header::{self, HeaderMap, HeaderName};
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
-use immilink_shared::auth::SERVICE_CREDENTIAL;
 use immilink_shared::auth::{bearer_token, AuthError};
-use immilink_shared::http::{CLIENT_IP, MAX_BODY_BYTES, REQUEST_ID, SERVICE_TOKEN};
+use immilink_shared::context::SERVICE_CREDENTIAL;
+use immilink_shared::context::{CLIENT_IP, REQUEST_ID, SERVICE_TOKEN};
+use immilink_shared::server::MAX_BODY_BYTES;
 use immilink_shared::telemetry::outbound_headers;
 use immilink_shared::{ApiError, ApiResult};
 
@@ -54,7 +55,7 @@ pub async fn forward(req: HttpRequest, payload: web::Payload, state: web::Data<S
     }
     let Some(route) = route(req.method().as_str(), req.path()) else {
         // Not a service's path: maybe one of the gateway's own with the wrong method.
-        return immilink_shared::http::method_not_allowed(&req)
+        return immilink_shared::server::method_not_allowed(&req)
             .ok_or_else(|| ApiError::not_found("the requested route"));
     };
     let client_ip = req.peer_addr().map(|a| a.ip()).ok_or_else(|| ApiError::internal("no peer address"))?;

@@ -4,19 +4,16 @@
 //! no service trusts a request just for having reached it.
 
 use std::collections::HashMap;
-use std::future::{ready, Future, Ready};
-use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use actix_web::dev::Payload;
-use actix_web::{web, FromRequest, HttpRequest};
+use actix_web::{web, HttpRequest};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::config::Secret;
-use crate::http::{CLIENT_IP, SERVICE_TOKEN};
+use crate::config::{Secret, ServiceSettings};
+use crate::context::{SERVICE_CREDENTIAL, SERVICE_TOKEN, SERVICE_TOKEN_NAME};
 use crate::problem::ApiError;
 
 pub const ISSUER: &str = "immilink-identity";
@@ -319,37 +316,6 @@ pub fn bearer_token(req: &HttpRequest) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// Extractor: a request with a valid access token. Needs `web::Data<TokenVerifier>` in the app. When
-/// the app also has a `web::Data<SessionChecker>`, the token's session must be live from the caller's
-/// IP too: every service refuses a revoked session's token on its own, not only the gateway.
-#[derive(Debug, Clone)]
-pub struct Authenticated {
-    pub claims: AccessClaims,
-    pub token: String,
-}
-
-impl FromRequest for Authenticated {
-    type Error = actix_web::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
-
-    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        let verifier = req.app_data::<web::Data<TokenVerifier>>().cloned();
-        let sessions = req.app_data::<web::Data<SessionChecker>>().cloned();
-        let ip = crate::http::client_ip(req);
-        let token = bearer_token(req).map(str::to_owned);
-        Box::pin(async move {
-            let verifier = verifier.ok_or_else(|| ApiError::internal("TokenVerifier missing from app data"))?;
-            let token = token.ok_or(AuthError::Missing).map_err(ApiError::from)?;
-            let claims = verifier.verify(&token).await.map_err(ApiError::from)?;
-            if let Some(sessions) = sessions {
-                let ip = ip.ok_or_else(|| ApiError::internal("no client address"))?;
-                sessions.require_live(&claims.sid, ip).await?;
-            }
-            Ok(Authenticated { claims, token })
-        })
-    }
-}
-
 /// Session liveness: a token is only good while its session is live (not logged out, not idle,
 /// account active) and used from the session's IP. Identity answers; a "live" answer is reused for a
 /// short time (`IMMILINK_SESSION_CACHE_MS`, default 500), so a revoked session is refused everywhere
@@ -372,6 +338,11 @@ struct Liveness {
 const MAX_CACHED_SESSIONS: usize = 100_000;
 
 impl SessionChecker {
+    /// The session-liveness check every service runs on user tokens, at the service's identity URL.
+    pub fn for_service(settings: &ServiceSettings, http: reqwest::Client, tokens: Arc<ServiceTokens>) -> Self {
+        Self::new(http, &settings.identity_url, tokens, settings.session_cache)
+    }
+
     pub fn new(http: reqwest::Client, identity_url: &str, tokens: Arc<ServiceTokens>, ttl: Duration) -> Self {
         Self {
             http,
@@ -449,6 +420,13 @@ impl SessionChecker {
 #[derive(Debug, Clone)]
 pub struct MetricsToken(pub Secret);
 
+impl MetricsToken {
+    /// The service's metrics token, when one is configured.
+    pub fn configured(settings: &ServiceSettings) -> Option<Self> {
+        settings.secrets.metrics.clone().map(MetricsToken)
+    }
+}
+
 /// The audience of service tokens: they are never accepted where a user token is expected, nor the
 /// other way round.
 pub const SERVICE_AUDIENCE: &str = "immilink-internal";
@@ -496,44 +474,6 @@ pub async fn verify_service_caller(
     next.call(req).await
 }
 
-/// Extractor for internal endpoints: the caller presented a valid service token. Being on the
-/// network is not enough. A request the gateway forwarded for an end user (it carries the client-IP
-/// header) is refused even with the gateway's token, so no path trick at the gateway can turn a
-/// user's request into an internal call.
-#[derive(Debug, Clone)]
-pub struct InternalCaller {
-    pub service: String,
-}
-
-impl InternalCaller {
-    /// 403 unless the caller is one of `services`.
-    pub fn require(&self, services: &[&str]) -> Result<(), ApiError> {
-        if services.contains(&self.service.as_str()) {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden(
-                "service_not_permitted",
-                format!("the {} service may not call this endpoint", self.service),
-            ))
-        }
-    }
-}
-
-impl FromRequest for InternalCaller {
-    type Error = actix_web::Error;
-    type Future = Ready<Result<Self, Self::Error>>;
-
-    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        use actix_web::HttpMessage;
-        let on_behalf_of_a_user = req.headers().contains_key(&CLIENT_IP);
-        let result = match req.extensions().get::<CallingService>() {
-            Some(CallingService(service)) if !on_behalf_of_a_user => Ok(InternalCaller { service: service.clone() }),
-            _ => Err(ApiError::forbidden("internal_only", "this endpoint is for immilink services only").into()),
-        };
-        ready(result)
-    }
-}
-
 /// Where a service gets the tokens it presents on internal calls.
 enum TokenSource {
     /// From identity, with this service's own credential.
@@ -555,10 +495,6 @@ pub struct IssuedServiceToken {
     pub expires_in: i64,
 }
 
-/// The header a service presents its credential in, to obtain a token: `<service>:<secret>`.
-pub const SERVICE_CREDENTIAL: actix_web::http::header::HeaderName =
-    actix_web::http::header::HeaderName::from_static("x-immilink-service-credential");
-
 const RENEW_BEFORE: Duration = Duration::from_secs(60);
 
 impl ServiceTokens {
@@ -569,6 +505,12 @@ impl ServiceTokens {
             url: format!("{}/internal/v1/service-tokens", identity_url.trim_end_matches('/')),
             credential: format!("{service}:{}", secret.expose()),
         })
+    }
+
+    /// The tokens `settings`' service presents on internal calls, obtained from its identity with its
+    /// own secret.
+    pub fn for_service(settings: &ServiceSettings, http: reqwest::Client) -> Self {
+        Self::from_identity(http, &settings.identity_url, &settings.name, &settings.secrets.service)
     }
 
     /// Tokens minted in-process (identity's own calls).
@@ -623,7 +565,7 @@ impl ServiceTokens {
         let mut headers = crate::telemetry::outbound_headers();
         let token = self.token().await?;
         let value = reqwest::header::HeaderValue::from_str(&token).map_err(ApiError::internal)?;
-        headers.insert(reqwest::header::HeaderName::from_static("x-immilink-service-token"), value);
+        headers.insert(reqwest::header::HeaderName::from_static(SERVICE_TOKEN_NAME), value);
         Ok(headers)
     }
 }
@@ -638,11 +580,11 @@ pub struct ServiceAuth {
 }
 
 impl ServiceAuth {
-    pub fn new(settings: &crate::config::ServiceSettings, http: reqwest::Client, tokens: Arc<ServiceTokens>) -> Self {
+    pub fn new(settings: &ServiceSettings, http: reqwest::Client, tokens: Arc<ServiceTokens>) -> Self {
         Self {
             verifier: web::Data::new(TokenVerifier::from_identity(&settings.identity_url, http.clone())),
-            sessions: web::Data::new(settings.session_checker(http, tokens)),
-            metrics: settings.metrics_token().map(web::Data::new),
+            sessions: web::Data::new(SessionChecker::for_service(settings, http, tokens)),
+            metrics: MetricsToken::configured(settings).map(web::Data::new),
         }
     }
 
@@ -651,46 +593,5 @@ impl ServiceAuth {
         if let Some(metrics) = &self.metrics {
             cfg.app_data(metrics.clone());
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use actix_web::test::TestRequest;
-    use actix_web::{FromRequest, HttpMessage};
-
-    use super::*;
-
-    async fn internal_caller(request: TestRequest, verified: Option<&str>) -> Result<InternalCaller, actix_web::Error> {
-        let req = request.to_http_request();
-        if let Some(service) = verified {
-            req.extensions_mut().insert(CallingService(service.to_owned()));
-        }
-        InternalCaller::from_request(&req, &mut Payload::None).await
-    }
-
-    #[actix_web::test]
-    async fn internal_endpoints_need_a_verified_service_and_refuse_requests_forwarded_for_a_user() {
-        let broker = internal_caller(TestRequest::default(), Some("broker")).await.unwrap();
-        assert!(broker.require(&["broker"]).is_ok());
-        assert!(broker.require(&["identity"]).is_err(), "each endpoint names the services it serves");
-        assert!(internal_caller(TestRequest::default(), None).await.is_err(), "no service token");
-        let forwarded = TestRequest::default().insert_header((CLIENT_IP, "127.0.0.1"));
-        assert!(internal_caller(forwarded, Some("gateway")).await.is_err(), "a user's request the gateway forwarded");
-    }
-
-    #[test]
-    fn client_ip_is_taken_from_the_header_only_when_a_forwarder_stated_it() {
-        let peer: std::net::SocketAddr = "10.0.0.9:4000".parse().unwrap();
-        let stated =
-            || TestRequest::default().peer_addr(peer).insert_header((CLIENT_IP, "127.0.0.7")).to_http_request();
-        let anonymous = stated();
-        assert_eq!(crate::http::client_ip(&anonymous), Some(peer.ip()));
-        let from_gateway = stated();
-        from_gateway.extensions_mut().insert(CallingService("gateway".into()));
-        assert_eq!(crate::http::client_ip(&from_gateway), "127.0.0.7".parse().ok());
-        let from_audit = stated();
-        from_audit.extensions_mut().insert(CallingService("audit".into()));
-        assert_eq!(crate::http::client_ip(&from_audit), Some(peer.ip()), "audit forwards no user requests");
     }
 }

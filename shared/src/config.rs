@@ -147,30 +147,6 @@ impl ServiceSettings {
         }
     }
 
-    /// The service tokens this service presents on internal calls, obtained from identity.
-    pub fn service_tokens(&self, http: reqwest::Client) -> std::sync::Arc<crate::auth::ServiceTokens> {
-        std::sync::Arc::new(crate::auth::ServiceTokens::from_identity(
-            http,
-            &self.identity_url,
-            &self.name,
-            &self.secrets.service,
-        ))
-    }
-
-    /// The session-liveness check every service runs on user tokens (see [`crate::auth::SessionChecker`]).
-    pub fn session_checker(
-        &self,
-        http: reqwest::Client,
-        tokens: std::sync::Arc<crate::auth::ServiceTokens>,
-    ) -> crate::auth::SessionChecker {
-        crate::auth::SessionChecker::new(http, &self.identity_url, tokens, self.session_cache)
-    }
-
-    /// App data for `/metrics`, when a metrics token is configured.
-    pub fn metrics_token(&self) -> Option<crate::auth::MetricsToken> {
-        self.secrets.metrics.clone().map(crate::auth::MetricsToken)
-    }
-
     /// The embedded mode is the SQLite one.
     pub fn is_embedded(&self) -> bool {
         self.database.url.starts_with("sqlite:")

@@ -15,6 +15,8 @@ use diesel::sqlite::SqliteConnection;
 use diesel::Connection;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness};
 
+use crate::problem::ApiError;
+
 /// A connection to either backend. Domain functions take `&mut DbConn`, so callers can compose them
 /// in one transaction.
 #[derive(diesel::MultiConnection)]
@@ -91,6 +93,19 @@ impl DbError {
             self,
             DbError::Query(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _))
         )
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(err: DbError) -> Self {
+        match err {
+            DbError::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "database unavailable");
+                ApiError::unavailable("database_unavailable", "the database is not answering; try again shortly")
+            }
+            DbError::Query(diesel::result::Error::NotFound) => ApiError::not_found("the record"),
+            other => ApiError::internal(other),
+        }
     }
 }
 
@@ -426,5 +441,13 @@ mod tests {
         };
         let err = Db::connect(&settings, &migrations).err().unwrap();
         assert!(matches!(err, DbError::Unavailable(ref m) if m.contains("127.0.0.1") || m.contains("onnect")), "{err}");
+    }
+
+    #[actix_web::test]
+    async fn pool_exhaustion_is_503_and_not_found_is_404() {
+        let unavailable: ApiError = DbError::Unavailable("timed out".into()).into();
+        assert_eq!(unavailable.status(), actix_web::http::StatusCode::SERVICE_UNAVAILABLE);
+        let missing: ApiError = DbError::Query(diesel::result::Error::NotFound).into();
+        assert_eq!(missing.status(), actix_web::http::StatusCode::NOT_FOUND);
     }
 }

@@ -33,10 +33,15 @@ impl utoipa::Modify for BearerSecurity {
 }
 
 /// Merges service documents into one, keeping the first document's info. Paths a later document
-/// repeats (the health endpoints) keep the first definition.
+/// repeats (the health endpoints) keep the first definition, and so do tags: every service declares
+/// `health`, and a document that lists a tag twice is not valid OpenAPI.
 pub fn merge(mut base: OpenApi, others: impl IntoIterator<Item = OpenApi>) -> OpenApi {
     for other in others {
         base.merge(other);
+    }
+    if let Some(tags) = base.tags.as_mut() {
+        let mut seen = std::collections::HashSet::new();
+        tags.retain(|tag| seen.insert(tag.name.clone()));
     }
     base
 }
@@ -64,6 +69,23 @@ pub fn check_committed(path: &Path, doc: &OpenApi) -> Result<(), String> {
             "{} differs from the code; regenerate with `IMMILINK_UPDATE_OPENAPI=1 cargo test -p immilink-stack openapi`",
             path.display()
         ))
+    }
+}
+
+/// Makes every operation id unique across the merged document: handlers of different services share
+/// names (`list`, `create`), so each id is qualified with the operation's first tag
+/// (`accounts_list`, `lookups_create`). Generated clients name their functions after these ids.
+pub fn qualify_operation_ids(doc: &mut OpenApi) {
+    for item in doc.paths.paths.values_mut() {
+        let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+        for operation in operations.into_iter().flatten() {
+            let tag = operation.tags.as_ref().and_then(|tags| tags.first()).map(|tag| tag.replace('-', "_"));
+            if let (Some(tag), Some(id)) = (tag, operation.operation_id.as_mut()) {
+                if !id.starts_with(&format!("{tag}_")) {
+                    *id = format!("{tag}_{id}");
+                }
+            }
+        }
     }
 }
 
@@ -112,4 +134,24 @@ fn problem_response(description: &str) -> RefOr<utoipa::openapi::Response> {
             .content(PROBLEM_JSON, ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build())
             .build(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use utoipa::openapi::tag::TagBuilder;
+    use utoipa::openapi::OpenApiBuilder;
+
+    use super::*;
+
+    fn with_tags(names: &[&str]) -> OpenApi {
+        OpenApiBuilder::new().tags(Some(names.iter().map(|name| TagBuilder::new().name(*name).build()))).build()
+    }
+
+    #[test]
+    fn merged_documents_list_each_tag_once_in_first_seen_order() {
+        let merged =
+            merge(with_tags(&["health", "docs"]), [with_tags(&["sessions", "health"]), with_tags(&["health"])]);
+        let names: Vec<String> = merged.tags.unwrap_or_default().into_iter().map(|tag| tag.name).collect();
+        assert_eq!(names, ["health", "docs", "sessions"]);
+    }
 }

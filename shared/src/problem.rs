@@ -8,7 +8,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::http::current_request;
+use crate::context::current_request;
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
@@ -221,20 +221,6 @@ impl ResponseError for ApiError {
     }
 }
 
-impl From<crate::db::DbError> for ApiError {
-    fn from(err: crate::db::DbError) -> Self {
-        use crate::db::DbError;
-        match err {
-            DbError::Unavailable(cause) => {
-                tracing::warn!(error = %cause, "database unavailable");
-                ApiError::unavailable("database_unavailable", "the database is not answering; try again shortly")
-            }
-            DbError::Query(diesel::result::Error::NotFound) => ApiError::not_found("the record"),
-            other => ApiError::internal(other),
-        }
-    }
-}
-
 /// Turns actix's own extractor failures (bad path or query parameters) into problems too.
 pub fn query_error_handler(
     err: actix_web::error::QueryPayloadError,
@@ -245,15 +231,6 @@ pub fn query_error_handler(
 
 pub fn path_error_handler(err: actix_web::error::PathError, _req: &actix_web::HttpRequest) -> actix_web::Error {
     ApiError::invalid_field("path", err.to_string()).into()
-}
-
-/// Problem for unknown routes, so even a 404 for a typo is problem+json; 405 for a known path with
-/// another method.
-pub async fn not_found_route(req: actix_web::HttpRequest) -> Result<HttpResponse, ApiError> {
-    match crate::http::method_not_allowed(&req) {
-        Some(response) => Ok(response),
-        None => Err(ApiError::not_found("the requested route")),
-    }
 }
 
 #[cfg(test)]
@@ -289,13 +266,5 @@ mod tests {
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
         let body = to_bytes(response.into_body()).await.unwrap();
         assert!(!String::from_utf8_lossy(&body).contains("hunter2"));
-    }
-
-    #[actix_web::test]
-    async fn pool_exhaustion_is_503_and_not_found_is_404() {
-        let unavailable: ApiError = crate::db::DbError::Unavailable("timed out".into()).into();
-        assert_eq!(unavailable.status(), StatusCode::SERVICE_UNAVAILABLE);
-        let missing: ApiError = crate::db::DbError::Query(diesel::result::Error::NotFound).into();
-        assert_eq!(missing.status(), StatusCode::NOT_FOUND);
     }
 }

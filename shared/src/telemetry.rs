@@ -104,7 +104,7 @@ impl Injector for HeaderInjector<'_> {
 pub fn outbound_headers() -> reqwest::header::HeaderMap {
     let mut headers = reqwest::header::HeaderMap::new();
     inject_trace_context(&mut headers);
-    if let Some(request) = crate::http::current_request() {
+    if let Some(request) = crate::context::current_request() {
         if let Ok(value) = reqwest::header::HeaderValue::from_str(&request.request_id) {
             headers.insert(reqwest::header::HeaderName::from_static("x-request-id"), value);
         }
@@ -118,12 +118,4 @@ pub fn inject_trace_context(headers: &mut reqwest::header::HeaderMap) {
     opentelemetry::global::get_text_map_propagator(|propagator| {
         propagator.inject_context(&context, &mut HeaderInjector(headers));
     });
-}
-
-/// Runs a service binary's server until SIGTERM/SIGINT (actix stops gracefully), then flushes spans.
-pub async fn run_until_stopped(running: crate::http::Running, telemetry: Telemetry) -> std::io::Result<()> {
-    let result = running.server.await;
-    crate::http::Running::abort_tasks(running.tasks);
-    telemetry.shutdown().await;
-    result
 }

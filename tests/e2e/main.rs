@@ -11,3 +11,4 @@ mod lookups;
 mod platform;
 mod sessions;
 mod tcp_proxy;
+mod tools;

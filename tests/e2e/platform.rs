@@ -29,6 +29,15 @@ async fn gateway_serves_the_merged_openapi_and_an_offline_docs_page() {
         assert!(doc["paths"].get(path).is_some(), "merged document lacks {path}");
     }
     assert!(doc["paths"].get("/internal/v1/events").is_none());
+    // The document the gateway serves, merged live from the services, is valid OpenAPI (each tag
+    // listed once, unique operation ids), and so are the committed ones.
+    crate::tools::validate_openapi(&doc).unwrap_or_else(|report| panic!("the merged document: {report}"));
+    let committed = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../openapi");
+    for name in ["immilink.json", "identity.json", "broker.json", "audit.json", "vendors.json", "nia-mock.json"] {
+        let text = std::fs::read_to_string(committed.join(name)).expect("a committed document");
+        let committed_doc: Value = serde_json::from_str(&text).expect("JSON");
+        crate::tools::validate_openapi(&committed_doc).unwrap_or_else(|report| panic!("openapi/{name}: {report}"));
+    }
 
     let redirect = crate::harness::client(None).get(t.url("/docs")).send().await.unwrap();
     assert_eq!(redirect.status(), 200, "the redirect leads to the page");

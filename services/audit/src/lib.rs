@@ -11,12 +11,11 @@ pub mod schema;
 mod tests;
 
 use actix_web::web;
-use immilink_shared::auth::ServiceAuth;
 use immilink_shared::clock::SharedClock;
 use immilink_shared::config::{ConfigError, ServiceSecrets, ServiceSettings};
 use immilink_shared::db::{Db, Migrations};
-use immilink_shared::http::{serve, Routes, Running};
 use immilink_shared::openapi::BearerSecurity;
+use immilink_shared::server::{Routes, Running, Service};
 use utoipa::OpenApi;
 
 pub const SERVICE: &str = "audit";
@@ -63,14 +62,8 @@ pub struct Application;
 
 impl Application {
     pub async fn build(settings: Settings, clock: SharedClock) -> anyhow::Result<Running> {
-        let db = Db::open(&settings.database, &MIGRATIONS).await?;
-        let http = reqwest::Client::new();
-        let auth = ServiceAuth::new(&settings, http.clone(), settings.service_tokens(http));
-        let state = web::Data::new(State { db: db.clone(), clock });
-        let db = web::Data::new(db);
-        Ok(serve(&settings.addr, settings.workers, ROUTES, move |cfg| {
-            cfg.app_data(state.clone()).app_data(db.clone());
-            auth.register(cfg);
-        })?)
+        let service = Service::open(settings, &MIGRATIONS).await?;
+        let state = web::Data::new(State { db: service.db.clone(), clock });
+        Ok(service.server(ROUTES).data(state).start()?)
     }
 }

@@ -8,6 +8,6 @@ async fn main() -> anyhow::Result<()> {
     let telemetry = telemetry::init("immilink-audit");
     let settings = immilink_audit::settings_from_env(None)?;
     let running = immilink_audit::Application::build(settings, system_clock()).await?;
-    telemetry::run_until_stopped(running, telemetry).await?;
+    immilink_shared::server::run_until_stopped(running, telemetry).await?;
     Ok(())
 }

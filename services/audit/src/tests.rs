@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use immilink_shared::clock::{Clock, ManualClock};
 use immilink_shared::db::{Db, DbSettings};
 use immilink_shared::events::AuditEvent;
-use immilink_shared::http::ServiceName;
+use immilink_shared::server::ServiceName;
 use immilink_shared::testing::TestDb;
 use serde_json::json;
 
@@ -119,7 +119,7 @@ async fn readyz_fails_when_the_database_does_not_answer() {
         App::new()
             .app_data(web::Data::new(ServiceName(crate::SERVICE)))
             .app_data(web::Data::new(database.clone()))
-            .service(immilink_shared::http::readyz),
+            .service(immilink_shared::server::readyz),
     )
     .await;
     let ready = actix_test::call_service(&app, actix_test::TestRequest::get().uri("/readyz").to_request()).await;

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use immilink_shared::auth::ServiceTokens;
-use immilink_shared::http::CLIENT_IP;
+use immilink_shared::context::CLIENT_IP;
 use immilink_shared::ApiError;
 use serde::Deserialize;
 

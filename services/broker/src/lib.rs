@@ -23,12 +23,11 @@ pub mod upstream;
 use std::time::Duration;
 
 use actix_web::web;
-use immilink_shared::auth::ServiceAuth;
 use immilink_shared::clock::SharedClock;
 use immilink_shared::config::{self, ConfigError, NamedSecrets, Secret, ServiceSecrets, ServiceSettings};
 use immilink_shared::db::{Db, Migrations};
-use immilink_shared::http::{no_internal_routes, serve, Routes, Running};
 use immilink_shared::openapi::BearerSecurity;
+use immilink_shared::server::{no_internal_routes, Routes, Running, Service};
 use utoipa::OpenApi;
 
 use std::sync::Arc;
@@ -160,39 +159,31 @@ impl Application {
     /// Connects and migrates, closes lookups a previous crash interrupted, starts the journal, the
     /// audit relay and the housekeeping task, binds.
     pub async fn build(settings: Settings, clock: SharedClock) -> anyhow::Result<Running> {
-        let db = Db::open(&settings.service.database, &MIGRATIONS).await?;
+        let service = Service::open(settings.service.clone(), &MIGRATIONS).await?;
+        let db = service.db.clone();
         let interrupted_after = chrono::Duration::from_std(settings.interrupted_after)?;
         close_interrupted(&db, &clock, interrupted_after).await;
-        let http = reqwest::Client::builder().pool_idle_timeout(Duration::from_secs(30)).build()?;
-        let tokens = settings.service.service_tokens(http.clone());
+        let (http, tokens) = (service.http.clone(), Arc::clone(&service.tokens));
         let relay = Relay::new(db.clone(), clock.clone(), http.clone(), &settings.audit_url, tokens.clone());
-        let auth = ServiceAuth::new(&settings.service, http.clone(), tokens.clone());
         let nia = NiaClient::new(http.clone(), upstream_settings(&settings));
         let journal = Journal::start(db.clone(), clock.clone())?;
         let backlog_max_age = chrono::Duration::from_std(settings.audit_backlog_max_age)?;
         let state = web::Data::new(State {
             db: db.clone(),
             clock: clock.clone(),
-            identity: IdentityClient::new(
-                http.clone(),
-                &settings.service.identity_url,
-                tokens.clone(),
-                settings.service.session_cache,
-            ),
+            identity: IdentityClient::new(http, &settings.service.identity_url, tokens, settings.service.session_cache),
             lookups: Arc::new(Lookups::new(journal, nia, relay.clone(), clock.clone(), backlog_max_age)),
             relay: relay.clone(),
             limits: LookupLimits::new(settings.lookups_per_user_per_minute, settings.lookups_per_agency_per_minute),
             batch_wake: Arc::default(),
         });
-        let relay_task = actix_web::rt::spawn(relay.run());
-        let batch_worker = actix_web::rt::spawn(batch_worker::run(state.clone()));
-        let housekeeping = actix_web::rt::spawn(housekeeping(db.clone(), clock, interrupted_after));
-        let db = web::Data::new(db);
-        let running = serve(&settings.service.addr, settings.service.workers, ROUTES, move |cfg| {
-            cfg.app_data(state.clone()).app_data(db.clone());
-            auth.register(cfg);
-        })?;
-        Ok(running.with_task(relay_task).with_task(housekeeping).with_task(batch_worker))
+        Ok(service
+            .server(ROUTES)
+            .data(state.clone())
+            .task(relay.run())
+            .task(batch_worker::run(state))
+            .task(housekeeping(db, clock, interrupted_after))
+            .start()?)
     }
 }
 

@@ -8,6 +8,6 @@ async fn main() -> anyhow::Result<()> {
     let telemetry = telemetry::init("immilink-broker");
     let settings = immilink_broker::Settings::from_env()?;
     let running = immilink_broker::Application::build(settings, system_clock()).await?;
-    telemetry::run_until_stopped(running, telemetry).await?;
+    immilink_shared::server::run_until_stopped(running, telemetry).await?;
     Ok(())
 }

@@ -160,8 +160,8 @@ impl Lookups {
         // The task keeps the request's span, so the trace context and request id travel upstream.
         let this = Arc::clone(self);
         let recorded = lookup.recorded();
-        let (span, request) = (tracing::Span::current(), immilink_shared::http::current_request());
-        let work = immilink_shared::http::within_request(request, async move { this.forward(lookup).await });
+        let (span, request) = (tracing::Span::current(), immilink_shared::context::current_request());
+        let work = immilink_shared::context::within_request(request, async move { this.forward(lookup).await });
         actix_web::rt::spawn(work.instrument(span)).await.map_err(|err| LookupFailure {
             recorded: Some(recorded),
             error: ApiError::internal(format!("the lookup task failed: {err}")),

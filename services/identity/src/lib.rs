@@ -21,12 +21,12 @@ use std::sync::Arc;
 
 use actix_web::web;
 use chrono::Duration;
-use immilink_shared::auth::{ServiceTokens, TokenVerifier};
+use immilink_shared::auth::{MetricsToken, ServiceTokens, TokenVerifier};
 use immilink_shared::clock::SharedClock;
 use immilink_shared::config::{self, ConfigError, Secret, ServiceSecrets, ServiceSettings};
 use immilink_shared::db::{Db, Migrations};
-use immilink_shared::http::{serve, Routes, Running};
 use immilink_shared::openapi::BearerSecurity;
+use immilink_shared::server::{outbound_client, Routes, Running, Server};
 use utoipa::OpenApi;
 
 pub use keys::SigningKeys;
@@ -186,7 +186,7 @@ impl Application {
             &settings.previous_signing_key_files,
         )?;
         let verifier = TokenVerifier::from_jwks(&keys.jwks())?;
-        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
+        let http = outbound_client()?;
         let own_tokens = {
             let (kid, key) = (keys.kid().to_owned(), keys.encoding_key().clone());
             Arc::new(ServiceTokens::local(move || tokens::issue_service(&kid, &key, SERVICE)))
@@ -208,17 +208,14 @@ impl Application {
                 APPLICATION_WINDOW,
             ),
         });
-        let background = actix_web::rt::spawn(workflow::background(Arc::clone(&state), settings.background_interval));
-        let state = web::Data::from(state);
-        let verifier = web::Data::new(verifier);
-        let metrics_token = settings.service.metrics_token().map(web::Data::new);
-        let db = web::Data::new(db);
-        let running = serve(&settings.service.addr, settings.service.workers, ROUTES, move |cfg| {
-            cfg.app_data(state.clone()).app_data(db.clone()).app_data(verifier.clone());
-            if let Some(token) = &metrics_token {
-                cfg.app_data(token.clone());
-            }
-        })?;
-        Ok(running.with_task(background))
+        let mut server = Server::new(&settings.service.addr, settings.service.workers, ROUTES)
+            .data(web::Data::from(Arc::clone(&state)))
+            .data(web::Data::new(db))
+            .data(web::Data::new(verifier))
+            .task(workflow::background(state, settings.background_interval));
+        if let Some(token) = MetricsToken::configured(&settings.service) {
+            server = server.data(web::Data::new(token));
+        }
+        Ok(server.start()?)
     }
 }

@@ -23,7 +23,7 @@ use std::sync::RwLock;
 use actix_web::web;
 use immilink_shared::clock::SharedClock;
 use immilink_shared::config::{self, ConfigError, NamedSecrets, Secret};
-use immilink_shared::http::{serve, Routes, Running};
+use immilink_shared::server::{Routes, Running, Server};
 use utoipa::OpenApi;
 
 pub use agencies::AgencyItems;
@@ -148,8 +148,6 @@ pub struct Application;
 impl Application {
     pub async fn build(settings: Settings, clock: SharedClock) -> anyhow::Result<Running> {
         let state = web::Data::new(State::new(clock, &settings));
-        Ok(serve(&settings.addr, settings.workers, ROUTES, move |cfg| {
-            cfg.app_data(state.clone());
-        })?)
+        Ok(Server::new(&settings.addr, settings.workers, ROUTES).data(state).start()?)
     }
 }

@@ -8,6 +8,6 @@ async fn main() -> anyhow::Result<()> {
     let telemetry = telemetry::init("immilink-nia-mock");
     let settings = immilink_nia_mock::Settings::from_env()?;
     let running = immilink_nia_mock::Application::build(settings, system_clock()).await?;
-    telemetry::run_until_stopped(running, telemetry).await?;
+    immilink_shared::server::run_until_stopped(running, telemetry).await?;
     Ok(())
 }

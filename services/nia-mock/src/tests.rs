@@ -35,7 +35,7 @@ macro_rules! app {
     ($settings:expr) => {{
         let clock = Arc::new(ManualClock::starting_at(Utc.with_ymd_and_hms(2026, 11, 23, 2, 0, 0).unwrap()));
         actix_test::init_service(
-            immilink_shared::http::base_app()
+            immilink_shared::server::base_app()
                 .app_data(web::Data::new(State::new(clock, &$settings)))
                 .into_utoipa_app()
                 .configure(crate::routes::configure)

@@ -195,7 +195,7 @@ fn url(port: u16) -> String {
     format!("http://127.0.0.1:{port}")
 }
 
-fn launch(services: &mut Vec<Launched>, name: &'static str, running: immilink_shared::http::Running) -> String {
+fn launch(services: &mut Vec<Launched>, name: &'static str, running: immilink_shared::server::Running) -> String {
     services.push(Launched { name, handle: running.server.handle(), tasks: running.tasks });
     actix_web::rt::spawn(running.server);
     url(running.port)
@@ -206,7 +206,7 @@ pub async fn start(mut config: StackConfig, clock: SharedClock) -> anyhow::Resul
     let mut services = Vec::new();
     // Identity's address is needed by the others only when they verify a token, and identity needs
     // vendors and nia-mock only when an application is reviewed: bind identity's port first.
-    let identity_listener = immilink_shared::http::bind(&config.identity.service.addr)?;
+    let identity_listener = immilink_shared::server::bind(&config.identity.service.addr)?;
     let identity_url = url(identity_listener.1);
     config.vendors.identity_url = identity_url.clone();
     let vendors = vendors::Application::build(config.vendors, Arc::clone(&clock)).await.context("starting vendors")?;

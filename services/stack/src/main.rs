@@ -32,9 +32,8 @@ async fn main() -> anyhow::Result<()> {
             println!("  {username:<16} {what}");
         }
     }
-    println!("Ctrl-C stops it.");
-    tokio::signal::ctrl_c().await?;
-    tracing::info!("stopping");
+    println!("Ctrl-C (or SIGTERM) stops it.");
+    immilink_shared::server::shutdown_signal().await;
     stack.stop().await;
     telemetry.shutdown().await;
     Ok(())

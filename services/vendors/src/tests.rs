@@ -7,8 +7,8 @@ use immilink_shared::auth::{
     AccessClaims, Jwk, JwkSet, ServiceClaims, TokenVerifier, AUDIENCE, ISSUER, SERVICE_AUDIENCE,
 };
 use immilink_shared::clock::system_clock;
+use immilink_shared::context::SERVICE_TOKEN;
 use immilink_shared::db::{Db, DbSettings};
-use immilink_shared::http::SERVICE_TOKEN;
 use immilink_shared::problem::Problem;
 use immilink_shared::testing::TestDb;
 use serde_json::{json, Value};
@@ -78,7 +78,7 @@ macro_rules! app {
     ($test_db:expr) => {{
         let db = Db::connect(&DbSettings::new($test_db.url()), &MIGRATIONS).unwrap();
         actix_test::init_service(
-            immilink_shared::http::base_app()
+            immilink_shared::server::base_app()
                 .wrap(actix_web::middleware::from_fn(immilink_shared::auth::verify_service_caller))
                 .app_data(web::Data::new(State { db: db.clone(), clock: system_clock() }))
                 .app_data(web::Data::new(db))

@@ -1,9 +1,9 @@
 //! Event delivery from other services (the broker's outbox relay). Idempotent by event id.
 
 use actix_web::{post, web};
-use immilink_shared::auth::InternalCaller;
 use immilink_shared::events::{BatchReceipt, EventBatch};
-use immilink_shared::http::ApiJson;
+use immilink_shared::extractors::ApiJson;
+use immilink_shared::extractors::InternalCaller;
 use immilink_shared::{ApiError, ApiResult};
 
 use crate::{chain, State};

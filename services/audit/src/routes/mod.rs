@@ -7,8 +7,8 @@ mod verify;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(immilink_shared::http::healthz)
-        .service(immilink_shared::http::readyz)
+    cfg.service(immilink_shared::server::healthz)
+        .service(immilink_shared::server::readyz)
         .service(verify::verify)
         .service(records::search)
         .service(records::get);

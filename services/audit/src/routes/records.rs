@@ -1,6 +1,7 @@
 use actix_web::{get, web};
-use immilink_shared::auth::{AccessClaims, Authenticated};
-use immilink_shared::http::ApiQuery;
+use immilink_shared::auth::AccessClaims;
+use immilink_shared::extractors::ApiQuery;
+use immilink_shared::extractors::Authenticated;
 use immilink_shared::problem::Problem;
 use immilink_shared::{ApiError, ApiResult};
 

@@ -1,5 +1,5 @@
 use actix_web::{get, web};
-use immilink_shared::auth::Authenticated;
+use immilink_shared::extractors::Authenticated;
 use immilink_shared::problem::Problem;
 use immilink_shared::{ApiError, ApiResult};
 

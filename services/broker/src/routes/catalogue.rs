@@ -1,8 +1,8 @@
 //! The code catalogues a lookup declares against (R-QRY-03, R-QRY-10, R-QRY-11).
 
 use actix_web::{get, web};
-use immilink_shared::auth::Authenticated;
 use immilink_shared::catalogue::{self, LegalBasis, Purpose, QueryType};
+use immilink_shared::extractors::Authenticated;
 use serde::Serialize;
 use utoipa::ToSchema;
 

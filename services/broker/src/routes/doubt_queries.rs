@@ -3,8 +3,8 @@
 
 use actix_web::http::header;
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
-use immilink_shared::auth::Authenticated;
-use immilink_shared::http::{client_ip, ApiJson, ApiQuery};
+use immilink_shared::extractors::Authenticated;
+use immilink_shared::extractors::{client_ip, ApiJson, ApiQuery};
 use immilink_shared::problem::Problem;
 use immilink_shared::ApiResult;
 

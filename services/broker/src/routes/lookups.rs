@@ -1,9 +1,9 @@
 use actix_web::{post, web, HttpRequest};
 use chrono::{DateTime, Utc};
-use immilink_shared::auth::Authenticated;
 use immilink_shared::catalogue::{self, QueryType};
 use immilink_shared::db::DbConn;
-use immilink_shared::http::{client_ip, ApiJson};
+use immilink_shared::extractors::Authenticated;
+use immilink_shared::extractors::{client_ip, ApiJson};
 use immilink_shared::problem::Problem;
 use immilink_shared::{ApiError, ApiResult};
 use serde::{Deserialize, Serialize};

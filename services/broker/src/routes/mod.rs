@@ -10,8 +10,8 @@ mod purpose_approvals;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(immilink_shared::http::healthz)
-        .service(immilink_shared::http::readyz)
+    cfg.service(immilink_shared::server::healthz)
+        .service(immilink_shared::server::readyz)
         .service(lookups::create)
         .service(batches::create)
         .service(batches::list)

@@ -2,8 +2,8 @@
 //! colleague of the same agency who runs the lookups on their behalf.
 
 use actix_web::{get, post, web, HttpResponse};
-use immilink_shared::auth::Authenticated;
-use immilink_shared::http::{ApiJson, ApiQuery};
+use immilink_shared::extractors::Authenticated;
+use immilink_shared::extractors::{ApiJson, ApiQuery};
 use immilink_shared::problem::Problem;
 use immilink_shared::ApiResult;
 use serde::Deserialize;

@@ -1,8 +1,8 @@
 //! Unit-supervisor approvals of "other business" purposes (R-QRY-10).
 
 use actix_web::{get, post, web, HttpResponse};
-use immilink_shared::auth::Authenticated;
-use immilink_shared::http::{ApiJson, ApiQuery};
+use immilink_shared::extractors::Authenticated;
+use immilink_shared::extractors::{ApiJson, ApiQuery};
 use immilink_shared::problem::Problem;
 use immilink_shared::ApiResult;
 

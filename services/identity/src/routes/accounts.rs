@@ -4,8 +4,8 @@
 use std::net::IpAddr;
 
 use actix_web::{get, post, put, web, HttpRequest};
-use immilink_shared::auth::Authenticated;
-use immilink_shared::http::ApiJson;
+use immilink_shared::extractors::ApiJson;
+use immilink_shared::extractors::Authenticated;
 use immilink_shared::problem::Problem;
 use immilink_shared::{ApiError, ApiResult};
 use serde::Deserialize;

@@ -4,8 +4,8 @@
 use std::net::IpAddr;
 
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
-use immilink_shared::auth::Authenticated;
-use immilink_shared::http::{client_ip, ApiJson, ApiQuery};
+use immilink_shared::extractors::Authenticated;
+use immilink_shared::extractors::{client_ip, ApiJson, ApiQuery};
 use immilink_shared::ids::SubjectId;
 use immilink_shared::problem::Problem;
 use immilink_shared::{ApiError, ApiResult};

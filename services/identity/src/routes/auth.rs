@@ -1,7 +1,7 @@
 use actix_web::http::header;
 use actix_web::{post, web, HttpRequest, HttpResponse};
-use immilink_shared::auth::Authenticated;
-use immilink_shared::http::{client_ip, ApiJson};
+use immilink_shared::extractors::Authenticated;
+use immilink_shared::extractors::{client_ip, ApiJson};
 use immilink_shared::problem::Problem;
 use immilink_shared::{ApiError, ApiResult};
 use serde::{Deserialize, Serialize};

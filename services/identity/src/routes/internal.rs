@@ -3,8 +3,10 @@
 //! service's own credential. Not part of the public OpenAPI document.
 
 use actix_web::{get, post, web, HttpRequest};
-use immilink_shared::auth::{InternalCaller, IssuedServiceToken, SERVICE_CREDENTIAL, SERVICE_TOKEN_TTL_SECONDS};
-use immilink_shared::http::ApiJson;
+use immilink_shared::auth::{IssuedServiceToken, SERVICE_TOKEN_TTL_SECONDS};
+use immilink_shared::context::SERVICE_CREDENTIAL;
+use immilink_shared::extractors::ApiJson;
+use immilink_shared::extractors::InternalCaller;
 use immilink_shared::{ApiError, ApiResult};
 use serde::{Deserialize, Serialize};
 

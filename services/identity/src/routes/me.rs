@@ -1,6 +1,6 @@
 use actix_web::{get, web, HttpRequest};
-use immilink_shared::auth::Authenticated;
-use immilink_shared::http::client_ip;
+use immilink_shared::extractors::client_ip;
+use immilink_shared::extractors::Authenticated;
 use immilink_shared::problem::Problem;
 use immilink_shared::{ApiError, ApiResult};
 

@@ -9,9 +9,9 @@ mod me;
 
 use actix_web::{web, HttpRequest};
 use chrono::{DateTime, Utc};
-use immilink_shared::auth::Authenticated;
 use immilink_shared::db::DbConn;
-use immilink_shared::http::client_ip;
+use immilink_shared::extractors::client_ip;
+use immilink_shared::extractors::Authenticated;
 use immilink_shared::{ApiError, ApiResult};
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -20,8 +20,8 @@ use crate::domain::{sessions, IdentityError};
 use crate::State;
 
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(immilink_shared::http::healthz)
-        .service(immilink_shared::http::readyz)
+    cfg.service(immilink_shared::server::healthz)
+        .service(immilink_shared::server::readyz)
         .service(jwks::jwks)
         .service(auth::login)
         .service(auth::logout)

@@ -3,7 +3,7 @@
 //! document. They set the account review policy and the injected faults, and read the call log.
 
 use actix_web::{delete, get, put, web, HttpRequest, HttpResponse};
-use immilink_shared::http::parse_json;
+use immilink_shared::extractors::parse_json;
 use immilink_shared::{ApiError, ApiResult};
 
 use crate::calls::CallRecord;

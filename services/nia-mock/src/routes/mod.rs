@@ -3,14 +3,14 @@ mod queries;
 mod reviews;
 
 use actix_web::{get, HttpResponse};
-use immilink_shared::http::Health;
+use immilink_shared::server::Health;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 pub use admin::ADMIN_KEY_HEADER;
 pub use queries::{AGENCY_HEADER, API_KEY_HEADER, LOOKUP_ID_HEADER};
 
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(immilink_shared::http::healthz).service(readyz).service(queries::query).service(reviews::create);
+    cfg.service(immilink_shared::server::healthz).service(readyz).service(queries::query).service(reviews::create);
 }
 
 /// The test harness's endpoints, left out of the OpenAPI document.

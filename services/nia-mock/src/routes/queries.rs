@@ -4,7 +4,7 @@
 
 use actix_web::{post, web, HttpRequest, HttpResponse, ResponseError};
 use immilink_shared::catalogue::QueryType;
-use immilink_shared::http::parse_json;
+use immilink_shared::extractors::parse_json;
 use immilink_shared::problem::Problem;
 use immilink_shared::{ApiError, ApiResult};
 use serde::Deserialize;

@@ -2,7 +2,7 @@
 //! immigration agency approves or rejects it.
 
 use actix_web::{post, web, HttpRequest};
-use immilink_shared::http::ApiJson;
+use immilink_shared::extractors::ApiJson;
 use immilink_shared::problem::Problem;
 use immilink_shared::{ApiError, ApiResult};
 use serde::Deserialize;

@@ -4,8 +4,8 @@
 use std::fmt;
 
 use actix_web::{post, web};
-use immilink_shared::auth::InternalCaller;
-use immilink_shared::http::ApiJson;
+use immilink_shared::extractors::ApiJson;
+use immilink_shared::extractors::InternalCaller;
 use immilink_shared::ids::SubjectId;
 use immilink_shared::{ApiError, ApiResult};
 use serde::{Deserialize, Serialize};

@@ -7,8 +7,8 @@ mod vendors;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(immilink_shared::http::healthz)
-        .service(immilink_shared::http::readyz)
+    cfg.service(immilink_shared::server::healthz)
+        .service(immilink_shared::server::readyz)
         .service(vendors::create)
         .service(vendors::list)
         .service(personnel::add)

@@ -2,8 +2,8 @@
 //! agency's vendor answers 404, as a missing one does. National IDs are never logged.
 
 use actix_web::{get, post, web, HttpResponse};
-use immilink_shared::auth::Authenticated;
-use immilink_shared::http::ApiJson;
+use immilink_shared::extractors::ApiJson;
+use immilink_shared::extractors::Authenticated;
 use immilink_shared::ids::SubjectId;
 use immilink_shared::problem::Problem;
 use immilink_shared::{ApiError, ApiResult};
@@ -48,7 +48,7 @@ fn parse(body: AddPerson, vendor_id: String, agency: String, created_by: String)
 }
 
 /// Add a person to a contractor's staff list.
-#[utoipa::path(post, path = "/v1/vendors/{vendor_id}/personnel", tag = "vendors", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/vendors/{vendor_id}/personnel", tag = "vendors", operation_id = "add_personnel", security(("bearer" = [])),
     params(("vendor_id" = String, Path, description = "The vendor's id")),
     request_body = AddPerson,
     responses(
@@ -73,7 +73,7 @@ pub async fn add(
 }
 
 /// A contractor's staff list, departed personnel included.
-#[utoipa::path(get, path = "/v1/vendors/{vendor_id}/personnel", tag = "vendors", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/vendors/{vendor_id}/personnel", tag = "vendors", operation_id = "list_personnel", security(("bearer" = [])),
     params(("vendor_id" = String, Path, description = "The vendor's id")),
     responses(
         (status = 200, body = Vec<Person>),
@@ -94,7 +94,7 @@ pub async fn list(
 
 /// Record that a person has left the contractor (R-VEN-06): from now on they no longer count as
 /// contractor personnel. Repeating it answers the record unchanged.
-#[utoipa::path(post, path = "/v1/vendors/{vendor_id}/personnel/{person_id}/departure", tag = "vendors",
+#[utoipa::path(post, path = "/v1/vendors/{vendor_id}/personnel/{person_id}/departure", tag = "vendors", operation_id = "record_departure",
     security(("bearer" = [])),
     params(
         ("vendor_id" = String, Path, description = "The vendor's id"),

@@ -1,0 +1,490 @@
+//! The top layer of shared: how a service is assembled and served. Every service is the same
+//! skeleton: [`Service::open`] (database with its migrations, an HTTP client, the service's tokens),
+//! then [`Server`] filled with the service's routes, state and background tasks, then
+//! [`Server::start`]. The server wraps every request in the request context, tracing, the
+//! service-caller check and metrics; answers problem+json for unknown routes, bad paths and queries
+//! (405 with `Allow` for a known path with another method); and serves the generated `/openapi.json`,
+//! `/healthz`, `/readyz` and `/metrics`. [`shutdown_signal`] is the one place SIGTERM and SIGINT are
+//! handled.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{get, web, HttpMessage, HttpRequest, ResponseError};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::auth::{ServiceAuth, ServiceTokens};
+use crate::config::ServiceSettings;
+use crate::context::{within_request, RequestContext, REQUEST_ID};
+use crate::db::{Db, Migrations};
+use crate::problem::ApiError;
+
+fn valid_request_id(value: &HeaderValue) -> Option<String> {
+    let text = value.to_str().ok()?;
+    let ok = !text.is_empty()
+        && text.len() <= 128
+        && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    ok.then(|| text.to_owned())
+}
+
+fn prefers_chinese(req: &ServiceRequest) -> bool {
+    req.headers()
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .is_some_and(|first| first.trim().to_ascii_lowercase().starts_with("zh"))
+}
+
+/// Middleware: adopts the caller's `X-Request-Id` (or makes one), makes it visible to problems built
+/// while the request is served, echoes it on the response, and renders middleware errors inside the
+/// context so they carry the id too.
+pub async fn request_context(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let request_id =
+        req.headers().get(&REQUEST_ID).and_then(valid_request_id).unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let context = RequestContext { request_id: request_id.clone(), prefers_zh: prefers_chinese(&req) };
+    req.extensions_mut().insert(context.clone());
+    let header = HeaderValue::from_str(&request_id).ok();
+    let outcome = within_request(Some(context), async move {
+        // An error from an inner middleware is rendered here, inside the context, so its problem
+        // carries the request id too. (The request itself cannot be kept: actix forbids clones of
+        // it while the router runs.)
+        next.call(req).await.map_err(|err| {
+            let mut response = err.error_response();
+            if let Some(value) = header.clone() {
+                response.headers_mut().insert(REQUEST_ID, value);
+            }
+            actix_web::Error::from(actix_web::error::InternalError::from_response(err.to_string(), response))
+        })
+    })
+    .await;
+    let mut response = outcome?.map_into_boxed_body();
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    Ok(response)
+}
+
+/// Body of the health endpoints.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    /// `ok`, `degraded` (an optional dependency is down) or `unavailable`.
+    pub status: String,
+    pub service: String,
+    /// Per-dependency detail on readiness checks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<HealthCheck>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct HealthCheck {
+    pub name: String,
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Health {
+    /// Ready when every check passes.
+    pub fn from_checks(service: &str, checks: Vec<HealthCheck>) -> (actix_web::http::StatusCode, Self) {
+        let required: Vec<String> = checks.iter().map(|c| c.name.clone()).collect();
+        Self::with_required(service, checks, &required)
+    }
+
+    /// Ready when the `required` checks pass; a failing optional check is reported (`degraded`)
+    /// without taking the service out of rotation.
+    pub fn with_required<S: AsRef<str>>(
+        service: &str,
+        checks: Vec<HealthCheck>,
+        required: &[S],
+    ) -> (actix_web::http::StatusCode, Self) {
+        let is_required = |check: &HealthCheck| required.iter().any(|r| r.as_ref() == check.name);
+        let ready = checks.iter().filter(|c| is_required(c)).all(|c| c.ok);
+        let all_ok = checks.iter().all(|c| c.ok);
+        let (status, word) = match (ready, all_ok) {
+            (true, true) => (actix_web::http::StatusCode::OK, "ok"),
+            (true, false) => (actix_web::http::StatusCode::OK, "degraded"),
+            (false, _) => (actix_web::http::StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        };
+        (status, Health { status: word.to_owned(), service: service.to_owned(), checks })
+    }
+
+    pub fn respond(service: &str, checks: Vec<HealthCheck>) -> actix_web::HttpResponse {
+        let (status, body) = Self::from_checks(service, checks);
+        actix_web::HttpResponse::build(status).json(body)
+    }
+}
+
+/// Shared service name for the health handlers.
+#[derive(Debug, Clone)]
+pub struct ServiceName(pub &'static str);
+
+// Needs `web::Data<Db>` in the app.
+/// Readiness: 200 only when the service's database answers.
+#[utoipa::path(get, path = "/readyz", tag = "health", responses(
+    (status = 200, body = Health), (status = 503, body = Health)))]
+#[get("/readyz")]
+pub async fn readyz(name: web::Data<ServiceName>, db: web::Data<Db>) -> actix_web::HttpResponse {
+    let ping = db.ping().await;
+    Health::respond(
+        name.0,
+        vec![HealthCheck { name: "database".into(), ok: ping.is_ok(), error: ping.err().map(|e| e.to_string()) }],
+    )
+}
+
+/// Liveness: the process is up and serving.
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, body = Health)))]
+#[get("/healthz")]
+pub async fn healthz(name: web::Data<ServiceName>) -> web::Json<Health> {
+    web::Json(Health { status: "ok".to_owned(), service: name.0.to_owned(), checks: Vec::new() })
+}
+
+/// The application every service starts from: request context and tracing middleware, problem+json
+/// for bad paths/queries/unknown routes. [`Server`] adds the service's state and routes to it.
+pub fn base_app() -> actix_web::App<
+    impl actix_web::dev::ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    actix_web::App::new()
+        .wrap(actix_web::middleware::from_fn(request_context))
+        .wrap(tracing_actix_web::TracingLogger::default())
+        .app_data(web::QueryConfig::default().error_handler(crate::problem::query_error_handler))
+        .app_data(web::PathConfig::default().error_handler(crate::problem::path_error_handler))
+        .app_data(web::PayloadConfig::default().limit(MAX_BODY_BYTES))
+        .default_service(web::to(not_found_route))
+}
+
+/// Largest request body any service accepts (bulk lookups stream through the gateway in pieces).
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// Serves a service's generated OpenAPI document at `/openapi.json`.
+pub fn openapi_resource(api: utoipa::openapi::OpenApi) -> actix_web::Resource {
+    let api = web::Data::new(api);
+    web::resource("/openapi.json").app_data(api).route(web::get().to(
+        |api: web::Data<utoipa::openapi::OpenApi>| async move { actix_web::HttpResponse::Ok().json(api.get_ref()) },
+    ))
+}
+
+/// A bound HTTP server (its port, and the server future to run) plus the service's background tasks,
+/// which stop with it.
+pub struct Running {
+    pub port: u16,
+    pub server: actix_web::dev::Server,
+    pub tasks: Vec<actix_web::rt::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops the background tasks (the server stops through its handle).
+    pub fn abort_tasks(tasks: Vec<actix_web::rt::task::JoinHandle<()>>) {
+        for task in tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Binds `addr` (port 0 picks a free one) and returns the listener with its port.
+pub fn bind(addr: &str) -> std::io::Result<(std::net::TcpListener, u16)> {
+    let listener = std::net::TcpListener::bind(addr)?;
+    let port = listener.local_addr()?.port();
+    Ok((listener, port))
+}
+
+/// What a service serves: its name, its OpenAPI info, the public routes (documented) and the internal
+/// routes (for other services only, left out of the document).
+#[derive(Clone, Copy)]
+pub struct Routes {
+    pub service: &'static str,
+    pub doc: fn() -> utoipa::openapi::OpenApi,
+    pub public: fn(&mut utoipa_actix_web::service_config::ServiceConfig),
+    pub internal: fn(&mut web::ServiceConfig),
+    /// Serve the generated document at `/openapi.json` (the gateway serves a merged one instead).
+    pub serve_document: bool,
+}
+
+impl Routes {
+    /// The document generated from the public routes, with the common problems documented.
+    pub fn openapi(&self) -> utoipa::openapi::OpenApi {
+        use utoipa_actix_web::AppExt;
+        let app = actix_web::App::new().into_utoipa_app().openapi((self.doc)()).configure(self.public);
+        let mut doc = app.split_for_parts().1;
+        crate::openapi::qualify_operation_ids(&mut doc);
+        crate::openapi::document_common_problems(&mut doc);
+        doc
+    }
+}
+
+/// No internal routes.
+pub fn no_internal_routes(_: &mut web::ServiceConfig) {}
+
+/// The documented paths and their methods, so a known path with the wrong method answers 405 (with
+/// `Allow`) rather than 404.
+#[derive(Debug, Clone, Default)]
+pub struct KnownRoutes {
+    routes: Vec<(Vec<String>, Vec<&'static str>)>,
+}
+
+impl KnownRoutes {
+    pub fn from_openapi(doc: &utoipa::openapi::OpenApi) -> Self {
+        let routes = doc
+            .paths
+            .paths
+            .iter()
+            .map(|(template, item)| {
+                let methods = [
+                    ("GET", item.get.is_some()),
+                    ("PUT", item.put.is_some()),
+                    ("POST", item.post.is_some()),
+                    ("DELETE", item.delete.is_some()),
+                    ("PATCH", item.patch.is_some()),
+                ];
+                let allowed = methods.iter().filter(|(_, present)| *present).map(|(m, _)| *m).collect();
+                (template.split('/').map(str::to_owned).collect(), allowed)
+            })
+            .collect();
+        Self { routes }
+    }
+
+    /// The methods allowed on `path`, if it is a documented path.
+    pub fn allowed(&self, path: &str) -> Option<&[&'static str]> {
+        let segments: Vec<&str> = path.split('/').collect();
+        self.routes.iter().find_map(|(template, allowed)| {
+            let matches = template.len() == segments.len()
+                && template.iter().zip(&segments).all(|(t, s)| t == s || (t.starts_with('{') && !s.is_empty()));
+            matches.then_some(allowed.as_slice())
+        })
+    }
+}
+
+/// 405 with `Allow` when the path is known but the method is not; `None` otherwise.
+pub fn method_not_allowed(req: &HttpRequest) -> Option<actix_web::HttpResponse> {
+    let known = req.app_data::<web::Data<KnownRoutes>>()?;
+    let allowed = known.allowed(req.path())?;
+    let mut response = ApiError::new(
+        actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "Method not allowed",
+        "不支援此方法",
+    )
+    .detail(format!("{} is not supported here; use {}", req.method(), allowed.join(", ")))
+    .error_response();
+    if let Ok(value) = HeaderValue::from_str(&allowed.join(", ")) {
+        response.headers_mut().insert(header::ALLOW, value);
+    }
+    Some(response)
+}
+
+/// Problem for unknown routes, so even a 404 for a typo is problem+json; 405 for a known path with
+/// another method.
+pub async fn not_found_route(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
+    match method_not_allowed(&req) {
+        Some(response) => Ok(response),
+        None => Err(ApiError::not_found("the requested route")),
+    }
+}
+
+/// What a service with a database holds before it serves: its settings, its migrated database, an
+/// HTTP client for the calls it makes, and the service tokens it presents on them.
+pub struct Service {
+    pub settings: ServiceSettings,
+    pub db: Db,
+    pub http: reqwest::Client,
+    pub tokens: Arc<ServiceTokens>,
+}
+
+impl Service {
+    /// Opens and migrates the database, and prepares the HTTP client and the service's tokens.
+    pub async fn open(settings: ServiceSettings, migrations: &'static Migrations) -> anyhow::Result<Self> {
+        let db = Db::open(&settings.database, migrations).await?;
+        let http = outbound_client()?;
+        let tokens = Arc::new(ServiceTokens::for_service(&settings, http.clone()));
+        Ok(Self { settings, db, http, tokens })
+    }
+
+    /// A server for this service: its database and the user-token checks (signature and session
+    /// liveness at identity) are app data; add the state, routes and tasks, then start it.
+    pub fn server(&self, routes: Routes) -> Server {
+        let auth = ServiceAuth::new(&self.settings, self.http.clone(), Arc::clone(&self.tokens));
+        Server::new(&self.settings.addr, self.settings.workers, routes)
+            .data(web::Data::new(self.db.clone()))
+            .configure(move |cfg| auth.register(cfg))
+    }
+}
+
+/// The HTTP client every service calls others with: idle connections are not kept forever (a peer
+/// that restarted must not leave dead connections in the pool) and redirects are not followed.
+pub fn outbound_client() -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .pool_idle_timeout(Duration::from_secs(30))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+}
+
+type Configure = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
+type Task = Pin<Box<dyn Future<Output = ()>>>;
+
+/// One service's HTTP server being assembled: app data, extra configuration and background tasks,
+/// then [`Server::start`].
+pub struct Server {
+    addr: String,
+    workers: usize,
+    routes: Routes,
+    configure: Vec<Configure>,
+    tasks: Vec<Task>,
+}
+
+impl Server {
+    pub fn new(addr: &str, workers: usize, routes: Routes) -> Self {
+        Self { addr: addr.to_owned(), workers, routes, configure: Vec::new(), tasks: Vec::new() }
+    }
+
+    /// Shared state or any other app data the handlers extract.
+    pub fn data<T: 'static + Send + Sync + ?Sized>(self, data: web::Data<T>) -> Self {
+        self.configure(move |cfg| {
+            cfg.app_data(data.clone());
+        })
+    }
+
+    /// Anything else the app needs (extra services, a default service).
+    pub fn configure(mut self, configure: impl Fn(&mut web::ServiceConfig) + Send + Sync + 'static) -> Self {
+        self.configure.push(Arc::new(configure));
+        self
+    }
+
+    /// A background task that runs while the server runs and stops with it.
+    pub fn task(mut self, task: impl Future<Output = ()> + 'static) -> Self {
+        self.tasks.push(Box::pin(task));
+        self
+    }
+
+    /// Binds (port 0 picks a free one), spawns the background tasks and builds the server. The
+    /// server does not watch signals itself: [`shutdown_signal`] does, once per process.
+    pub fn start(self) -> std::io::Result<Running> {
+        use utoipa_actix_web::AppExt;
+        let Self { addr, workers, routes, configure, tasks } = self;
+        let (listener, port) = bind(&addr)?;
+        let api = routes.openapi();
+        let known = web::Data::new(KnownRoutes::from_openapi(&api));
+        let metrics = web::Data::new(crate::metrics::Metrics::new(routes.service));
+        let configure = Arc::new(configure);
+        let server = actix_web::HttpServer::new(move || {
+            let (api, configure) = (api.clone(), Arc::clone(&configure));
+            base_app()
+                .wrap(actix_web::middleware::from_fn(crate::auth::verify_service_caller))
+                .wrap(actix_web::middleware::from_fn(crate::metrics::record))
+                .app_data(web::Data::new(ServiceName(routes.service)))
+                .app_data(known.clone())
+                .app_data(metrics.clone())
+                .route("/metrics", web::get().to(crate::metrics::endpoint))
+                .configure(move |cfg| configure.iter().for_each(|apply| apply(cfg)))
+                .into_utoipa_app()
+                .configure(routes.public)
+                .into_app()
+                .configure(routes.internal)
+                .configure(move |cfg| {
+                    if routes.serve_document {
+                        cfg.service(openapi_resource(api));
+                    }
+                })
+        })
+        .workers(workers.max(1))
+        .shutdown_timeout(5)
+        .disable_signals()
+        .listen(listener)?
+        .run();
+        let tasks = tasks.into_iter().map(actix_web::rt::spawn).collect();
+        tracing::info!(service = routes.service, port, "listening");
+        Ok(Running { port, server, tasks })
+    }
+}
+
+/// Resolves at the first SIGTERM (what `kill`, systemd and container runtimes send) or SIGINT
+/// (Ctrl-C): the one place a process learns it must stop. Servers do not watch signals themselves.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            (Ok(mut terminate), Ok(mut interrupt)) => {
+                tokio::select! {
+                    _ = terminate.recv() => tracing::info!("SIGTERM: stopping"),
+                    _ = interrupt.recv() => tracing::info!("SIGINT: stopping"),
+                }
+                return;
+            }
+            (Err(err), _) | (_, Err(err)) => tracing::warn!(error = %err, "cannot watch SIGTERM; Ctrl-C only"),
+        }
+    }
+    if let Err(err) = tokio::signal::ctrl_c().await {
+        tracing::error!(error = %err, "cannot watch Ctrl-C either; stopping now");
+    }
+}
+
+/// Runs one service binary until SIGTERM or SIGINT, then stops it gracefully (requests in flight
+/// finish), stops its background tasks and flushes spans.
+pub async fn run_until_stopped(running: Running, telemetry: crate::telemetry::Telemetry) -> std::io::Result<()> {
+    let Running { server, tasks, .. } = running;
+    let handle = server.handle();
+    let server = actix_web::rt::spawn(server);
+    shutdown_signal().await;
+    Running::abort_tasks(tasks);
+    handle.stop(true).await;
+    let result = server.await.unwrap_or_else(|err| Err(std::io::Error::other(err)));
+    telemetry.shutdown().await;
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_routes_match_templates_and_list_methods() {
+        use utoipa::openapi::path::{HttpMethod, OperationBuilder, PathItem, PathsBuilder};
+        let paths = PathsBuilder::new()
+            .path("/v1/audit/records/{id}", PathItem::new(HttpMethod::Get, OperationBuilder::new().build()))
+            .path("/v1/lookups", PathItem::new(HttpMethod::Post, OperationBuilder::new().build()))
+            .build();
+        let doc = utoipa::openapi::OpenApiBuilder::new().paths(paths).build();
+        let known = KnownRoutes::from_openapi(&doc);
+        assert_eq!(known.allowed("/v1/audit/records/abc"), Some(&["GET"][..]));
+        assert_eq!(known.allowed("/v1/lookups"), Some(&["POST"][..]));
+        assert_eq!(known.allowed("/v1/audit/records/"), None);
+        assert_eq!(known.allowed("/v1/audit/records/a/b"), None);
+        assert_eq!(known.allowed("/v1/nothing"), None);
+    }
+
+    #[test]
+    fn only_required_checks_decide_readiness() {
+        let check = |name: &str, ok| HealthCheck { name: name.into(), ok, error: None };
+        let (status, body) =
+            Health::with_required("gateway", vec![check("identity", true), check("vendors", false)], &["identity"]);
+        assert_eq!((status.as_u16(), body.status.as_str()), (200, "degraded"));
+        let (status, body) =
+            Health::with_required("gateway", vec![check("identity", false), check("vendors", true)], &["identity"]);
+        assert_eq!((status.as_u16(), body.status.as_str()), (503, "unavailable"));
+        let (status, body) = Health::from_checks("audit", vec![check("database", false)]);
+        assert_eq!((status.as_u16(), body.status.as_str()), (503, "unavailable"));
+        assert_eq!(Health::from_checks("audit", vec![check("database", true)]).1.status, "ok");
+    }
+
+    #[test]
+    fn request_ids_are_restricted_to_safe_characters() {
+        assert!(valid_request_id(&HeaderValue::from_static("abc-123_x.y")).is_some());
+        assert!(valid_request_id(&HeaderValue::from_static("a b")).is_none());
+        assert!(valid_request_id(&HeaderValue::from_static("")).is_none());
+    }
+}
