@@ -14,7 +14,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::auth::{
-    bearer_token, AccessClaims, AuthError, CallingService, SessionChecker, TokenVerifier, IP_FORWARDERS,
+    bearer_token, AccessClaims, AuthError, Caller, CallingService, SessionChecker, TokenVerifier, IP_FORWARDERS,
 };
 use crate::context::CLIENT_IP;
 use crate::problem::ApiError;
@@ -143,6 +143,13 @@ pub fn client_ip(req: &HttpRequest) -> Option<IpAddr> {
 pub struct Authenticated {
     pub claims: AccessClaims,
     pub token: String,
+}
+
+impl Authenticated {
+    /// The caller as domain functions take them.
+    pub fn caller(&self) -> Caller {
+        Caller::from(&self.claims)
+    }
 }
 
 impl FromRequest for Authenticated {
