@@ -18,9 +18,9 @@ pub mod kind {
     pub const BATCH_SUBMITTED: &str = "batch.submitted";
     /// A bulk job was stopped before its end (its submitter's account is no longer active).
     pub const BATCH_CANCELLED: &str = "batch.cancelled";
-    /// A proxy authorisation (移民資料代查授權單) was issued by its grantor (R-QRY-06).
+    /// A proxy authorization (移民資料代查授權單) was issued by its grantor (R-QRY-06).
     pub const PROXY_AUTHORIZATION_ISSUED: &str = "proxy_authorization.issued";
-    /// A proxy authorisation was revoked before its end.
+    /// A proxy authorization was revoked before its end.
     pub const PROXY_AUTHORIZATION_REVOKED: &str = "proxy_authorization.revoked";
     /// A caseworker asked their unit supervisor to approve an "other business" purpose (R-QRY-10).
     pub const PURPOSE_APPROVAL_REQUESTED: &str = "purpose_approval.requested";
