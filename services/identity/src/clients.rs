@@ -12,13 +12,13 @@ use immilink_shared::telemetry::outbound_headers;
 use serde::Deserialize;
 
 use crate::domain::applications::NiaSubmission;
-use crate::domain::IdentityError;
+use crate::domain::{Dependency, IdentityError};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
-fn unavailable(what: &'static str, code: &'static str, err: impl std::fmt::Display) -> IdentityError {
-    tracing::warn!(error = %err, what, "outside call failed");
-    IdentityError::Unavailable { code, detail: format!("{what} is not answering; try again shortly") }
+fn unavailable(what: Dependency, err: impl std::fmt::Display) -> IdentityError {
+    tracing::warn!(error = %err, %what, "outside call failed");
+    IdentityError::Unavailable(what)
 }
 
 #[derive(Clone)]
@@ -40,7 +40,7 @@ impl VendorsClient {
 
     /// Whether the person is active contractor personnel of any agency (R-ACC-08).
     pub async fn is_vendor_personnel(&self, national_id: &str) -> Result<bool, IdentityError> {
-        let fail = |err: String| unavailable("the vendors service", "vendors_unavailable", err);
+        let fail = |err: String| unavailable(Dependency::Vendors, err);
         let response = self
             .http
             .post(format!("{}/internal/v1/personnel/lookup", self.base_url))
@@ -79,7 +79,7 @@ impl NiaClient {
     }
 
     pub async fn review(&self, submission: &NiaSubmission) -> Result<NiaDecision, IdentityError> {
-        let fail = |err: String| unavailable("the immigration agency's review", "nia_unavailable", err);
+        let fail = |err: String| unavailable(Dependency::ImmigrationAgency, err);
         let mut request = self
             .http
             .post(format!("{}/v1/account-reviews", self.base_url))

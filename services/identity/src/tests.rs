@@ -174,7 +174,7 @@ fn r_acc_01_any_reviewer_may_reject_with_a_reason_and_the_nia_may_reject_too() {
     assert_eq!(view.status, status::REJECTED);
     let manager = actor(&mut conn, "tpe.manager");
     let late = applications::review(&mut conn, now, &manager, &id, Decision::Approve, "", None);
-    assert!(matches!(late, Err(IdentityError::Conflict { code: "not_awaiting_review", .. })));
+    assert!(matches!(late, Err(IdentityError::NotAwaitingReview { .. })));
 
     let id = apply(&mut conn, now, "TPE-SW", "tpe.niarejected", 902);
     approve(&mut conn, now, "tpe.supervisor", &id);
@@ -199,7 +199,7 @@ fn r_acc_02_where_the_agency_requires_it_the_agency_head_approves_too() {
     let manager = actor(&mut conn, "hln.manager");
     assert!(matches!(
         applications::review(&mut conn, now, &manager, &id, Decision::Approve, "", None),
-        Err(IdentityError::Forbidden { code: "wrong_reviewer" | "already_reviewed", .. })
+        Err(IdentityError::NotYourStep { .. } | IdentityError::AlreadyReviewed)
     ));
     assert_eq!(approve(&mut conn, now, "hln.head", &id).status, status::NIA_REVIEW);
 }
@@ -215,10 +215,7 @@ fn r_acc_04_nobody_reviews_their_own_application_nor_two_steps_of_one() {
     own.national_id = supervisor.national_id.clone().unwrap();
     let id = submit(&mut conn, now, &own);
     let refused = applications::review(&mut conn, now, &supervisor, &id, Decision::Approve, "", None);
-    assert!(
-        matches!(refused, Err(IdentityError::Forbidden { code: "own_application", rule: Some("R-ACC-04"), .. })),
-        "{refused:?}"
-    );
+    assert!(matches!(refused, Err(IdentityError::OwnApplication)), "{refused:?}");
 
     // A person holding two reviewer roles reviews only one step of an application.
     let manager_id = user_id(&mut conn, "tpe.manager");
@@ -233,7 +230,7 @@ fn r_acc_04_nobody_reviews_their_own_application_nor_two_steps_of_one() {
     approve(&mut conn, now, "tpe.manager", &id);
     let manager = actor(&mut conn, "tpe.manager");
     let second = applications::review(&mut conn, now, &manager, &id, Decision::Approve, "", None);
-    assert!(matches!(second, Err(IdentityError::Forbidden { code: "already_reviewed", .. })), "{second:?}");
+    assert!(matches!(second, Err(IdentityError::AlreadyReviewed)), "{second:?}");
 }
 
 #[test]
@@ -244,7 +241,7 @@ fn r_acc_01_the_first_review_belongs_to_the_applicants_unit_supervisor_and_steps
     let id = apply(&mut conn, now, "TPE-SW", "tpe.order", 905);
     let manager = actor(&mut conn, "tpe.manager");
     let early = applications::review(&mut conn, now, &manager, &id, Decision::Approve, "", None);
-    assert!(matches!(early, Err(IdentityError::Forbidden { code: "wrong_reviewer", .. })));
+    assert!(matches!(early, Err(IdentityError::NotYourStep { .. })));
     // Another unit's supervisor of the same agency may not either.
     let tpe_agency: String =
         users::table.filter(users::username.eq("tpe.supervisor")).select(users::agency_id).first(&mut conn).unwrap();
@@ -256,7 +253,7 @@ fn r_acc_01_the_first_review_belongs_to_the_applicants_unit_supervisor_and_steps
     let mut elsewhere = actor(&mut conn, "tpe.supervisor");
     elsewhere.unit_id = Some(other_unit);
     let wrong_unit = applications::review(&mut conn, now, &elsewhere, &id, Decision::Approve, "", None);
-    assert!(matches!(wrong_unit, Err(IdentityError::Forbidden { code: "wrong_reviewer", .. })));
+    assert!(matches!(wrong_unit, Err(IdentityError::NotApplicantsSupervisor)));
     // Another agency's supervisor does not even see it.
     let hln = actor(&mut conn, "hln.supervisor");
     assert!(matches!(
@@ -280,13 +277,10 @@ fn r_acc_03_a_certificate_binds_one_live_account_and_declarations_must_fit_the_a
     taken.certificate_serial = "DEMO-tpe.caseworker".into();
     let hash = crate::domain::sessions::hash_password("a-long-passphrase-2026").unwrap();
     let refused = applications::submit(&mut conn, now, &taken, &hash);
-    assert!(matches!(refused, Err(IdentityError::Conflict { code: "certificate_in_use", .. })), "{refused:?}");
+    assert!(matches!(refused, Err(IdentityError::CertificateInUse)), "{refused:?}");
     let mut taken_name = application(&mut conn, "TPE-SW", "tpe.caseworker", 907);
     taken_name.certificate_serial = "CERT-free".into();
-    assert!(matches!(
-        applications::submit(&mut conn, now, &taken_name, &hash),
-        Err(IdentityError::Conflict { code: "username_taken", .. })
-    ));
+    assert!(matches!(applications::submit(&mut conn, now, &taken_name, &hash), Err(IdentityError::UsernameTaken)));
     // A household-registration purpose is not a social-welfare agency's.
     let mut wrong_purpose = application(&mut conn, "TPE-SW", "tpe.wrongpurpose", 908);
     wrong_purpose.grants = vec![grant("entry_exit_last_year", "hr_nationality_change")];
@@ -370,7 +364,7 @@ fn r_acc_05_an_hr_event_cancels_the_account_the_same_day_and_ends_its_sessions()
     let other = user_id(&mut conn, "tpe.auditor");
     assert!(matches!(
         accounts::record_hr_event(&mut conn, now, &supervisor, &other, HrEvent::Leave, "x"),
-        Err(IdentityError::Forbidden { code: "role_required", .. })
+        Err(IdentityError::RoleRequired { .. })
     ));
 }
 
@@ -384,10 +378,7 @@ fn r_acc_06_the_last_account_manager_hands_over_before_leaving() {
     let head_manager = actor(&mut conn, "tpe.manager");
     // Nobody can cancel the only manager (not even the manager themselves).
     let refused = accounts::record_hr_event(&mut conn, now, &head_manager, &manager_id, HrEvent::Resignation, "離職");
-    assert!(
-        matches!(refused, Err(IdentityError::Conflict { code: "last_account_manager", rule: Some("R-ACC-06"), .. })),
-        "{refused:?}"
-    );
+    assert!(matches!(refused, Err(IdentityError::LastAccountManager)), "{refused:?}");
     // The agency head hands the role to the IT officer in one step.
     let it = user_id(&mut conn, "tpe.it");
     let view = accounts::hand_over_manager(&mut conn, now, &head, &manager_id, &it, "業務移交").unwrap();
@@ -397,7 +388,7 @@ fn r_acc_06_the_last_account_manager_hands_over_before_leaving() {
     let caseworker = actor(&mut conn, "tpe.caseworker");
     assert!(matches!(
         accounts::hand_over_manager(&mut conn, now, &caseworker, &it, &manager_id, "x"),
-        Err(IdentityError::Forbidden { .. })
+        Err(IdentityError::HandoverNotPermitted)
     ));
     // Now the former manager may leave; the new one files it.
     let new_manager = actor(&mut conn, "tpe.it");
@@ -456,7 +447,7 @@ fn r_acc_09_a_lost_certificate_terminates_the_account_at_once() {
     let manager = actor(&mut conn, "hln.manager");
     assert!(matches!(
         accounts::reinstate(&mut conn, now, &manager, &session.user_id, "x"),
-        Err(IdentityError::Conflict { code: "not_suspended", .. })
+        Err(IdentityError::NotSuspended { .. })
     ));
     assert_eq!(status_of(&mut conn, "hln.clerk"), "terminated");
 }
@@ -471,7 +462,7 @@ fn r_acc_11_ip_bindings_change_through_the_manager_and_sessions_from_removed_ips
     let new_ip: IpAddr = "10.20.30.40".parse().unwrap();
     assert!(matches!(
         accounts::set_ips(&mut conn, now, &caseworker, &session.user_id, &[new_ip], "自行變更"),
-        Err(IdentityError::Forbidden { .. })
+        Err(IdentityError::RoleRequired { .. })
     ));
     let it = actor(&mut conn, "tpe.it");
     let view = accounts::set_ips(&mut conn, now, &it, &session.user_id, &[new_ip], "更換工作站").unwrap();

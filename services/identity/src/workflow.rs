@@ -24,10 +24,7 @@ impl PasswordHasher {
     }
 
     async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, IdentityError> {
-        let busy = || IdentityError::Unavailable {
-            code: "login_busy",
-            detail: "too many logins at once; try again in a moment".into(),
-        };
+        let busy = || IdentityError::LoginBusy;
         let _permit = tokio::time::timeout(self.max_wait, self.permits.acquire())
             .await
             .map_err(|_| busy())?
@@ -62,11 +59,7 @@ pub async fn submit_application(
 
 async fn refuse_vendor_personnel(vendors: &VendorsClient, national_id: &str) -> Result<(), IdentityError> {
     if vendors.is_vendor_personnel(national_id).await? {
-        return Err(IdentityError::forbidden(
-            "vendor_personnel",
-            Some("R-ACC-08"),
-            "contractor and outsourced personnel cannot apply for an account",
-        ));
+        return Err(IdentityError::ContractorApplicant);
     }
     Ok(())
 }

@@ -42,11 +42,11 @@ impl Actor {
         self.roles.iter().any(|r| r == role)
     }
 
-    pub fn require_any(&self, wanted: &[&str]) -> Result<(), IdentityError> {
+    pub fn require_any(&self, wanted: &'static [&'static str]) -> Result<(), IdentityError> {
         if wanted.iter().any(|role| self.has(role)) {
             Ok(())
         } else {
-            Err(IdentityError::role_required(wanted))
+            Err(IdentityError::RoleRequired { roles: wanted })
         }
     }
 }
@@ -398,11 +398,7 @@ fn active_managers(conn: &mut DbConn, agency_id: &str) -> Result<Vec<String>, Id
 fn ensure_not_last_manager(conn: &mut DbConn, agency_id: &str, user_id: &str) -> Result<(), IdentityError> {
     let managers = active_managers(conn, agency_id)?;
     if managers.len() == 1 && managers[0] == user_id {
-        return Err(IdentityError::conflict(
-            "last_account_manager",
-            Some("R-ACC-06"),
-            "this is the agency's only active account manager: hand the role over first",
-        ));
+        return Err(IdentityError::LastAccountManager);
     }
     Ok(())
 }
@@ -429,7 +425,7 @@ pub fn record_hr_event(
     conn.write_transaction(|conn| {
         let (status, _) = account_in_agency(conn, actor, user_id)?;
         if status == STATUS_CANCELLED || status == STATUS_TERMINATED {
-            return Err(IdentityError::conflict("account_closed", None, format!("the account is already {status}")));
+            return Err(IdentityError::AccountClosed { status });
         }
         ensure_not_last_manager(conn, &actor.agency_id, user_id)?;
         set_status(conn, now, user_id, STATUS_CANCELLED, event.event_kind())?;
@@ -504,20 +500,12 @@ pub fn suspend(
     actor.require_any(&[roles::ACCOUNT_MANAGER])?;
     require_reason(reason)?;
     if actor.user_id == user_id {
-        return Err(IdentityError::forbidden(
-            "own_account",
-            Some("R-ACC-04"),
-            "managers cannot suspend their own account",
-        ));
+        return Err(IdentityError::OwnAccount { action: "suspend" });
     }
     conn.write_transaction(|conn| {
         let (status, _) = account_in_agency(conn, actor, user_id)?;
         if status != STATUS_ACTIVE {
-            return Err(IdentityError::conflict(
-                "not_active",
-                None,
-                format!("only an active account can be suspended; this one is {status}"),
-            ));
+            return Err(IdentityError::NotActive { status });
         }
         ensure_not_last_manager(conn, &actor.agency_id, user_id)?;
         set_status(conn, now, user_id, STATUS_SUSPENDED, reason)?;
@@ -546,20 +534,12 @@ pub fn reinstate(
     actor.require_any(&[roles::ACCOUNT_MANAGER])?;
     require_reason(reason)?;
     if actor.user_id == user_id {
-        return Err(IdentityError::forbidden(
-            "own_account",
-            Some("R-ACC-04"),
-            "managers cannot reinstate their own account",
-        ));
+        return Err(IdentityError::OwnAccount { action: "reinstate" });
     }
     conn.write_transaction(|conn| {
         let (status, _) = account_in_agency(conn, actor, user_id)?;
         if status != STATUS_SUSPENDED {
-            return Err(IdentityError::conflict(
-                "not_suspended",
-                None,
-                format!("only a suspended account can be reinstated; this one is {status}"),
-            ));
+            return Err(IdentityError::NotSuspended { status });
         }
         set_status(conn, now, user_id, STATUS_ACTIVE, reason)?;
         diesel::update(users::table.filter(users::id.eq(user_id)))
@@ -628,11 +608,7 @@ pub fn hand_over_manager(
     require_reason(reason)?;
     let outgoing_self = actor.user_id == from_user_id && actor.has(roles::ACCOUNT_MANAGER);
     if !outgoing_self && !actor.has(roles::AGENCY_HEAD) {
-        return Err(IdentityError::forbidden(
-            "handover_not_permitted",
-            Some("R-ACC-06"),
-            "only the outgoing account manager or the agency head can hand the role over",
-        ));
+        return Err(IdentityError::HandoverNotPermitted);
     }
     if from_user_id == to_user_id {
         return Err(IdentityError::invalid("to_user_id", "the new manager must be another person"));

@@ -196,9 +196,7 @@ pub fn submit(
             ))
             .execute(conn)
             .map_err(|err| match DbError::Query(err) {
-                e if e.is_unique_violation() => {
-                    IdentityError::conflict_on("username", "username_taken", "the username is taken")
-                }
+                e if e.is_unique_violation() => IdentityError::UsernameTaken,
                 e => IdentityError::Db(e),
             })?;
         notifications::enqueue(
@@ -221,7 +219,7 @@ fn ensure_username_free(conn: &mut DbConn, username: &str) -> Result<(), Identit
         .count()
         .get_result(conn)?;
     if accounts + pending > 0 {
-        return Err(IdentityError::conflict_on("username", "username_taken", "the username is taken"));
+        return Err(IdentityError::UsernameTaken);
     }
     Ok(())
 }
@@ -236,11 +234,7 @@ fn ensure_certificate_free(conn: &mut DbConn, serial: &str) -> Result<(), Identi
         .count()
         .get_result(conn)?;
     if statuses.iter().any(|s| is_live_status(s)) || pending > 0 {
-        return Err(IdentityError::conflict_on(
-            "certificate_serial",
-            "certificate_in_use",
-            "this certificate is already bound to an account or a pending application",
-        ));
+        return Err(IdentityError::CertificateInUse);
     }
     Ok(())
 }
@@ -431,32 +425,16 @@ pub fn review(
             return Err(IdentityError::NotFound("the application"));
         }
         let Some(role) = reviewer_role(&step) else {
-            return Err(IdentityError::conflict(
-                "not_awaiting_review",
-                Some("R-ACC-01"),
-                format!("the application is at `{step}`, not awaiting a review by the agency"),
-            ));
+            return Err(IdentityError::NotAwaitingReview { status: step });
         };
         if !actor.has(role) {
-            return Err(IdentityError::forbidden(
-                "wrong_reviewer",
-                Some("R-ACC-01"),
-                format!("the `{step}` step is reviewed by the {role}"),
-            ));
+            return Err(IdentityError::NotYourStep { step, role });
         }
         if step == status::SUPERVISOR_REVIEW && actor.unit_id.as_deref() != Some(unit_id.as_str()) {
-            return Err(IdentityError::forbidden(
-                "wrong_reviewer",
-                Some("R-ACC-01"),
-                "the first review belongs to the applicant's own unit supervisor",
-            ));
+            return Err(IdentityError::NotApplicantsSupervisor);
         }
         if actor.national_id.as_deref() == Some(national_id.as_str()) || actor.certificate_serial == serial {
-            return Err(IdentityError::forbidden(
-                "own_application",
-                Some("R-ACC-04"),
-                "nobody reviews their own application",
-            ));
+            return Err(IdentityError::OwnApplication);
         }
         let already: i64 = application_reviews::table
             .filter(application_reviews::application_id.eq(id))
@@ -464,11 +442,7 @@ pub fn review(
             .count()
             .get_result(conn)?;
         if already > 0 {
-            return Err(IdentityError::forbidden(
-                "already_reviewed",
-                Some("R-ACC-04"),
-                "each step needs a different reviewer; you reviewed an earlier step",
-            ));
+            return Err(IdentityError::AlreadyReviewed);
         }
         if decision == Decision::Reject && reason.trim().is_empty() {
             return Err(IdentityError::invalid("reason", "a rejection needs a reason"));
@@ -543,11 +517,7 @@ fn insert_review(
         .execute(conn)
         .map_err(|err| match DbError::Query(err) {
             // Two reviewers raced on the same step: the loser sees the step as done.
-            e if e.is_unique_violation() => IdentityError::conflict(
-                "not_awaiting_review",
-                Some("R-ACC-01"),
-                "this step was just reviewed by someone else",
-            ),
+            e if e.is_unique_violation() => IdentityError::ReviewedMeanwhile,
             e => IdentityError::Db(e),
         })?;
     Ok(())
@@ -721,9 +691,7 @@ fn create_account(
         ))
         .execute(conn)
         .map_err(|err| match DbError::Query(err) {
-            e if e.is_unique_violation() => {
-                IdentityError::conflict_on("username", "username_taken", "the username was taken meanwhile")
-            }
+            e if e.is_unique_violation() => IdentityError::UsernameTaken,
             e => IdentityError::Db(e),
         })?;
     diesel::insert_into(user_roles::table)

@@ -60,7 +60,7 @@ pub fn hash_password(password: &str) -> Result<String, IdentityError> {
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|hash| hash.to_string())
-        .map_err(|err| IdentityError::Hashing(err.to_string()))
+        .map_err(|err| IdentityError::Internal(format!("password hashing failed: {err}")))
 }
 
 /// Verifies a password against the stored hash, or against a decoy when the username is unknown so

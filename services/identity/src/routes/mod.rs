@@ -6,6 +6,7 @@ mod auth;
 mod internal;
 mod jwks;
 mod me;
+mod problems;
 
 use actix_web::{web, HttpRequest};
 use chrono::{DateTime, Utc};
