@@ -35,9 +35,14 @@ macro_rules! text_enum {
     (
         $(#[$meta:meta])*
         $vis:vis enum $name:ident {
-            $( $(#[$vmeta:meta])* $variant:ident = $text:literal ),+ $(,)?
+            // `tt`, not `literal`: a `literal` fragment reaches the derives wrapped in an invisible
+            // group, and utoipa then misses the serde rename (documenting `Amber` for `amber`).
+            $( $(#[$vmeta:meta])* $variant:ident = $text:tt ),+ $(,)?
         }
     ) => {
+        // Each text is a string literal.
+        $( const _: &str = $text; )+
+
         $(#[$meta])*
         #[derive(
             Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord,
@@ -250,6 +255,13 @@ mod tests {
         assert!(serde_json::from_str::<Light>("\"Amber\"").is_err());
         assert_eq!(Light::ALL, &[Light::Red, Light::Amber, Light::Green]);
         assert_eq!(Light::Green.to_string(), "green");
+    }
+
+    /// The OpenAPI document lists the texts the wire carries, not the variant names.
+    #[test]
+    fn states_are_documented_as_their_text() {
+        let schema = serde_json::to_value(<Light as utoipa::PartialSchema>::schema()).unwrap();
+        assert_eq!(schema["enum"], serde_json::json!(["red", "amber", "green"]), "{schema}");
     }
 
     #[test]
