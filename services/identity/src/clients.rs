@@ -11,7 +11,7 @@ use immilink_shared::config::Secret;
 use immilink_shared::telemetry::outbound_headers;
 use serde::Deserialize;
 
-use crate::domain::applications::NiaSubmission;
+use crate::domain::applications::{NiaSubmission, ReviewDecision};
 use crate::domain::{Dependency, IdentityError};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -67,8 +67,7 @@ pub struct NiaClient {
 /// The immigration agency's decision on an account.
 #[derive(Debug, Clone, Deserialize)]
 pub struct NiaDecision {
-    /// `approved` or `rejected`.
-    pub decision: String,
+    pub decision: ReviewDecision,
     pub reason: String,
     pub reference: String,
 }

@@ -7,10 +7,14 @@ use diesel::prelude::*;
 use immilink_shared::db::{Db, DbSettings, PooledConn};
 use immilink_shared::testing::TestDb;
 
-use crate::domain::accounts::{self, load_actor, Actor, Grant, HrEvent, LENDING_FLAG};
-use crate::domain::applications::{self, status, Decision, NewApplication, OutsideDecision};
+use crate::domain::accounts::{self, load_actor, AccountEventKind, AccountStatus, Actor, Grant, HrEvent};
+use crate::domain::applications::{
+    self, ApplicationStatus, Decision, NewApplication, OutsideDecision, ReviewDecision, ReviewStep,
+};
 use crate::domain::demo::{self, demo_national_id, DEMO_PASSWORD};
-use crate::domain::sessions::{check_live, end_session, login, LoginAttempt, MAX_FAILED_LOGINS};
+use crate::domain::sessions::{
+    check_live, end_session, login, LoginAttempt, SessionEndReason, SessionRefusal, MAX_FAILED_LOGINS,
+};
 use crate::domain::{notifications, permissions, IdentityError};
 use crate::schema::{sessions, units, users};
 use crate::MIGRATIONS;
@@ -41,7 +45,7 @@ fn user_id(conn: &mut PooledConn, username: &str) -> String {
     users::table.filter(users::username.eq(username)).select(users::id).first(conn).unwrap()
 }
 
-fn status_of(conn: &mut PooledConn, username: &str) -> String {
+fn status_of(conn: &mut PooledConn, username: &str) -> AccountStatus {
     users::table.filter(users::username.eq(username)).select(users::status).first(conn).unwrap()
 }
 
@@ -82,7 +86,7 @@ fn application(conn: &mut PooledConn, agency: &str, username: &str, person: u32)
 
 fn nia(approved: bool) -> OutsideDecision {
     OutsideDecision {
-        step: status::NIA_REVIEW,
+        step: ReviewStep::NiaReview,
         reviewer_name: "NIA".into(),
         approved,
         reason: if approved { "ok".into() } else { "not within statutory duties".into() },
@@ -130,20 +134,25 @@ fn r_acc_01_application_passes_supervisor_manager_and_nia_then_the_account_holds
     let now = Utc::now();
     let new = application(&mut conn, "TPE-SW", "tpe.newcomer", 900);
     let id = submit(&mut conn, now, &new);
-    assert_eq!(approve(&mut conn, now, "tpe.supervisor", &id).status, status::MANAGER_REVIEW);
+    assert_eq!(approve(&mut conn, now, "tpe.supervisor", &id).status, ApplicationStatus::ManagerReview);
     // The account manager grants one of the two requested pairs.
     let manager = actor(&mut conn, "tpe.manager");
     let narrowed = vec![grant("entry_exit_last_year", "sw_statutory_business")];
     let view =
         applications::review(&mut conn, now, &manager, &id, Decision::Approve, "只需出入境", Some(narrowed.clone()))
             .unwrap();
-    assert_eq!(view.status, status::NIA_REVIEW, "TPE-SW needs no agency head");
+    assert_eq!(view.status, ApplicationStatus::NiaReview, "TPE-SW needs no agency head");
     let view = applications::finish(&mut conn, now, &id, &nia(true)).unwrap();
-    assert_eq!(view.status, status::APPROVED);
-    let steps: Vec<(&str, &str)> = view.reviews.iter().map(|r| (r.step.as_str(), r.decision.as_str())).collect();
+    assert_eq!(view.status, ApplicationStatus::Approved);
+    let steps: Vec<(ReviewStep, ReviewDecision)> = view.reviews.iter().map(|r| (r.step, r.decision)).collect();
+    let approved = ReviewDecision::Approved;
     assert_eq!(
         steps,
-        vec![("supervisor_review", "approved"), ("manager_review", "approved"), ("nia_review", "approved")]
+        vec![
+            (ReviewStep::SupervisorReview, approved),
+            (ReviewStep::ManagerReview, approved),
+            (ReviewStep::NiaReview, approved)
+        ]
     );
     assert!(view.reviews[..2].iter().all(|r| r.reviewer_id.is_some() && !r.reason.is_empty()));
     // Active, with exactly the granted pair, and able to log in with the bound certificate.
@@ -158,7 +167,7 @@ fn r_acc_01_application_passes_supervisor_manager_and_nia_then_the_account_holds
     let sent = notifications::for_recipient(&mut conn, "tpe.newcomer@example.gov.tw").unwrap();
     assert_eq!(sent.len(), 4, "{sent:?}");
     // Finishing again changes nothing.
-    assert_eq!(applications::finish(&mut conn, now, &id, &nia(false)).unwrap().status, status::APPROVED);
+    assert_eq!(applications::finish(&mut conn, now, &id, &nia(false)).unwrap().status, ApplicationStatus::Approved);
 }
 
 #[test]
@@ -171,7 +180,7 @@ fn r_acc_01_any_reviewer_may_reject_with_a_reason_and_the_nia_may_reject_too() {
     let no_reason = applications::review(&mut conn, now, &supervisor, &id, Decision::Reject, " ", None);
     assert!(matches!(no_reason, Err(IdentityError::Invalid { field, .. }) if field == "reason"));
     let view = applications::review(&mut conn, now, &supervisor, &id, Decision::Reject, "非本科業務", None).unwrap();
-    assert_eq!(view.status, status::REJECTED);
+    assert_eq!(view.status, ApplicationStatus::Rejected);
     let manager = actor(&mut conn, "tpe.manager");
     let late = applications::review(&mut conn, now, &manager, &id, Decision::Approve, "", None);
     assert!(matches!(late, Err(IdentityError::NotAwaitingReview { .. })));
@@ -180,7 +189,7 @@ fn r_acc_01_any_reviewer_may_reject_with_a_reason_and_the_nia_may_reject_too() {
     approve(&mut conn, now, "tpe.supervisor", &id);
     approve(&mut conn, now, "tpe.manager", &id);
     let view = applications::finish(&mut conn, now, &id, &nia(false)).unwrap();
-    assert_eq!(view.status, status::REJECTED);
+    assert_eq!(view.status, ApplicationStatus::Rejected);
     assert_eq!(view.user_id, None);
     let accounts: i64 =
         users::table.filter(users::username.eq("tpe.niarejected")).count().get_result(&mut conn).unwrap();
@@ -194,14 +203,14 @@ fn r_acc_02_where_the_agency_requires_it_the_agency_head_approves_too() {
     let now = Utc::now();
     let id = apply(&mut conn, now, "HLN-HR", "hln.newcomer", 903);
     approve(&mut conn, now, "hln.supervisor", &id);
-    assert_eq!(approve(&mut conn, now, "hln.manager", &id).status, status::HEAD_REVIEW);
+    assert_eq!(approve(&mut conn, now, "hln.manager", &id).status, ApplicationStatus::HeadReview);
     // Nobody but the head can take this step.
     let manager = actor(&mut conn, "hln.manager");
     assert!(matches!(
         applications::review(&mut conn, now, &manager, &id, Decision::Approve, "", None),
         Err(IdentityError::NotYourStep { .. } | IdentityError::AlreadyReviewed)
     ));
-    assert_eq!(approve(&mut conn, now, "hln.head", &id).status, status::NIA_REVIEW);
+    assert_eq!(approve(&mut conn, now, "hln.head", &id).status, ApplicationStatus::NiaReview);
 }
 
 #[test]
@@ -298,16 +307,19 @@ fn r_acc_12_every_session_records_login_and_logout_time() {
     let at = Utc::now();
     let session = login(&mut conn, at, &attempt("tpe.caseworker")).unwrap();
     let later = at + Duration::minutes(3);
-    end_session(&mut conn, later, &session.session_id, "logout").unwrap();
-    let (login_at, logout_at, reason): (chrono::NaiveDateTime, Option<chrono::NaiveDateTime>, Option<String>) =
-        sessions::table
-            .filter(sessions::id.eq(&session.session_id))
-            .select((sessions::login_at, sessions::logout_at, sessions::end_reason))
-            .first(&mut conn)
-            .unwrap();
+    end_session(&mut conn, later, &session.session_id, SessionEndReason::Logout).unwrap();
+    let (login_at, logout_at, reason): (
+        chrono::NaiveDateTime,
+        Option<chrono::NaiveDateTime>,
+        Option<SessionEndReason>,
+    ) = sessions::table
+        .filter(sessions::id.eq(&session.session_id))
+        .select((sessions::login_at, sessions::logout_at, sessions::end_reason))
+        .first(&mut conn)
+        .unwrap();
     assert_eq!(login_at.and_utc().timestamp(), at.timestamp());
     assert_eq!(logout_at.map(|t| t.and_utc().timestamp()), Some(later.timestamp()));
-    assert_eq!(reason.as_deref(), Some("logout"));
+    assert_eq!(reason, Some(SessionEndReason::Logout));
     // Managers read them per account.
     let manager = actor(&mut conn, "tpe.manager");
     let records = accounts::sessions_of(&mut conn, &manager, &session.user_id, 10).unwrap();
@@ -351,13 +363,16 @@ fn r_acc_05_an_hr_event_cancels_the_account_the_same_day_and_ends_its_sessions()
     let manager = actor(&mut conn, "tpe.manager");
     let target = user_id(&mut conn, "tpe.caseworker");
     let view = accounts::record_hr_event(&mut conn, now, &manager, &target, HrEvent::Transfer, "調任他機關").unwrap();
-    assert_eq!(view.status, "cancelled");
+    assert_eq!(view.status, AccountStatus::Cancelled);
     assert_eq!(
-        view.events.last().map(|e| (e.kind.as_str(), e.effective_date)),
-        Some(("hr_transfer", immilink_shared::clock::business_date(now)))
+        view.events.last().map(|e| (e.kind, e.effective_date)),
+        Some((AccountEventKind::HrTransfer, immilink_shared::clock::business_date(now)))
     );
     let live = check_live(&mut conn, now, &session.session_id, None, Duration::minutes(15));
-    assert!(matches!(live, Err(IdentityError::SessionEnded(reason)) if reason == "account_cancelled"));
+    assert!(matches!(
+        live,
+        Err(IdentityError::SessionEnded(SessionRefusal::Ended(SessionEndReason::AccountCancelled)))
+    ));
     assert!(matches!(login(&mut conn, now, &attempt("tpe.caseworker")), Err(IdentityError::LoginRefused)));
     // Only the account manager files HR events.
     let supervisor = actor(&mut conn, "tpe.supervisor");
@@ -416,7 +431,7 @@ fn r_acc_07_a_second_session_from_another_ip_or_device_is_refused_and_flagged_an
     let manager = actor(&mut conn, "tpe.manager");
     let flags = accounts::lending_flags(&mut conn, &manager).unwrap();
     assert_eq!(flags.len(), 2);
-    assert!(flags.iter().all(|f| f.kind == LENDING_FLAG));
+    assert!(flags.iter().all(|f| f.kind == AccountEventKind::PossibleAccountLending));
     // The first session is untouched; the same workstation and browser may log in again.
     check_live(&mut conn, now, &first.session_id, None, Duration::minutes(15)).unwrap();
     let again = login(&mut conn, now, &attempt("tpe.caseworker")).unwrap();
@@ -441,7 +456,7 @@ fn r_acc_09_a_lost_certificate_terminates_the_account_at_once() {
     // The holder reports it themselves.
     let clerk = actor(&mut conn, "hln.clerk");
     let view = accounts::report_certificate_lost(&mut conn, now, &clerk, &session.user_id, "").unwrap();
-    assert_eq!(view.status, "terminated");
+    assert_eq!(view.status, AccountStatus::Terminated);
     assert!(check_live(&mut conn, now, &session.session_id, None, Duration::minutes(15)).is_err());
     // Terminated is final: the manager cannot reinstate it.
     let manager = actor(&mut conn, "hln.manager");
@@ -449,7 +464,7 @@ fn r_acc_09_a_lost_certificate_terminates_the_account_at_once() {
         accounts::reinstate(&mut conn, now, &manager, &session.user_id, "x"),
         Err(IdentityError::NotSuspended { .. })
     ));
-    assert_eq!(status_of(&mut conn, "hln.clerk"), "terminated");
+    assert_eq!(status_of(&mut conn, "hln.clerk"), AccountStatus::Terminated);
 }
 
 #[test]
@@ -493,7 +508,7 @@ fn r_acc_05_an_account_manager_of_one_agency_cannot_read_or_change_another_agenc
     ));
     let listed = accounts::list(&mut conn, &tpe_manager).unwrap();
     assert!(listed.iter().all(|a| a.agency_code == "TPE-SW"));
-    assert_eq!(status_of(&mut conn, "hln.clerk"), "active");
+    assert_eq!(status_of(&mut conn, "hln.clerk"), AccountStatus::Active);
 }
 
 #[test]
@@ -503,12 +518,12 @@ fn disabled_accounts_cannot_log_in_and_their_sessions_end() {
     let now = Utc::now();
     let session = login(&mut conn, now, &attempt("hln.clerk")).unwrap();
     diesel::update(users::table.filter(users::username.eq("hln.clerk")))
-        .set(users::status.eq("cancelled"))
+        .set(users::status.eq(AccountStatus::Cancelled))
         .execute(&mut conn)
         .unwrap();
     assert!(matches!(login(&mut conn, now, &attempt("hln.clerk")), Err(IdentityError::LoginRefused)));
     let live = check_live(&mut conn, now, &session.session_id, None, Duration::minutes(15));
-    assert!(matches!(live, Err(IdentityError::SessionEnded(reason)) if reason == "account_inactive"));
+    assert!(matches!(live, Err(IdentityError::SessionEnded(SessionRefusal::Ended(SessionEndReason::AccountInactive)))));
 }
 
 #[test]
@@ -524,7 +539,7 @@ fn r_acc_10_idle_timeout_ends_the_session_and_activity_keeps_it() {
     }
     let after_idle = start + Duration::minutes(30) + Duration::minutes(16);
     let ended = check_live(&mut conn, after_idle, &session.session_id, None, idle);
-    assert!(matches!(ended, Err(IdentityError::SessionEnded(reason)) if reason == "idle_timeout"));
+    assert!(matches!(ended, Err(IdentityError::SessionEnded(SessionRefusal::Ended(SessionEndReason::IdleTimeout)))));
     // And it stays ended.
     assert!(check_live(&mut conn, after_idle, &session.session_id, None, idle).is_err());
 }
@@ -547,7 +562,7 @@ fn r_qry_02_permissions_are_link_approvals_intersected_with_user_grants() {
     assert!(permissions::profile(&mut conn, now, &supervisor.user_id).unwrap().permissions.is_empty());
     // The summary other services read (a bulk job's submitter) carries the same permissions.
     let summary = crate::domain::accounts::summary(&mut conn, now, &caseworker.user_id).unwrap().unwrap();
-    assert_eq!((summary.agency.as_str(), summary.status.as_str()), ("TPE-SW", "active"));
+    assert_eq!((summary.agency.as_str(), summary.status), ("TPE-SW", AccountStatus::Active));
     assert_eq!(summary.permissions, profile.permissions);
     assert!(crate::domain::accounts::summary(&mut conn, now, "no-such-user").unwrap().is_none());
 }

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use crate::clients::VendorsClient;
 use crate::domain::accounts::{Actor, Grant};
-use crate::domain::applications::{self, ApplicationView, Decision, NewApplication, OutsideDecision};
+use crate::domain::applications::{
+    self, ApplicationStatus, ApplicationView, Decision, NewApplication, OutsideDecision, ReviewDecision, ReviewStep,
+};
 use crate::domain::{notifications, sessions, IdentityError};
 use crate::State;
 
@@ -81,7 +83,7 @@ pub async fn review_application(
         .db
         .run(move |conn| applications::review(conn, now, &actor, &review_id, decision, &reason, granted))
         .await?;
-    if view.status != applications::status::NIA_REVIEW {
+    if view.status != ApplicationStatus::NiaReview {
         return Ok(view);
     }
     if let Err(err) = advance_to_nia(state, id.clone()).await {
@@ -100,7 +102,7 @@ pub async fn advance_to_nia(state: &State, id: String) -> Result<(), IdentityErr
     };
     let outcome = if state.vendors.is_vendor_personnel(&submission.national_id).await? {
         OutsideDecision {
-            step: "contractor_check",
+            step: ReviewStep::ContractorCheck,
             reviewer_name: "immilink (vendor personnel records)".into(),
             approved: false,
             reason: "the applicant is registered contractor personnel (R-ACC-08)".into(),
@@ -109,9 +111,9 @@ pub async fn advance_to_nia(state: &State, id: String) -> Result<(), IdentityErr
     } else {
         let answer = state.nia.review(&submission).await?;
         OutsideDecision {
-            step: applications::status::NIA_REVIEW,
+            step: ReviewStep::NiaReview,
             reviewer_name: "內政部移民署 National Immigration Agency".into(),
-            approved: answer.decision == "approved",
+            approved: answer.decision == ReviewDecision::Approved,
             reason: answer.reason,
             reference: Some(answer.reference),
         }

@@ -11,16 +11,76 @@ use diesel::prelude::*;
 use immilink_shared::auth::roles;
 use immilink_shared::clock::{business_date, to_db};
 use immilink_shared::db::DbConn;
+use immilink_shared::text_enum;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::sessions::SessionEndReason;
 use super::{new_id, notifications, IdentityError};
 use crate::schema::{account_events, agencies, sessions, units, user_grants, user_ips, user_roles, users};
 
-pub const STATUS_ACTIVE: &str = "active";
-pub const STATUS_SUSPENDED: &str = "suspended";
-pub const STATUS_CANCELLED: &str = "cancelled";
-pub const STATUS_TERMINATED: &str = "terminated";
+text_enum! {
+    /// Where an account stands. It opens active (an approved application); every later change is
+    /// judged by `AccountStatus::transition`.
+    pub enum AccountStatus {
+        /// May log in and act.
+        Active = "active",
+        /// Held by the account manager (R-ACC-07); reinstating reopens it.
+        Suspended = "suspended",
+        /// Closed by an HR event (R-ACC-05); a new application is needed.
+        Cancelled = "cancelled",
+        /// Closed for good after a lost certificate (R-ACC-09).
+        Terminated = "terminated",
+    }
+}
+
+impl AccountStatus {
+    /// The one judge of account status changes: active → suspended (R-ACC-07), suspended → active
+    /// (reinstatement), active or suspended → cancelled (R-ACC-05), anything not terminated →
+    /// terminated (R-ACC-09). Every other move is refused with the reason its target gives.
+    pub fn transition(self, to: AccountStatus) -> Result<AccountStatus, IdentityError> {
+        use AccountStatus::*;
+        match (self, to) {
+            (Active, Suspended) | (Suspended, Active) | (Active | Suspended, Cancelled) => Ok(to),
+            (Active | Suspended | Cancelled, Terminated) => Ok(to),
+            (status, Suspended) => Err(IdentityError::NotActive { status }),
+            (status, Active) => Err(IdentityError::NotSuspended { status }),
+            (status, Cancelled | Terminated) => Err(IdentityError::AccountClosed { status }),
+        }
+    }
+
+    /// Not cancelled or terminated: the account still binds its certificate (R-ACC-03).
+    pub fn is_open(self) -> bool {
+        !matches!(self, AccountStatus::Cancelled | AccountStatus::Terminated)
+    }
+}
+
+text_enum! {
+    /// What an `account_events` row records.
+    pub enum AccountEventKind {
+        /// R-ACC-05: the HR events that cancel an account.
+        HrResignation = "hr_resignation",
+        HrLeave = "hr_leave",
+        HrSuspension = "hr_suspension",
+        HrTransfer = "hr_transfer",
+        /// R-ACC-07.
+        Suspended = "suspended",
+        Reinstated = "reinstated",
+        /// R-ACC-09.
+        CertificateLost = "certificate_lost",
+        /// R-ACC-11.
+        IpsChanged = "ips_changed",
+        /// R-ACC-07: a login refused because the account was live elsewhere.
+        PossibleAccountLending = "possible_account_lending",
+        /// R-ACC-06.
+        AccountManagerGranted = "account_manager_granted",
+        AccountManagerRevoked = "account_manager_revoked",
+        /// The application was approved and the account opened (R-ACC-01).
+        Activated = "activated",
+        /// Repeated failed logins locked the account for a while.
+        LockedOut = "locked_out",
+    }
+}
 
 /// The authenticated user performing an action, as the database knows them right now (roles may
 /// have changed since the token was issued; the database wins).
@@ -89,37 +149,27 @@ pub fn roles_of(conn: &mut DbConn, user_id: &str) -> Result<Vec<String>, Identit
         .load(conn)?)
 }
 
-/// The HR events that cancel an account the same day (R-ACC-05).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum HrEvent {
-    /// 辭職 / 離職
-    Resignation,
-    /// 留職停薪 / 休假
-    Leave,
-    /// 停職
-    Suspension,
-    /// 職務調動
-    Transfer,
+text_enum! {
+    /// The HR events that cancel an account the same day (R-ACC-05).
+    pub enum HrEvent {
+        /// 辭職 / 離職
+        Resignation = "resignation",
+        /// 留職停薪 / 休假
+        Leave = "leave",
+        /// 停職
+        Suspension = "suspension",
+        /// 職務調動
+        Transfer = "transfer",
+    }
 }
 
 impl HrEvent {
-    pub fn parse(raw: &str) -> Option<Self> {
-        match raw {
-            "resignation" => Some(Self::Resignation),
-            "leave" => Some(Self::Leave),
-            "suspension" => Some(Self::Suspension),
-            "transfer" => Some(Self::Transfer),
-            _ => None,
-        }
-    }
-
-    fn event_kind(self) -> &'static str {
+    fn event_kind(self) -> AccountEventKind {
         match self {
-            Self::Resignation => "hr_resignation",
-            Self::Leave => "hr_leave",
-            Self::Suspension => "hr_suspension",
-            Self::Transfer => "hr_transfer",
+            Self::Resignation => AccountEventKind::HrResignation,
+            Self::Leave => AccountEventKind::HrLeave,
+            Self::Suspension => AccountEventKind::HrSuspension,
+            Self::Transfer => AccountEventKind::HrTransfer,
         }
     }
 }
@@ -132,8 +182,7 @@ pub struct AccountView {
     pub display_name: String,
     pub agency_code: String,
     pub unit_id: Option<String>,
-    /// `active`, `suspended`, `cancelled` or `terminated`.
-    pub status: String,
+    pub status: AccountStatus,
     pub status_reason: Option<String>,
     pub roles: Vec<String>,
     /// The registered IP addresses logins and requests must come from (R-ACC-11).
@@ -154,9 +203,7 @@ pub struct Grant {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, Queryable)]
 pub struct AccountEvent {
     pub id: String,
-    /// e.g. `hr_resignation`, `suspended`, `reinstated`, `certificate_lost`, `ips_changed`,
-    /// `possible_account_lending`, `account_manager_granted`, `account_manager_revoked`, `activated`.
-    pub kind: String,
+    pub kind: AccountEventKind,
     pub reason: String,
     pub actor_id: Option<String>,
     /// Business date (Asia/Taipei) the event took effect.
@@ -178,13 +225,17 @@ pub struct SessionRecord {
     #[schema(value_type = Option<String>, format = DateTime)]
     #[serde(with = "immilink_shared::clock::rfc3339_option")]
     pub logout_at: Option<NaiveDateTime>,
-    /// Why it ended: `logout`, `idle_timeout`, `account_cancelled`, `superseded`, ...
-    pub end_reason: Option<String>,
+    /// Why it ended.
+    pub end_reason: Option<SessionEndReason>,
 }
 
 /// The account rows a manager may touch: same agency only. Another agency's account is "not
 /// found", so managers cannot even learn which ids exist elsewhere.
-fn account_in_agency(conn: &mut DbConn, actor: &Actor, user_id: &str) -> Result<(String, String), IdentityError> {
+fn account_in_agency(
+    conn: &mut DbConn,
+    actor: &Actor,
+    user_id: &str,
+) -> Result<(AccountStatus, String), IdentityError> {
     users::table
         .filter(users::id.eq(user_id))
         .filter(users::agency_id.eq(&actor.agency_id))
@@ -192,6 +243,20 @@ fn account_in_agency(conn: &mut DbConn, actor: &Actor, user_id: &str) -> Result<
         .first(conn)
         .optional()?
         .ok_or(IdentityError::NotFound("the account"))
+}
+
+/// As [`account_in_agency`], inside a write transaction: takes the account's row lock first
+/// (PostgreSQL; SQLite's write transaction holds the database lock already), so two managers acting
+/// on one account at once are judged one after the other, each on the status the other left.
+fn lock_account_in_agency(
+    conn: &mut DbConn,
+    actor: &Actor,
+    user_id: &str,
+) -> Result<(AccountStatus, String), IdentityError> {
+    diesel::update(users::table.filter(users::id.eq(user_id)).filter(users::agency_id.eq(&actor.agency_id)))
+        .set(users::status.eq(users::status))
+        .execute(conn)?;
+    account_in_agency(conn, actor, user_id)
 }
 
 const READERS: &[&str] = &[roles::ACCOUNT_MANAGER, roles::AGENCY_HEAD, roles::AUDITOR, roles::IT_OFFICER];
@@ -241,7 +306,7 @@ pub fn sessions_of(
 }
 
 fn view(conn: &mut DbConn, user_id: &str, with_events: bool) -> Result<AccountView, IdentityError> {
-    type Row = (String, String, String, Option<String>, String, Option<String>);
+    type Row = (String, String, String, Option<String>, AccountStatus, Option<String>);
     let (username, display_name, agency_code, unit_id, status, status_reason): Row = users::table
         .inner_join(agencies::table)
         .filter(users::id.eq(user_id))
@@ -302,7 +367,7 @@ pub fn record_event(
     conn: &mut DbConn,
     now: DateTime<Utc>,
     user_id: &str,
-    kind: &str,
+    kind: AccountEventKind,
     reason: &str,
     actor_id: Option<&str>,
 ) -> Result<(), IdentityError> {
@@ -327,22 +392,26 @@ pub fn end_all_sessions(
     conn: &mut DbConn,
     now: DateTime<Utc>,
     user_id: &str,
-    reason: &str,
+    reason: SessionEndReason,
 ) -> Result<usize, IdentityError> {
     Ok(diesel::update(sessions::table.filter(sessions::user_id.eq(user_id)).filter(sessions::logout_at.is_null()))
         .set((sessions::logout_at.eq(to_db(now)), sessions::end_reason.eq(reason)))
         .execute(conn)?)
 }
 
+/// Moves an account from `from` (as read in this transaction) to `to`, if [`AccountStatus::transition`]
+/// allows it: the only status write of an existing account.
 fn set_status(
     conn: &mut DbConn,
     now: DateTime<Utc>,
     user_id: &str,
-    status: &str,
+    from: AccountStatus,
+    to: AccountStatus,
     reason: &str,
 ) -> Result<(), IdentityError> {
+    let to = from.transition(to)?;
     diesel::update(users::table.filter(users::id.eq(user_id)))
-        .set((users::status.eq(status), users::status_reason.eq(reason), users::status_changed_at.eq(to_db(now))))
+        .set((users::status.eq(to), users::status_reason.eq(reason), users::status_changed_at.eq(to_db(now))))
         .execute(conn)?;
     Ok(())
 }
@@ -373,7 +442,7 @@ pub fn notify_managers(
     let emails: Vec<Option<String>> = users::table
         .inner_join(user_roles::table)
         .filter(users::agency_id.eq(agency_id))
-        .filter(users::status.eq(STATUS_ACTIVE))
+        .filter(users::status.eq(AccountStatus::Active))
         .filter(user_roles::role.eq(roles::ACCOUNT_MANAGER))
         .select(users::email)
         .load(conn)?;
@@ -387,7 +456,7 @@ fn active_managers(conn: &mut DbConn, agency_id: &str) -> Result<Vec<String>, Id
     Ok(users::table
         .inner_join(user_roles::table)
         .filter(users::agency_id.eq(agency_id))
-        .filter(users::status.eq(STATUS_ACTIVE))
+        .filter(users::status.eq(AccountStatus::Active))
         .filter(user_roles::role.eq(roles::ACCOUNT_MANAGER))
         .select(users::id)
         .load(conn)?)
@@ -423,13 +492,12 @@ pub fn record_hr_event(
     actor.require_any(&[roles::ACCOUNT_MANAGER])?;
     require_reason(reason)?;
     conn.write_transaction(|conn| {
-        let (status, _) = account_in_agency(conn, actor, user_id)?;
-        if status == STATUS_CANCELLED || status == STATUS_TERMINATED {
-            return Err(IdentityError::AccountClosed { status });
-        }
+        let (status, _) = lock_account_in_agency(conn, actor, user_id)?;
+        // Only an active account can be the last manager, and only a closed one is refused below:
+        // the two refusals never meet.
         ensure_not_last_manager(conn, &actor.agency_id, user_id)?;
-        set_status(conn, now, user_id, STATUS_CANCELLED, event.event_kind())?;
-        let ended = end_all_sessions(conn, now, user_id, "account_cancelled")?;
+        set_status(conn, now, user_id, status, AccountStatus::Cancelled, event.event_kind().as_str())?;
+        let ended = end_all_sessions(conn, now, user_id, SessionEndReason::AccountCancelled)?;
         record_event(conn, now, user_id, event.event_kind(), reason, Some(&actor.user_id))?;
         notify_holder(
             conn,
@@ -438,8 +506,8 @@ pub fn record_hr_event(
             "帳號已註銷 Account cancelled",
             &format!("Your account was cancelled ({}): {reason}", event.event_kind()),
         )?;
-        tracing::info!(user_id, event = event.event_kind(), ended, "account cancelled");
-        Ok(())
+        tracing::info!(user_id, event = event.event_kind().as_str(), ended, "account cancelled");
+        Ok::<(), IdentityError>(())
     })?;
     view(conn, user_id, true)
 }
@@ -460,20 +528,27 @@ pub fn report_certificate_lost(
     let reason = if reason.trim().is_empty() { "certificate reported lost" } else { reason };
     conn.write_transaction(|conn| {
         let (status, _) = if actor.user_id == user_id {
-            users::table
-                .filter(users::id.eq(user_id))
-                .select((users::status, users::display_name))
-                .first::<(String, String)>(conn)?
+            diesel::update(users::table.filter(users::id.eq(user_id)))
+                .set(users::status.eq(users::status))
+                .execute(conn)?;
+            users::table.filter(users::id.eq(user_id)).select((users::status, users::display_name)).first::<(
+                AccountStatus,
+                String,
+            )>(
+                conn
+            )?
         } else {
-            account_in_agency(conn, actor, user_id)?
+            lock_account_in_agency(conn, actor, user_id)?
         };
-        if status == STATUS_TERMINATED {
+        // Reporting it again changes nothing.
+        if status == AccountStatus::Terminated {
             return Ok::<(), IdentityError>(());
         }
         let was_last_manager = ensure_not_last_manager(conn, &actor.agency_id, user_id).is_err();
-        set_status(conn, now, user_id, STATUS_TERMINATED, "certificate_lost")?;
-        end_all_sessions(conn, now, user_id, "certificate_lost")?;
-        record_event(conn, now, user_id, "certificate_lost", reason, Some(&actor.user_id))?;
+        let lost = AccountEventKind::CertificateLost;
+        set_status(conn, now, user_id, status, AccountStatus::Terminated, lost.as_str())?;
+        end_all_sessions(conn, now, user_id, SessionEndReason::CertificateLost)?;
+        record_event(conn, now, user_id, lost, reason, Some(&actor.user_id))?;
         notify_holder(
             conn,
             now,
@@ -503,14 +578,12 @@ pub fn suspend(
         return Err(IdentityError::OwnAccount { action: "suspend" });
     }
     conn.write_transaction(|conn| {
-        let (status, _) = account_in_agency(conn, actor, user_id)?;
-        if status != STATUS_ACTIVE {
-            return Err(IdentityError::NotActive { status });
-        }
+        let (status, _) = lock_account_in_agency(conn, actor, user_id)?;
+        // As for HR events: only an active account can be the last manager.
         ensure_not_last_manager(conn, &actor.agency_id, user_id)?;
-        set_status(conn, now, user_id, STATUS_SUSPENDED, reason)?;
-        end_all_sessions(conn, now, user_id, "account_suspended")?;
-        record_event(conn, now, user_id, "suspended", reason, Some(&actor.user_id))?;
+        set_status(conn, now, user_id, status, AccountStatus::Suspended, reason)?;
+        end_all_sessions(conn, now, user_id, SessionEndReason::AccountSuspended)?;
+        record_event(conn, now, user_id, AccountEventKind::Suspended, reason, Some(&actor.user_id))?;
         notify_holder(
             conn,
             now,
@@ -537,15 +610,12 @@ pub fn reinstate(
         return Err(IdentityError::OwnAccount { action: "reinstate" });
     }
     conn.write_transaction(|conn| {
-        let (status, _) = account_in_agency(conn, actor, user_id)?;
-        if status != STATUS_SUSPENDED {
-            return Err(IdentityError::NotSuspended { status });
-        }
-        set_status(conn, now, user_id, STATUS_ACTIVE, reason)?;
+        let (status, _) = lock_account_in_agency(conn, actor, user_id)?;
+        set_status(conn, now, user_id, status, AccountStatus::Active, reason)?;
         diesel::update(users::table.filter(users::id.eq(user_id)))
             .set((users::failed_logins.eq(0), users::locked_until.eq(None::<NaiveDateTime>)))
             .execute(conn)?;
-        record_event(conn, now, user_id, "reinstated", reason, Some(&actor.user_id))?;
+        record_event(conn, now, user_id, AccountEventKind::Reinstated, reason, Some(&actor.user_id))?;
         notify_holder(
             conn,
             now,
@@ -587,10 +657,17 @@ pub fn set_ips(
                 .filter(sessions::logout_at.is_null())
                 .filter(sessions::ip.ne_all(wanted.iter().cloned().collect::<Vec<_>>())),
         )
-        .set((sessions::logout_at.eq(to_db(now)), sessions::end_reason.eq("ip_unregistered")))
+        .set((sessions::logout_at.eq(to_db(now)), sessions::end_reason.eq(SessionEndReason::IpUnregistered)))
         .execute(conn)?;
         let listed = wanted.iter().cloned().collect::<Vec<_>>().join(", ");
-        record_event(conn, now, user_id, "ips_changed", &format!("{reason} [{listed}]"), Some(&actor.user_id))
+        record_event(
+            conn,
+            now,
+            user_id,
+            AccountEventKind::IpsChanged,
+            &format!("{reason} [{listed}]"),
+            Some(&actor.user_id),
+        )
     })?;
     view(conn, user_id, true)
 }
@@ -617,7 +694,7 @@ pub fn hand_over_manager(
         account_in_agency(conn, actor, from_user_id)?;
         let (to_status, _) = account_in_agency(conn, actor, to_user_id)
             .map_err(|_| IdentityError::invalid("to_user_id", "no account with this id in your agency"))?;
-        if to_status != STATUS_ACTIVE {
+        if to_status != AccountStatus::Active {
             return Err(IdentityError::invalid("to_user_id", "the new manager's account is not active"));
         }
         let from_roles = roles_of(conn, from_user_id)?;
@@ -636,9 +713,10 @@ pub fn hand_over_manager(
         )
         .execute(conn)?;
         // Tokens carry roles: the outgoing manager's sessions end so the old role is not used on.
-        end_all_sessions(conn, now, from_user_id, "roles_changed")?;
-        record_event(conn, now, from_user_id, "account_manager_revoked", reason, Some(&actor.user_id))?;
-        record_event(conn, now, to_user_id, "account_manager_granted", reason, Some(&actor.user_id))?;
+        end_all_sessions(conn, now, from_user_id, SessionEndReason::RolesChanged)?;
+        let by = Some(actor.user_id.as_str());
+        record_event(conn, now, from_user_id, AccountEventKind::AccountManagerRevoked, reason, by)?;
+        record_event(conn, now, to_user_id, AccountEventKind::AccountManagerGranted, reason, by)?;
         notify_holder(conn, now, to_user_id, "您已成為帳號管理者 You are now an account manager", reason)?;
         Ok(())
     })?;
@@ -657,7 +735,7 @@ pub fn lending_flags(conn: &mut DbConn, actor: &Actor) -> Result<Vec<AccountEven
     actor.require_any(READERS)?;
     Ok(account_events::table
         .filter(account_events::agency_id.eq(&actor.agency_id))
-        .filter(account_events::kind.eq(LENDING_FLAG))
+        .filter(account_events::kind.eq(AccountEventKind::PossibleAccountLending))
         .order(account_events::id.desc())
         .limit(500)
         .select((
@@ -670,8 +748,6 @@ pub fn lending_flags(conn: &mut DbConn, actor: &Actor) -> Result<Vec<AccountEven
         ))
         .load(conn)?)
 }
-
-pub const LENDING_FLAG: &str = "possible_account_lending";
 
 /// An agency and its units, as applicants choose them (public organisational data).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -717,13 +793,13 @@ pub struct UserSummary {
     /// Agency code, as in access tokens.
     pub agency: String,
     pub unit: Option<String>,
-    pub status: String,
+    pub status: AccountStatus,
     pub roles: Vec<String>,
     pub permissions: Vec<super::permissions::Permission>,
 }
 
 pub fn summary(conn: &mut DbConn, now: DateTime<Utc>, user_id: &str) -> Result<Option<UserSummary>, IdentityError> {
-    let row: Option<(String, String, String, String, Option<String>, String)> = users::table
+    let row: Option<(String, String, String, String, Option<String>, AccountStatus)> = users::table
         .inner_join(agencies::table.on(agencies::id.eq(users::agency_id)))
         .filter(users::id.eq(user_id))
         .select((users::username, users::display_name, agencies::id, agencies::code, users::unit_id, users::status))
@@ -744,4 +820,47 @@ pub fn summary(conn: &mut DbConn, now: DateTime<Utc>, user_id: &str) -> Result<O
         roles,
         permissions,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AccountStatus::{self, *};
+    use super::IdentityError;
+
+    /// Every (from, to) pair: the legal moves succeed, every other is refused with the reason its
+    /// target gives.
+    #[test]
+    fn account_status_transitions() {
+        let legal = [
+            (Active, Suspended),
+            (Suspended, Active),
+            (Active, Cancelled),
+            (Suspended, Cancelled),
+            (Active, Terminated),
+            (Suspended, Terminated),
+            (Cancelled, Terminated),
+        ];
+        for &from in AccountStatus::ALL {
+            for &to in AccountStatus::ALL {
+                let moved = from.transition(to);
+                if legal.contains(&(from, to)) {
+                    assert_eq!(moved.ok(), Some(to), "{from} → {to}");
+                    continue;
+                }
+                let refused = match (to, moved) {
+                    (Suspended, Err(IdentityError::NotActive { status })) => status,
+                    (Active, Err(IdentityError::NotSuspended { status })) => status,
+                    (Cancelled | Terminated, Err(IdentityError::AccountClosed { status })) => status,
+                    (_, other) => panic!("{from} → {to}: {other:?}"),
+                };
+                assert_eq!(refused, from, "{from} → {to} names the status it found");
+            }
+        }
+    }
+
+    #[test]
+    fn cancelled_and_terminated_accounts_are_closed() {
+        let open: Vec<_> = AccountStatus::ALL.iter().filter(|s| s.is_open()).collect();
+        assert_eq!(open, [&Active, &Suspended]);
+    }
 }

@@ -14,21 +14,98 @@ use immilink_shared::auth::roles;
 use immilink_shared::catalogue::{self, AgencyKind, QueryType};
 use immilink_shared::clock::to_db;
 use immilink_shared::db::{DbConn, DbError};
+use immilink_shared::text_enum;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::accounts::{self, Actor, Grant, STATUS_ACTIVE, STATUS_CANCELLED, STATUS_TERMINATED};
+use super::accounts::{self, AccountEventKind, AccountStatus, Actor, Grant};
 use super::{new_id, notifications, IdentityError};
 use crate::schema::{account_applications, agencies, application_reviews, user_grants, user_ips, user_roles, users};
 
-/// Where an application stands.
-pub mod status {
-    pub const SUPERVISOR_REVIEW: &str = "supervisor_review";
-    pub const MANAGER_REVIEW: &str = "manager_review";
-    pub const HEAD_REVIEW: &str = "head_review";
-    pub const NIA_REVIEW: &str = "nia_review";
-    pub const APPROVED: &str = "approved";
-    pub const REJECTED: &str = "rejected";
+text_enum! {
+    /// Where an application stands (R-ACC-01, R-ACC-02). Every change is judged by
+    /// `ApplicationStatus::transition`.
+    pub enum ApplicationStatus {
+        /// Waiting for the applicant's unit supervisor.
+        SupervisorReview = "supervisor_review",
+        /// Waiting for the agency's account manager.
+        ManagerReview = "manager_review",
+        /// Waiting for the agency head, where the agency requires it (R-ACC-02).
+        HeadReview = "head_review",
+        /// Waiting for the immigration agency (after the contractor check, R-ACC-08).
+        NiaReview = "nia_review",
+        /// The account exists.
+        Approved = "approved",
+        Rejected = "rejected",
+    }
+}
+
+impl ApplicationStatus {
+    /// The one judge of application moves: each local review step moves on to the next (supervisor →
+    /// manager → head where required → the immigration agency) or to rejected; the immigration
+    /// agency's step ends approved or rejected. Approved and rejected are final.
+    pub fn transition(self, to: ApplicationStatus) -> Result<ApplicationStatus, IdentityError> {
+        use ApplicationStatus::*;
+        match (self, to) {
+            (SupervisorReview, ManagerReview)
+            | (ManagerReview, HeadReview | NiaReview)
+            | (HeadReview, NiaReview)
+            | (SupervisorReview | ManagerReview | HeadReview, Rejected)
+            | (NiaReview, Approved | Rejected) => Ok(to),
+            (status, _) => Err(IdentityError::NotAwaitingReview { status }),
+        }
+    }
+
+    /// The agency's review step this status waits for, if it waits for one.
+    pub fn local_step(self) -> Option<ReviewStep> {
+        match self {
+            ApplicationStatus::SupervisorReview => Some(ReviewStep::SupervisorReview),
+            ApplicationStatus::ManagerReview => Some(ReviewStep::ManagerReview),
+            ApplicationStatus::HeadReview => Some(ReviewStep::HeadReview),
+            _ => None,
+        }
+    }
+
+    /// Where an approval at this step leads.
+    fn after_approval(self, requires_head: bool) -> ApplicationStatus {
+        match self {
+            ApplicationStatus::SupervisorReview => ApplicationStatus::ManagerReview,
+            ApplicationStatus::ManagerReview if requires_head => ApplicationStatus::HeadReview,
+            _ => ApplicationStatus::NiaReview,
+        }
+    }
+}
+
+text_enum! {
+    /// One recorded review of an application.
+    pub enum ReviewStep {
+        SupervisorReview = "supervisor_review",
+        ManagerReview = "manager_review",
+        HeadReview = "head_review",
+        /// The vendors service refused the applicant as contractor personnel (R-ACC-08).
+        ContractorCheck = "contractor_check",
+        NiaReview = "nia_review",
+    }
+}
+
+impl ReviewStep {
+    /// The role that reviews a local step; `None` for the outside ones.
+    pub fn reviewer_role(self) -> Option<&'static str> {
+        match self {
+            ReviewStep::SupervisorReview => Some(roles::UNIT_SUPERVISOR),
+            ReviewStep::ManagerReview => Some(roles::ACCOUNT_MANAGER),
+            ReviewStep::HeadReview => Some(roles::AGENCY_HEAD),
+            ReviewStep::ContractorCheck | ReviewStep::NiaReview => None,
+        }
+    }
+}
+
+text_enum! {
+    /// What a review decided, as recorded.
+    pub enum ReviewDecision {
+        Approved = "approved",
+        Rejected = "rejected",
+    }
 }
 
 /// A validated application, ready to store.
@@ -49,18 +126,19 @@ pub struct NewApplication {
     pub submitted_ip: IpAddr,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Decision {
-    Approve,
-    Reject,
+text_enum! {
+    /// What a reviewer decides.
+    pub enum Decision {
+        Approve = "approve",
+        Reject = "reject",
+    }
 }
 
 impl Decision {
-    fn code(self) -> &'static str {
+    fn recorded(self) -> ReviewDecision {
         match self {
-            Decision::Approve => "approved",
-            Decision::Reject => "rejected",
+            Decision::Approve => ReviewDecision::Approved,
+            Decision::Reject => ReviewDecision::Rejected,
         }
     }
 }
@@ -69,9 +147,7 @@ impl Decision {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ApplicationView {
     pub application_id: String,
-    /// `supervisor_review`, `manager_review`, `head_review`, `nia_review`, `approved` or `rejected`.
-    #[schema(example = "supervisor_review")]
-    pub status: String,
+    pub status: ApplicationStatus,
     pub agency_code: String,
     pub unit_id: String,
     pub username: String,
@@ -97,13 +173,11 @@ pub struct ApplicationView {
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, Queryable)]
 pub struct ReviewRecord {
-    /// `supervisor_review`, `manager_review`, `head_review`, `contractor_check` or `nia_review`.
-    pub step: String,
+    pub step: ReviewStep,
     /// The reviewing user; `null` for the immigration agency and automatic checks.
     pub reviewer_id: Option<String>,
     pub reviewer_name: String,
-    /// `approved` or `rejected`.
-    pub decision: String,
+    pub decision: ReviewDecision,
     pub reason: String,
     #[schema(value_type = String, format = DateTime)]
     #[serde(with = "immilink_shared::clock::rfc3339")]
@@ -143,10 +217,6 @@ fn validate_declarations(kind: AgencyKind, legal_basis: &str, grants: &[Grant]) 
         }
     }
     Ok(())
-}
-
-fn is_live_status(status: &str) -> bool {
-    status != STATUS_CANCELLED && status != STATUS_TERMINATED
 }
 
 /// Stores a new application (first step: the unit supervisor's review) and tells the applicant.
@@ -189,7 +259,7 @@ pub fn submit(
                 account_applications::legal_basis.eq(&new.legal_basis),
                 account_applications::business_handled.eq(&new.business_handled),
                 account_applications::requested_grants.eq(to_json(&new.grants)?),
-                account_applications::status.eq(status::SUPERVISOR_REVIEW),
+                account_applications::status.eq(ApplicationStatus::SupervisorReview),
                 account_applications::submitted_ip.eq(new.submitted_ip.to_string()),
                 account_applications::submitted_at.eq(to_db(now)),
                 account_applications::updated_at.eq(to_db(now)),
@@ -215,7 +285,7 @@ fn ensure_username_free(conn: &mut DbConn, username: &str) -> Result<(), Identit
     let accounts: i64 = users::table.filter(users::username.eq(username)).count().get_result(conn)?;
     let pending: i64 = account_applications::table
         .filter(account_applications::username.eq(username))
-        .filter(account_applications::status.ne(status::REJECTED))
+        .filter(account_applications::status.ne(ApplicationStatus::Rejected))
         .count()
         .get_result(conn)?;
     if accounts + pending > 0 {
@@ -226,14 +296,14 @@ fn ensure_username_free(conn: &mut DbConn, username: &str) -> Result<(), Identit
 
 /// A certificate binds one live account (R-ACC-03, R-ACC-07: accounts are personal).
 fn ensure_certificate_free(conn: &mut DbConn, serial: &str) -> Result<(), IdentityError> {
-    let statuses: Vec<String> =
+    let statuses: Vec<AccountStatus> =
         users::table.filter(users::certificate_serial.eq(serial)).select(users::status).load(conn)?;
     let pending: i64 = account_applications::table
         .filter(account_applications::certificate_serial.eq(serial))
-        .filter(account_applications::status.ne_all([status::REJECTED, status::APPROVED]))
+        .filter(account_applications::status.ne_all([ApplicationStatus::Rejected, ApplicationStatus::Approved]))
         .count()
         .get_result(conn)?;
-    if statuses.iter().any(|s| is_live_status(s)) || pending > 0 {
+    if statuses.iter().any(|s| s.is_open()) || pending > 0 {
         return Err(IdentityError::CertificateInUse);
     }
     Ok(())
@@ -249,7 +319,7 @@ fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, IdentityEr
 }
 
 type ApplicationRow = (
-    String,
+    ApplicationStatus,
     String,
     String,
     String,
@@ -339,7 +409,11 @@ fn visible_to(actor: &Actor, agency_id: &str, unit_id: &str) -> bool {
 
 const REVIEWERS: &[&str] = &[roles::UNIT_SUPERVISOR, roles::ACCOUNT_MANAGER, roles::AGENCY_HEAD];
 
-pub fn list(conn: &mut DbConn, actor: &Actor, status: Option<&str>) -> Result<Vec<ApplicationView>, IdentityError> {
+pub fn list(
+    conn: &mut DbConn,
+    actor: &Actor,
+    status: Option<ApplicationStatus>,
+) -> Result<Vec<ApplicationView>, IdentityError> {
     actor.require_any(REVIEWERS)?;
     let mut query = account_applications::table
         .filter(account_applications::agency_id.eq(&actor.agency_id))
@@ -347,7 +421,7 @@ pub fn list(conn: &mut DbConn, actor: &Actor, status: Option<&str>) -> Result<Ve
         .order(account_applications::id.asc())
         .into_boxed();
     if let Some(status) = status {
-        query = query.filter(account_applications::status.eq(status.to_owned()));
+        query = query.filter(account_applications::status.eq(status));
     }
     let rows: Vec<(String, String, String)> = query.limit(1000).load(conn)?;
     rows.into_iter()
@@ -374,16 +448,6 @@ fn locate(conn: &mut DbConn, id: &str) -> Result<(String, String), IdentityError
         .ok_or(IdentityError::NotFound("the application"))
 }
 
-/// The role that reviews each local step.
-fn reviewer_role(step: &str) -> Option<&'static str> {
-    match step {
-        status::SUPERVISOR_REVIEW => Some(roles::UNIT_SUPERVISOR),
-        status::MANAGER_REVIEW => Some(roles::ACCOUNT_MANAGER),
-        status::HEAD_REVIEW => Some(roles::AGENCY_HEAD),
-        _ => None,
-    }
-}
-
 /// One local review step. Approval moves the application on; rejection ends it. The account manager
 /// may narrow the grants to a subset of the request.
 pub fn review(
@@ -396,10 +460,10 @@ pub fn review(
     granted: Option<Vec<Grant>>,
 ) -> Result<ApplicationView, IdentityError> {
     conn.write_transaction(|conn| {
-        let (agency_id, unit_id, step, national_id, serial, requested, requires_head, email): (
+        let (agency_id, unit_id, status, national_id, serial, requested, requires_head, email): (
             String,
             String,
-            String,
+            ApplicationStatus,
             String,
             String,
             String,
@@ -424,13 +488,13 @@ pub fn review(
         if actor.agency_id != agency_id {
             return Err(IdentityError::NotFound("the application"));
         }
-        let Some(role) = reviewer_role(&step) else {
-            return Err(IdentityError::NotAwaitingReview { status: step });
+        let Some((step, role)) = status.local_step().and_then(|step| Some((step, step.reviewer_role()?))) else {
+            return Err(IdentityError::NotAwaitingReview { status });
         };
         if !actor.has(role) {
             return Err(IdentityError::NotYourStep { step, role });
         }
-        if step == status::SUPERVISOR_REVIEW && actor.unit_id.as_deref() != Some(unit_id.as_str()) {
+        if step == ReviewStep::SupervisorReview && actor.unit_id.as_deref() != Some(unit_id.as_str()) {
             return Err(IdentityError::NotApplicantsSupervisor);
         }
         if actor.national_id.as_deref() == Some(national_id.as_str()) || actor.certificate_serial == serial {
@@ -448,7 +512,7 @@ pub fn review(
             return Err(IdentityError::invalid("reason", "a rejection needs a reason"));
         }
         if let Some(granted) = &granted {
-            if step != status::MANAGER_REVIEW {
+            if step != ReviewStep::ManagerReview {
                 return Err(IdentityError::invalid("grants", "only the account manager's review assigns grants"));
             }
             let requested: BTreeSet<Grant> = from_json::<Vec<Grant>>(&requested)?.into_iter().collect();
@@ -459,15 +523,11 @@ pub fn review(
                 ));
             }
         }
-        insert_review(conn, now, id, &step, Some(&actor.user_id), &actor.display_name, decision.code(), reason)?;
-        let next = match decision {
-            Decision::Reject => status::REJECTED,
-            Decision::Approve => match step.as_str() {
-                status::SUPERVISOR_REVIEW => status::MANAGER_REVIEW,
-                status::MANAGER_REVIEW if requires_head => status::HEAD_REVIEW,
-                _ => status::NIA_REVIEW,
-            },
-        };
+        insert_review(conn, now, id, step, Some(&actor.user_id), &actor.display_name, decision.recorded(), reason)?;
+        let next = status.transition(match decision {
+            Decision::Reject => ApplicationStatus::Rejected,
+            Decision::Approve => status.after_approval(requires_head),
+        })?;
         diesel::update(account_applications::table.filter(account_applications::id.eq(id)))
             .set((account_applications::status.eq(next), account_applications::updated_at.eq(to_db(now))))
             .execute(conn)?;
@@ -483,7 +543,7 @@ pub fn review(
             "帳號申請進度 Account application update",
             &format!(
                 "Your application {id}: {step} {} by {} ({reason}); next: {next}.",
-                decision.code(),
+                decision.recorded(),
                 actor.display_name
             ),
         )?;
@@ -497,10 +557,10 @@ fn insert_review(
     conn: &mut DbConn,
     now: DateTime<Utc>,
     id: &str,
-    step: &str,
+    step: ReviewStep,
     reviewer_id: Option<&str>,
     reviewer_name: &str,
-    decision: &str,
+    decision: ReviewDecision,
     reason: &str,
 ) -> Result<(), IdentityError> {
     diesel::insert_into(application_reviews::table)
@@ -540,7 +600,7 @@ pub struct NiaSubmission {
 /// Applications the agency has approved that wait for the immigration agency.
 pub fn awaiting_nia(conn: &mut DbConn) -> Result<Vec<String>, IdentityError> {
     Ok(account_applications::table
-        .filter(account_applications::status.eq(status::NIA_REVIEW))
+        .filter(account_applications::status.eq(ApplicationStatus::NiaReview))
         .order(account_applications::id.asc())
         .select(account_applications::id)
         .limit(100)
@@ -552,7 +612,7 @@ pub fn nia_submission(conn: &mut DbConn, id: &str) -> Result<Option<NiaSubmissio
     let row: Option<SubmissionRow> = account_applications::table
         .inner_join(agencies::table)
         .filter(account_applications::id.eq(id))
-        .filter(account_applications::status.eq(status::NIA_REVIEW))
+        .filter(account_applications::status.eq(ApplicationStatus::NiaReview))
         .select((
             agencies::code,
             account_applications::username,
@@ -594,8 +654,8 @@ pub fn nia_submission(conn: &mut DbConn, id: &str) -> Result<Option<NiaSubmissio
 /// or the contractor check refusing it.
 #[derive(Debug, Clone)]
 pub struct OutsideDecision {
-    /// `nia_review` or `contractor_check`.
-    pub step: &'static str,
+    /// [`ReviewStep::NiaReview`] or [`ReviewStep::ContractorCheck`].
+    pub step: ReviewStep,
     pub reviewer_name: String,
     pub approved: bool,
     pub reason: String,
@@ -615,14 +675,18 @@ pub fn finish(
         let Some(submission) = nia_submission(conn, id)? else {
             return Ok(());
         };
-        let decision = if outcome.approved { "approved" } else { "rejected" };
+        let (decision, next) = match outcome.approved {
+            true => (ReviewDecision::Approved, ApplicationStatus::Approved),
+            false => (ReviewDecision::Rejected, ApplicationStatus::Rejected),
+        };
+        let next = ApplicationStatus::NiaReview.transition(next)?;
         insert_review(conn, now, id, outcome.step, None, &outcome.reviewer_name, decision, &outcome.reason)?;
         let email: String =
             account_applications::table.filter(account_applications::id.eq(id)).select(account_applications::email).first(conn)?;
         if !outcome.approved {
             diesel::update(account_applications::table.filter(account_applications::id.eq(id)))
                 .set((
-                    account_applications::status.eq(status::REJECTED),
+                    account_applications::status.eq(next),
                     account_applications::nia_reference.eq(&outcome.reference),
                     account_applications::updated_at.eq(to_db(now)),
                 ))
@@ -632,13 +696,13 @@ pub fn finish(
         let user_id = create_account(conn, now, id, &submission)?;
         diesel::update(account_applications::table.filter(account_applications::id.eq(id)))
             .set((
-                account_applications::status.eq(status::APPROVED),
+                account_applications::status.eq(next),
                 account_applications::user_id.eq(&user_id),
                 account_applications::nia_reference.eq(&outcome.reference),
                 account_applications::updated_at.eq(to_db(now)),
             ))
             .execute(conn)?;
-        accounts::record_event(conn, now, &user_id, "activated", &format!("application {id} approved"), None)?;
+        accounts::record_event(conn, now, &user_id, AccountEventKind::Activated, &format!("application {id} approved"), None)?;
         notifications::enqueue(
             conn,
             now,
@@ -684,7 +748,7 @@ fn create_account(
             users::display_name.eq(&display_name),
             users::password_hash.eq(&password_hash),
             users::certificate_serial.eq(&submission.certificate_serial),
-            users::status.eq(STATUS_ACTIVE),
+            users::status.eq(AccountStatus::Active),
             users::created_at.eq(to_db(now)),
             users::national_id.eq(&submission.national_id),
             users::email.eq(&email),
@@ -717,6 +781,50 @@ fn create_account(
 
 #[cfg(test)]
 mod tests {
+    use super::ApplicationStatus::{self, *};
+    use super::{IdentityError, ReviewStep};
+
+    /// Every (from, to) pair: the review steps move forward one at a time or to rejected, the
+    /// immigration agency's step ends the application, and nothing leaves approved or rejected.
+    #[test]
+    fn application_status_transitions() {
+        let legal = [
+            (SupervisorReview, ManagerReview),
+            (SupervisorReview, Rejected),
+            (ManagerReview, HeadReview),
+            (ManagerReview, NiaReview),
+            (ManagerReview, Rejected),
+            (HeadReview, NiaReview),
+            (HeadReview, Rejected),
+            (NiaReview, Approved),
+            (NiaReview, Rejected),
+        ];
+        for &from in ApplicationStatus::ALL {
+            for &to in ApplicationStatus::ALL {
+                match from.transition(to) {
+                    Ok(moved) => assert!(legal.contains(&(from, to)) && moved == to, "{from} → {to} allowed"),
+                    Err(IdentityError::NotAwaitingReview { status }) => {
+                        assert!(!legal.contains(&(from, to)), "{from} → {to} refused");
+                        assert_eq!(status, from);
+                    }
+                    Err(other) => panic!("{from} → {to}: {other:?}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn approvals_lead_through_the_agency_to_the_immigration_agency() {
+        assert_eq!(SupervisorReview.after_approval(true), ManagerReview);
+        assert_eq!(ManagerReview.after_approval(true), HeadReview, "R-ACC-02");
+        assert_eq!(ManagerReview.after_approval(false), NiaReview);
+        assert_eq!(HeadReview.after_approval(true), NiaReview);
+        let waiting: Vec<_> = ApplicationStatus::ALL.iter().filter_map(|s| s.local_step()).collect();
+        assert_eq!(waiting, [ReviewStep::SupervisorReview, ReviewStep::ManagerReview, ReviewStep::HeadReview]);
+        assert!(waiting.iter().all(|step| step.reviewer_role().is_some()));
+        assert_eq!(ReviewStep::NiaReview.reviewer_role(), None);
+    }
+
     #[test]
     fn masks_the_middle_of_an_id() {
         assert_eq!(super::mask("A123456789"), "A12****789");

@@ -8,7 +8,8 @@ use immilink_shared::catalogue::{self, AgencyKind, QueryType};
 use immilink_shared::clock::to_db;
 use immilink_shared::db::DbConn;
 
-use super::sessions::{hash_password, STATUS_ACTIVE};
+use super::accounts::AccountStatus;
+use super::sessions::hash_password;
 use super::{new_id, IdentityError};
 use crate::schema::{agencies, agency_link_items, agency_links, units, user_grants, user_ips, user_roles, users};
 
@@ -179,7 +180,7 @@ fn seed_link(
         .values((
             agency_links::id.eq(&link_id),
             agency_links::agency_id.eq(agency_id),
-            agency_links::status.eq(super::permissions::LINK_ACTIVE),
+            agency_links::status.eq(super::permissions::LinkStatus::Active),
             agency_links::valid_from.eq(to_db(now - Duration::days(1))),
             agency_links::valid_until.eq(to_db(now + Duration::days(2 * 365))),
             agency_links::created_at.eq(to_db(now)),
@@ -222,7 +223,7 @@ fn seed_user(
             users::display_name.eq(user.display_name),
             users::password_hash.eq(demo_password_hash()?),
             users::certificate_serial.eq(format!("DEMO-{}", user.username)),
-            users::status.eq(STATUS_ACTIVE),
+            users::status.eq(AccountStatus::Active),
             users::created_at.eq(to_db(now)),
             users::national_id.eq(demo_national_id(person)),
             users::email.eq(format!("{}@demo.immilink.invalid", user.username)),

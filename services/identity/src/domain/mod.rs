@@ -24,9 +24,9 @@ pub enum IdentityError {
     /// Too many failed logins (or applications) from one address.
     #[error("too many attempts from this address")]
     Throttled { retry_after_seconds: u64 },
-    /// The session is not live (ended, unknown, or used from another IP); the reason is its text.
+    /// The session is not live (ended, unknown, or used from another IP).
     #[error("the session has ended: {0}")]
-    SessionEnded(String),
+    SessionEnded(sessions::SessionRefusal),
     /// More logins at once than the password hasher takes.
     #[error("too many logins at once; try again in a moment")]
     LoginBusy,
@@ -42,13 +42,13 @@ pub enum IdentityError {
     // --- applications (R-ACC-01..04, 08) ---------------------------------------------------------
     /// The application is not at a step its agency reviews (R-ACC-01).
     #[error("the application is at `{status}`, not awaiting a review by the agency")]
-    NotAwaitingReview { status: String },
+    NotAwaitingReview { status: applications::ApplicationStatus },
     /// Another reviewer took the same step a moment earlier (R-ACC-01).
     #[error("this step was just reviewed by someone else")]
     ReviewedMeanwhile,
     /// The step belongs to another role (R-ACC-01).
     #[error("the `{step}` step is reviewed by the {role}")]
-    NotYourStep { step: String, role: &'static str },
+    NotYourStep { step: applications::ReviewStep, role: &'static str },
     /// The first review belongs to the supervisor of the applicant's own unit (R-ACC-01).
     #[error("the first review belongs to the applicant's own unit supervisor")]
     NotApplicantsSupervisor,
@@ -73,13 +73,13 @@ pub enum IdentityError {
     OwnAccount { action: &'static str },
     /// The account is cancelled or terminated already.
     #[error("the account is already {status}")]
-    AccountClosed { status: String },
+    AccountClosed { status: accounts::AccountStatus },
     /// Only an active account can be suspended.
     #[error("only an active account can be suspended; this one is {status}")]
-    NotActive { status: String },
+    NotActive { status: accounts::AccountStatus },
     /// Only a suspended account can be reinstated.
     #[error("only a suspended account can be reinstated; this one is {status}")]
-    NotSuspended { status: String },
+    NotSuspended { status: accounts::AccountStatus },
     /// The agency's only active account manager cannot leave before a handover (R-ACC-06).
     #[error("this is the agency's only active account manager: hand the role over first")]
     LastAccountManager,

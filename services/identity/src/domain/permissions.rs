@@ -7,13 +7,22 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use immilink_shared::clock::to_db;
 use immilink_shared::db::DbConn;
+use immilink_shared::text_enum;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::IdentityError;
 use crate::schema::{agencies, agency_link_items, agency_links, units, user_grants, user_roles, users};
 
-pub const LINK_ACTIVE: &str = "active";
+text_enum! {
+    /// Where an agency's link with the immigration agency stands. Links are created active (the demo
+    /// seeds them so); their lifecycle (suspension, resumption, termination: R-LINK) and its
+    /// transition function arrive with the agency-link resources.
+    pub enum LinkStatus {
+        /// Its approved items may be looked up within its usage period.
+        Active = "active",
+    }
+}
 
 /// One permitted lookup declaration.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
@@ -38,7 +47,7 @@ pub fn permitted(
     let approved: Vec<(String, String, String)> = agency_link_items::table
         .inner_join(agency_links::table)
         .filter(agency_links::agency_id.eq(agency_id))
-        .filter(agency_links::status.eq(LINK_ACTIVE))
+        .filter(agency_links::status.eq(LinkStatus::Active))
         .filter(agency_links::valid_from.le(to_db(now)))
         .filter(agency_links::valid_until.gt(to_db(now)))
         .select((agency_link_items::legal_basis, agency_link_items::purpose_code, agency_link_items::query_type))

@@ -16,12 +16,57 @@ use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use immilink_shared::clock::{from_db, to_db};
 use immilink_shared::db::DbConn;
+use immilink_shared::text_enum;
 
-use super::accounts::{self, LENDING_FLAG};
+use super::accounts::{self, AccountEventKind, AccountStatus};
 use super::{new_id, IdentityError};
 use crate::schema::{agencies, sessions, user_ips, users};
 
-pub use super::accounts::STATUS_ACTIVE;
+text_enum! {
+    /// Why a session ended (stored with its logout time, R-ACC-12). A session is live until it has
+    /// one; ending it again changes nothing (every end is guarded by `logout_at IS NULL`).
+    pub enum SessionEndReason {
+        /// The user logged out (R-ACC-10).
+        Logout = "logout",
+        /// No activity for longer than the idle timeout (R-ACC-10).
+        IdleTimeout = "idle_timeout",
+        /// The same workstation and browser logged in again.
+        Superseded = "superseded",
+        /// An HR event cancelled the account (R-ACC-05).
+        AccountCancelled = "account_cancelled",
+        /// The manager suspended the account (R-ACC-07).
+        AccountSuspended = "account_suspended",
+        /// The account was found no longer active when the session was next used.
+        AccountInactive = "account_inactive",
+        /// The certificate was reported lost (R-ACC-09).
+        CertificateLost = "certificate_lost",
+        /// The account-manager role changed hands; tokens carry roles (R-ACC-06).
+        RolesChanged = "roles_changed",
+        /// The session's address is no longer registered (R-ACC-11).
+        IpUnregistered = "ip_unregistered",
+    }
+}
+
+/// Why a session is not live for a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionRefusal {
+    /// It has ended, for this reason.
+    Ended(SessionEndReason),
+    /// No such session.
+    Unknown,
+    /// The request comes from another IP than the session's (R-ACC-11); the session itself stays.
+    IpMismatch,
+}
+
+impl std::fmt::Display for SessionRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SessionRefusal::Ended(reason) => reason.as_str(),
+            SessionRefusal::Unknown => "unknown session",
+            SessionRefusal::IpMismatch => "ip_mismatch",
+        })
+    }
+}
 
 /// Consecutive failed logins (wrong password or certificate) that lock an account.
 pub const MAX_FAILED_LOGINS: i32 = 5;
@@ -135,7 +180,7 @@ fn decide(
     password_ok: bool,
     idle_timeout: Duration,
 ) -> Result<Outcome, IdentityError> {
-    type Row = (String, Option<String>, String, String, i32, Option<NaiveDateTime>, String);
+    type Row = (String, Option<String>, String, AccountStatus, i32, Option<NaiveDateTime>, String);
     let (agency_code, unit_id, certificate_serial, status, failed_logins, locked_until, agency_id): Row = users::table
         .inner_join(agencies::table)
         .filter(users::id.eq(user_id))
@@ -160,7 +205,7 @@ fn decide(
             "wrong password"
         }));
     }
-    if status != STATUS_ACTIVE {
+    if status != AccountStatus::Active {
         return Ok(Outcome::Refused("account is not active"));
     }
     if !ip_is_bound(conn, user_id, attempt.ip)? {
@@ -171,14 +216,14 @@ fn decide(
             "login from {} ({}) while session {} is live from {} ({})",
             attempt.ip, attempt.user_agent, other.0, other.1, other.2
         );
-        accounts::record_event(conn, now, user_id, LENDING_FLAG, &reason, None)?;
+        accounts::record_event(conn, now, user_id, AccountEventKind::PossibleAccountLending, &reason, None)?;
         accounts::notify_managers(conn, now, &agency_id, "疑似帳號借用 Possible account lending", &reason)?;
         tracing::warn!(user_id, %reason, "concurrent session refused: possible account lending");
         return Ok(Outcome::Refused("concurrent session from another IP or device"));
     }
     // The same workstation and browser logging in again replaces its earlier session.
     diesel::update(sessions::table.filter(sessions::user_id.eq(user_id)).filter(sessions::logout_at.is_null()))
-        .set((sessions::logout_at.eq(to_db(now)), sessions::end_reason.eq("superseded")))
+        .set((sessions::logout_at.eq(to_db(now)), sessions::end_reason.eq(SessionEndReason::Superseded)))
         .execute(conn)?;
     diesel::update(users::table.filter(users::id.eq(user_id)))
         .set((users::failed_logins.eq(0), users::locked_until.eq(None::<NaiveDateTime>)))
@@ -215,7 +260,8 @@ fn record_failure(
         update
             .set((users::failed_logins.eq(0), users::locked_until.eq(to_db(now + Duration::minutes(LOCKOUT_MINUTES)))))
             .execute(conn)?;
-        accounts::record_event(conn, now, user_id, "locked_out", &format!("{failed} failed logins in a row"), None)?;
+        let reason = format!("{failed} failed logins in a row");
+        accounts::record_event(conn, now, user_id, AccountEventKind::LockedOut, &reason, None)?;
     } else {
         update.set(users::failed_logins.eq(failed)).execute(conn)?;
     }
@@ -255,7 +301,12 @@ fn ip_is_bound(conn: &mut DbConn, user_id: &str, ip: IpAddr) -> Result<bool, Ide
 }
 
 /// Ends a session now (logout, or an administrative end).
-pub fn end_session(conn: &mut DbConn, now: DateTime<Utc>, session_id: &str, reason: &str) -> Result<(), IdentityError> {
+pub fn end_session(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    session_id: &str,
+    reason: SessionEndReason,
+) -> Result<(), IdentityError> {
     diesel::update(sessions::table.filter(sessions::id.eq(session_id)).filter(sessions::logout_at.is_null()))
         .set((sessions::logout_at.eq(to_db(now)), sessions::end_reason.eq(reason)))
         .execute(conn)?;
@@ -276,30 +327,32 @@ pub fn check_live(
     ip: Option<IpAddr>,
     idle_timeout: Duration,
 ) -> Result<String, IdentityError> {
-    let row: Option<(String, String, NaiveDateTime, Option<String>, String)> = sessions::table
+    type Row = (String, String, NaiveDateTime, Option<SessionEndReason>, AccountStatus);
+    let row: Option<Row> = sessions::table
         .inner_join(users::table)
         .filter(sessions::id.eq(session_id))
         .select((sessions::user_id, sessions::ip, sessions::last_seen_at, sessions::end_reason, users::status))
         .first(conn)
         .optional()?;
     let Some((user_id, session_ip, last_seen, end_reason, user_status)) = row else {
-        return Err(IdentityError::SessionEnded("unknown session".into()));
+        return Err(IdentityError::SessionEnded(SessionRefusal::Unknown));
     };
     if let Some(reason) = end_reason {
-        return Err(IdentityError::SessionEnded(reason));
+        return Err(IdentityError::SessionEnded(SessionRefusal::Ended(reason)));
     }
-    if user_status != STATUS_ACTIVE {
-        end_session(conn, now, session_id, "account_inactive")?;
-        return Err(IdentityError::SessionEnded("account_inactive".into()));
+    let ended_for = |reason| IdentityError::SessionEnded(SessionRefusal::Ended(reason));
+    if user_status != AccountStatus::Active {
+        end_session(conn, now, session_id, SessionEndReason::AccountInactive)?;
+        return Err(ended_for(SessionEndReason::AccountInactive));
     }
     if now - from_db(last_seen) > idle_timeout {
-        end_session(conn, now, session_id, "idle_timeout")?;
-        return Err(IdentityError::SessionEnded("idle_timeout".into()));
+        end_session(conn, now, session_id, SessionEndReason::IdleTimeout)?;
+        return Err(ended_for(SessionEndReason::IdleTimeout));
     }
     if let Some(ip) = ip {
         if ip.to_string() != session_ip {
             tracing::warn!(session_id, %ip, session_ip, "request from an IP other than the session's");
-            return Err(IdentityError::SessionEnded("ip_mismatch".into()));
+            return Err(IdentityError::SessionEnded(SessionRefusal::IpMismatch));
         }
     }
     if now - from_db(last_seen) > Duration::seconds(TOUCH_INTERVAL_SECONDS) {

@@ -14,7 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{as_caller, reason, text};
 use crate::domain::accounts::Grant;
-use crate::domain::applications::{self, ApplicationView, Decision, NewApplication};
+use crate::domain::applications::{self, ApplicationStatus, ApplicationView, Decision, NewApplication};
 use crate::domain::IdentityError;
 use crate::{workflow, State};
 
@@ -202,7 +202,7 @@ pub async fn submit(
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only applications at this step, e.g. `supervisor_review`.
-    pub status: Option<String>,
+    pub status: Option<ApplicationStatus>,
 }
 
 /// Applications the caller may review: a unit supervisor sees their unit's, the account manager and
@@ -218,9 +218,7 @@ pub async fn list(
     query: ApiQuery<ListQuery>,
 ) -> ApiResult<web::Json<Vec<ApplicationView>>> {
     let status = query.into_inner().status;
-    let views =
-        as_caller(&state, &req, caller, move |conn, _, actor| applications::list(conn, &actor, status.as_deref()))
-            .await?;
+    let views = as_caller(&state, &req, caller, move |conn, _, actor| applications::list(conn, &actor, status)).await?;
     Ok(web::Json(views))
 }
 

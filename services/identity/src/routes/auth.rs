@@ -7,7 +7,7 @@ use immilink_shared::{ApiError, ApiResult};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::domain::sessions::{self, LoginAttempt};
+use crate::domain::sessions::{self, LoginAttempt, SessionEndReason};
 use crate::domain::IdentityError;
 use crate::{tokens, State};
 
@@ -111,7 +111,7 @@ pub async fn logout(state: web::Data<State>, caller: Authenticated) -> ApiResult
     let sid = caller.claims.sid;
     state
         .db
-        .run(move |conn| sessions::end_session(conn, now, &sid, "logout"))
+        .run(move |conn| sessions::end_session(conn, now, &sid, SessionEndReason::Logout))
         .await
         .map_err(|err: IdentityError| ApiError::from(err))?;
     Ok(HttpResponse::NoContent().finish())

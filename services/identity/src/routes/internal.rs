@@ -49,7 +49,7 @@ pub async fn session_liveness(
     match result {
         Ok(user_id) => Ok(web::Json(Liveness { live: true, user_id: Some(user_id), reason: None })),
         Err(IdentityError::SessionEnded(reason)) => {
-            Ok(web::Json(Liveness { live: false, user_id: None, reason: Some(reason) }))
+            Ok(web::Json(Liveness { live: false, user_id: None, reason: Some(reason.to_string()) }))
         }
         Err(other) => Err(other.into()),
     }

@@ -60,6 +60,9 @@ mod tests {
     use immilink_shared::db::DbError;
 
     use super::*;
+    use crate::domain::accounts::AccountStatus;
+    use crate::domain::applications::{ApplicationStatus, ReviewStep};
+    use crate::domain::sessions::{SessionEndReason, SessionRefusal};
 
     type Wire = (u16, &'static str, Option<&'static str>, Option<&'static str>);
 
@@ -106,13 +109,13 @@ mod tests {
         vec![
             E::LoginRefused,
             E::Throttled { retry_after_seconds: 30 },
-            E::SessionEnded("idle_timeout".into()),
+            E::SessionEnded(SessionRefusal::Ended(SessionEndReason::IdleTimeout)),
             E::LoginBusy,
             E::RoleRequired { roles: &["account_manager", "it_officer"] },
             E::NotFound("the account"),
-            E::NotAwaitingReview { status: "rejected".into() },
+            E::NotAwaitingReview { status: ApplicationStatus::Rejected },
             E::ReviewedMeanwhile,
-            E::NotYourStep { step: "manager_review".into(), role: "account_manager" },
+            E::NotYourStep { step: ReviewStep::ManagerReview, role: "account_manager" },
             E::NotApplicantsSupervisor,
             E::OwnApplication,
             E::AlreadyReviewed,
@@ -120,9 +123,9 @@ mod tests {
             E::UsernameTaken,
             E::CertificateInUse,
             E::OwnAccount { action: "suspend" },
-            E::AccountClosed { status: "cancelled".into() },
-            E::NotActive { status: "suspended".into() },
-            E::NotSuspended { status: "terminated".into() },
+            E::AccountClosed { status: AccountStatus::Cancelled },
+            E::NotActive { status: AccountStatus::Suspended },
+            E::NotSuspended { status: AccountStatus::Terminated },
             E::LastAccountManager,
             E::HandoverNotPermitted,
             E::Missing { field: "reason".into() },
@@ -156,7 +159,7 @@ mod tests {
     fn refusals_say_what_was_refused() {
         let role = ApiError::from(IdentityError::RoleRequired { roles: &["account_manager", "it_officer"] });
         assert_eq!(role.to_problem().detail, "this action needs one of the roles: account_manager, it_officer");
-        let closed = ApiError::from(IdentityError::AccountClosed { status: "cancelled".into() });
+        let closed = ApiError::from(IdentityError::AccountClosed { status: AccountStatus::Cancelled });
         assert_eq!(closed.to_problem().detail, "the account is already cancelled");
         let own = ApiError::from(IdentityError::OwnAccount { action: "reinstate" });
         assert_eq!(own.to_problem().detail, "managers cannot reinstate their own account");
