@@ -9,8 +9,9 @@ use std::sync::Arc;
 use immilink_shared::auth::ServiceTokens;
 use immilink_shared::config::Secret;
 use immilink_shared::telemetry::outbound_headers;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
+use crate::domain::accounts::Grant;
 use crate::domain::applications::{NiaSubmission, ReviewDecision};
 use crate::domain::{Dependency, IdentityError};
 
@@ -57,6 +58,32 @@ impl VendorsClient {
     }
 }
 
+/// What the immigration agency's account review receives (never the applicant's national ID).
+#[derive(Debug, Serialize)]
+struct AccountReviewRequest<'a> {
+    application_id: &'a str,
+    agency_code: &'a str,
+    username: &'a str,
+    certificate_serial: &'a str,
+    legal_basis: &'a str,
+    business_handled: &'a str,
+    grants: &'a [Grant],
+}
+
+impl<'a> From<&'a NiaSubmission> for AccountReviewRequest<'a> {
+    fn from(submission: &'a NiaSubmission) -> Self {
+        Self {
+            application_id: submission.application_id.as_str(),
+            agency_code: submission.agency_code.as_str(),
+            username: &submission.username,
+            certificate_serial: &submission.certificate_serial,
+            legal_basis: &submission.legal_basis,
+            business_handled: &submission.business_handled,
+            grants: &submission.grants,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct NiaClient {
     http: reqwest::Client,
@@ -84,7 +111,7 @@ impl NiaClient {
             .post(format!("{}/v1/account-reviews", self.base_url))
             .headers(outbound_headers())
             .timeout(TIMEOUT)
-            .json(submission);
+            .json(&AccountReviewRequest::from(submission));
         if let Some(key) = &self.api_key {
             request = request.header("x-nia-api-key", key.expose());
         }

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 use immilink_shared::db::{Db, DbSettings, PooledConn};
+use immilink_shared::extractors::Page;
 use immilink_shared::testing::TestDb;
 
 use crate::domain::accounts::{self, load_actor, AccountEventKind, AccountStatus, Actor, Grant, HrEvent};
@@ -12,10 +13,11 @@ use crate::domain::applications::{
     self, ApplicationStatus, Decision, NewApplication, OutsideDecision, ReviewDecision, ReviewStep,
 };
 use crate::domain::demo::{self, demo_national_id, DEMO_PASSWORD};
+use crate::domain::fields::RegisteredIps;
 use crate::domain::sessions::{
     check_live, end_session, login, LoginAttempt, SessionEndReason, SessionRefusal, MAX_FAILED_LOGINS,
 };
-use crate::domain::{notifications, permissions, IdentityError};
+use crate::domain::{notifications, permissions, AgencyCode, ApplicationId, IdentityError, UnitId, UserId};
 use crate::schema::{sessions, units, users};
 use crate::MIGRATIONS;
 
@@ -37,11 +39,11 @@ fn attempt(username: &str) -> LoginAttempt {
 }
 
 fn actor(conn: &mut PooledConn, username: &str) -> Actor {
-    let id: String = users::table.filter(users::username.eq(username)).select(users::id).first(conn).unwrap();
+    let id = user_id(conn, username);
     load_actor(conn, &id).unwrap()
 }
 
-fn user_id(conn: &mut PooledConn, username: &str) -> String {
+fn user_id(conn: &mut PooledConn, username: &str) -> UserId {
     users::table.filter(users::username.eq(username)).select(users::id).first(conn).unwrap()
 }
 
@@ -49,11 +51,11 @@ fn status_of(conn: &mut PooledConn, username: &str) -> AccountStatus {
     users::table.filter(users::username.eq(username)).select(users::status).first(conn).unwrap()
 }
 
-fn unit_of(conn: &mut PooledConn, username: &str) -> String {
+fn unit_of(conn: &mut PooledConn, username: &str) -> UnitId {
     users::table
         .filter(users::username.eq(username))
         .select(users::unit_id)
-        .first::<Option<String>>(conn)
+        .first::<Option<UnitId>>(conn)
         .unwrap()
         .unwrap()
 }
@@ -69,14 +71,14 @@ fn application(conn: &mut PooledConn, agency: &str, username: &str, person: u32)
         _ => ("tpe.supervisor", "sw_statutory_business", "social_assistance_act"),
     };
     NewApplication {
-        agency_code: agency.into(),
+        agency_code: AgencyCode::new(agency),
         unit_id: unit_of(conn, supervisor),
         username: username.into(),
         display_name: "新同仁".into(),
         national_id: demo_national_id(person),
         email: format!("{username}@example.gov.tw"),
         certificate_serial: format!("CERT-{username}"),
-        ips: vec!["127.0.0.1".parse().unwrap()],
+        ips: RegisteredIps::parse(Some(vec!["127.0.0.1".into()])).unwrap(),
         legal_basis: basis.into(),
         business_handled: "資格審查".into(),
         grants: vec![grant("entry_exit_last_year", purpose), grant("foreigner_residence", purpose)],
@@ -94,17 +96,17 @@ fn nia(approved: bool) -> OutsideDecision {
     }
 }
 
-fn submit(conn: &mut PooledConn, now: DateTime<Utc>, new: &NewApplication) -> String {
+fn submit(conn: &mut PooledConn, now: DateTime<Utc>, new: &NewApplication) -> ApplicationId {
     let hash = crate::domain::sessions::hash_password("a-long-passphrase-2026").unwrap();
-    applications::submit(conn, now, new, &hash).unwrap().application_id
+    applications::submit(conn, now, new, &hash).unwrap().id
 }
 
-fn apply(conn: &mut PooledConn, now: DateTime<Utc>, agency: &str, username: &str, person: u32) -> String {
+fn apply(conn: &mut PooledConn, now: DateTime<Utc>, agency: &str, username: &str, person: u32) -> ApplicationId {
     let new = application(conn, agency, username, person);
     submit(conn, now, &new)
 }
 
-fn approve(conn: &mut PooledConn, now: DateTime<Utc>, reviewer: &str, id: &str) -> applications::ApplicationView {
+fn approve(conn: &mut PooledConn, now: DateTime<Utc>, reviewer: &str, id: &ApplicationId) -> applications::Application {
     let reviewer = actor(conn, reviewer);
     applications::review(conn, now, &reviewer, id, Decision::Approve, "業務需要", None).unwrap()
 }
@@ -260,7 +262,7 @@ fn r_acc_01_the_first_review_belongs_to_the_applicants_unit_supervisor_and_steps
         .execute(&mut conn)
         .unwrap();
     let mut elsewhere = actor(&mut conn, "tpe.supervisor");
-    elsewhere.unit_id = Some(other_unit);
+    elsewhere.unit_id = Some(UnitId::new(other_unit));
     let wrong_unit = applications::review(&mut conn, now, &elsewhere, &id, Decision::Approve, "", None);
     assert!(matches!(wrong_unit, Err(IdentityError::NotApplicantsSupervisor)));
     // Another agency's supervisor does not even see it.
@@ -322,7 +324,8 @@ fn r_acc_12_every_session_records_login_and_logout_time() {
     assert_eq!(reason, Some(SessionEndReason::Logout));
     // Managers read them per account.
     let manager = actor(&mut conn, "tpe.manager");
-    let records = accounts::sessions_of(&mut conn, &manager, &session.user_id, 10).unwrap();
+    let records =
+        accounts::sessions_of(&mut conn, &manager, &session.user_id, &Page::new(Some(10), None).unwrap()).unwrap();
     assert_eq!(records.len(), 1);
     assert!(records[0].logout_at.is_some());
 }
@@ -429,7 +432,7 @@ fn r_acc_07_a_second_session_from_another_ip_or_device_is_refused_and_flagged_an
     other_device.user_agent = "another browser".into();
     assert!(matches!(login(&mut conn, now, &other_device), Err(IdentityError::LoginRefused)));
     let manager = actor(&mut conn, "tpe.manager");
-    let flags = accounts::lending_flags(&mut conn, &manager).unwrap();
+    let flags = accounts::lending_flags(&mut conn, &manager, &Page::first()).unwrap();
     assert_eq!(flags.len(), 2);
     assert!(flags.iter().all(|f| f.kind == AccountEventKind::PossibleAccountLending));
     // The first session is untouched; the same workstation and browser may log in again.
@@ -475,12 +478,13 @@ fn r_acc_11_ip_bindings_change_through_the_manager_and_sessions_from_removed_ips
     let session = login(&mut conn, now, &attempt("tpe.caseworker")).unwrap();
     let caseworker = actor(&mut conn, "tpe.caseworker");
     let new_ip: IpAddr = "10.20.30.40".parse().unwrap();
+    let new_ips = RegisteredIps::parse(Some(vec![new_ip.to_string()])).unwrap();
     assert!(matches!(
-        accounts::set_ips(&mut conn, now, &caseworker, &session.user_id, &[new_ip], "自行變更"),
+        accounts::set_ips(&mut conn, now, &caseworker, &session.user_id, &new_ips, "自行變更"),
         Err(IdentityError::RoleRequired { .. })
     ));
     let it = actor(&mut conn, "tpe.it");
-    let view = accounts::set_ips(&mut conn, now, &it, &session.user_id, &[new_ip], "更換工作站").unwrap();
+    let view = accounts::set_ips(&mut conn, now, &it, &session.user_id, &new_ips, "更換工作站").unwrap();
     assert_eq!(view.ips, vec!["10.20.30.40"]);
     assert!(check_live(&mut conn, now, &session.session_id, None, Duration::minutes(15)).is_err());
     assert!(login(&mut conn, now, &attempt("tpe.caseworker")).is_err());
@@ -497,7 +501,10 @@ fn r_acc_05_an_account_manager_of_one_agency_cannot_read_or_change_another_agenc
     let tpe_manager = actor(&mut conn, "tpe.manager");
     let hln_clerk = user_id(&mut conn, "hln.clerk");
     assert!(matches!(accounts::detail(&mut conn, &tpe_manager, &hln_clerk), Err(IdentityError::NotFound(_))));
-    assert!(matches!(accounts::sessions_of(&mut conn, &tpe_manager, &hln_clerk, 5), Err(IdentityError::NotFound(_))));
+    assert!(matches!(
+        accounts::sessions_of(&mut conn, &tpe_manager, &hln_clerk, &Page::first()),
+        Err(IdentityError::NotFound(_))
+    ));
     assert!(matches!(
         accounts::suspend(&mut conn, now, &tpe_manager, &hln_clerk, "x"),
         Err(IdentityError::NotFound(_))
@@ -506,7 +513,7 @@ fn r_acc_05_an_account_manager_of_one_agency_cannot_read_or_change_another_agenc
         accounts::record_hr_event(&mut conn, now, &tpe_manager, &hln_clerk, HrEvent::Resignation, "x"),
         Err(IdentityError::NotFound(_))
     ));
-    let listed = accounts::list(&mut conn, &tpe_manager).unwrap();
+    let listed = accounts::list(&mut conn, &tpe_manager, &Page::first()).unwrap();
     assert!(listed.iter().all(|a| a.agency_code == "TPE-SW"));
     assert_eq!(status_of(&mut conn, "hln.clerk"), AccountStatus::Active);
 }
@@ -564,7 +571,7 @@ fn r_qry_02_permissions_are_link_approvals_intersected_with_user_grants() {
     let summary = crate::domain::accounts::summary(&mut conn, now, &caseworker.user_id).unwrap().unwrap();
     assert_eq!((summary.agency.as_str(), summary.status), ("TPE-SW", AccountStatus::Active));
     assert_eq!(summary.permissions, profile.permissions);
-    assert!(crate::domain::accounts::summary(&mut conn, now, "no-such-user").unwrap().is_none());
+    assert!(crate::domain::accounts::summary(&mut conn, now, &UserId::new("no-such-user")).unwrap().is_none());
 }
 
 #[test]

@@ -8,9 +8,9 @@ use std::time::Duration;
 use crate::clients::VendorsClient;
 use crate::domain::accounts::{Actor, Grant};
 use crate::domain::applications::{
-    self, ApplicationStatus, ApplicationView, Decision, NewApplication, OutsideDecision, ReviewDecision, ReviewStep,
+    self, Application, ApplicationStatus, Decision, NewApplication, OutsideDecision, ReviewDecision, ReviewStep,
 };
-use crate::domain::{notifications, sessions, IdentityError};
+use crate::domain::{notifications, sessions, ApplicationId, IdentityError};
 use crate::State;
 
 /// Bounds the CPU spent on argon2id, so a login storm queues here instead of starving everything
@@ -52,7 +52,7 @@ pub async fn submit_application(
     state: &State,
     application: NewApplication,
     password: String,
-) -> Result<ApplicationView, IdentityError> {
+) -> Result<Application, IdentityError> {
     refuse_vendor_personnel(&state.vendors, &application.national_id).await?;
     let password_hash = state.hasher.hash(password).await?;
     let now = state.clock.now();
@@ -72,11 +72,11 @@ async fn refuse_vendor_personnel(vendors: &VendorsClient, national_id: &str) -> 
 pub async fn review_application(
     state: &State,
     actor: Actor,
-    id: String,
+    id: ApplicationId,
     decision: Decision,
     reason: String,
     granted: Option<Vec<Grant>>,
-) -> Result<ApplicationView, IdentityError> {
+) -> Result<Application, IdentityError> {
     let now = state.clock.now();
     let review_id = id.clone();
     let view = state
@@ -95,7 +95,7 @@ pub async fn review_application(
 /// Hands an application the agency approved to the immigration agency and records its answer. The
 /// contractor check runs again first: personnel may have been registered since the application.
 /// When either side does not answer the application keeps waiting and the background task retries.
-pub async fn advance_to_nia(state: &State, id: String) -> Result<(), IdentityError> {
+pub async fn advance_to_nia(state: &State, id: ApplicationId) -> Result<(), IdentityError> {
     let lookup_id = id.clone();
     let Some(submission) = state.db.run(move |conn| applications::nia_submission(conn, &lookup_id)).await? else {
         return Ok(());

@@ -9,8 +9,9 @@ use immilink_shared::clock::to_db;
 use immilink_shared::db::DbConn;
 
 use super::accounts::AccountStatus;
+use super::permissions::LinkStatus;
 use super::sessions::hash_password;
-use super::{new_id, IdentityError};
+use super::{new_id, AgencyId, IdentityError, UnitId, UserId};
 use crate::schema::{agencies, agency_link_items, agency_links, units, user_grants, user_ips, user_roles, users};
 
 pub const DEMO_PASSWORD: &str = "immilink-demo";
@@ -135,8 +136,8 @@ fn seed_agency(
     agency: &DemoAgency,
     first_person: u32,
 ) -> Result<(), IdentityError> {
-    let agency_id = new_id();
-    let unit_id = new_id();
+    let agency_id = AgencyId::new(new_id());
+    let unit_id = UnitId::new(new_id());
     let kind = agency.kind.map_or(IMMIGRATION_AGENCY_KIND, AgencyKind::code);
     diesel::insert_into(agencies::table)
         .values((
@@ -167,10 +168,12 @@ fn seed_agency(
     Ok(())
 }
 
+/// The agency's active link: every legal basis of its kind × its purposes × its linked query
+/// types, in one insert.
 fn seed_link(
     conn: &mut DbConn,
     now: DateTime<Utc>,
-    agency_id: &str,
+    agency_id: &AgencyId,
     agency: &DemoAgency,
     kind: AgencyKind,
     purposes: &[String],
@@ -180,40 +183,41 @@ fn seed_link(
         .values((
             agency_links::id.eq(&link_id),
             agency_links::agency_id.eq(agency_id),
-            agency_links::status.eq(super::permissions::LinkStatus::Active),
+            agency_links::status.eq(LinkStatus::Active),
             agency_links::valid_from.eq(to_db(now - Duration::days(1))),
             agency_links::valid_until.eq(to_db(now + Duration::days(2 * 365))),
             agency_links::created_at.eq(to_db(now)),
         ))
         .execute(conn)?;
-    let bases = catalogue::legal_bases().into_iter().filter(|b| b.agency_kind == kind);
-    for basis in bases {
+    let bases: Vec<String> =
+        catalogue::legal_bases().into_iter().filter(|b| b.agency_kind == kind).map(|b| b.code).collect();
+    let mut items = Vec::new();
+    for basis in &bases {
         for purpose in purposes {
             for query_type in agency.linked_query_types {
-                diesel::insert_into(agency_link_items::table)
-                    .values((
-                        agency_link_items::link_id.eq(&link_id),
-                        agency_link_items::legal_basis.eq(&basis.code),
-                        agency_link_items::purpose_code.eq(purpose),
-                        agency_link_items::query_type.eq(query_type.code()),
-                    ))
-                    .execute(conn)?;
+                items.push((
+                    agency_link_items::link_id.eq(&link_id),
+                    agency_link_items::legal_basis.eq(basis),
+                    agency_link_items::purpose_code.eq(purpose),
+                    agency_link_items::query_type.eq(query_type.code()),
+                ));
             }
         }
     }
+    immilink_shared::insert_rows!(conn, agency_link_items::table, &items);
     Ok(())
 }
 
 fn seed_user(
     conn: &mut DbConn,
     now: DateTime<Utc>,
-    agency_id: &str,
-    unit_id: &str,
+    agency_id: &AgencyId,
+    unit_id: &UnitId,
     user: &DemoUser,
     purposes: &[String],
     person: u32,
 ) -> Result<(), IdentityError> {
-    let user_id = new_id();
+    let user_id = UserId::new(new_id());
     diesel::insert_into(users::table)
         .values((
             users::id.eq(&user_id),
@@ -235,16 +239,16 @@ fn seed_user(
     diesel::insert_into(user_ips::table)
         .values((user_ips::user_id.eq(&user_id), user_ips::ip.eq(DEMO_IP)))
         .execute(conn)?;
+    let mut grants = Vec::new();
     for query_type in user.grants {
         for purpose in purposes {
-            diesel::insert_into(user_grants::table)
-                .values((
-                    user_grants::user_id.eq(&user_id),
-                    user_grants::query_type.eq(query_type.code()),
-                    user_grants::purpose_code.eq(purpose),
-                ))
-                .execute(conn)?;
+            grants.push((
+                user_grants::user_id.eq(&user_id),
+                user_grants::query_type.eq(query_type.code()),
+                user_grants::purpose_code.eq(purpose),
+            ));
         }
     }
+    immilink_shared::insert_rows!(conn, user_grants::table, &grants);
     Ok(())
 }

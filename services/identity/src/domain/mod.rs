@@ -6,11 +6,29 @@
 pub mod accounts;
 pub mod applications;
 pub mod demo;
+pub mod fields;
 pub mod notifications;
 pub mod permissions;
 pub mod sessions;
 
 use immilink_shared::db::DbError;
+use immilink_shared::text_id;
+pub use immilink_shared::typed::{AgencyCode, SessionId, UnitId, UserId};
+
+text_id! {
+    /// An agency's row id (UUIDv7); clients know agencies by their [`AgencyCode`].
+    pub struct AgencyId;
+}
+
+text_id! {
+    /// An account application's id (UUIDv7).
+    pub struct ApplicationId;
+}
+
+text_id! {
+    /// A queued notification's id (UUIDv7).
+    pub struct NotificationId;
+}
 
 /// Every way an identity operation can fail, one case per reason, each carrying only what its
 /// message needs.

@@ -19,7 +19,7 @@ use immilink_shared::db::DbConn;
 use immilink_shared::text_enum;
 
 use super::accounts::{self, AccountEventKind, AccountStatus};
-use super::{new_id, IdentityError};
+use super::{new_id, AgencyCode, AgencyId, IdentityError, SessionId, UnitId, UserId};
 use crate::schema::{agencies, sessions, user_ips, users};
 
 text_enum! {
@@ -83,20 +83,51 @@ pub struct LoginAttempt {
     pub user_agent: String,
 }
 
+/// Longest credential (username, password, certificate serial) or user agent a login takes.
+pub const MAX_CREDENTIAL_BYTES: usize = 256;
+
+impl LoginAttempt {
+    /// The attempt from what the client sent: each credential required and bounded (the username
+    /// and serial trimmed, the password as typed), the user agent cut to length.
+    pub fn parse(
+        username: Option<String>,
+        password: Option<String>,
+        certificate_serial: Option<String>,
+        ip: IpAddr,
+        user_agent: &str,
+    ) -> Result<Self, IdentityError> {
+        Ok(Self {
+            username: credential(username, "username")?.trim().to_owned(),
+            password: credential(password, "password")?,
+            certificate_serial: credential(certificate_serial, "certificate_serial")?.trim().to_owned(),
+            ip,
+            user_agent: user_agent.chars().take(MAX_CREDENTIAL_BYTES).collect(),
+        })
+    }
+}
+
+fn credential(value: Option<String>, field: &str) -> Result<String, IdentityError> {
+    let value = value.filter(|v| !v.trim().is_empty()).ok_or_else(|| IdentityError::missing(field))?;
+    if value.len() > MAX_CREDENTIAL_BYTES {
+        return Err(IdentityError::invalid(field, format!("must be at most {MAX_CREDENTIAL_BYTES} bytes")));
+    }
+    Ok(value)
+}
+
 /// A session just opened: what goes into the token.
 #[derive(Debug, Clone)]
 pub struct OpenedSession {
-    pub session_id: String,
-    pub user_id: String,
-    pub agency_code: String,
-    pub unit_id: Option<String>,
+    pub session_id: SessionId,
+    pub user_id: UserId,
+    pub agency_code: AgencyCode,
+    pub unit_id: Option<UnitId>,
     pub roles: Vec<String>,
 }
 
 /// The stored credentials of a username.
 #[derive(Debug, Clone)]
 pub struct Credentials {
-    pub user_id: String,
+    pub user_id: UserId,
     pub password_hash: String,
 }
 
@@ -130,7 +161,7 @@ pub fn find_credentials(conn: &mut DbConn, username: &str) -> Result<Option<Cred
     Ok(users::table
         .filter(users::username.eq(username))
         .select((users::id, users::password_hash))
-        .first::<(String, String)>(conn)
+        .first::<(UserId, String)>(conn)
         .optional()?
         .map(|(user_id, password_hash)| Credentials { user_id, password_hash }))
 }
@@ -165,7 +196,7 @@ pub fn complete_login(
         conn.write_transaction(|conn| decide(conn, now, attempt, &credentials.user_id, password_ok, idle_timeout))?;
     match outcome {
         Outcome::Opened(session) => {
-            tracing::info!(user_id = session.user_id, session_id = session.session_id, ip = %attempt.ip, "login");
+            tracing::info!(user_id = %session.user_id, session_id = %session.session_id, ip = %attempt.ip, "login");
             Ok(session)
         }
         Outcome::Refused(cause) => refuse(&attempt.username, cause),
@@ -176,11 +207,11 @@ fn decide(
     conn: &mut DbConn,
     now: DateTime<Utc>,
     attempt: &LoginAttempt,
-    user_id: &str,
+    user_id: &UserId,
     password_ok: bool,
     idle_timeout: Duration,
 ) -> Result<Outcome, IdentityError> {
-    type Row = (String, Option<String>, String, AccountStatus, i32, Option<NaiveDateTime>, String);
+    type Row = (AgencyCode, Option<UnitId>, String, AccountStatus, i32, Option<NaiveDateTime>, AgencyId);
     let (agency_code, unit_id, certificate_serial, status, failed_logins, locked_until, agency_id): Row = users::table
         .inner_join(agencies::table)
         .filter(users::id.eq(user_id))
@@ -218,7 +249,7 @@ fn decide(
         );
         accounts::record_event(conn, now, user_id, AccountEventKind::PossibleAccountLending, &reason, None)?;
         accounts::notify_managers(conn, now, &agency_id, "疑似帳號借用 Possible account lending", &reason)?;
-        tracing::warn!(user_id, %reason, "concurrent session refused: possible account lending");
+        tracing::warn!(user_id = %user_id, %reason, "concurrent session refused: possible account lending");
         return Ok(Outcome::Refused("concurrent session from another IP or device"));
     }
     // The same workstation and browser logging in again replaces its earlier session.
@@ -228,7 +259,7 @@ fn decide(
     diesel::update(users::table.filter(users::id.eq(user_id)))
         .set((users::failed_logins.eq(0), users::locked_until.eq(None::<NaiveDateTime>)))
         .execute(conn)?;
-    let session_id = new_id();
+    let session_id = SessionId::new(new_id());
     diesel::insert_into(sessions::table)
         .values((
             sessions::id.eq(&session_id),
@@ -241,7 +272,7 @@ fn decide(
         .execute(conn)?;
     Ok(Outcome::Opened(OpenedSession {
         session_id,
-        user_id: user_id.to_owned(),
+        user_id: user_id.clone(),
         agency_code,
         unit_id,
         roles: accounts::roles_of(conn, user_id)?,
@@ -251,7 +282,7 @@ fn decide(
 fn record_failure(
     conn: &mut DbConn,
     now: DateTime<Utc>,
-    user_id: &str,
+    user_id: &UserId,
     failed_before: i32,
 ) -> Result<(), IdentityError> {
     let failed = failed_before + 1;
@@ -272,11 +303,11 @@ fn record_failure(
 fn live_session_elsewhere(
     conn: &mut DbConn,
     now: DateTime<Utc>,
-    user_id: &str,
+    user_id: &UserId,
     attempt: &LoginAttempt,
     idle_timeout: Duration,
-) -> Result<Option<(String, String, String)>, IdentityError> {
-    let live: Vec<(String, String, String)> = sessions::table
+) -> Result<Option<(SessionId, String, String)>, IdentityError> {
+    let live: Vec<(SessionId, String, String)> = sessions::table
         .filter(sessions::user_id.eq(user_id))
         .filter(sessions::logout_at.is_null())
         .filter(sessions::last_seen_at.gt(to_db(now - idle_timeout)))
@@ -291,7 +322,7 @@ fn refuse<T>(username: &str, cause: &str) -> Result<T, IdentityError> {
     Err(IdentityError::LoginRefused)
 }
 
-fn ip_is_bound(conn: &mut DbConn, user_id: &str, ip: IpAddr) -> Result<bool, IdentityError> {
+fn ip_is_bound(conn: &mut DbConn, user_id: &UserId, ip: IpAddr) -> Result<bool, IdentityError> {
     let count: i64 = user_ips::table
         .filter(user_ips::user_id.eq(user_id))
         .filter(user_ips::ip.eq(ip.to_string()))
@@ -304,7 +335,7 @@ fn ip_is_bound(conn: &mut DbConn, user_id: &str, ip: IpAddr) -> Result<bool, Ide
 pub fn end_session(
     conn: &mut DbConn,
     now: DateTime<Utc>,
-    session_id: &str,
+    session_id: &SessionId,
     reason: SessionEndReason,
 ) -> Result<(), IdentityError> {
     diesel::update(sessions::table.filter(sessions::id.eq(session_id)).filter(sessions::logout_at.is_null()))
@@ -323,11 +354,11 @@ const TOUCH_INTERVAL_SECONDS: i64 = 15;
 pub fn check_live(
     conn: &mut DbConn,
     now: DateTime<Utc>,
-    session_id: &str,
+    session_id: &SessionId,
     ip: Option<IpAddr>,
     idle_timeout: Duration,
-) -> Result<String, IdentityError> {
-    type Row = (String, String, NaiveDateTime, Option<SessionEndReason>, AccountStatus);
+) -> Result<UserId, IdentityError> {
+    type Row = (UserId, String, NaiveDateTime, Option<SessionEndReason>, AccountStatus);
     let row: Option<Row> = sessions::table
         .inner_join(users::table)
         .filter(sessions::id.eq(session_id))
@@ -351,7 +382,7 @@ pub fn check_live(
     }
     if let Some(ip) = ip {
         if ip.to_string() != session_ip {
-            tracing::warn!(session_id, %ip, session_ip, "request from an IP other than the session's");
+            tracing::warn!(session_id = %session_id, %ip, session_ip, "request from an IP other than the session's");
             return Err(IdentityError::SessionEnded(SessionRefusal::IpMismatch));
         }
     }
