@@ -279,24 +279,48 @@ fn r_acc_01_the_first_review_belongs_to_the_applicants_unit_supervisor_and_steps
     assert!(matches!(refused, Err(IdentityError::Invalid { field, .. }) if field == "grants"));
 }
 
+/// R-ACC-03: the applicant binds their certificate, and a certificate binds one live account or
+/// pending application; a closed (here: terminated) account's certificate may be bound again.
 #[test]
-fn r_acc_03_a_certificate_binds_one_live_account_and_declarations_must_fit_the_agency() {
+fn r_acc_03_a_certificate_binds_one_live_account_or_pending_application() {
     let test_db = TestDb::new();
     let mut conn = seeded(&test_db);
     let now = Utc::now();
+    let hash = crate::domain::sessions::hash_password("a-long-passphrase-2026").unwrap();
     let mut taken = application(&mut conn, "TPE-SW", "tpe.certcopy", 906);
     taken.certificate_serial = "DEMO-tpe.caseworker".into();
-    let hash = crate::domain::sessions::hash_password("a-long-passphrase-2026").unwrap();
     let refused = applications::submit(&mut conn, now, &taken, &hash);
     assert!(matches!(refused, Err(IdentityError::CertificateInUse)), "{refused:?}");
-    let mut taken_name = application(&mut conn, "TPE-SW", "tpe.caseworker", 907);
-    taken_name.certificate_serial = "CERT-free".into();
+    // A pending application holds its certificate too.
+    let pending = application(&mut conn, "TPE-SW", "tpe.first", 907);
+    submit(&mut conn, now, &pending);
+    let mut second = application(&mut conn, "TPE-SW", "tpe.second", 908);
+    second.certificate_serial = pending.certificate_serial.clone();
+    let refused = applications::submit(&mut conn, now, &second, &hash);
+    assert!(matches!(refused, Err(IdentityError::CertificateInUse)), "{refused:?}");
+    // Once its account is terminated (R-ACC-09), the holder may bind the certificate anew.
+    let caseworker = actor(&mut conn, "tpe.caseworker");
+    accounts::report_certificate_lost(&mut conn, now, &caseworker, &caseworker.user_id, "").unwrap();
+    submit(&mut conn, now, &taken);
+}
+
+#[test]
+fn applications_need_a_free_username_and_declarations_that_fit_the_agency_and_store_nothing_otherwise() {
+    let test_db = TestDb::new();
+    let mut conn = seeded(&test_db);
+    let now = Utc::now();
+    let hash = crate::domain::sessions::hash_password("a-long-passphrase-2026").unwrap();
+    let taken_name = application(&mut conn, "TPE-SW", "tpe.caseworker", 907);
     assert!(matches!(applications::submit(&mut conn, now, &taken_name, &hash), Err(IdentityError::UsernameTaken)));
     // A household-registration purpose is not a social-welfare agency's.
     let mut wrong_purpose = application(&mut conn, "TPE-SW", "tpe.wrongpurpose", 908);
     wrong_purpose.grants = vec![grant("entry_exit_last_year", "hr_nationality_change")];
     let refused = applications::submit(&mut conn, now, &wrong_purpose, &hash);
     assert!(matches!(refused, Err(IdentityError::Invalid { field, .. }) if field == "grants[0].purpose_code"));
+    let mut wrong_basis = application(&mut conn, "TPE-SW", "tpe.wrongbasis", 909);
+    wrong_basis.legal_basis = "nationality_act".into();
+    let refused = applications::submit(&mut conn, now, &wrong_basis, &hash);
+    assert!(matches!(refused, Err(IdentityError::Invalid { field, .. }) if field == "legal_basis"));
     // Nothing was written by the refused submissions.
     let stored: i64 = crate::schema::account_applications::table.count().get_result(&mut conn).unwrap();
     assert_eq!(stored, 0);
@@ -494,7 +518,7 @@ fn r_acc_11_ip_bindings_change_through_the_manager_and_sessions_from_removed_ips
 }
 
 #[test]
-fn r_acc_05_an_account_manager_of_one_agency_cannot_read_or_change_another_agencys_accounts() {
+fn an_account_manager_of_one_agency_cannot_read_or_change_another_agencys_accounts() {
     let test_db = TestDb::new();
     let mut conn = seeded(&test_db);
     let now = Utc::now();
@@ -618,4 +642,72 @@ async fn signing_key_rotation_keeps_old_tokens_valid_during_the_overlap_only() {
     let after_overlap = TokenVerifier::from_jwks(&SigningKeys::load(&new_path, false).unwrap().jwks()).unwrap();
     assert!(after_overlap.verify(&before_rotation).await.is_err());
     assert!(after_overlap.verify(&after_rotation).await.is_ok());
+}
+
+/// Lists come a page at a time in a fixed order, each page continuing after the last id of the one
+/// before; an id that is not on the list is refused naming `before`.
+#[test]
+fn lists_page_in_their_order_after_the_last_id() {
+    let test_db = TestDb::new();
+    let mut conn = seeded(&test_db);
+    let now = Utc::now();
+    let manager = actor(&mut conn, "tpe.manager");
+    let everyone = accounts::list(&mut conn, &manager, &Page::first()).unwrap();
+    assert_eq!(everyone.len(), 8, "TPE-SW's demo users");
+    let usernames: Vec<&str> = everyone.iter().map(|a| a.username.as_str()).collect();
+    let mut sorted = usernames.clone();
+    sorted.sort_unstable();
+    assert_eq!(usernames, sorted);
+    let mut paged = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = accounts::list(&mut conn, &manager, &Page::new(Some(3), cursor).unwrap()).unwrap();
+        let Some(last) = page.last() else { break };
+        cursor = Some(last.user_id.to_string());
+        paged.extend(page.into_iter().map(|a| a.username));
+    }
+    assert_eq!(paged, sorted);
+    let stranger = Page::new(None, Some(user_id(&mut conn, "hln.clerk").to_string())).unwrap();
+    assert!(
+        matches!(accounts::list(&mut conn, &manager, &stranger), Err(IdentityError::Invalid { field, .. }) if field == "before")
+    );
+
+    // Applications: oldest first, and a unit supervisor's pages hold their unit's only.
+    let ids: Vec<ApplicationId> =
+        (0..3).map(|n| apply(&mut conn, now, "TPE-SW", &format!("tpe.page{n}"), 920 + n)).collect();
+    let first = applications::list(&mut conn, &manager, None, &Page::new(Some(2), None).unwrap()).unwrap();
+    assert_eq!(first.iter().map(|a| a.id.clone()).collect::<Vec<_>>(), ids[..2]);
+    let rest = applications::list(&mut conn, &manager, None, &Page::new(Some(2), Some(ids[1].to_string())).unwrap());
+    assert_eq!(rest.unwrap().iter().map(|a| a.id.clone()).collect::<Vec<_>>(), ids[2..]);
+    let mut other_unit_supervisor = actor(&mut conn, "tpe.supervisor");
+    other_unit_supervisor.unit_id = Some(UnitId::new("another-unit"));
+    assert!(applications::list(&mut conn, &other_unit_supervisor, None, &Page::first()).unwrap().is_empty());
+    let supervisor = actor(&mut conn, "tpe.supervisor");
+    let waiting = Some(ApplicationStatus::SupervisorReview);
+    assert_eq!(applications::list(&mut conn, &supervisor, waiting, &Page::first()).unwrap().len(), 3);
+    assert!(applications::list(&mut conn, &supervisor, Some(ApplicationStatus::Approved), &Page::first())
+        .unwrap()
+        .is_empty());
+
+    // Sessions: newest first.
+    for minutes in [0, 1, 2] {
+        login(&mut conn, now + Duration::minutes(minutes), &attempt("tpe.caseworker")).unwrap();
+    }
+    let caseworker = user_id(&mut conn, "tpe.caseworker");
+    let newest = accounts::sessions_of(&mut conn, &manager, &caseworker, &Page::new(Some(2), None).unwrap()).unwrap();
+    assert!(newest[0].login_at > newest[1].login_at);
+    let older = Page::new(Some(2), Some(newest[1].session_id.to_string())).unwrap();
+    let older = accounts::sessions_of(&mut conn, &manager, &caseworker, &older).unwrap();
+    assert_eq!(older.len(), 1);
+    assert!(older[0].login_at < newest[1].login_at);
+
+    // The agency directory: by code, with each agency's units.
+    let agencies = accounts::directory(&mut conn, &Page::new(Some(2), None).unwrap()).unwrap();
+    assert_eq!(agencies.iter().map(|a| a.code.as_str()).collect::<Vec<_>>(), ["HLN-HR", "NIA"]);
+    assert!(agencies.iter().all(|a| a.units.len() == 1));
+    let after = Page::new(None, Some("NIA".into())).unwrap();
+    assert_eq!(
+        accounts::directory(&mut conn, &after).unwrap().iter().map(|a| a.code.as_str()).collect::<Vec<_>>(),
+        ["TPE-SW"]
+    );
 }

@@ -454,7 +454,7 @@ mod db_tests {
     }
 
     #[test]
-    fn r_ven_06_departed_personnel_no_longer_match_the_lookup() {
+    fn departed_personnel_no_longer_match_the_lookup() {
         let test_db = TestDb::new();
         let mut conn = db(&test_db).get().unwrap();
         let acme = vendor(&mut conn, "TPE-SW", "臺灣資訊服務股份有限公司", "22099131");
