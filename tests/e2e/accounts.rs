@@ -366,3 +366,42 @@ async fn failed_logins_from_one_address_are_throttled_with_retry_after() {
     assert_eq!(t.login_response(&t.http, "tpe.caseworker", DEMO_PASSWORD, "DEMO-tpe.caseworker").await.status(), 200);
     t.stack.stop().await;
 }
+
+/// Seed 001 pt 3(2): the demo caseworker of the Taipei social welfare department holds every query
+/// type of the cloud query service, `/v1/me` says so, and a lookup of each answers 200 through the
+/// gateway (nia-mock approves the same items for TPE-SW).
+#[actix_web::test]
+async fn the_demo_caseworker_of_tpe_sw_runs_each_of_the_eight_query_types() {
+    let t = TestStack::spawn().await;
+    let token = t.login("tpe.caseworker").await;
+    let me: Value = t.get(&token, "/v1/me").await.json().await.unwrap();
+    let mut all: Vec<&str> = immilink_shared::catalogue::QueryType::ALL.iter().map(|q| q.code()).collect();
+    all.sort_unstable();
+    assert_eq!(me["query_types"], json!(all), "{me}");
+    assert_eq!(me["purposes"], json!(["sw_statutory_business"]));
+    // A national ID for the resident-only types, a UI number for the foreigner ones, a passport
+    // where the type takes one.
+    let national = immilink_shared::ids::synthetic_national_id(4242);
+    let subjects = [
+        ("entry_exit_last_year", national.as_str()),
+        ("foreign_resident_entry_exit", "X1234567"),
+        ("foreigner_residence", "A800000014"),
+        ("eid_photo", national.as_str()),
+        ("missing_persons", "X7654321"),
+        ("traveler_history", "X1234567"),
+        ("arc_validity_address", "A800000014"),
+        ("bulk_entry_exit_last_year", national.as_str()),
+    ];
+    assert_eq!(subjects.len(), all.len());
+    for (query_type, subject) in subjects {
+        let mut body = permitted_lookup();
+        body["query_type"] = json!(query_type);
+        body["subject_id"] = json!(subject);
+        let response = t.post(&token, "/v1/lookups", &body).await;
+        let status = response.status();
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(status, 200, "{query_type}: {answer}");
+        assert_eq!(answer["query_type"], query_type);
+    }
+    t.stack.stop().await;
+}

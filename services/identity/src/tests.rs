@@ -115,9 +115,18 @@ fn approve(conn: &mut PooledConn, now: DateTime<Utc>, reviewer: &str, id: &Appli
 fn demo_seed_is_idempotent_and_has_every_role() {
     let test_db = TestDb::new();
     let mut conn = seeded(&test_db);
+    let counts = |conn: &mut PooledConn| -> (i64, i64, i64) {
+        (
+            users::table.count().get_result(conn).unwrap(),
+            crate::schema::agency_link_items::table.count().get_result(conn).unwrap(),
+            crate::schema::user_grants::table.count().get_result(conn).unwrap(),
+        )
+    };
+    // TPE-SW: 11 bases x 1 purpose x 8 types; HLN-HR: 2 bases x 4 purposes x 2 types. Grants: the
+    // TPE-SW caseworker's 8 x 1, the HLN-HR clerk's 1 x 4.
+    assert_eq!(counts(&mut conn), (13, 88 + 16, 8 + 4));
     assert_eq!(demo::seed(&mut conn, Utc::now()).unwrap(), 0);
-    let count: i64 = users::table.count().get_result(&mut conn).unwrap();
-    assert_eq!(count, 13);
+    assert_eq!(counts(&mut conn), (13, 88 + 16, 8 + 4), "a second start adds nothing");
     let roles: std::collections::BTreeSet<String> = crate::schema::user_roles::table
         .select(crate::schema::user_roles::role)
         .load(&mut conn)
@@ -580,22 +589,58 @@ fn r_qry_02_permissions_are_link_approvals_intersected_with_user_grants() {
     let test_db = TestDb::new();
     let mut conn = seeded(&test_db);
     let now = Utc::now();
-    let caseworker = login(&mut conn, now, &attempt("tpe.caseworker")).unwrap();
-    let profile = permissions::profile(&mut conn, now, &caseworker.user_id).unwrap();
-    assert_eq!(profile.query_types, vec!["entry_exit_last_year", "foreigner_residence"]);
-    assert_eq!(profile.purposes, vec!["sw_statutory_business"]);
-    // 11 legal bases x 1 purpose x 2 granted query types.
-    assert_eq!(profile.permissions.len(), 22);
+    // HLN-HR's link approves entry/exit and traveller history; its clerk holds entry/exit only, and
+    // a grant the link does not approve counts for nothing.
+    let clerk = login(&mut conn, now, &attempt("hln.clerk")).unwrap();
+    diesel::insert_into(crate::schema::user_grants::table)
+        .values((
+            crate::schema::user_grants::user_id.eq(&clerk.user_id),
+            crate::schema::user_grants::query_type.eq("eid_photo"),
+            crate::schema::user_grants::purpose_code.eq("hr_nationality_change"),
+        ))
+        .execute(&mut conn)
+        .unwrap();
+    let profile = permissions::profile(&mut conn, now, &clerk.user_id).unwrap();
+    assert_eq!(profile.query_types, vec!["entry_exit_last_year"]);
+    assert_eq!(profile.purposes.len(), 4, "{:?}", profile.purposes);
+    // 2 legal bases x 4 purposes x 1 query type both approved and granted.
+    assert_eq!(profile.permissions.len(), 8);
     // Outside the link's usage period nothing is permitted (R-LINK-12 groundwork).
     let expired = now + Duration::days(3 * 365);
-    assert!(permissions::permitted(&mut conn, expired, &caseworker.user_id, &profile.agency.id).unwrap().is_empty());
-    let supervisor = login(&mut conn, now, &attempt("tpe.supervisor")).unwrap();
+    assert!(permissions::permitted(&mut conn, expired, &clerk.user_id, &profile.agency.id).unwrap().is_empty());
+    let supervisor = login(&mut conn, now, &attempt("hln.supervisor")).unwrap();
     assert!(permissions::profile(&mut conn, now, &supervisor.user_id).unwrap().permissions.is_empty());
     // The summary other services read (a bulk job's submitter) carries the same permissions.
-    let summary = crate::domain::accounts::summary(&mut conn, now, &caseworker.user_id).unwrap().unwrap();
-    assert_eq!((summary.agency.as_str(), summary.status), ("TPE-SW", AccountStatus::Active));
+    let summary = crate::domain::accounts::summary(&mut conn, now, &clerk.user_id).unwrap().unwrap();
+    assert_eq!((summary.agency.as_str(), summary.status), ("HLN-HR", AccountStatus::Active));
     assert_eq!(summary.permissions, profile.permissions);
     assert!(crate::domain::accounts::summary(&mut conn, now, &UserId::new("no-such-user")).unwrap().is_none());
+}
+
+/// Seed 001 pt 3(2): the Taipei social welfare department uses all eight query types of the cloud
+/// query service, under each of the eleven laws of pt 3; the demo caseworker holds them all.
+#[test]
+fn the_demo_caseworker_of_tpe_sw_may_run_all_eight_query_types_under_every_legal_basis() {
+    let test_db = TestDb::new();
+    let mut conn = seeded(&test_db);
+    let now = Utc::now();
+    let caseworker = login(&mut conn, now, &attempt("tpe.caseworker")).unwrap();
+    let profile = permissions::profile(&mut conn, now, &caseworker.user_id).unwrap();
+    let mut all: Vec<&str> = immilink_shared::catalogue::QueryType::ALL.iter().map(|q| q.code()).collect();
+    all.sort_unstable();
+    assert_eq!(profile.query_types, all);
+    assert_eq!(profile.purposes, vec!["sw_statutory_business"]);
+    let bases: std::collections::BTreeSet<&str> = profile.permissions.iter().map(|p| p.legal_basis.as_str()).collect();
+    let social_welfare: std::collections::BTreeSet<String> = immilink_shared::catalogue::legal_bases()
+        .into_iter()
+        .filter(|b| b.agency_kind == immilink_shared::catalogue::AgencyKind::SocialWelfare)
+        .map(|b| b.code)
+        .collect();
+    assert_eq!(social_welfare.len(), 11);
+    assert!(bases.iter().all(|b| social_welfare.contains(*b)) && bases.len() == 11);
+    // 11 legal bases x 1 purpose x 8 query types.
+    assert_eq!(profile.permissions.len(), 88);
+    assert_eq!(demo::linked_query_types("TPE-SW"), immilink_shared::catalogue::QueryType::ALL);
 }
 
 #[test]

@@ -1,6 +1,14 @@
 //! Demo data for the embedded mode (IMMILINK_DEMO): the two agencies of the seeds with a user for
-//! every role and an active link each, and the immigration agency with its reviewer. Idempotent: an agency that exists is left alone, so a second start on the
-//! same ./data adds nothing.
+//! every role and an active link each, and the immigration agency with its reviewer.
+//!
+//! TPE-SW's link approves, and its caseworker holds, all eight query types of the cloud query service
+//! that seed 001 pt 3(2) lists, for the purpose `sw_statutory_business` under each of the eleven legal
+//! bases seed 001 pt 3 names (88 items). HLN-HR's link approves `entry_exit_last_year` and
+//! `traveler_history`; its clerk holds `entry_exit_last_year` under its four purposes. nia-mock
+//! approves the same query types per agency by default (`AgencyItems::demo`).
+//!
+//! Idempotent: an agency that exists is left alone, so a second start on the same ./data adds
+//! nothing (a database seeded before TPE-SW held all eight types keeps what it was seeded with).
 
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
@@ -49,7 +57,7 @@ const AGENCIES: &[DemoAgency] = &[
                 username: "tpe.caseworker",
                 display_name: "王社工",
                 role: "caseworker",
-                grants: &[QueryType::EntryExitLastYear, QueryType::ForeignerResidence],
+                grants: &QueryType::ALL,
             },
             DemoUser { username: "tpe.supervisor", display_name: "林科長", role: "unit_supervisor", grants: &[] },
             DemoUser { username: "tpe.manager", display_name: "陳管理者", role: "account_manager", grants: &[] },
@@ -59,13 +67,8 @@ const AGENCIES: &[DemoAgency] = &[
             DemoUser { username: "tpe.ethics", display_name: "許政風", role: "ethics_officer", grants: &[] },
             DemoUser { username: "tpe.it", display_name: "蔡資訊", role: "it_officer", grants: &[] },
         ],
-        linked_query_types: &[
-            QueryType::EntryExitLastYear,
-            QueryType::ForeignResidentEntryExit,
-            QueryType::ForeignerResidence,
-            QueryType::ArcValidityAddress,
-            QueryType::BulkEntryExitLastYear,
-        ],
+        // Seed 001 pt 3(2): every query type of the cloud query service.
+        linked_query_types: &QueryType::ALL,
     },
     DemoAgency {
         code: "HLN-HR",
@@ -96,6 +99,17 @@ const AGENCIES: &[DemoAgency] = &[
         linked_query_types: &[],
     },
 ];
+
+/// The query types the demo link of `agency` approves (empty for an agency without one): what
+/// nia-mock must approve for it too.
+pub fn linked_query_types(agency: &str) -> &'static [QueryType] {
+    AGENCIES.iter().find(|a| a.code == agency).map_or(&[], |a| a.linked_query_types)
+}
+
+/// The demo agencies' codes.
+pub fn agency_codes() -> impl Iterator<Item = &'static str> {
+    AGENCIES.iter().map(|a| a.code)
+}
 
 /// One argon2id hash of the demo password for every demo user: hashing is deliberately slow, and
 /// tests start many stacks.
