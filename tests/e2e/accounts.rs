@@ -142,7 +142,7 @@ async fn r_acc_08_contractor_personnel_cannot_apply() {
 }
 
 #[actix_web::test]
-async fn r_acc_01_bad_applications_name_the_field_and_store_nothing() {
+async fn bad_applications_name_the_field_and_store_nothing() {
     let t = TestStack::spawn().await;
     let mut body = json!({
         "agency_code": "TPE-SW", "unit_id": unit_of(&t, "TPE-SW").await, "username": "tpe.bad", "display_name": "x",
@@ -169,7 +169,7 @@ async fn r_acc_01_bad_applications_name_the_field_and_store_nothing() {
 }
 
 #[actix_web::test]
-async fn r_acc_05_a_manager_of_one_agency_cannot_read_or_change_another_agencys_accounts() {
+async fn a_manager_of_one_agency_cannot_read_or_change_another_agencys_accounts() {
     let t = TestStack::spawn().await;
     let clerk = t.login("hln.clerk").await;
     let clerk_id = t.user_id(&clerk).await;
@@ -195,6 +195,37 @@ async fn r_acc_05_a_manager_of_one_agency_cannot_read_or_change_another_agencys_
     let caseworker = t.login("tpe.caseworker").await;
     let p = problem(t.get(&caseworker, "/v1/accounts").await, 403).await;
     assert_eq!(p["code"], "role_required");
+    t.stack.stop().await;
+}
+
+/// R-ACC-05 through the gateway: the HR event cancels the account with today's date, its session
+/// ends at once with the reason, and the token is refused.
+#[actix_web::test]
+async fn r_acc_05_an_hr_event_cancels_the_account_today_and_ends_its_sessions() {
+    let t = TestStack::spawn().await;
+    let token = t.login("tpe.caseworker").await;
+    let caseworker_id = t.user_id(&token).await;
+    let manager = t.login("tpe.manager").await;
+    let cancelled = t
+        .post(
+            &manager,
+            &format!("/v1/accounts/{caseworker_id}/hr-events"),
+            &json!({ "event": "transfer", "reason": "調任他機關" }),
+        )
+        .await;
+    assert_eq!(cancelled.status(), 200);
+    let account: Value = cancelled.json().await.unwrap();
+    assert_eq!(account["status"], "cancelled");
+    let event = account["events"].as_array().unwrap().last().cloned().unwrap();
+    assert_eq!(event["kind"], "hr_transfer");
+    let today = immilink_shared::clock::business_date(chrono::Utc::now()).to_string();
+    assert_eq!(event["effective_date"], today.as_str());
+    let sessions: Value =
+        t.get(&manager, &format!("/v1/accounts/{caseworker_id}/sessions")).await.json().await.unwrap();
+    assert_eq!(sessions[0]["end_reason"], "account_cancelled");
+    assert!(sessions[0]["logout_at"].is_string());
+    problem(t.get(&token, "/v1/me").await, 401).await;
+    problem(t.login_response(&t.http, "tpe.caseworker", DEMO_PASSWORD, "DEMO-tpe.caseworker").await, 401).await;
     t.stack.stop().await;
 }
 
@@ -333,5 +364,44 @@ async fn failed_logins_from_one_address_are_throttled_with_retry_after() {
     assert_eq!(p["code"], "too_many_attempts");
     // Other addresses are not affected.
     assert_eq!(t.login_response(&t.http, "tpe.caseworker", DEMO_PASSWORD, "DEMO-tpe.caseworker").await.status(), 200);
+    t.stack.stop().await;
+}
+
+/// Seed 001 pt 3(2): the demo caseworker of the Taipei social welfare department holds every query
+/// type of the cloud query service, `/v1/me` says so, and a lookup of each answers 200 through the
+/// gateway (nia-mock approves the same items for TPE-SW).
+#[actix_web::test]
+async fn the_demo_caseworker_of_tpe_sw_runs_each_of_the_eight_query_types() {
+    let t = TestStack::spawn().await;
+    let token = t.login("tpe.caseworker").await;
+    let me: Value = t.get(&token, "/v1/me").await.json().await.unwrap();
+    let mut all: Vec<&str> = immilink_shared::catalogue::QueryType::ALL.iter().map(|q| q.code()).collect();
+    all.sort_unstable();
+    assert_eq!(me["query_types"], json!(all), "{me}");
+    assert_eq!(me["purposes"], json!(["sw_statutory_business"]));
+    // A national ID for the resident-only types, a UI number for the foreigner ones, a passport
+    // where the type takes one.
+    let national = immilink_shared::ids::synthetic_national_id(4242);
+    let subjects = [
+        ("entry_exit_last_year", national.as_str()),
+        ("foreign_resident_entry_exit", "X1234567"),
+        ("foreigner_residence", "A800000014"),
+        ("eid_photo", national.as_str()),
+        ("missing_persons", "X7654321"),
+        ("traveler_history", "X1234567"),
+        ("arc_validity_address", "A800000014"),
+        ("bulk_entry_exit_last_year", national.as_str()),
+    ];
+    assert_eq!(subjects.len(), all.len());
+    for (query_type, subject) in subjects {
+        let mut body = permitted_lookup();
+        body["query_type"] = json!(query_type);
+        body["subject_id"] = json!(subject);
+        let response = t.post(&token, "/v1/lookups", &body).await;
+        let status = response.status();
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(status, 200, "{query_type}: {answer}");
+        assert_eq!(answer["query_type"], query_type);
+    }
     t.stack.stop().await;
 }

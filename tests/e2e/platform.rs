@@ -287,3 +287,32 @@ async fn dot_segments_cannot_reach_internal_endpoints_through_the_gateway() {
     problem(t.get(&manager, "/v1/audit/records/01900000-0000-7000-8000-00000000f0f0").await, 404).await;
     t.stack.stop().await;
 }
+
+/// Every list of identity, vendors and audit takes the same page: `limit` 1–500, anything else a 422
+/// naming `limit` (the audit search clamped it silently before).
+#[actix_web::test]
+async fn every_list_refuses_an_out_of_range_limit_naming_it() {
+    let t = TestStack::spawn().await;
+    let manager = t.login("tpe.manager").await;
+    let manager_id = t.user_id(&manager).await;
+    for path in [
+        "/v1/agencies?limit=0".to_owned(),
+        "/v1/accounts?limit=501".to_owned(),
+        "/v1/lending-flags?limit=-1".to_owned(),
+        format!("/v1/accounts/{manager_id}/sessions?limit=0"),
+        "/v1/account-applications?limit=1000".to_owned(),
+        "/v1/vendors?limit=0".to_owned(),
+        "/v1/audit/records?limit=501".to_owned(),
+        "/v1/audit/records?limit=0&after_sequence=0".to_owned(),
+    ] {
+        let p = problem(t.get(&manager, &path).await, 422).await;
+        assert_eq!(p["field"], "limit", "{path}");
+    }
+    // In range, the page holds at most that many.
+    let first: Value = t.get(&manager, "/v1/accounts?limit=2").await.json().await.unwrap();
+    assert_eq!(first.as_array().unwrap().len(), 2);
+    let last = first[1]["user_id"].as_str().unwrap();
+    let next: Value = t.get(&manager, &format!("/v1/accounts?limit=2&before={last}")).await.json().await.unwrap();
+    assert!(next.as_array().unwrap().iter().all(|a| a["username"].as_str() > first[1]["username"].as_str()));
+    t.stack.stop().await;
+}

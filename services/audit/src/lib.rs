@@ -1,10 +1,10 @@
 //! immilink audit: the append-only, hash-chained audit log (R-AUD-02). Services deliver events to
-//! `/internal/v1/events` (idempotent by event id); authorised roles search records and verify the chain.
+//! `/internal/v1/events` (idempotent by event id); authorized roles search records and verify the chain.
 //!
 //! Invariants: records are never updated or deleted through any endpoint; every append goes through
-//! [`chain::append`], which serialises on the chain head.
+//! [`domain::chain::append`], which serialises on the chain head.
 
-pub mod chain;
+pub mod domain;
 mod routes;
 pub mod schema;
 #[cfg(test)]

@@ -11,9 +11,10 @@ use immilink_shared::server::ServiceName;
 use immilink_shared::testing::TestDb;
 use serde_json::json;
 
-use crate::chain::{self, RecordFilter};
+use crate::domain::chain::{self, RecordQuery};
 use crate::schema::audit_records;
 use crate::MIGRATIONS;
+use immilink_shared::extractors::Page;
 
 fn event(n: u32) -> AuditEvent {
     AuditEvent {
@@ -80,7 +81,7 @@ fn redelivered_events_are_stored_once() {
     chain::append(&mut conn, Utc::now(), &batch).unwrap();
     let again = chain::append(&mut conn, Utc::now(), &batch).unwrap();
     assert_eq!((again.appended, again.duplicates), (0, 3));
-    let all = chain::search(&mut conn, &RecordFilter::default()).unwrap();
+    let all = chain::search(&mut conn, &RecordQuery::default(), &Page::first()).unwrap();
     assert_eq!(all.len(), 3);
     assert!(chain::verify(&mut conn).unwrap().ok);
 }
@@ -129,4 +130,71 @@ async fn readyz_fails_when_the_database_does_not_answer() {
     let unready = actix_test::call_service(&app, actix_test::TestRequest::get().uri("/readyz").to_request()).await;
     assert_eq!(unready.status(), 503);
     drop(held);
+}
+
+fn reader(agency: &str, roles: &[&str]) -> immilink_shared::auth::Caller {
+    immilink_shared::auth::Caller {
+        user_id: immilink_shared::typed::UserId::new("reader-1"),
+        session_id: immilink_shared::typed::SessionId::new("session-1"),
+        agency: immilink_shared::typed::AgencyCode::new(agency),
+        unit: None,
+        roles: roles.iter().map(|role| (*role).to_owned()).collect(),
+    }
+}
+
+#[test]
+fn agency_bound_readers_see_their_own_agency_and_the_auditor_sees_all() {
+    use crate::domain::records;
+    use crate::domain::AuditError;
+    let test_db = TestDb::new();
+    let mut conn = db(&test_db).get().unwrap();
+    let mut hln = event(9);
+    hln.agency = Some("HLN-HR".into());
+    let hln_id = hln.id.clone();
+    let mut batch: Vec<_> = (1..=3).map(event).collect();
+    batch.push(hln);
+    chain::append(&mut conn, Utc::now(), &batch).unwrap();
+    let everything = Page::first();
+    let manager = reader("TPE-SW", &["account_manager"]);
+    let own = records::search(&mut conn, &manager, RecordQuery::default(), &everything).unwrap();
+    assert_eq!(own.len(), 3);
+    assert!(own.iter().all(|r| r.agency.as_deref() == Some("TPE-SW")));
+    let other =
+        RecordQuery { agency: Some(immilink_shared::typed::AgencyCode::new("HLN-HR")), ..RecordQuery::default() };
+    assert!(matches!(records::search(&mut conn, &manager, other, &everything), Err(AuditError::OtherAgency)));
+    assert!(matches!(records::get(&mut conn, &manager, &hln_id), Err(AuditError::NotFound(_))));
+    let auditor = reader("TPE-SW", &["auditor"]);
+    assert_eq!(records::search(&mut conn, &auditor, RecordQuery::default(), &everything).unwrap().len(), 4);
+    assert_eq!(records::get(&mut conn, &auditor, &hln_id).unwrap().agency.as_deref(), Some("HLN-HR"));
+    let caseworker = reader("TPE-SW", &["caseworker"]);
+    assert!(matches!(records::verify(&mut conn, &caseworker), Err(AuditError::RoleRequired { .. })));
+    assert!(records::verify(&mut conn, &auditor).unwrap().ok);
+}
+
+#[test]
+fn records_are_read_a_page_at_a_time_after_a_sequence() {
+    let test_db = TestDb::new();
+    let mut conn = db(&test_db).get().unwrap();
+    chain::append(&mut conn, Utc::now(), &(1..=5).map(event).collect::<Vec<_>>()).unwrap();
+    let first = chain::search(&mut conn, &RecordQuery::default(), &Page::new(Some(2), None).unwrap()).unwrap();
+    assert_eq!(first.iter().map(|r| r.sequence).collect::<Vec<_>>(), [1, 2]);
+    let next = chain::search(&mut conn, &RecordQuery::default(), &Page::new(Some(2), Some(2)).unwrap()).unwrap();
+    assert_eq!(next.iter().map(|r| r.sequence).collect::<Vec<_>>(), [3, 4]);
+    // The limit is every list's: out of range is refused, not clamped.
+    for bad in [0, 501] {
+        assert!(Page::<i64>::new(Some(bad), None).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn a_delivery_is_checked_before_anything_is_appended() {
+    use crate::domain::records::{Batch, MAX_BATCH};
+    use crate::domain::AuditError;
+    let mut nameless = event(1);
+    nameless.kind = " ".into();
+    let refused = Batch::parse(vec![event(2), nameless]);
+    assert!(matches!(refused, Err(AuditError::Invalid { field, .. }) if field == "events[1]"));
+    let too_many = Batch::parse((0..=MAX_BATCH as u32).map(|n| event(n % 60)).collect());
+    assert!(matches!(too_many, Err(AuditError::Invalid { field, .. }) if field == "events"));
+    assert_eq!(Batch::parse(vec![event(3)]).unwrap().len(), 1);
 }

@@ -9,16 +9,17 @@ use std::sync::Arc;
 use immilink_shared::auth::ServiceTokens;
 use immilink_shared::config::Secret;
 use immilink_shared::telemetry::outbound_headers;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use crate::domain::applications::NiaSubmission;
-use crate::domain::IdentityError;
+use crate::domain::accounts::Grant;
+use crate::domain::applications::{NiaSubmission, ReviewDecision};
+use crate::domain::{Dependency, IdentityError};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
-fn unavailable(what: &'static str, code: &'static str, err: impl std::fmt::Display) -> IdentityError {
-    tracing::warn!(error = %err, what, "outside call failed");
-    IdentityError::Unavailable { code, detail: format!("{what} is not answering; try again shortly") }
+fn unavailable(what: Dependency, err: impl std::fmt::Display) -> IdentityError {
+    tracing::warn!(error = %err, %what, "outside call failed");
+    IdentityError::Unavailable(what)
 }
 
 #[derive(Clone)]
@@ -40,7 +41,7 @@ impl VendorsClient {
 
     /// Whether the person is active contractor personnel of any agency (R-ACC-08).
     pub async fn is_vendor_personnel(&self, national_id: &str) -> Result<bool, IdentityError> {
-        let fail = |err: String| unavailable("the vendors service", "vendors_unavailable", err);
+        let fail = |err: String| unavailable(Dependency::Vendors, err);
         let response = self
             .http
             .post(format!("{}/internal/v1/personnel/lookup", self.base_url))
@@ -57,6 +58,32 @@ impl VendorsClient {
     }
 }
 
+/// What the immigration agency's account review receives (never the applicant's national ID).
+#[derive(Debug, Serialize)]
+struct AccountReviewRequest<'a> {
+    application_id: &'a str,
+    agency_code: &'a str,
+    username: &'a str,
+    certificate_serial: &'a str,
+    legal_basis: &'a str,
+    business_handled: &'a str,
+    grants: &'a [Grant],
+}
+
+impl<'a> From<&'a NiaSubmission> for AccountReviewRequest<'a> {
+    fn from(submission: &'a NiaSubmission) -> Self {
+        Self {
+            application_id: submission.application_id.as_str(),
+            agency_code: submission.agency_code.as_str(),
+            username: &submission.username,
+            certificate_serial: &submission.certificate_serial,
+            legal_basis: &submission.legal_basis,
+            business_handled: &submission.business_handled,
+            grants: &submission.grants,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct NiaClient {
     http: reqwest::Client,
@@ -67,8 +94,7 @@ pub struct NiaClient {
 /// The immigration agency's decision on an account.
 #[derive(Debug, Clone, Deserialize)]
 pub struct NiaDecision {
-    /// `approved` or `rejected`.
-    pub decision: String,
+    pub decision: ReviewDecision,
     pub reason: String,
     pub reference: String,
 }
@@ -79,13 +105,13 @@ impl NiaClient {
     }
 
     pub async fn review(&self, submission: &NiaSubmission) -> Result<NiaDecision, IdentityError> {
-        let fail = |err: String| unavailable("the immigration agency's review", "nia_unavailable", err);
+        let fail = |err: String| unavailable(Dependency::ImmigrationAgency, err);
         let mut request = self
             .http
             .post(format!("{}/v1/account-reviews", self.base_url))
             .headers(outbound_headers())
             .timeout(TIMEOUT)
-            .json(submission);
+            .json(&AccountReviewRequest::from(submission));
         if let Some(key) = &self.api_key {
             request = request.header("x-nia-api-key", key.expose());
         }

@@ -5,13 +5,19 @@ use std::net::IpAddr;
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 use immilink_shared::db::{Db, DbSettings, PooledConn};
+use immilink_shared::extractors::Page;
 use immilink_shared::testing::TestDb;
 
-use crate::domain::accounts::{self, load_actor, Actor, Grant, HrEvent, LENDING_FLAG};
-use crate::domain::applications::{self, status, Decision, NewApplication, OutsideDecision};
+use crate::domain::accounts::{self, load_actor, AccountEventKind, AccountStatus, Actor, Grant, HrEvent};
+use crate::domain::applications::{
+    self, ApplicationStatus, Decision, NewApplication, OutsideDecision, ReviewDecision, ReviewStep,
+};
 use crate::domain::demo::{self, demo_national_id, DEMO_PASSWORD};
-use crate::domain::sessions::{check_live, end_session, login, LoginAttempt, MAX_FAILED_LOGINS};
-use crate::domain::{notifications, permissions, IdentityError};
+use crate::domain::fields::RegisteredIps;
+use crate::domain::sessions::{
+    check_live, end_session, login, LoginAttempt, SessionEndReason, SessionRefusal, MAX_FAILED_LOGINS,
+};
+use crate::domain::{notifications, permissions, AgencyCode, ApplicationId, IdentityError, UnitId, UserId};
 use crate::schema::{sessions, units, users};
 use crate::MIGRATIONS;
 
@@ -33,23 +39,23 @@ fn attempt(username: &str) -> LoginAttempt {
 }
 
 fn actor(conn: &mut PooledConn, username: &str) -> Actor {
-    let id: String = users::table.filter(users::username.eq(username)).select(users::id).first(conn).unwrap();
+    let id = user_id(conn, username);
     load_actor(conn, &id).unwrap()
 }
 
-fn user_id(conn: &mut PooledConn, username: &str) -> String {
+fn user_id(conn: &mut PooledConn, username: &str) -> UserId {
     users::table.filter(users::username.eq(username)).select(users::id).first(conn).unwrap()
 }
 
-fn status_of(conn: &mut PooledConn, username: &str) -> String {
+fn status_of(conn: &mut PooledConn, username: &str) -> AccountStatus {
     users::table.filter(users::username.eq(username)).select(users::status).first(conn).unwrap()
 }
 
-fn unit_of(conn: &mut PooledConn, username: &str) -> String {
+fn unit_of(conn: &mut PooledConn, username: &str) -> UnitId {
     users::table
         .filter(users::username.eq(username))
         .select(users::unit_id)
-        .first::<Option<String>>(conn)
+        .first::<Option<UnitId>>(conn)
         .unwrap()
         .unwrap()
 }
@@ -65,14 +71,14 @@ fn application(conn: &mut PooledConn, agency: &str, username: &str, person: u32)
         _ => ("tpe.supervisor", "sw_statutory_business", "social_assistance_act"),
     };
     NewApplication {
-        agency_code: agency.into(),
+        agency_code: AgencyCode::new(agency),
         unit_id: unit_of(conn, supervisor),
         username: username.into(),
         display_name: "新同仁".into(),
         national_id: demo_national_id(person),
         email: format!("{username}@example.gov.tw"),
         certificate_serial: format!("CERT-{username}"),
-        ips: vec!["127.0.0.1".parse().unwrap()],
+        ips: RegisteredIps::parse(Some(vec!["127.0.0.1".into()])).unwrap(),
         legal_basis: basis.into(),
         business_handled: "資格審查".into(),
         grants: vec![grant("entry_exit_last_year", purpose), grant("foreigner_residence", purpose)],
@@ -82,7 +88,7 @@ fn application(conn: &mut PooledConn, agency: &str, username: &str, person: u32)
 
 fn nia(approved: bool) -> OutsideDecision {
     OutsideDecision {
-        step: status::NIA_REVIEW,
+        step: ReviewStep::NiaReview,
         reviewer_name: "NIA".into(),
         approved,
         reason: if approved { "ok".into() } else { "not within statutory duties".into() },
@@ -90,17 +96,17 @@ fn nia(approved: bool) -> OutsideDecision {
     }
 }
 
-fn submit(conn: &mut PooledConn, now: DateTime<Utc>, new: &NewApplication) -> String {
+fn submit(conn: &mut PooledConn, now: DateTime<Utc>, new: &NewApplication) -> ApplicationId {
     let hash = crate::domain::sessions::hash_password("a-long-passphrase-2026").unwrap();
-    applications::submit(conn, now, new, &hash).unwrap().application_id
+    applications::submit(conn, now, new, &hash).unwrap().id
 }
 
-fn apply(conn: &mut PooledConn, now: DateTime<Utc>, agency: &str, username: &str, person: u32) -> String {
+fn apply(conn: &mut PooledConn, now: DateTime<Utc>, agency: &str, username: &str, person: u32) -> ApplicationId {
     let new = application(conn, agency, username, person);
     submit(conn, now, &new)
 }
 
-fn approve(conn: &mut PooledConn, now: DateTime<Utc>, reviewer: &str, id: &str) -> applications::ApplicationView {
+fn approve(conn: &mut PooledConn, now: DateTime<Utc>, reviewer: &str, id: &ApplicationId) -> applications::Application {
     let reviewer = actor(conn, reviewer);
     applications::review(conn, now, &reviewer, id, Decision::Approve, "業務需要", None).unwrap()
 }
@@ -109,9 +115,18 @@ fn approve(conn: &mut PooledConn, now: DateTime<Utc>, reviewer: &str, id: &str) 
 fn demo_seed_is_idempotent_and_has_every_role() {
     let test_db = TestDb::new();
     let mut conn = seeded(&test_db);
+    let counts = |conn: &mut PooledConn| -> (i64, i64, i64) {
+        (
+            users::table.count().get_result(conn).unwrap(),
+            crate::schema::agency_link_items::table.count().get_result(conn).unwrap(),
+            crate::schema::user_grants::table.count().get_result(conn).unwrap(),
+        )
+    };
+    // TPE-SW: 11 bases x 1 purpose x 8 types; HLN-HR: 2 bases x 4 purposes x 2 types. Grants: the
+    // TPE-SW caseworker's 8 x 1, the HLN-HR clerk's 1 x 4.
+    assert_eq!(counts(&mut conn), (13, 88 + 16, 8 + 4));
     assert_eq!(demo::seed(&mut conn, Utc::now()).unwrap(), 0);
-    let count: i64 = users::table.count().get_result(&mut conn).unwrap();
-    assert_eq!(count, 13);
+    assert_eq!(counts(&mut conn), (13, 88 + 16, 8 + 4), "a second start adds nothing");
     let roles: std::collections::BTreeSet<String> = crate::schema::user_roles::table
         .select(crate::schema::user_roles::role)
         .load(&mut conn)
@@ -130,20 +145,25 @@ fn r_acc_01_application_passes_supervisor_manager_and_nia_then_the_account_holds
     let now = Utc::now();
     let new = application(&mut conn, "TPE-SW", "tpe.newcomer", 900);
     let id = submit(&mut conn, now, &new);
-    assert_eq!(approve(&mut conn, now, "tpe.supervisor", &id).status, status::MANAGER_REVIEW);
+    assert_eq!(approve(&mut conn, now, "tpe.supervisor", &id).status, ApplicationStatus::ManagerReview);
     // The account manager grants one of the two requested pairs.
     let manager = actor(&mut conn, "tpe.manager");
     let narrowed = vec![grant("entry_exit_last_year", "sw_statutory_business")];
     let view =
         applications::review(&mut conn, now, &manager, &id, Decision::Approve, "只需出入境", Some(narrowed.clone()))
             .unwrap();
-    assert_eq!(view.status, status::NIA_REVIEW, "TPE-SW needs no agency head");
+    assert_eq!(view.status, ApplicationStatus::NiaReview, "TPE-SW needs no agency head");
     let view = applications::finish(&mut conn, now, &id, &nia(true)).unwrap();
-    assert_eq!(view.status, status::APPROVED);
-    let steps: Vec<(&str, &str)> = view.reviews.iter().map(|r| (r.step.as_str(), r.decision.as_str())).collect();
+    assert_eq!(view.status, ApplicationStatus::Approved);
+    let steps: Vec<(ReviewStep, ReviewDecision)> = view.reviews.iter().map(|r| (r.step, r.decision)).collect();
+    let approved = ReviewDecision::Approved;
     assert_eq!(
         steps,
-        vec![("supervisor_review", "approved"), ("manager_review", "approved"), ("nia_review", "approved")]
+        vec![
+            (ReviewStep::SupervisorReview, approved),
+            (ReviewStep::ManagerReview, approved),
+            (ReviewStep::NiaReview, approved)
+        ]
     );
     assert!(view.reviews[..2].iter().all(|r| r.reviewer_id.is_some() && !r.reason.is_empty()));
     // Active, with exactly the granted pair, and able to log in with the bound certificate.
@@ -158,7 +178,7 @@ fn r_acc_01_application_passes_supervisor_manager_and_nia_then_the_account_holds
     let sent = notifications::for_recipient(&mut conn, "tpe.newcomer@example.gov.tw").unwrap();
     assert_eq!(sent.len(), 4, "{sent:?}");
     // Finishing again changes nothing.
-    assert_eq!(applications::finish(&mut conn, now, &id, &nia(false)).unwrap().status, status::APPROVED);
+    assert_eq!(applications::finish(&mut conn, now, &id, &nia(false)).unwrap().status, ApplicationStatus::Approved);
 }
 
 #[test]
@@ -171,16 +191,16 @@ fn r_acc_01_any_reviewer_may_reject_with_a_reason_and_the_nia_may_reject_too() {
     let no_reason = applications::review(&mut conn, now, &supervisor, &id, Decision::Reject, " ", None);
     assert!(matches!(no_reason, Err(IdentityError::Invalid { field, .. }) if field == "reason"));
     let view = applications::review(&mut conn, now, &supervisor, &id, Decision::Reject, "非本科業務", None).unwrap();
-    assert_eq!(view.status, status::REJECTED);
+    assert_eq!(view.status, ApplicationStatus::Rejected);
     let manager = actor(&mut conn, "tpe.manager");
     let late = applications::review(&mut conn, now, &manager, &id, Decision::Approve, "", None);
-    assert!(matches!(late, Err(IdentityError::Conflict { code: "not_awaiting_review", .. })));
+    assert!(matches!(late, Err(IdentityError::NotAwaitingReview { .. })));
 
     let id = apply(&mut conn, now, "TPE-SW", "tpe.niarejected", 902);
     approve(&mut conn, now, "tpe.supervisor", &id);
     approve(&mut conn, now, "tpe.manager", &id);
     let view = applications::finish(&mut conn, now, &id, &nia(false)).unwrap();
-    assert_eq!(view.status, status::REJECTED);
+    assert_eq!(view.status, ApplicationStatus::Rejected);
     assert_eq!(view.user_id, None);
     let accounts: i64 =
         users::table.filter(users::username.eq("tpe.niarejected")).count().get_result(&mut conn).unwrap();
@@ -194,14 +214,14 @@ fn r_acc_02_where_the_agency_requires_it_the_agency_head_approves_too() {
     let now = Utc::now();
     let id = apply(&mut conn, now, "HLN-HR", "hln.newcomer", 903);
     approve(&mut conn, now, "hln.supervisor", &id);
-    assert_eq!(approve(&mut conn, now, "hln.manager", &id).status, status::HEAD_REVIEW);
+    assert_eq!(approve(&mut conn, now, "hln.manager", &id).status, ApplicationStatus::HeadReview);
     // Nobody but the head can take this step.
     let manager = actor(&mut conn, "hln.manager");
     assert!(matches!(
         applications::review(&mut conn, now, &manager, &id, Decision::Approve, "", None),
-        Err(IdentityError::Forbidden { code: "wrong_reviewer" | "already_reviewed", .. })
+        Err(IdentityError::NotYourStep { .. } | IdentityError::AlreadyReviewed)
     ));
-    assert_eq!(approve(&mut conn, now, "hln.head", &id).status, status::NIA_REVIEW);
+    assert_eq!(approve(&mut conn, now, "hln.head", &id).status, ApplicationStatus::NiaReview);
 }
 
 #[test]
@@ -215,10 +235,7 @@ fn r_acc_04_nobody_reviews_their_own_application_nor_two_steps_of_one() {
     own.national_id = supervisor.national_id.clone().unwrap();
     let id = submit(&mut conn, now, &own);
     let refused = applications::review(&mut conn, now, &supervisor, &id, Decision::Approve, "", None);
-    assert!(
-        matches!(refused, Err(IdentityError::Forbidden { code: "own_application", rule: Some("R-ACC-04"), .. })),
-        "{refused:?}"
-    );
+    assert!(matches!(refused, Err(IdentityError::OwnApplication)), "{refused:?}");
 
     // A person holding two reviewer roles reviews only one step of an application.
     let manager_id = user_id(&mut conn, "tpe.manager");
@@ -233,7 +250,7 @@ fn r_acc_04_nobody_reviews_their_own_application_nor_two_steps_of_one() {
     approve(&mut conn, now, "tpe.manager", &id);
     let manager = actor(&mut conn, "tpe.manager");
     let second = applications::review(&mut conn, now, &manager, &id, Decision::Approve, "", None);
-    assert!(matches!(second, Err(IdentityError::Forbidden { code: "already_reviewed", .. })), "{second:?}");
+    assert!(matches!(second, Err(IdentityError::AlreadyReviewed)), "{second:?}");
 }
 
 #[test]
@@ -244,7 +261,7 @@ fn r_acc_01_the_first_review_belongs_to_the_applicants_unit_supervisor_and_steps
     let id = apply(&mut conn, now, "TPE-SW", "tpe.order", 905);
     let manager = actor(&mut conn, "tpe.manager");
     let early = applications::review(&mut conn, now, &manager, &id, Decision::Approve, "", None);
-    assert!(matches!(early, Err(IdentityError::Forbidden { code: "wrong_reviewer", .. })));
+    assert!(matches!(early, Err(IdentityError::NotYourStep { .. })));
     // Another unit's supervisor of the same agency may not either.
     let tpe_agency: String =
         users::table.filter(users::username.eq("tpe.supervisor")).select(users::agency_id).first(&mut conn).unwrap();
@@ -254,9 +271,9 @@ fn r_acc_01_the_first_review_belongs_to_the_applicants_unit_supervisor_and_steps
         .execute(&mut conn)
         .unwrap();
     let mut elsewhere = actor(&mut conn, "tpe.supervisor");
-    elsewhere.unit_id = Some(other_unit);
+    elsewhere.unit_id = Some(UnitId::new(other_unit));
     let wrong_unit = applications::review(&mut conn, now, &elsewhere, &id, Decision::Approve, "", None);
-    assert!(matches!(wrong_unit, Err(IdentityError::Forbidden { code: "wrong_reviewer", .. })));
+    assert!(matches!(wrong_unit, Err(IdentityError::NotApplicantsSupervisor)));
     // Another agency's supervisor does not even see it.
     let hln = actor(&mut conn, "hln.supervisor");
     assert!(matches!(
@@ -271,27 +288,48 @@ fn r_acc_01_the_first_review_belongs_to_the_applicants_unit_supervisor_and_steps
     assert!(matches!(refused, Err(IdentityError::Invalid { field, .. }) if field == "grants"));
 }
 
+/// R-ACC-03: the applicant binds their certificate, and a certificate binds one live account or
+/// pending application; a closed (here: terminated) account's certificate may be bound again.
 #[test]
-fn r_acc_03_a_certificate_binds_one_live_account_and_declarations_must_fit_the_agency() {
+fn r_acc_03_a_certificate_binds_one_live_account_or_pending_application() {
     let test_db = TestDb::new();
     let mut conn = seeded(&test_db);
     let now = Utc::now();
+    let hash = crate::domain::sessions::hash_password("a-long-passphrase-2026").unwrap();
     let mut taken = application(&mut conn, "TPE-SW", "tpe.certcopy", 906);
     taken.certificate_serial = "DEMO-tpe.caseworker".into();
-    let hash = crate::domain::sessions::hash_password("a-long-passphrase-2026").unwrap();
     let refused = applications::submit(&mut conn, now, &taken, &hash);
-    assert!(matches!(refused, Err(IdentityError::Conflict { code: "certificate_in_use", .. })), "{refused:?}");
-    let mut taken_name = application(&mut conn, "TPE-SW", "tpe.caseworker", 907);
-    taken_name.certificate_serial = "CERT-free".into();
-    assert!(matches!(
-        applications::submit(&mut conn, now, &taken_name, &hash),
-        Err(IdentityError::Conflict { code: "username_taken", .. })
-    ));
+    assert!(matches!(refused, Err(IdentityError::CertificateInUse)), "{refused:?}");
+    // A pending application holds its certificate too.
+    let pending = application(&mut conn, "TPE-SW", "tpe.first", 907);
+    submit(&mut conn, now, &pending);
+    let mut second = application(&mut conn, "TPE-SW", "tpe.second", 908);
+    second.certificate_serial = pending.certificate_serial.clone();
+    let refused = applications::submit(&mut conn, now, &second, &hash);
+    assert!(matches!(refused, Err(IdentityError::CertificateInUse)), "{refused:?}");
+    // Once its account is terminated (R-ACC-09), the holder may bind the certificate anew.
+    let caseworker = actor(&mut conn, "tpe.caseworker");
+    accounts::report_certificate_lost(&mut conn, now, &caseworker, &caseworker.user_id, "").unwrap();
+    submit(&mut conn, now, &taken);
+}
+
+#[test]
+fn applications_need_a_free_username_and_declarations_that_fit_the_agency_and_store_nothing_otherwise() {
+    let test_db = TestDb::new();
+    let mut conn = seeded(&test_db);
+    let now = Utc::now();
+    let hash = crate::domain::sessions::hash_password("a-long-passphrase-2026").unwrap();
+    let taken_name = application(&mut conn, "TPE-SW", "tpe.caseworker", 907);
+    assert!(matches!(applications::submit(&mut conn, now, &taken_name, &hash), Err(IdentityError::UsernameTaken)));
     // A household-registration purpose is not a social-welfare agency's.
     let mut wrong_purpose = application(&mut conn, "TPE-SW", "tpe.wrongpurpose", 908);
     wrong_purpose.grants = vec![grant("entry_exit_last_year", "hr_nationality_change")];
     let refused = applications::submit(&mut conn, now, &wrong_purpose, &hash);
     assert!(matches!(refused, Err(IdentityError::Invalid { field, .. }) if field == "grants[0].purpose_code"));
+    let mut wrong_basis = application(&mut conn, "TPE-SW", "tpe.wrongbasis", 909);
+    wrong_basis.legal_basis = "nationality_act".into();
+    let refused = applications::submit(&mut conn, now, &wrong_basis, &hash);
+    assert!(matches!(refused, Err(IdentityError::Invalid { field, .. }) if field == "legal_basis"));
     // Nothing was written by the refused submissions.
     let stored: i64 = crate::schema::account_applications::table.count().get_result(&mut conn).unwrap();
     assert_eq!(stored, 0);
@@ -304,19 +342,23 @@ fn r_acc_12_every_session_records_login_and_logout_time() {
     let at = Utc::now();
     let session = login(&mut conn, at, &attempt("tpe.caseworker")).unwrap();
     let later = at + Duration::minutes(3);
-    end_session(&mut conn, later, &session.session_id, "logout").unwrap();
-    let (login_at, logout_at, reason): (chrono::NaiveDateTime, Option<chrono::NaiveDateTime>, Option<String>) =
-        sessions::table
-            .filter(sessions::id.eq(&session.session_id))
-            .select((sessions::login_at, sessions::logout_at, sessions::end_reason))
-            .first(&mut conn)
-            .unwrap();
+    end_session(&mut conn, later, &session.session_id, SessionEndReason::Logout).unwrap();
+    let (login_at, logout_at, reason): (
+        chrono::NaiveDateTime,
+        Option<chrono::NaiveDateTime>,
+        Option<SessionEndReason>,
+    ) = sessions::table
+        .filter(sessions::id.eq(&session.session_id))
+        .select((sessions::login_at, sessions::logout_at, sessions::end_reason))
+        .first(&mut conn)
+        .unwrap();
     assert_eq!(login_at.and_utc().timestamp(), at.timestamp());
     assert_eq!(logout_at.map(|t| t.and_utc().timestamp()), Some(later.timestamp()));
-    assert_eq!(reason.as_deref(), Some("logout"));
+    assert_eq!(reason, Some(SessionEndReason::Logout));
     // Managers read them per account.
     let manager = actor(&mut conn, "tpe.manager");
-    let records = accounts::sessions_of(&mut conn, &manager, &session.user_id, 10).unwrap();
+    let records =
+        accounts::sessions_of(&mut conn, &manager, &session.user_id, &Page::new(Some(10), None).unwrap()).unwrap();
     assert_eq!(records.len(), 1);
     assert!(records[0].logout_at.is_some());
 }
@@ -357,20 +399,23 @@ fn r_acc_05_an_hr_event_cancels_the_account_the_same_day_and_ends_its_sessions()
     let manager = actor(&mut conn, "tpe.manager");
     let target = user_id(&mut conn, "tpe.caseworker");
     let view = accounts::record_hr_event(&mut conn, now, &manager, &target, HrEvent::Transfer, "調任他機關").unwrap();
-    assert_eq!(view.status, "cancelled");
+    assert_eq!(view.status, AccountStatus::Cancelled);
     assert_eq!(
-        view.events.last().map(|e| (e.kind.as_str(), e.effective_date)),
-        Some(("hr_transfer", immilink_shared::clock::business_date(now)))
+        view.events.last().map(|e| (e.kind, e.effective_date)),
+        Some((AccountEventKind::HrTransfer, immilink_shared::clock::business_date(now)))
     );
     let live = check_live(&mut conn, now, &session.session_id, None, Duration::minutes(15));
-    assert!(matches!(live, Err(IdentityError::SessionEnded(reason)) if reason == "account_cancelled"));
+    assert!(matches!(
+        live,
+        Err(IdentityError::SessionEnded(SessionRefusal::Ended(SessionEndReason::AccountCancelled)))
+    ));
     assert!(matches!(login(&mut conn, now, &attempt("tpe.caseworker")), Err(IdentityError::LoginRefused)));
     // Only the account manager files HR events.
     let supervisor = actor(&mut conn, "tpe.supervisor");
     let other = user_id(&mut conn, "tpe.auditor");
     assert!(matches!(
         accounts::record_hr_event(&mut conn, now, &supervisor, &other, HrEvent::Leave, "x"),
-        Err(IdentityError::Forbidden { code: "role_required", .. })
+        Err(IdentityError::RoleRequired { .. })
     ));
 }
 
@@ -384,10 +429,7 @@ fn r_acc_06_the_last_account_manager_hands_over_before_leaving() {
     let head_manager = actor(&mut conn, "tpe.manager");
     // Nobody can cancel the only manager (not even the manager themselves).
     let refused = accounts::record_hr_event(&mut conn, now, &head_manager, &manager_id, HrEvent::Resignation, "離職");
-    assert!(
-        matches!(refused, Err(IdentityError::Conflict { code: "last_account_manager", rule: Some("R-ACC-06"), .. })),
-        "{refused:?}"
-    );
+    assert!(matches!(refused, Err(IdentityError::LastAccountManager)), "{refused:?}");
     // The agency head hands the role to the IT officer in one step.
     let it = user_id(&mut conn, "tpe.it");
     let view = accounts::hand_over_manager(&mut conn, now, &head, &manager_id, &it, "業務移交").unwrap();
@@ -397,7 +439,7 @@ fn r_acc_06_the_last_account_manager_hands_over_before_leaving() {
     let caseworker = actor(&mut conn, "tpe.caseworker");
     assert!(matches!(
         accounts::hand_over_manager(&mut conn, now, &caseworker, &it, &manager_id, "x"),
-        Err(IdentityError::Forbidden { .. })
+        Err(IdentityError::HandoverNotPermitted)
     ));
     // Now the former manager may leave; the new one files it.
     let new_manager = actor(&mut conn, "tpe.it");
@@ -423,9 +465,9 @@ fn r_acc_07_a_second_session_from_another_ip_or_device_is_refused_and_flagged_an
     other_device.user_agent = "another browser".into();
     assert!(matches!(login(&mut conn, now, &other_device), Err(IdentityError::LoginRefused)));
     let manager = actor(&mut conn, "tpe.manager");
-    let flags = accounts::lending_flags(&mut conn, &manager).unwrap();
+    let flags = accounts::lending_flags(&mut conn, &manager, &Page::first()).unwrap();
     assert_eq!(flags.len(), 2);
-    assert!(flags.iter().all(|f| f.kind == LENDING_FLAG));
+    assert!(flags.iter().all(|f| f.kind == AccountEventKind::PossibleAccountLending));
     // The first session is untouched; the same workstation and browser may log in again.
     check_live(&mut conn, now, &first.session_id, None, Duration::minutes(15)).unwrap();
     let again = login(&mut conn, now, &attempt("tpe.caseworker")).unwrap();
@@ -450,15 +492,15 @@ fn r_acc_09_a_lost_certificate_terminates_the_account_at_once() {
     // The holder reports it themselves.
     let clerk = actor(&mut conn, "hln.clerk");
     let view = accounts::report_certificate_lost(&mut conn, now, &clerk, &session.user_id, "").unwrap();
-    assert_eq!(view.status, "terminated");
+    assert_eq!(view.status, AccountStatus::Terminated);
     assert!(check_live(&mut conn, now, &session.session_id, None, Duration::minutes(15)).is_err());
     // Terminated is final: the manager cannot reinstate it.
     let manager = actor(&mut conn, "hln.manager");
     assert!(matches!(
         accounts::reinstate(&mut conn, now, &manager, &session.user_id, "x"),
-        Err(IdentityError::Conflict { code: "not_suspended", .. })
+        Err(IdentityError::NotSuspended { .. })
     ));
-    assert_eq!(status_of(&mut conn, "hln.clerk"), "terminated");
+    assert_eq!(status_of(&mut conn, "hln.clerk"), AccountStatus::Terminated);
 }
 
 #[test]
@@ -469,12 +511,13 @@ fn r_acc_11_ip_bindings_change_through_the_manager_and_sessions_from_removed_ips
     let session = login(&mut conn, now, &attempt("tpe.caseworker")).unwrap();
     let caseworker = actor(&mut conn, "tpe.caseworker");
     let new_ip: IpAddr = "10.20.30.40".parse().unwrap();
+    let new_ips = RegisteredIps::parse(Some(vec![new_ip.to_string()])).unwrap();
     assert!(matches!(
-        accounts::set_ips(&mut conn, now, &caseworker, &session.user_id, &[new_ip], "自行變更"),
-        Err(IdentityError::Forbidden { .. })
+        accounts::set_ips(&mut conn, now, &caseworker, &session.user_id, &new_ips, "自行變更"),
+        Err(IdentityError::RoleRequired { .. })
     ));
     let it = actor(&mut conn, "tpe.it");
-    let view = accounts::set_ips(&mut conn, now, &it, &session.user_id, &[new_ip], "更換工作站").unwrap();
+    let view = accounts::set_ips(&mut conn, now, &it, &session.user_id, &new_ips, "更換工作站").unwrap();
     assert_eq!(view.ips, vec!["10.20.30.40"]);
     assert!(check_live(&mut conn, now, &session.session_id, None, Duration::minutes(15)).is_err());
     assert!(login(&mut conn, now, &attempt("tpe.caseworker")).is_err());
@@ -484,14 +527,17 @@ fn r_acc_11_ip_bindings_change_through_the_manager_and_sessions_from_removed_ips
 }
 
 #[test]
-fn r_acc_05_an_account_manager_of_one_agency_cannot_read_or_change_another_agencys_accounts() {
+fn an_account_manager_of_one_agency_cannot_read_or_change_another_agencys_accounts() {
     let test_db = TestDb::new();
     let mut conn = seeded(&test_db);
     let now = Utc::now();
     let tpe_manager = actor(&mut conn, "tpe.manager");
     let hln_clerk = user_id(&mut conn, "hln.clerk");
     assert!(matches!(accounts::detail(&mut conn, &tpe_manager, &hln_clerk), Err(IdentityError::NotFound(_))));
-    assert!(matches!(accounts::sessions_of(&mut conn, &tpe_manager, &hln_clerk, 5), Err(IdentityError::NotFound(_))));
+    assert!(matches!(
+        accounts::sessions_of(&mut conn, &tpe_manager, &hln_clerk, &Page::first()),
+        Err(IdentityError::NotFound(_))
+    ));
     assert!(matches!(
         accounts::suspend(&mut conn, now, &tpe_manager, &hln_clerk, "x"),
         Err(IdentityError::NotFound(_))
@@ -500,9 +546,9 @@ fn r_acc_05_an_account_manager_of_one_agency_cannot_read_or_change_another_agenc
         accounts::record_hr_event(&mut conn, now, &tpe_manager, &hln_clerk, HrEvent::Resignation, "x"),
         Err(IdentityError::NotFound(_))
     ));
-    let listed = accounts::list(&mut conn, &tpe_manager).unwrap();
+    let listed = accounts::list(&mut conn, &tpe_manager, &Page::first()).unwrap();
     assert!(listed.iter().all(|a| a.agency_code == "TPE-SW"));
-    assert_eq!(status_of(&mut conn, "hln.clerk"), "active");
+    assert_eq!(status_of(&mut conn, "hln.clerk"), AccountStatus::Active);
 }
 
 #[test]
@@ -512,12 +558,12 @@ fn disabled_accounts_cannot_log_in_and_their_sessions_end() {
     let now = Utc::now();
     let session = login(&mut conn, now, &attempt("hln.clerk")).unwrap();
     diesel::update(users::table.filter(users::username.eq("hln.clerk")))
-        .set(users::status.eq("cancelled"))
+        .set(users::status.eq(AccountStatus::Cancelled))
         .execute(&mut conn)
         .unwrap();
     assert!(matches!(login(&mut conn, now, &attempt("hln.clerk")), Err(IdentityError::LoginRefused)));
     let live = check_live(&mut conn, now, &session.session_id, None, Duration::minutes(15));
-    assert!(matches!(live, Err(IdentityError::SessionEnded(reason)) if reason == "account_inactive"));
+    assert!(matches!(live, Err(IdentityError::SessionEnded(SessionRefusal::Ended(SessionEndReason::AccountInactive)))));
 }
 
 #[test]
@@ -533,7 +579,7 @@ fn r_acc_10_idle_timeout_ends_the_session_and_activity_keeps_it() {
     }
     let after_idle = start + Duration::minutes(30) + Duration::minutes(16);
     let ended = check_live(&mut conn, after_idle, &session.session_id, None, idle);
-    assert!(matches!(ended, Err(IdentityError::SessionEnded(reason)) if reason == "idle_timeout"));
+    assert!(matches!(ended, Err(IdentityError::SessionEnded(SessionRefusal::Ended(SessionEndReason::IdleTimeout)))));
     // And it stays ended.
     assert!(check_live(&mut conn, after_idle, &session.session_id, None, idle).is_err());
 }
@@ -543,22 +589,58 @@ fn r_qry_02_permissions_are_link_approvals_intersected_with_user_grants() {
     let test_db = TestDb::new();
     let mut conn = seeded(&test_db);
     let now = Utc::now();
-    let caseworker = login(&mut conn, now, &attempt("tpe.caseworker")).unwrap();
-    let profile = permissions::profile(&mut conn, now, &caseworker.user_id).unwrap();
-    assert_eq!(profile.query_types, vec!["entry_exit_last_year", "foreigner_residence"]);
-    assert_eq!(profile.purposes, vec!["sw_statutory_business"]);
-    // 11 legal bases x 1 purpose x 2 granted query types.
-    assert_eq!(profile.permissions.len(), 22);
+    // HLN-HR's link approves entry/exit and traveller history; its clerk holds entry/exit only, and
+    // a grant the link does not approve counts for nothing.
+    let clerk = login(&mut conn, now, &attempt("hln.clerk")).unwrap();
+    diesel::insert_into(crate::schema::user_grants::table)
+        .values((
+            crate::schema::user_grants::user_id.eq(&clerk.user_id),
+            crate::schema::user_grants::query_type.eq("eid_photo"),
+            crate::schema::user_grants::purpose_code.eq("hr_nationality_change"),
+        ))
+        .execute(&mut conn)
+        .unwrap();
+    let profile = permissions::profile(&mut conn, now, &clerk.user_id).unwrap();
+    assert_eq!(profile.query_types, vec!["entry_exit_last_year"]);
+    assert_eq!(profile.purposes.len(), 4, "{:?}", profile.purposes);
+    // 2 legal bases x 4 purposes x 1 query type both approved and granted.
+    assert_eq!(profile.permissions.len(), 8);
     // Outside the link's usage period nothing is permitted (R-LINK-12 groundwork).
     let expired = now + Duration::days(3 * 365);
-    assert!(permissions::permitted(&mut conn, expired, &caseworker.user_id, &profile.agency.id).unwrap().is_empty());
-    let supervisor = login(&mut conn, now, &attempt("tpe.supervisor")).unwrap();
+    assert!(permissions::permitted(&mut conn, expired, &clerk.user_id, &profile.agency.id).unwrap().is_empty());
+    let supervisor = login(&mut conn, now, &attempt("hln.supervisor")).unwrap();
     assert!(permissions::profile(&mut conn, now, &supervisor.user_id).unwrap().permissions.is_empty());
     // The summary other services read (a bulk job's submitter) carries the same permissions.
-    let summary = crate::domain::accounts::summary(&mut conn, now, &caseworker.user_id).unwrap().unwrap();
-    assert_eq!((summary.agency.as_str(), summary.status.as_str()), ("TPE-SW", "active"));
+    let summary = crate::domain::accounts::summary(&mut conn, now, &clerk.user_id).unwrap().unwrap();
+    assert_eq!((summary.agency.as_str(), summary.status), ("HLN-HR", AccountStatus::Active));
     assert_eq!(summary.permissions, profile.permissions);
-    assert!(crate::domain::accounts::summary(&mut conn, now, "no-such-user").unwrap().is_none());
+    assert!(crate::domain::accounts::summary(&mut conn, now, &UserId::new("no-such-user")).unwrap().is_none());
+}
+
+/// Seed 001 pt 3(2): the Taipei social welfare department uses all eight query types of the cloud
+/// query service, under each of the eleven laws of pt 3; the demo caseworker holds them all.
+#[test]
+fn the_demo_caseworker_of_tpe_sw_may_run_all_eight_query_types_under_every_legal_basis() {
+    let test_db = TestDb::new();
+    let mut conn = seeded(&test_db);
+    let now = Utc::now();
+    let caseworker = login(&mut conn, now, &attempt("tpe.caseworker")).unwrap();
+    let profile = permissions::profile(&mut conn, now, &caseworker.user_id).unwrap();
+    let mut all: Vec<&str> = immilink_shared::catalogue::QueryType::ALL.iter().map(|q| q.code()).collect();
+    all.sort_unstable();
+    assert_eq!(profile.query_types, all);
+    assert_eq!(profile.purposes, vec!["sw_statutory_business"]);
+    let bases: std::collections::BTreeSet<&str> = profile.permissions.iter().map(|p| p.legal_basis.as_str()).collect();
+    let social_welfare: std::collections::BTreeSet<String> = immilink_shared::catalogue::legal_bases()
+        .into_iter()
+        .filter(|b| b.agency_kind == immilink_shared::catalogue::AgencyKind::SocialWelfare)
+        .map(|b| b.code)
+        .collect();
+    assert_eq!(social_welfare.len(), 11);
+    assert!(bases.iter().all(|b| social_welfare.contains(*b)) && bases.len() == 11);
+    // 11 legal bases x 1 purpose x 8 query types.
+    assert_eq!(profile.permissions.len(), 88);
+    assert_eq!(demo::linked_query_types("TPE-SW"), immilink_shared::catalogue::QueryType::ALL);
 }
 
 #[test]
@@ -605,4 +687,72 @@ async fn signing_key_rotation_keeps_old_tokens_valid_during_the_overlap_only() {
     let after_overlap = TokenVerifier::from_jwks(&SigningKeys::load(&new_path, false).unwrap().jwks()).unwrap();
     assert!(after_overlap.verify(&before_rotation).await.is_err());
     assert!(after_overlap.verify(&after_rotation).await.is_ok());
+}
+
+/// Lists come a page at a time in a fixed order, each page continuing after the last id of the one
+/// before; an id that is not on the list is refused naming `before`.
+#[test]
+fn lists_page_in_their_order_after_the_last_id() {
+    let test_db = TestDb::new();
+    let mut conn = seeded(&test_db);
+    let now = Utc::now();
+    let manager = actor(&mut conn, "tpe.manager");
+    let everyone = accounts::list(&mut conn, &manager, &Page::first()).unwrap();
+    assert_eq!(everyone.len(), 8, "TPE-SW's demo users");
+    let usernames: Vec<&str> = everyone.iter().map(|a| a.username.as_str()).collect();
+    let mut sorted = usernames.clone();
+    sorted.sort_unstable();
+    assert_eq!(usernames, sorted);
+    let mut paged = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = accounts::list(&mut conn, &manager, &Page::new(Some(3), cursor).unwrap()).unwrap();
+        let Some(last) = page.last() else { break };
+        cursor = Some(last.user_id.to_string());
+        paged.extend(page.into_iter().map(|a| a.username));
+    }
+    assert_eq!(paged, sorted);
+    let stranger = Page::new(None, Some(user_id(&mut conn, "hln.clerk").to_string())).unwrap();
+    assert!(
+        matches!(accounts::list(&mut conn, &manager, &stranger), Err(IdentityError::Invalid { field, .. }) if field == "before")
+    );
+
+    // Applications: oldest first, and a unit supervisor's pages hold their unit's only.
+    let ids: Vec<ApplicationId> =
+        (0..3).map(|n| apply(&mut conn, now, "TPE-SW", &format!("tpe.page{n}"), 920 + n)).collect();
+    let first = applications::list(&mut conn, &manager, None, &Page::new(Some(2), None).unwrap()).unwrap();
+    assert_eq!(first.iter().map(|a| a.id.clone()).collect::<Vec<_>>(), ids[..2]);
+    let rest = applications::list(&mut conn, &manager, None, &Page::new(Some(2), Some(ids[1].to_string())).unwrap());
+    assert_eq!(rest.unwrap().iter().map(|a| a.id.clone()).collect::<Vec<_>>(), ids[2..]);
+    let mut other_unit_supervisor = actor(&mut conn, "tpe.supervisor");
+    other_unit_supervisor.unit_id = Some(UnitId::new("another-unit"));
+    assert!(applications::list(&mut conn, &other_unit_supervisor, None, &Page::first()).unwrap().is_empty());
+    let supervisor = actor(&mut conn, "tpe.supervisor");
+    let waiting = Some(ApplicationStatus::SupervisorReview);
+    assert_eq!(applications::list(&mut conn, &supervisor, waiting, &Page::first()).unwrap().len(), 3);
+    assert!(applications::list(&mut conn, &supervisor, Some(ApplicationStatus::Approved), &Page::first())
+        .unwrap()
+        .is_empty());
+
+    // Sessions: newest first.
+    for minutes in [0, 1, 2] {
+        login(&mut conn, now + Duration::minutes(minutes), &attempt("tpe.caseworker")).unwrap();
+    }
+    let caseworker = user_id(&mut conn, "tpe.caseworker");
+    let newest = accounts::sessions_of(&mut conn, &manager, &caseworker, &Page::new(Some(2), None).unwrap()).unwrap();
+    assert!(newest[0].login_at > newest[1].login_at);
+    let older = Page::new(Some(2), Some(newest[1].session_id.to_string())).unwrap();
+    let older = accounts::sessions_of(&mut conn, &manager, &caseworker, &older).unwrap();
+    assert_eq!(older.len(), 1);
+    assert!(older[0].login_at < newest[1].login_at);
+
+    // The agency directory: by code, with each agency's units.
+    let agencies = accounts::directory(&mut conn, &Page::new(Some(2), None).unwrap()).unwrap();
+    assert_eq!(agencies.iter().map(|a| a.code.as_str()).collect::<Vec<_>>(), ["HLN-HR", "NIA"]);
+    assert!(agencies.iter().all(|a| a.units.len() == 1));
+    let after = Page::new(None, Some("NIA".into())).unwrap();
+    assert_eq!(
+        accounts::directory(&mut conn, &after).unwrap().iter().map(|a| a.code.as_str()).collect::<Vec<_>>(),
+        ["TPE-SW"]
+    );
 }

@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use crate::clients::VendorsClient;
 use crate::domain::accounts::{Actor, Grant};
-use crate::domain::applications::{self, ApplicationView, Decision, NewApplication, OutsideDecision};
-use crate::domain::{notifications, sessions, IdentityError};
+use crate::domain::applications::{
+    self, Application, ApplicationStatus, Decision, NewApplication, OutsideDecision, ReviewDecision, ReviewStep,
+};
+use crate::domain::{notifications, sessions, ApplicationId, IdentityError};
 use crate::State;
 
 /// Bounds the CPU spent on argon2id, so a login storm queues here instead of starving everything
@@ -24,10 +26,7 @@ impl PasswordHasher {
     }
 
     async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, IdentityError> {
-        let busy = || IdentityError::Unavailable {
-            code: "login_busy",
-            detail: "too many logins at once; try again in a moment".into(),
-        };
+        let busy = || IdentityError::LoginBusy;
         let _permit = tokio::time::timeout(self.max_wait, self.permits.acquire())
             .await
             .map_err(|_| busy())?
@@ -53,7 +52,7 @@ pub async fn submit_application(
     state: &State,
     application: NewApplication,
     password: String,
-) -> Result<ApplicationView, IdentityError> {
+) -> Result<Application, IdentityError> {
     refuse_vendor_personnel(&state.vendors, &application.national_id).await?;
     let password_hash = state.hasher.hash(password).await?;
     let now = state.clock.now();
@@ -62,11 +61,7 @@ pub async fn submit_application(
 
 async fn refuse_vendor_personnel(vendors: &VendorsClient, national_id: &str) -> Result<(), IdentityError> {
     if vendors.is_vendor_personnel(national_id).await? {
-        return Err(IdentityError::forbidden(
-            "vendor_personnel",
-            Some("R-ACC-08"),
-            "contractor and outsourced personnel cannot apply for an account",
-        ));
+        return Err(IdentityError::ContractorApplicant);
     }
     Ok(())
 }
@@ -77,18 +72,18 @@ async fn refuse_vendor_personnel(vendors: &VendorsClient, national_id: &str) -> 
 pub async fn review_application(
     state: &State,
     actor: Actor,
-    id: String,
+    id: ApplicationId,
     decision: Decision,
     reason: String,
     granted: Option<Vec<Grant>>,
-) -> Result<ApplicationView, IdentityError> {
+) -> Result<Application, IdentityError> {
     let now = state.clock.now();
     let review_id = id.clone();
     let view = state
         .db
         .run(move |conn| applications::review(conn, now, &actor, &review_id, decision, &reason, granted))
         .await?;
-    if view.status != applications::status::NIA_REVIEW {
+    if view.status != ApplicationStatus::NiaReview {
         return Ok(view);
     }
     if let Err(err) = advance_to_nia(state, id.clone()).await {
@@ -100,14 +95,14 @@ pub async fn review_application(
 /// Hands an application the agency approved to the immigration agency and records its answer. The
 /// contractor check runs again first: personnel may have been registered since the application.
 /// When either side does not answer the application keeps waiting and the background task retries.
-pub async fn advance_to_nia(state: &State, id: String) -> Result<(), IdentityError> {
+pub async fn advance_to_nia(state: &State, id: ApplicationId) -> Result<(), IdentityError> {
     let lookup_id = id.clone();
     let Some(submission) = state.db.run(move |conn| applications::nia_submission(conn, &lookup_id)).await? else {
         return Ok(());
     };
     let outcome = if state.vendors.is_vendor_personnel(&submission.national_id).await? {
         OutsideDecision {
-            step: "contractor_check",
+            step: ReviewStep::ContractorCheck,
             reviewer_name: "immilink (vendor personnel records)".into(),
             approved: false,
             reason: "the applicant is registered contractor personnel (R-ACC-08)".into(),
@@ -116,9 +111,9 @@ pub async fn advance_to_nia(state: &State, id: String) -> Result<(), IdentityErr
     } else {
         let answer = state.nia.review(&submission).await?;
         OutsideDecision {
-            step: applications::status::NIA_REVIEW,
+            step: ReviewStep::NiaReview,
             reviewer_name: "內政部移民署 National Immigration Agency".into(),
-            approved: answer.decision == "approved",
+            approved: answer.decision == ReviewDecision::Approved,
             reason: answer.reason,
             reference: Some(answer.reference),
         }

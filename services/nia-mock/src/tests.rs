@@ -344,9 +344,10 @@ async fn each_agency_may_run_only_its_approved_items() {
     let app = app!(query_settings());
     let cases = [
         ("HLN-HR", HLN_KEY, "foreigner_residence", 403),
+        ("HLN-HR", HLN_KEY, "eid_photo", 403),
         ("HLN-HR", HLN_KEY, "traveler_history", 200),
-        ("TPE-SW", TPE_KEY, "traveler_history", 403),
-        ("TPE-SW", TPE_KEY, "eid_photo", 403),
+        ("TPE-SW", TPE_KEY, "traveler_history", 200),
+        ("TPE-SW", TPE_KEY, "eid_photo", 200),
         ("TPE-SW", TPE_KEY, "arc_validity_address", 200),
     ];
     for (agency, key, query_type, status) in cases {
@@ -536,7 +537,7 @@ async fn admin_endpoints_need_the_key_and_do_not_exist_without_one() {
 async fn the_call_log_records_every_query_with_its_lookup_and_status() {
     let app = app!(query_settings());
     assert_eq!(status!(app, entry_exit()), 200);
-    assert_eq!(status!(app, query("eid_photo", "B200000004", "TPE-SW", TPE_KEY)), 403);
+    assert_eq!(status!(app, query("eid_photo", "B200000004", "HLN-HR", HLN_KEY)), 403);
     assert_eq!(status!(app, query("entry_exit_last_year", "F131104093", "TPE-SW", "wrong")), 401);
     assert_eq!(status!(app, put_faults(json!({"outage": true}))), 200);
     assert_eq!(status!(app, query("foreigner_residence", "AC01234567", "TPE-SW", TPE_KEY)), 503);
@@ -567,7 +568,9 @@ async fn the_call_log_records_every_query_with_its_lookup_and_status() {
             (4, "foreigner_residence", "AC01234567", "lookup-AC01234567", 503),
         ]
     );
-    assert!(calls.iter().all(|c| c["agency"] == "TPE-SW" && c["at"] == "2026-11-23T02:00:00Z"), "{calls:?}");
+    let agencies: Vec<&str> = calls.iter().map(|c| c["agency"].as_str().unwrap()).collect();
+    assert_eq!(agencies, ["TPE-SW", "HLN-HR", "TPE-SW", "TPE-SW"]);
+    assert!(calls.iter().all(|c| c["at"] == "2026-11-23T02:00:00Z"), "{calls:?}");
 
     let cleared =
         actix_test::call_service(&app, admin(actix_web::http::Method::DELETE, "/admin/v1/calls").to_request()).await;

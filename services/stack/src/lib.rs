@@ -340,6 +340,20 @@ mod tests {
         }
     }
 
+    /// nia-mock approves, by default, exactly what identity's demo links approve: every demo
+    /// agency's query types (TPE-SW all eight, seed 001 pt 3(2)), so a demo lookup identity permits is
+    /// never refused upstream as an item the agency lacks.
+    #[test]
+    fn the_upstream_approves_the_demo_links_items() {
+        let upstream = super::nia_mock::AgencyItems::demo();
+        for agency in super::identity::domain::demo::agency_codes() {
+            let linked = super::identity::domain::demo::linked_query_types(agency);
+            let approved = upstream.approved(agency).unwrap_or_default();
+            assert_eq!(approved, linked, "{agency}");
+        }
+        assert_eq!(upstream.approved("TPE-SW").map(<[_]>::len), Some(8));
+    }
+
     #[test]
     fn merged_document_has_every_public_path_and_no_internal_one() {
         let doc = super::merged_openapi();

@@ -8,8 +8,7 @@ pub mod schema;
 #[cfg(test)]
 mod tests;
 
-pub use domain::personnel::PersonnelVendor;
-pub use routes::internal::{PersonnelLookup, PersonnelLookupAnswer};
+pub use routes::internal::{PersonnelLookup, PersonnelLookupAnswer, PersonnelVendor};
 
 use actix_web::web;
 use immilink_shared::clock::SharedClock;

@@ -315,3 +315,35 @@ fn personnel_routes_are_documented_and_the_internal_lookup_is_not() {
     }
     assert!(doc.paths.paths.keys().all(|p| !p.starts_with("/internal")));
 }
+
+#[actix_web::test]
+async fn lists_take_a_page_and_refuse_an_out_of_range_limit_naming_it() {
+    let test_db = TestDb::new();
+    let app = app!(test_db);
+    let tpe = token("TPE-SW", &["vendor_manager"]);
+    for (name, number) in [("甲公司", "22099131"), ("乙公司", "10458575")] {
+        let created = actix_test::call_service(
+            &app,
+            post("/v1/vendors", &tpe, json!({"name": name, "business_number": number})).to_request(),
+        )
+        .await;
+        assert_eq!(created.status(), 201);
+    }
+    let first: Value = actix_test::call_and_read_body_json(&app, get("/v1/vendors?limit=1", &tpe).to_request()).await;
+    assert_eq!(first.as_array().map(Vec::len), Some(1));
+    let after = first[0]["id"].as_str().unwrap();
+    let next: Value = actix_test::call_and_read_body_json(
+        &app,
+        get(&format!("/v1/vendors?limit=1&before={after}"), &tpe).to_request(),
+    )
+    .await;
+    assert_eq!(next.as_array().map(Vec::len), Some(1));
+    assert_ne!(next[0]["id"], first[0]["id"]);
+    let personnel = format!("/v1/vendors/{after}/personnel");
+    for uri in ["/v1/vendors?limit=0", "/v1/vendors?limit=501", &format!("{personnel}?limit=-1")] {
+        let response = actix_test::call_service(&app, get(uri, &tpe).to_request()).await;
+        assert_eq!(response.status(), 422, "{uri}");
+        let problem: Problem = actix_test::read_body_json(response).await;
+        assert_eq!(problem.field.as_deref(), Some("limit"), "{uri}");
+    }
+}

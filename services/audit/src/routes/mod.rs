@@ -1,6 +1,8 @@
-//! HTTP handlers: parse, authorise, call a domain function, map the result.
+//! HTTP handlers: parse, authorize, call a domain function, map the result. Request and response
+//! DTOs live beside their handlers; `problems` turns the service's errors into problems.
 
 mod internal;
+mod problems;
 mod records;
 mod verify;
 
@@ -18,8 +20,3 @@ pub fn configure(cfg: &mut ServiceConfig) {
 pub fn configure_internal(cfg: &mut actix_web::web::ServiceConfig) {
     cfg.service(internal::ingest);
 }
-
-/// Roles that may read the audit log.
-pub const READERS: &[&str] = &["auditor", "account_manager", "ethics_officer", "nia_reviewer", "unit_supervisor"];
-/// Roles that see every agency's records; the others see their own agency's only.
-pub const CROSS_AGENCY: &[&str] = &["auditor", "nia_reviewer"];

@@ -1,42 +1,117 @@
-use actix_web::{get, web};
-use immilink_shared::auth::AccessClaims;
-use immilink_shared::extractors::ApiQuery;
-use immilink_shared::extractors::Authenticated;
-use immilink_shared::problem::Problem;
-use immilink_shared::{ApiError, ApiResult};
+//! Reading the audit log: a filtered search and one record by id.
 
-use crate::chain::{self, AuditRecord, RecordFilter};
+use actix_web::{get, web};
+use chrono::{DateTime, NaiveDateTime, Utc};
+use immilink_shared::extractors::{ApiQuery, Authenticated, Page};
+use immilink_shared::problem::Problem;
+use immilink_shared::typed::{AgencyCode, UserId};
+use immilink_shared::{ApiError, ApiResult};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::domain::chain::{self, RecordQuery};
+use crate::domain::records;
 use crate::State;
 
-fn sees_all_agencies(claims: &AccessClaims) -> bool {
-    super::CROSS_AGENCY.iter().any(|role| claims.has_role(role))
+/// Filters for searching records.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RecordFilter {
+    /// Agency code, e.g. `TPE-SW`.
+    pub agency: Option<String>,
+    pub actor_user_id: Option<String>,
+    pub subject_id: Option<String>,
+    /// The lookup id.
+    pub correlation_id: Option<String>,
+    pub kind: Option<String>,
+    /// Only records from this instant on (RFC 3339).
+    pub from: Option<DateTime<Utc>>,
+    /// Only records before this instant (RFC 3339).
+    pub to: Option<DateTime<Utc>>,
+    /// Return records with a sequence greater than this (for paging: the last sequence of the
+    /// previous page).
+    pub after_sequence: Option<i64>,
+    /// At most this many (1–500, default 100).
+    pub limit: Option<i64>,
 }
 
-/// Search audit records. Agency-bound roles only ever see their own agency's records.
+impl RecordFilter {
+    /// The query and its page (`limit` checked like every list's).
+    fn parse(self) -> Result<(RecordQuery, Page<i64>), ApiError> {
+        let page = Page::new(self.limit, self.after_sequence)?;
+        let query = RecordQuery {
+            agency: self.agency.map(AgencyCode::new),
+            actor_user_id: self.actor_user_id.map(UserId::new),
+            subject_id: self.subject_id,
+            correlation_id: self.correlation_id,
+            kind: self.kind,
+            from: self.from,
+            to: self.to,
+        };
+        Ok((query, page))
+    }
+}
+
+/// A stored record as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct AuditRecord {
+    pub sequence: i64,
+    pub id: String,
+    pub kind: String,
+    #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "immilink_shared::clock::rfc3339")]
+    pub occurred_at: NaiveDateTime,
+    #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "immilink_shared::clock::rfc3339")]
+    pub recorded_at: NaiveDateTime,
+    pub source: String,
+    pub actor_user_id: Option<String>,
+    pub agency: Option<String>,
+    pub correlation_id: Option<String>,
+    pub subject_id: Option<String>,
+    /// Canonical JSON text of the event details.
+    pub payload: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl From<chain::AuditRecord> for AuditRecord {
+    fn from(record: chain::AuditRecord) -> Self {
+        Self {
+            sequence: record.sequence,
+            id: record.id,
+            kind: record.kind,
+            occurred_at: record.occurred_at,
+            recorded_at: record.recorded_at,
+            source: record.source,
+            actor_user_id: record.actor_user_id,
+            agency: record.agency,
+            correlation_id: record.correlation_id,
+            subject_id: record.subject_id,
+            payload: record.payload,
+            prev_hash: record.prev_hash,
+            hash: record.hash,
+        }
+    }
+}
+
+/// Search audit records in sequence order. Agency-bound roles only ever see their own agency's
+/// records. Page with `after_sequence` (the last sequence of the previous page) and `limit`.
 #[utoipa::path(get, path = "/v1/audit/records", tag = "audit", security(("bearer" = [])), params(RecordFilter), responses(
     (status = 200, body = Vec<AuditRecord>),
     (status = 401, body = Problem, content_type = "application/problem+json"),
-    (status = 403, body = Problem, content_type = "application/problem+json")))]
+    (status = 403, body = Problem, content_type = "application/problem+json"),
+    (status = 422, body = Problem, content_type = "application/problem+json")))]
 #[get("/v1/audit/records")]
 pub async fn search(
     state: web::Data<State>,
     caller: Authenticated,
     filter: ApiQuery<RecordFilter>,
 ) -> ApiResult<web::Json<Vec<AuditRecord>>> {
-    caller.claims.require_any_role(super::READERS)?;
-    let mut filter = filter.into_inner();
-    if !sees_all_agencies(&caller.claims) {
-        match &filter.agency {
-            Some(agency) if agency != &caller.claims.agency => {
-                return Err(
-                    ApiError::forbidden("other_agency", "you may only read your own agency's records").field("agency")
-                );
-            }
-            _ => filter.agency = Some(caller.claims.agency.clone()),
-        }
-    }
-    let records = state.db.run(move |conn| chain::search(conn, &filter)).await.map_err(ApiError::from)?;
-    Ok(web::Json(records))
+    let (query, page) = filter.into_inner().parse()?;
+    let caller = caller.caller();
+    let found = state.db.run(move |conn| records::search(conn, &caller, query, &page)).await.map_err(ApiError::from)?;
+    Ok(web::Json(found.into_iter().map(AuditRecord::from).collect()))
 }
 
 /// One audit record by its id (the `audit_id` a lookup returns).
@@ -50,14 +125,7 @@ pub async fn get(
     caller: Authenticated,
     id: web::Path<String>,
 ) -> ApiResult<web::Json<AuditRecord>> {
-    caller.claims.require_any_role(super::READERS)?;
-    let id = id.into_inner();
-    let record = state
-        .db
-        .run(move |conn| chain::find(conn, &id))
-        .await
-        .map_err(ApiError::from)?
-        .filter(|r| sees_all_agencies(&caller.claims) || r.agency.as_deref() == Some(caller.claims.agency.as_str()))
-        .ok_or_else(|| ApiError::not_found("the audit record"))?;
-    Ok(web::Json(record))
+    let (caller, id) = (caller.caller(), id.into_inner());
+    let record = state.db.run(move |conn| records::get(conn, &caller, &id)).await.map_err(ApiError::from)?;
+    Ok(web::Json(record.into()))
 }

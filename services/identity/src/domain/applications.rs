@@ -5,7 +5,7 @@
 //! Every step records who, when, the decision and the reason; any reviewer may reject; nobody
 //! reviews their own application (R-ACC-04); the applicant is notified at every step.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -14,66 +14,250 @@ use immilink_shared::auth::roles;
 use immilink_shared::catalogue::{self, AgencyKind, QueryType};
 use immilink_shared::clock::to_db;
 use immilink_shared::db::{DbConn, DbError};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use immilink_shared::extractors::Page;
+use immilink_shared::ids::SubjectId;
+use immilink_shared::text_enum;
+use serde::Serialize;
 
-use super::accounts::{self, Actor, Grant, STATUS_ACTIVE, STATUS_CANCELLED, STATUS_TERMINATED};
-use super::{new_id, notifications, IdentityError};
+use super::accounts::{self, AccountEventKind, AccountStatus, Actor, Grant};
+use super::fields::{self, RegisteredIps};
+use super::{new_id, notifications, AgencyCode, AgencyId, ApplicationId, IdentityError, UnitId, UserId};
 use crate::schema::{account_applications, agencies, application_reviews, user_grants, user_ips, user_roles, users};
 
-/// Where an application stands.
-pub mod status {
-    pub const SUPERVISOR_REVIEW: &str = "supervisor_review";
-    pub const MANAGER_REVIEW: &str = "manager_review";
-    pub const HEAD_REVIEW: &str = "head_review";
-    pub const NIA_REVIEW: &str = "nia_review";
-    pub const APPROVED: &str = "approved";
-    pub const REJECTED: &str = "rejected";
+text_enum! {
+    /// Where an application stands (R-ACC-01, R-ACC-02). Every change is judged by
+    /// `ApplicationStatus::transition`.
+    pub enum ApplicationStatus {
+        /// Waiting for the applicant's unit supervisor.
+        SupervisorReview = "supervisor_review",
+        /// Waiting for the agency's account manager.
+        ManagerReview = "manager_review",
+        /// Waiting for the agency head, where the agency requires it (R-ACC-02).
+        HeadReview = "head_review",
+        /// Waiting for the immigration agency (after the contractor check, R-ACC-08).
+        NiaReview = "nia_review",
+        /// The account exists.
+        Approved = "approved",
+        Rejected = "rejected",
+    }
+}
+
+impl ApplicationStatus {
+    /// The one judge of application moves: each local review step moves on to the next (supervisor →
+    /// manager → head where required → the immigration agency) or to rejected; the immigration
+    /// agency's step ends approved or rejected. Approved and rejected are final.
+    pub fn transition(self, to: ApplicationStatus) -> Result<ApplicationStatus, IdentityError> {
+        use ApplicationStatus::*;
+        match (self, to) {
+            (SupervisorReview, ManagerReview)
+            | (ManagerReview, HeadReview | NiaReview)
+            | (HeadReview, NiaReview)
+            | (SupervisorReview | ManagerReview | HeadReview, Rejected)
+            | (NiaReview, Approved | Rejected) => Ok(to),
+            (status, _) => Err(IdentityError::NotAwaitingReview { status }),
+        }
+    }
+
+    /// The agency's review step this status waits for, if it waits for one.
+    pub fn local_step(self) -> Option<ReviewStep> {
+        match self {
+            ApplicationStatus::SupervisorReview => Some(ReviewStep::SupervisorReview),
+            ApplicationStatus::ManagerReview => Some(ReviewStep::ManagerReview),
+            ApplicationStatus::HeadReview => Some(ReviewStep::HeadReview),
+            _ => None,
+        }
+    }
+
+    /// Where an approval at this step leads.
+    fn after_approval(self, requires_head: bool) -> ApplicationStatus {
+        match self {
+            ApplicationStatus::SupervisorReview => ApplicationStatus::ManagerReview,
+            ApplicationStatus::ManagerReview if requires_head => ApplicationStatus::HeadReview,
+            _ => ApplicationStatus::NiaReview,
+        }
+    }
+}
+
+text_enum! {
+    /// One recorded review of an application.
+    pub enum ReviewStep {
+        SupervisorReview = "supervisor_review",
+        ManagerReview = "manager_review",
+        HeadReview = "head_review",
+        /// The vendors service refused the applicant as contractor personnel (R-ACC-08).
+        ContractorCheck = "contractor_check",
+        NiaReview = "nia_review",
+    }
+}
+
+impl ReviewStep {
+    /// The role that reviews a local step; `None` for the outside ones.
+    pub fn reviewer_role(self) -> Option<&'static str> {
+        match self {
+            ReviewStep::SupervisorReview => Some(roles::UNIT_SUPERVISOR),
+            ReviewStep::ManagerReview => Some(roles::ACCOUNT_MANAGER),
+            ReviewStep::HeadReview => Some(roles::AGENCY_HEAD),
+            ReviewStep::ContractorCheck | ReviewStep::NiaReview => None,
+        }
+    }
+}
+
+text_enum! {
+    /// What a review decided, as recorded.
+    pub enum ReviewDecision {
+        Approved = "approved",
+        Rejected = "rejected",
+    }
+}
+
+text_enum! {
+    /// What a reviewer decides.
+    pub enum Decision {
+        Approve = "approve",
+        Reject = "reject",
+    }
+}
+
+impl Decision {
+    fn recorded(self) -> ReviewDecision {
+        match self {
+            Decision::Approve => ReviewDecision::Approved,
+            Decision::Reject => ReviewDecision::Rejected,
+        }
+    }
+}
+
+/// An application as the applicant sent it, before any rule was applied.
+#[derive(Debug, Clone, Default)]
+pub struct ApplicationForm {
+    pub agency_code: Option<String>,
+    pub unit_id: Option<String>,
+    pub username: Option<String>,
+    pub display_name: Option<String>,
+    pub national_id: Option<String>,
+    pub email: Option<String>,
+    pub password: Option<String>,
+    pub certificate_serial: Option<String>,
+    pub ips: Option<Vec<String>>,
+    pub legal_basis: Option<String>,
+    pub business_handled: Option<String>,
+    pub grants: Option<Vec<GrantForm>>,
+}
+
+/// A requested (query type, purpose) pair as sent.
+#[derive(Debug, Clone, Default)]
+pub struct GrantForm {
+    pub query_type: Option<String>,
+    pub purpose_code: Option<String>,
 }
 
 /// A validated application, ready to store.
 #[derive(Debug, Clone)]
 pub struct NewApplication {
-    pub agency_code: String,
-    pub unit_id: String,
+    pub agency_code: AgencyCode,
+    pub unit_id: UnitId,
     pub username: String,
     pub display_name: String,
     /// Normalised national ID (or UI number) of the applicant.
     pub national_id: String,
     pub email: String,
     pub certificate_serial: String,
-    pub ips: Vec<IpAddr>,
+    pub ips: RegisteredIps,
     pub legal_basis: String,
     pub business_handled: String,
     pub grants: Vec<Grant>,
     pub submitted_ip: IpAddr,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Decision {
-    Approve,
-    Reject,
-}
+/// Most (query type, purpose) pairs one application may request.
+pub const MAX_GRANTS: usize = 50;
 
-impl Decision {
-    fn code(self) -> &'static str {
-        match self {
-            Decision::Approve => "approved",
-            Decision::Reject => "rejected",
+impl NewApplication {
+    /// The application from what the applicant sent, field by field (each refusal names its
+    /// field), with the password apart: it is stored only as a hash.
+    pub fn parse(form: ApplicationForm, submitted_ip: IpAddr) -> Result<(NewApplication, String), IdentityError> {
+        let national_id = fields::text(form.national_id, "national_id", 20)?;
+        let national_id = SubjectId::parse_resident(&national_id)
+            .map_err(|err| IdentityError::invalid("national_id", err.to_string()))?
+            .as_str()
+            .to_owned();
+        let password = form.password.filter(|p| !p.is_empty()).ok_or_else(|| IdentityError::missing("password"))?;
+        if password.chars().count() < 12 || password.len() > 256 {
+            return Err(IdentityError::invalid("password", "between 12 and 256 characters"));
         }
+        let application = NewApplication {
+            agency_code: AgencyCode::new(fields::text(form.agency_code, "agency_code", 32)?),
+            unit_id: UnitId::new(fields::text(form.unit_id, "unit_id", 64)?),
+            username: username(form.username)?,
+            display_name: fields::text(form.display_name, "display_name", 100)?,
+            national_id,
+            email: email(form.email)?,
+            certificate_serial: certificate_serial(form.certificate_serial)?,
+            ips: RegisteredIps::parse_or(form.ips, submitted_ip)?,
+            legal_basis: fields::text(form.legal_basis, "legal_basis", 64)?,
+            business_handled: fields::text(form.business_handled, "business_handled", 500)?,
+            grants: parse_grants(form.grants)?,
+            submitted_ip,
+        };
+        Ok((application, password))
     }
 }
 
+/// 3–64 characters: lowercase letters, digits, `.`, `_`, `-`.
+fn username(raw: Option<String>) -> Result<String, IdentityError> {
+    let username = fields::text(raw, "username", 64)?;
+    let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-');
+    if username.len() < 3 || !username.chars().all(allowed) {
+        return Err(IdentityError::invalid("username", "3–64 characters: lowercase letters, digits, '.', '_' or '-'"));
+    }
+    Ok(username)
+}
+
+fn email(raw: Option<String>) -> Result<String, IdentityError> {
+    let email = fields::text(raw, "email", 254)?;
+    let valid = email.split_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
+    }) && !email.chars().any(char::is_whitespace);
+    if !valid {
+        return Err(IdentityError::invalid("email", "not an e-mail address"));
+    }
+    Ok(email)
+}
+
+/// The citizen certificate's serial (R-ACC-03): letters, digits and dashes.
+fn certificate_serial(raw: Option<String>) -> Result<String, IdentityError> {
+    let serial = fields::text(raw, "certificate_serial", 64)?;
+    if !serial.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        return Err(IdentityError::invalid("certificate_serial", "letters, digits and '-' only"));
+    }
+    Ok(serial)
+}
+
+/// Requested or granted pairs: one to [`MAX_GRANTS`], each with both codes (checked against the
+/// catalogues where the agency's kind is known).
+pub fn parse_grants(raw: Option<Vec<GrantForm>>) -> Result<Vec<Grant>, IdentityError> {
+    let raw = fields::present(raw, "grants")?;
+    if raw.is_empty() || raw.len() > MAX_GRANTS {
+        return Err(IdentityError::invalid("grants", format!("between 1 and {MAX_GRANTS} entries")));
+    }
+    raw.into_iter()
+        .enumerate()
+        .map(|(i, g)| {
+            Ok(Grant {
+                query_type: fields::text(g.query_type, &format!("grants[{i}].query_type"), 64)?,
+                purpose_code: fields::text(g.purpose_code, &format!("grants[{i}].purpose_code"), 64)?,
+            })
+        })
+        .collect()
+}
+
 /// An application as reviewers see it.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct ApplicationView {
-    pub application_id: String,
-    /// `supervisor_review`, `manager_review`, `head_review`, `nia_review`, `approved` or `rejected`.
-    #[schema(example = "supervisor_review")]
-    pub status: String,
-    pub agency_code: String,
-    pub unit_id: String,
+#[derive(Debug, Clone)]
+pub struct Application {
+    pub id: ApplicationId,
+    pub status: ApplicationStatus,
+    pub agency_code: AgencyCode,
+    pub unit_id: UnitId,
     pub username: String,
     pub display_name: String,
     /// The applicant's national ID, masked (e.g. `A12****789`).
@@ -84,29 +268,25 @@ pub struct ApplicationView {
     pub legal_basis: String,
     pub business_handled: String,
     pub requested_grants: Vec<Grant>,
-    /// What the account manager granted (a subset of the request); `null` until then.
+    /// What the account manager granted (a subset of the request); `None` until then.
     pub granted_grants: Option<Vec<Grant>>,
     /// The account, once the application is approved.
-    pub user_id: Option<String>,
+    pub user_id: Option<UserId>,
     pub nia_reference: Option<String>,
-    #[schema(value_type = String, format = DateTime)]
-    #[serde(with = "immilink_shared::clock::rfc3339")]
     pub submitted_at: NaiveDateTime,
-    pub reviews: Vec<ReviewRecord>,
+    /// Every step so far, in order.
+    pub reviews: Vec<Review>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, Queryable)]
-pub struct ReviewRecord {
-    /// `supervisor_review`, `manager_review`, `head_review`, `contractor_check` or `nia_review`.
-    pub step: String,
-    /// The reviewing user; `null` for the immigration agency and automatic checks.
-    pub reviewer_id: Option<String>,
+/// One recorded step.
+#[derive(Debug, Clone, Queryable)]
+pub struct Review {
+    pub step: ReviewStep,
+    /// The reviewing user; `None` for the immigration agency and automatic checks.
+    pub reviewer_id: Option<UserId>,
     pub reviewer_name: String,
-    /// `approved` or `rejected`.
-    pub decision: String,
+    pub decision: ReviewDecision,
     pub reason: String,
-    #[schema(value_type = String, format = DateTime)]
-    #[serde(with = "immilink_shared::clock::rfc3339")]
     pub decided_at: NaiveDateTime,
 }
 
@@ -145,10 +325,6 @@ fn validate_declarations(kind: AgencyKind, legal_basis: &str, grants: &[Grant]) 
     Ok(())
 }
 
-fn is_live_status(status: &str) -> bool {
-    status != STATUS_CANCELLED && status != STATUS_TERMINATED
-}
-
 /// Stores a new application (first step: the unit supervisor's review) and tells the applicant.
 /// The contractor check (R-ACC-08) has been done by the caller, over HTTP, before this.
 pub fn submit(
@@ -156,10 +332,10 @@ pub fn submit(
     now: DateTime<Utc>,
     new: &NewApplication,
     password_hash: &str,
-) -> Result<ApplicationView, IdentityError> {
-    let id = new_id();
+) -> Result<Application, IdentityError> {
+    let id = ApplicationId::new(new_id());
     conn.write_transaction(|conn| {
-        let (agency_id, kind): (String, String) = agencies::table
+        let (agency_id, kind): (AgencyId, String) = agencies::table
             .filter(agencies::code.eq(&new.agency_code))
             .select((agencies::id, agencies::kind))
             .first(conn)
@@ -173,7 +349,7 @@ pub fn submit(
         validate_declarations(kind, &new.legal_basis, &new.grants)?;
         ensure_username_free(conn, &new.username)?;
         ensure_certificate_free(conn, &new.certificate_serial)?;
-        let ips: Vec<String> = new.ips.iter().map(IpAddr::to_string).collect();
+        let ips: Vec<String> = new.ips.as_slice().iter().map(IpAddr::to_string).collect();
         diesel::insert_into(account_applications::table)
             .values((
                 account_applications::id.eq(&id),
@@ -189,16 +365,14 @@ pub fn submit(
                 account_applications::legal_basis.eq(&new.legal_basis),
                 account_applications::business_handled.eq(&new.business_handled),
                 account_applications::requested_grants.eq(to_json(&new.grants)?),
-                account_applications::status.eq(status::SUPERVISOR_REVIEW),
+                account_applications::status.eq(ApplicationStatus::SupervisorReview),
                 account_applications::submitted_ip.eq(new.submitted_ip.to_string()),
                 account_applications::submitted_at.eq(to_db(now)),
                 account_applications::updated_at.eq(to_db(now)),
             ))
             .execute(conn)
             .map_err(|err| match DbError::Query(err) {
-                e if e.is_unique_violation() => {
-                    IdentityError::conflict_on("username", "username_taken", "the username is taken")
-                }
+                e if e.is_unique_violation() => IdentityError::UsernameTaken,
                 e => IdentityError::Db(e),
             })?;
         notifications::enqueue(
@@ -217,30 +391,26 @@ fn ensure_username_free(conn: &mut DbConn, username: &str) -> Result<(), Identit
     let accounts: i64 = users::table.filter(users::username.eq(username)).count().get_result(conn)?;
     let pending: i64 = account_applications::table
         .filter(account_applications::username.eq(username))
-        .filter(account_applications::status.ne(status::REJECTED))
+        .filter(account_applications::status.ne(ApplicationStatus::Rejected))
         .count()
         .get_result(conn)?;
     if accounts + pending > 0 {
-        return Err(IdentityError::conflict_on("username", "username_taken", "the username is taken"));
+        return Err(IdentityError::UsernameTaken);
     }
     Ok(())
 }
 
 /// A certificate binds one live account (R-ACC-03, R-ACC-07: accounts are personal).
 fn ensure_certificate_free(conn: &mut DbConn, serial: &str) -> Result<(), IdentityError> {
-    let statuses: Vec<String> =
+    let statuses: Vec<AccountStatus> =
         users::table.filter(users::certificate_serial.eq(serial)).select(users::status).load(conn)?;
     let pending: i64 = account_applications::table
         .filter(account_applications::certificate_serial.eq(serial))
-        .filter(account_applications::status.ne_all([status::REJECTED, status::APPROVED]))
+        .filter(account_applications::status.ne_all([ApplicationStatus::Rejected, ApplicationStatus::Approved]))
         .count()
         .get_result(conn)?;
-    if statuses.iter().any(|s| is_live_status(s)) || pending > 0 {
-        return Err(IdentityError::conflict_on(
-            "certificate_serial",
-            "certificate_in_use",
-            "this certificate is already bound to an account or a pending application",
-        ));
+    if statuses.iter().any(|s| s.is_open()) || pending > 0 {
+        return Err(IdentityError::CertificateInUse);
     }
     Ok(())
 }
@@ -255,9 +425,10 @@ fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, IdentityEr
 }
 
 type ApplicationRow = (
-    String,
-    String,
-    String,
+    ApplicationId,
+    ApplicationStatus,
+    AgencyCode,
+    UnitId,
     String,
     String,
     String,
@@ -268,16 +439,26 @@ type ApplicationRow = (
     String,
     String,
     Option<String>,
-    Option<String>,
+    Option<UserId>,
     Option<String>,
     NaiveDateTime,
 );
 
-pub fn load(conn: &mut DbConn, id: &str) -> Result<ApplicationView, IdentityError> {
-    let row: ApplicationRow = account_applications::table
+/// One application with its reviews.
+pub fn load(conn: &mut DbConn, id: &ApplicationId) -> Result<Application, IdentityError> {
+    load_all(conn, std::slice::from_ref(id))?.pop().ok_or(IdentityError::NotFound("the application"))
+}
+
+/// The applications with these ids, in this order, with their reviews: two queries however many.
+fn load_all(conn: &mut DbConn, ids: &[ApplicationId]) -> Result<Vec<Application>, IdentityError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<ApplicationRow> = account_applications::table
         .inner_join(agencies::table)
-        .filter(account_applications::id.eq(id))
+        .filter(account_applications::id.eq_any(ids))
         .select((
+            account_applications::id,
             account_applications::status,
             agencies::code,
             account_applications::unit_id,
@@ -295,74 +476,105 @@ pub fn load(conn: &mut DbConn, id: &str) -> Result<ApplicationView, IdentityErro
             account_applications::nia_reference,
             account_applications::submitted_at,
         ))
-        .first(conn)
-        .optional()?
-        .ok_or(IdentityError::NotFound("the application"))?;
-    let (status, agency_code, unit_id, username, display_name, national_id, email, certificate_serial, ips) =
-        (row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8);
-    let reviews = application_reviews::table
-        .filter(application_reviews::application_id.eq(id))
+        .load(conn)?;
+    let mut reviews: BTreeMap<ApplicationId, Vec<Review>> = BTreeMap::new();
+    let recorded: Vec<(ApplicationId, Review)> = application_reviews::table
+        .filter(application_reviews::application_id.eq_any(ids))
         .order((application_reviews::decided_at.asc(), application_reviews::id.asc()))
         .select((
-            application_reviews::step,
-            application_reviews::reviewer_id,
-            application_reviews::reviewer_name,
-            application_reviews::decision,
-            application_reviews::reason,
-            application_reviews::decided_at,
+            application_reviews::application_id,
+            (
+                application_reviews::step,
+                application_reviews::reviewer_id,
+                application_reviews::reviewer_name,
+                application_reviews::decision,
+                application_reviews::reason,
+                application_reviews::decided_at,
+            ),
         ))
         .load(conn)?;
-    Ok(ApplicationView {
-        application_id: id.to_owned(),
-        status,
-        agency_code,
-        unit_id,
-        username,
-        display_name,
-        national_id_masked: mask(&national_id),
-        email,
-        certificate_serial,
-        ips: from_json(&ips)?,
-        legal_basis: row.9,
-        business_handled: row.10,
-        requested_grants: from_json(&row.11)?,
-        granted_grants: row.12.as_deref().map(from_json).transpose()?,
-        user_id: row.13,
-        nia_reference: row.14,
-        submitted_at: row.15,
-        reviews,
-    })
+    for (id, review) in recorded {
+        reviews.entry(id).or_default().push(review);
+    }
+    let mut found: BTreeMap<ApplicationId, ApplicationRow> = rows.into_iter().map(|row| (row.0.clone(), row)).collect();
+    ids.iter()
+        .filter_map(|id| found.remove(id))
+        .map(|row| {
+            let (id, status, agency_code, unit_id, username, display_name, national_id, email, certificate_serial) =
+                (row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8);
+            Ok(Application {
+                reviews: reviews.remove(&id).unwrap_or_default(),
+                id,
+                status,
+                agency_code,
+                unit_id,
+                username,
+                display_name,
+                national_id_masked: mask(&national_id),
+                email,
+                certificate_serial,
+                ips: from_json(&row.9)?,
+                legal_basis: row.10,
+                business_handled: row.11,
+                requested_grants: from_json(&row.12)?,
+                granted_grants: row.13.as_deref().map(from_json).transpose()?,
+                user_id: row.14,
+                nia_reference: row.15,
+                submitted_at: row.16,
+            })
+        })
+        .collect()
 }
 
 /// What the reviewers of an agency may see: the unit supervisor their unit's applications, the
 /// account manager and agency head all of the agency's.
-fn visible_to(actor: &Actor, agency_id: &str, unit_id: &str) -> bool {
-    actor.agency_id == agency_id
-        && (actor.has(roles::ACCOUNT_MANAGER)
-            || actor.has(roles::AGENCY_HEAD)
-            || (actor.has(roles::UNIT_SUPERVISOR) && actor.unit_id.as_deref() == Some(unit_id)))
+fn visible_to(actor: &Actor, agency_id: &AgencyId, unit_id: &UnitId) -> bool {
+    actor.agency_id == *agency_id && (sees_whole_agency(actor) || sees_unit(actor) == Some(unit_id))
+}
+
+fn sees_whole_agency(actor: &Actor) -> bool {
+    actor.has(roles::ACCOUNT_MANAGER) || actor.has(roles::AGENCY_HEAD)
+}
+
+/// The unit whose applications a unit supervisor sees.
+fn sees_unit(actor: &Actor) -> Option<&UnitId> {
+    actor.unit_id.as_ref().filter(|_| actor.has(roles::UNIT_SUPERVISOR))
 }
 
 const REVIEWERS: &[&str] = &[roles::UNIT_SUPERVISOR, roles::ACCOUNT_MANAGER, roles::AGENCY_HEAD];
 
-pub fn list(conn: &mut DbConn, actor: &Actor, status: Option<&str>) -> Result<Vec<ApplicationView>, IdentityError> {
+/// The applications the actor may review, oldest first, one page at a time (the cursor is the last
+/// application's id), optionally only those at one step.
+pub fn list(
+    conn: &mut DbConn,
+    actor: &Actor,
+    status: Option<ApplicationStatus>,
+    page: &Page,
+) -> Result<Vec<Application>, IdentityError> {
     actor.require_any(REVIEWERS)?;
     let mut query = account_applications::table
-        .filter(account_applications::agency_id.eq(&actor.agency_id))
-        .select((account_applications::id, account_applications::agency_id, account_applications::unit_id))
+        .filter(account_applications::agency_id.eq(actor.agency_id.clone()))
+        .select(account_applications::id)
         .order(account_applications::id.asc())
+        .limit(page.limit)
         .into_boxed();
-    if let Some(status) = status {
-        query = query.filter(account_applications::status.eq(status.to_owned()));
+    if !sees_whole_agency(actor) {
+        let Some(unit) = sees_unit(actor) else {
+            return Ok(Vec::new());
+        };
+        query = query.filter(account_applications::unit_id.eq(unit.clone()));
     }
-    let rows: Vec<(String, String, String)> = query.limit(1000).load(conn)?;
-    rows.into_iter()
-        .filter(|(_, agency_id, unit_id)| visible_to(actor, agency_id, unit_id))
-        .map(|(id, _, _)| load(conn, &id))
-        .collect()
+    if let Some(status) = status {
+        query = query.filter(account_applications::status.eq(status));
+    }
+    if let Some(after) = &page.cursor {
+        query = query.filter(account_applications::id.gt(after.clone()));
+    }
+    let ids: Vec<ApplicationId> = query.load(conn)?;
+    load_all(conn, &ids)
 }
 
-pub fn get(conn: &mut DbConn, actor: &Actor, id: &str) -> Result<ApplicationView, IdentityError> {
+pub fn get(conn: &mut DbConn, actor: &Actor, id: &ApplicationId) -> Result<Application, IdentityError> {
     actor.require_any(REVIEWERS)?;
     let (agency_id, unit_id) = locate(conn, id)?;
     if !visible_to(actor, &agency_id, &unit_id) {
@@ -371,7 +583,7 @@ pub fn get(conn: &mut DbConn, actor: &Actor, id: &str) -> Result<ApplicationView
     load(conn, id)
 }
 
-fn locate(conn: &mut DbConn, id: &str) -> Result<(String, String), IdentityError> {
+fn locate(conn: &mut DbConn, id: &ApplicationId) -> Result<(AgencyId, UnitId), IdentityError> {
     account_applications::table
         .filter(account_applications::id.eq(id))
         .select((account_applications::agency_id, account_applications::unit_id))
@@ -380,83 +592,50 @@ fn locate(conn: &mut DbConn, id: &str) -> Result<(String, String), IdentityError
         .ok_or(IdentityError::NotFound("the application"))
 }
 
-/// The role that reviews each local step.
-fn reviewer_role(step: &str) -> Option<&'static str> {
-    match step {
-        status::SUPERVISOR_REVIEW => Some(roles::UNIT_SUPERVISOR),
-        status::MANAGER_REVIEW => Some(roles::ACCOUNT_MANAGER),
-        status::HEAD_REVIEW => Some(roles::AGENCY_HEAD),
-        _ => None,
-    }
-}
-
 /// One local review step. Approval moves the application on; rejection ends it. The account manager
 /// may narrow the grants to a subset of the request.
 pub fn review(
     conn: &mut DbConn,
     now: DateTime<Utc>,
     actor: &Actor,
-    id: &str,
+    id: &ApplicationId,
     decision: Decision,
     reason: &str,
     granted: Option<Vec<Grant>>,
-) -> Result<ApplicationView, IdentityError> {
+) -> Result<Application, IdentityError> {
     conn.write_transaction(|conn| {
-        let (agency_id, unit_id, step, national_id, serial, requested, requires_head, email): (
-            String,
-            String,
-            String,
-            String,
-            String,
-            String,
-            bool,
-            String,
-        ) = account_applications::table
-            .inner_join(agencies::table)
-            .filter(account_applications::id.eq(id))
-            .select((
-                account_applications::agency_id,
-                account_applications::unit_id,
-                account_applications::status,
-                account_applications::national_id,
-                account_applications::certificate_serial,
-                account_applications::requested_grants,
-                agencies::requires_head_approval,
-                account_applications::email,
-            ))
-            .first(conn)
-            .optional()?
-            .ok_or(IdentityError::NotFound("the application"))?;
+        type Row = (AgencyId, UnitId, ApplicationStatus, String, String, String, bool, String);
+        let (agency_id, unit_id, status, national_id, serial, requested, requires_head, email): Row =
+            account_applications::table
+                .inner_join(agencies::table)
+                .filter(account_applications::id.eq(id))
+                .select((
+                    account_applications::agency_id,
+                    account_applications::unit_id,
+                    account_applications::status,
+                    account_applications::national_id,
+                    account_applications::certificate_serial,
+                    account_applications::requested_grants,
+                    agencies::requires_head_approval,
+                    account_applications::email,
+                ))
+                .first(conn)
+                .optional()?
+                .ok_or(IdentityError::NotFound("the application"))?;
         if actor.agency_id != agency_id {
             return Err(IdentityError::NotFound("the application"));
         }
-        let Some(role) = reviewer_role(&step) else {
-            return Err(IdentityError::conflict(
-                "not_awaiting_review",
-                Some("R-ACC-01"),
-                format!("the application is at `{step}`, not awaiting a review by the agency"),
-            ));
+        let Some((step, role)) = status.local_step().and_then(|step| Some((step, step.reviewer_role()?))) else {
+            return Err(IdentityError::NotAwaitingReview { status });
         };
         if !actor.has(role) {
-            return Err(IdentityError::forbidden(
-                "wrong_reviewer",
-                Some("R-ACC-01"),
-                format!("the `{step}` step is reviewed by the {role}"),
-            ));
+            return Err(IdentityError::NotYourStep { step, role });
         }
-        if step == status::SUPERVISOR_REVIEW && actor.unit_id.as_deref() != Some(unit_id.as_str()) {
-            return Err(IdentityError::forbidden(
-                "wrong_reviewer",
-                Some("R-ACC-01"),
-                "the first review belongs to the applicant's own unit supervisor",
-            ));
+        if step == ReviewStep::SupervisorReview && actor.unit_id.as_ref() != Some(&unit_id) {
+            return Err(IdentityError::NotApplicantsSupervisor);
         }
         if actor.national_id.as_deref() == Some(national_id.as_str()) || actor.certificate_serial == serial {
-            return Err(IdentityError::forbidden(
-                "own_application",
-                Some("R-ACC-04"),
-                "nobody reviews their own application",
-            ));
+            return Err(IdentityError::OwnApplication);
         }
         let already: i64 = application_reviews::table
             .filter(application_reviews::application_id.eq(id))
@@ -464,17 +643,13 @@ pub fn review(
             .count()
             .get_result(conn)?;
         if already > 0 {
-            return Err(IdentityError::forbidden(
-                "already_reviewed",
-                Some("R-ACC-04"),
-                "each step needs a different reviewer; you reviewed an earlier step",
-            ));
+            return Err(IdentityError::AlreadyReviewed);
         }
         if decision == Decision::Reject && reason.trim().is_empty() {
             return Err(IdentityError::invalid("reason", "a rejection needs a reason"));
         }
         if let Some(granted) = &granted {
-            if step != status::MANAGER_REVIEW {
+            if step != ReviewStep::ManagerReview {
                 return Err(IdentityError::invalid("grants", "only the account manager's review assigns grants"));
             }
             let requested: BTreeSet<Grant> = from_json::<Vec<Grant>>(&requested)?.into_iter().collect();
@@ -485,15 +660,12 @@ pub fn review(
                 ));
             }
         }
-        insert_review(conn, now, id, &step, Some(&actor.user_id), &actor.display_name, decision.code(), reason)?;
-        let next = match decision {
-            Decision::Reject => status::REJECTED,
-            Decision::Approve => match step.as_str() {
-                status::SUPERVISOR_REVIEW => status::MANAGER_REVIEW,
-                status::MANAGER_REVIEW if requires_head => status::HEAD_REVIEW,
-                _ => status::NIA_REVIEW,
-            },
-        };
+        let recorded = decision.recorded();
+        insert_review(conn, now, id, step, Some(&actor.user_id), &actor.display_name, recorded, reason)?;
+        let next = status.transition(match decision {
+            Decision::Reject => ApplicationStatus::Rejected,
+            Decision::Approve => status.after_approval(requires_head),
+        })?;
         diesel::update(account_applications::table.filter(account_applications::id.eq(id)))
             .set((account_applications::status.eq(next), account_applications::updated_at.eq(to_db(now))))
             .execute(conn)?;
@@ -507,11 +679,7 @@ pub fn review(
             now,
             &email,
             "帳號申請進度 Account application update",
-            &format!(
-                "Your application {id}: {step} {} by {} ({reason}); next: {next}.",
-                decision.code(),
-                actor.display_name
-            ),
+            &format!("Your application {id}: {step} {recorded} by {} ({reason}); next: {next}.", actor.display_name),
         )?;
         Ok(())
     })?;
@@ -522,11 +690,11 @@ pub fn review(
 fn insert_review(
     conn: &mut DbConn,
     now: DateTime<Utc>,
-    id: &str,
-    step: &str,
-    reviewer_id: Option<&str>,
+    id: &ApplicationId,
+    step: ReviewStep,
+    reviewer_id: Option<&UserId>,
     reviewer_name: &str,
-    decision: &str,
+    decision: ReviewDecision,
     reason: &str,
 ) -> Result<(), IdentityError> {
     diesel::insert_into(application_reviews::table)
@@ -543,46 +711,43 @@ fn insert_review(
         .execute(conn)
         .map_err(|err| match DbError::Query(err) {
             // Two reviewers raced on the same step: the loser sees the step as done.
-            e if e.is_unique_violation() => IdentityError::conflict(
-                "not_awaiting_review",
-                Some("R-ACC-01"),
-                "this step was just reviewed by someone else",
-            ),
+            e if e.is_unique_violation() => IdentityError::ReviewedMeanwhile,
             e => IdentityError::Db(e),
         })?;
     Ok(())
 }
 
 /// What goes to the immigration agency's review (and to the contractor check before it).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct NiaSubmission {
-    pub application_id: String,
-    pub agency_code: String,
+    pub application_id: ApplicationId,
+    pub agency_code: AgencyCode,
     pub username: String,
     pub certificate_serial: String,
     pub legal_basis: String,
     pub business_handled: String,
+    /// The granted pairs (the requested ones when the manager narrowed nothing).
     pub grants: Vec<Grant>,
-    #[serde(skip)]
+    /// For the contractor check only; never sent to the immigration agency.
     pub national_id: String,
 }
 
-/// Applications the agency has approved that wait for the immigration agency.
-pub fn awaiting_nia(conn: &mut DbConn) -> Result<Vec<String>, IdentityError> {
+/// Applications the agency has approved that wait for the immigration agency (at most 100 a round).
+pub fn awaiting_nia(conn: &mut DbConn) -> Result<Vec<ApplicationId>, IdentityError> {
     Ok(account_applications::table
-        .filter(account_applications::status.eq(status::NIA_REVIEW))
+        .filter(account_applications::status.eq(ApplicationStatus::NiaReview))
         .order(account_applications::id.asc())
         .select(account_applications::id)
         .limit(100)
         .load(conn)?)
 }
 
-pub fn nia_submission(conn: &mut DbConn, id: &str) -> Result<Option<NiaSubmission>, IdentityError> {
-    type SubmissionRow = (String, String, String, String, String, String, Option<String>, String);
+pub fn nia_submission(conn: &mut DbConn, id: &ApplicationId) -> Result<Option<NiaSubmission>, IdentityError> {
+    type SubmissionRow = (AgencyCode, String, String, String, String, String, Option<String>, String);
     let row: Option<SubmissionRow> = account_applications::table
         .inner_join(agencies::table)
         .filter(account_applications::id.eq(id))
-        .filter(account_applications::status.eq(status::NIA_REVIEW))
+        .filter(account_applications::status.eq(ApplicationStatus::NiaReview))
         .select((
             agencies::code,
             account_applications::username,
@@ -609,7 +774,7 @@ pub fn nia_submission(conn: &mut DbConn, id: &str) -> Result<Option<NiaSubmissio
         return Ok(None);
     };
     Ok(Some(NiaSubmission {
-        application_id: id.to_owned(),
+        application_id: id.clone(),
         agency_code,
         username,
         certificate_serial,
@@ -624,8 +789,8 @@ pub fn nia_submission(conn: &mut DbConn, id: &str) -> Result<Option<NiaSubmissio
 /// or the contractor check refusing it.
 #[derive(Debug, Clone)]
 pub struct OutsideDecision {
-    /// `nia_review` or `contractor_check`.
-    pub step: &'static str,
+    /// [`ReviewStep::NiaReview`] or [`ReviewStep::ContractorCheck`].
+    pub step: ReviewStep,
     pub reviewer_name: String,
     pub approved: bool,
     pub reason: String,
@@ -638,43 +803,60 @@ pub struct OutsideDecision {
 pub fn finish(
     conn: &mut DbConn,
     now: DateTime<Utc>,
-    id: &str,
+    id: &ApplicationId,
     outcome: &OutsideDecision,
-) -> Result<ApplicationView, IdentityError> {
+) -> Result<Application, IdentityError> {
     conn.write_transaction(|conn| {
         let Some(submission) = nia_submission(conn, id)? else {
             return Ok(());
         };
-        let decision = if outcome.approved { "approved" } else { "rejected" };
+        let (decision, next) = match outcome.approved {
+            true => (ReviewDecision::Approved, ApplicationStatus::Approved),
+            false => (ReviewDecision::Rejected, ApplicationStatus::Rejected),
+        };
+        let next = ApplicationStatus::NiaReview.transition(next)?;
         insert_review(conn, now, id, outcome.step, None, &outcome.reviewer_name, decision, &outcome.reason)?;
-        let email: String =
-            account_applications::table.filter(account_applications::id.eq(id)).select(account_applications::email).first(conn)?;
+        let email: String = account_applications::table
+            .filter(account_applications::id.eq(id))
+            .select(account_applications::email)
+            .first(conn)?;
         if !outcome.approved {
             diesel::update(account_applications::table.filter(account_applications::id.eq(id)))
                 .set((
-                    account_applications::status.eq(status::REJECTED),
+                    account_applications::status.eq(next),
                     account_applications::nia_reference.eq(&outcome.reference),
                     account_applications::updated_at.eq(to_db(now)),
                 ))
                 .execute(conn)?;
-            return notifications::enqueue(conn, now, &email, "帳號申請未核准 Account application rejected", &format!("Your application {id} was rejected at {}: {}", outcome.step, outcome.reason));
+            return notifications::enqueue(
+                conn,
+                now,
+                &email,
+                "帳號申請未核准 Account application rejected",
+                &format!("Your application {id} was rejected at {}: {}", outcome.step, outcome.reason),
+            );
         }
         let user_id = create_account(conn, now, id, &submission)?;
         diesel::update(account_applications::table.filter(account_applications::id.eq(id)))
             .set((
-                account_applications::status.eq(status::APPROVED),
+                account_applications::status.eq(next),
                 account_applications::user_id.eq(&user_id),
                 account_applications::nia_reference.eq(&outcome.reference),
                 account_applications::updated_at.eq(to_db(now)),
             ))
             .execute(conn)?;
-        accounts::record_event(conn, now, &user_id, "activated", &format!("application {id} approved"), None)?;
+        let reason = format!("application {id} approved");
+        accounts::record_event(conn, now, &user_id, AccountEventKind::Activated, &reason, None)?;
         notifications::enqueue(
             conn,
             now,
             &email,
             "帳號已開通 Account active",
-            &format!("Your account {} is active. Log in with your password and your citizen certificate from your registered workstation.", submission.username),
+            &format!(
+                "Your account {} is active. Log in with your password and your citizen certificate from your \
+                 registered workstation.",
+                submission.username
+            ),
         )
     })?;
     load(conn, id)
@@ -683,12 +865,12 @@ pub fn finish(
 fn create_account(
     conn: &mut DbConn,
     now: DateTime<Utc>,
-    id: &str,
+    id: &ApplicationId,
     submission: &NiaSubmission,
-) -> Result<String, IdentityError> {
+) -> Result<UserId, IdentityError> {
     let (agency_id, unit_id, display_name, password_hash, email, ips): (
-        String,
-        String,
+        AgencyId,
+        UnitId,
         String,
         String,
         String,
@@ -704,7 +886,7 @@ fn create_account(
             account_applications::ips,
         ))
         .first(conn)?;
-    let user_id = new_id();
+    let user_id = UserId::new(new_id());
     diesel::insert_into(users::table)
         .values((
             users::id.eq(&user_id),
@@ -714,41 +896,83 @@ fn create_account(
             users::display_name.eq(&display_name),
             users::password_hash.eq(&password_hash),
             users::certificate_serial.eq(&submission.certificate_serial),
-            users::status.eq(STATUS_ACTIVE),
+            users::status.eq(AccountStatus::Active),
             users::created_at.eq(to_db(now)),
             users::national_id.eq(&submission.national_id),
             users::email.eq(&email),
         ))
         .execute(conn)
         .map_err(|err| match DbError::Query(err) {
-            e if e.is_unique_violation() => {
-                IdentityError::conflict_on("username", "username_taken", "the username was taken meanwhile")
-            }
+            e if e.is_unique_violation() => IdentityError::UsernameTaken,
             e => IdentityError::Db(e),
         })?;
     diesel::insert_into(user_roles::table)
         .values((user_roles::user_id.eq(&user_id), user_roles::role.eq(roles::CASEWORKER)))
         .execute(conn)?;
-    for ip in from_json::<Vec<String>>(&ips)? {
-        diesel::insert_into(user_ips::table)
-            .values((user_ips::user_id.eq(&user_id), user_ips::ip.eq(ip)))
-            .execute(conn)?;
-    }
-    let grants: BTreeSet<Grant> = submission.grants.iter().cloned().collect();
-    for grant in grants {
-        diesel::insert_into(user_grants::table)
-            .values((
+    let ips: BTreeSet<String> = from_json::<Vec<String>>(&ips)?.into_iter().collect();
+    let rows: Vec<_> = ips.iter().map(|ip| (user_ips::user_id.eq(&user_id), user_ips::ip.eq(ip))).collect();
+    immilink_shared::insert_rows!(conn, user_ips::table, &rows);
+    let grants: BTreeSet<&Grant> = submission.grants.iter().collect();
+    let rows: Vec<_> = grants
+        .iter()
+        .map(|grant| {
+            (
                 user_grants::user_id.eq(&user_id),
                 user_grants::query_type.eq(&grant.query_type),
                 user_grants::purpose_code.eq(&grant.purpose_code),
-            ))
-            .execute(conn)?;
-    }
+            )
+        })
+        .collect();
+    immilink_shared::insert_rows!(conn, user_grants::table, &rows);
     Ok(user_id)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::ApplicationStatus::{self, *};
+    use super::{IdentityError, ReviewStep};
+
+    /// Every (from, to) pair: the review steps move forward one at a time or to rejected, the
+    /// immigration agency's step ends the application, and nothing leaves approved or rejected.
+    #[test]
+    fn application_status_transitions() {
+        let legal = [
+            (SupervisorReview, ManagerReview),
+            (SupervisorReview, Rejected),
+            (ManagerReview, HeadReview),
+            (ManagerReview, NiaReview),
+            (ManagerReview, Rejected),
+            (HeadReview, NiaReview),
+            (HeadReview, Rejected),
+            (NiaReview, Approved),
+            (NiaReview, Rejected),
+        ];
+        for &from in ApplicationStatus::ALL {
+            for &to in ApplicationStatus::ALL {
+                match from.transition(to) {
+                    Ok(moved) => assert!(legal.contains(&(from, to)) && moved == to, "{from} → {to} allowed"),
+                    Err(IdentityError::NotAwaitingReview { status }) => {
+                        assert!(!legal.contains(&(from, to)), "{from} → {to} refused");
+                        assert_eq!(status, from);
+                    }
+                    Err(other) => panic!("{from} → {to}: {other:?}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn approvals_lead_through_the_agency_to_the_immigration_agency() {
+        assert_eq!(SupervisorReview.after_approval(true), ManagerReview);
+        assert_eq!(ManagerReview.after_approval(true), HeadReview, "R-ACC-02");
+        assert_eq!(ManagerReview.after_approval(false), NiaReview);
+        assert_eq!(HeadReview.after_approval(true), NiaReview);
+        let waiting: Vec<_> = ApplicationStatus::ALL.iter().filter_map(|s| s.local_step()).collect();
+        assert_eq!(waiting, [ReviewStep::SupervisorReview, ReviewStep::ManagerReview, ReviewStep::HeadReview]);
+        assert!(waiting.iter().all(|step| step.reviewer_role().is_some()));
+        assert_eq!(ReviewStep::NiaReview.reviewer_role(), None);
+    }
+
     #[test]
     fn masks_the_middle_of_an_id() {
         assert_eq!(super::mask("A123456789"), "A12****789");

@@ -1,6 +1,14 @@
 //! Demo data for the embedded mode (IMMILINK_DEMO): the two agencies of the seeds with a user for
-//! every role and an active link each, and the immigration agency with its reviewer. Idempotent: an agency that exists is left alone, so a second start on the
-//! same ./data adds nothing.
+//! every role and an active link each, and the immigration agency with its reviewer.
+//!
+//! TPE-SW's link approves, and its caseworker holds, all eight query types of the cloud query service
+//! that seed 001 pt 3(2) lists, for the purpose `sw_statutory_business` under each of the eleven legal
+//! bases seed 001 pt 3 names (88 items). HLN-HR's link approves `entry_exit_last_year` and
+//! `traveler_history`; its clerk holds `entry_exit_last_year` under its four purposes. nia-mock
+//! approves the same query types per agency by default (`AgencyItems::demo`).
+//!
+//! Idempotent: an agency that exists is left alone, so a second start on the same ./data adds
+//! nothing (a database seeded before TPE-SW held all eight types keeps what it was seeded with).
 
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
@@ -8,8 +16,10 @@ use immilink_shared::catalogue::{self, AgencyKind, QueryType};
 use immilink_shared::clock::to_db;
 use immilink_shared::db::DbConn;
 
-use super::sessions::{hash_password, STATUS_ACTIVE};
-use super::{new_id, IdentityError};
+use super::accounts::AccountStatus;
+use super::permissions::LinkStatus;
+use super::sessions::hash_password;
+use super::{new_id, AgencyId, IdentityError, UnitId, UserId};
 use crate::schema::{agencies, agency_link_items, agency_links, units, user_grants, user_ips, user_roles, users};
 
 pub const DEMO_PASSWORD: &str = "immilink-demo";
@@ -47,7 +57,7 @@ const AGENCIES: &[DemoAgency] = &[
                 username: "tpe.caseworker",
                 display_name: "王社工",
                 role: "caseworker",
-                grants: &[QueryType::EntryExitLastYear, QueryType::ForeignerResidence],
+                grants: &QueryType::ALL,
             },
             DemoUser { username: "tpe.supervisor", display_name: "林科長", role: "unit_supervisor", grants: &[] },
             DemoUser { username: "tpe.manager", display_name: "陳管理者", role: "account_manager", grants: &[] },
@@ -57,13 +67,8 @@ const AGENCIES: &[DemoAgency] = &[
             DemoUser { username: "tpe.ethics", display_name: "許政風", role: "ethics_officer", grants: &[] },
             DemoUser { username: "tpe.it", display_name: "蔡資訊", role: "it_officer", grants: &[] },
         ],
-        linked_query_types: &[
-            QueryType::EntryExitLastYear,
-            QueryType::ForeignResidentEntryExit,
-            QueryType::ForeignerResidence,
-            QueryType::ArcValidityAddress,
-            QueryType::BulkEntryExitLastYear,
-        ],
+        // Seed 001 pt 3(2): every query type of the cloud query service.
+        linked_query_types: &QueryType::ALL,
     },
     DemoAgency {
         code: "HLN-HR",
@@ -94,6 +99,17 @@ const AGENCIES: &[DemoAgency] = &[
         linked_query_types: &[],
     },
 ];
+
+/// The query types the demo link of `agency` approves (empty for an agency without one): what
+/// nia-mock must approve for it too.
+pub fn linked_query_types(agency: &str) -> &'static [QueryType] {
+    AGENCIES.iter().find(|a| a.code == agency).map_or(&[], |a| a.linked_query_types)
+}
+
+/// The demo agencies' codes.
+pub fn agency_codes() -> impl Iterator<Item = &'static str> {
+    AGENCIES.iter().map(|a| a.code)
+}
 
 /// One argon2id hash of the demo password for every demo user: hashing is deliberately slow, and
 /// tests start many stacks.
@@ -134,8 +150,8 @@ fn seed_agency(
     agency: &DemoAgency,
     first_person: u32,
 ) -> Result<(), IdentityError> {
-    let agency_id = new_id();
-    let unit_id = new_id();
+    let agency_id = AgencyId::new(new_id());
+    let unit_id = UnitId::new(new_id());
     let kind = agency.kind.map_or(IMMIGRATION_AGENCY_KIND, AgencyKind::code);
     diesel::insert_into(agencies::table)
         .values((
@@ -166,10 +182,12 @@ fn seed_agency(
     Ok(())
 }
 
+/// The agency's active link: every legal basis of its kind × its purposes × its linked query
+/// types, in one insert.
 fn seed_link(
     conn: &mut DbConn,
     now: DateTime<Utc>,
-    agency_id: &str,
+    agency_id: &AgencyId,
     agency: &DemoAgency,
     kind: AgencyKind,
     purposes: &[String],
@@ -179,40 +197,41 @@ fn seed_link(
         .values((
             agency_links::id.eq(&link_id),
             agency_links::agency_id.eq(agency_id),
-            agency_links::status.eq(super::permissions::LINK_ACTIVE),
+            agency_links::status.eq(LinkStatus::Active),
             agency_links::valid_from.eq(to_db(now - Duration::days(1))),
             agency_links::valid_until.eq(to_db(now + Duration::days(2 * 365))),
             agency_links::created_at.eq(to_db(now)),
         ))
         .execute(conn)?;
-    let bases = catalogue::legal_bases().into_iter().filter(|b| b.agency_kind == kind);
-    for basis in bases {
+    let bases: Vec<String> =
+        catalogue::legal_bases().into_iter().filter(|b| b.agency_kind == kind).map(|b| b.code).collect();
+    let mut items = Vec::new();
+    for basis in &bases {
         for purpose in purposes {
             for query_type in agency.linked_query_types {
-                diesel::insert_into(agency_link_items::table)
-                    .values((
-                        agency_link_items::link_id.eq(&link_id),
-                        agency_link_items::legal_basis.eq(&basis.code),
-                        agency_link_items::purpose_code.eq(purpose),
-                        agency_link_items::query_type.eq(query_type.code()),
-                    ))
-                    .execute(conn)?;
+                items.push((
+                    agency_link_items::link_id.eq(&link_id),
+                    agency_link_items::legal_basis.eq(basis),
+                    agency_link_items::purpose_code.eq(purpose),
+                    agency_link_items::query_type.eq(query_type.code()),
+                ));
             }
         }
     }
+    immilink_shared::insert_rows!(conn, agency_link_items::table, &items);
     Ok(())
 }
 
 fn seed_user(
     conn: &mut DbConn,
     now: DateTime<Utc>,
-    agency_id: &str,
-    unit_id: &str,
+    agency_id: &AgencyId,
+    unit_id: &UnitId,
     user: &DemoUser,
     purposes: &[String],
     person: u32,
 ) -> Result<(), IdentityError> {
-    let user_id = new_id();
+    let user_id = UserId::new(new_id());
     diesel::insert_into(users::table)
         .values((
             users::id.eq(&user_id),
@@ -222,7 +241,7 @@ fn seed_user(
             users::display_name.eq(user.display_name),
             users::password_hash.eq(demo_password_hash()?),
             users::certificate_serial.eq(format!("DEMO-{}", user.username)),
-            users::status.eq(STATUS_ACTIVE),
+            users::status.eq(AccountStatus::Active),
             users::created_at.eq(to_db(now)),
             users::national_id.eq(demo_national_id(person)),
             users::email.eq(format!("{}@demo.immilink.invalid", user.username)),
@@ -234,16 +253,16 @@ fn seed_user(
     diesel::insert_into(user_ips::table)
         .values((user_ips::user_id.eq(&user_id), user_ips::ip.eq(DEMO_IP)))
         .execute(conn)?;
+    let mut grants = Vec::new();
     for query_type in user.grants {
         for purpose in purposes {
-            diesel::insert_into(user_grants::table)
-                .values((
-                    user_grants::user_id.eq(&user_id),
-                    user_grants::query_type.eq(query_type.code()),
-                    user_grants::purpose_code.eq(purpose),
-                ))
-                .execute(conn)?;
+            grants.push((
+                user_grants::user_id.eq(&user_id),
+                user_grants::query_type.eq(query_type.code()),
+                user_grants::purpose_code.eq(purpose),
+            ));
         }
     }
+    immilink_shared::insert_rows!(conn, user_grants::table, &grants);
     Ok(())
 }

@@ -7,16 +7,23 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use immilink_shared::clock::to_db;
 use immilink_shared::db::DbConn;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use immilink_shared::text_enum;
 
-use super::IdentityError;
+use super::{AgencyCode, AgencyId, IdentityError, UnitId, UserId};
 use crate::schema::{agencies, agency_link_items, agency_links, units, user_grants, user_roles, users};
 
-pub const LINK_ACTIVE: &str = "active";
+text_enum! {
+    /// Where an agency's link with the immigration agency stands. Links are created active (the demo
+    /// seeds them so); their lifecycle (suspension, resumption, termination: R-LINK) and its
+    /// transition function arrive with the agency-link resources.
+    pub enum LinkStatus {
+        /// Its approved items may be looked up within its usage period.
+        Active = "active",
+    }
+}
 
 /// One permitted lookup declaration.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Permission {
     pub legal_basis: String,
     pub purpose_code: String,
@@ -26,8 +33,8 @@ pub struct Permission {
 pub fn permitted(
     conn: &mut DbConn,
     now: DateTime<Utc>,
-    user_id: &str,
-    agency_id: &str,
+    user_id: &UserId,
+    agency_id: &AgencyId,
 ) -> Result<Vec<Permission>, IdentityError> {
     let granted: BTreeSet<(String, String)> = user_grants::table
         .filter(user_grants::user_id.eq(user_id))
@@ -38,7 +45,7 @@ pub fn permitted(
     let approved: Vec<(String, String, String)> = agency_link_items::table
         .inner_join(agency_links::table)
         .filter(agency_links::agency_id.eq(agency_id))
-        .filter(agency_links::status.eq(LINK_ACTIVE))
+        .filter(agency_links::status.eq(LinkStatus::Active))
         .filter(agency_links::valid_from.le(to_db(now)))
         .filter(agency_links::valid_until.gt(to_db(now)))
         .select((agency_link_items::legal_basis, agency_link_items::purpose_code, agency_link_items::query_type))
@@ -52,9 +59,9 @@ pub fn permitted(
 }
 
 /// The caller as `/v1/me` shows it.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone)]
 pub struct Profile {
-    pub user_id: String,
+    pub user_id: UserId,
     pub username: String,
     pub display_name: String,
     pub agency: AgencyRef,
@@ -68,28 +75,22 @@ pub struct Profile {
     pub purposes: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone)]
 pub struct AgencyRef {
-    pub id: String,
-    pub code: String,
+    pub id: AgencyId,
+    pub code: AgencyCode,
     pub name: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone)]
 pub struct UnitRef {
-    pub id: String,
+    pub id: UnitId,
     pub name: String,
 }
 
-pub fn profile(conn: &mut DbConn, now: DateTime<Utc>, user_id: &str) -> Result<Profile, IdentityError> {
-    let (username, display_name, unit_id, agency_id, agency_code, agency_name): (
-        String,
-        String,
-        Option<String>,
-        String,
-        String,
-        String,
-    ) = users::table
+pub fn profile(conn: &mut DbConn, now: DateTime<Utc>, user_id: &UserId) -> Result<Profile, IdentityError> {
+    type Row = (String, String, Option<UnitId>, AgencyId, AgencyCode, String);
+    let (username, display_name, unit_id, agency_id, agency_code, agency_name): Row = users::table
         .inner_join(agencies::table)
         .filter(users::id.eq(user_id))
         .select((users::username, users::display_name, users::unit_id, agencies::id, agencies::code, agencies::name))
@@ -115,7 +116,7 @@ pub fn profile(conn: &mut DbConn, now: DateTime<Utc>, user_id: &str) -> Result<P
         permissions.iter().map(pick).cloned().collect::<BTreeSet<_>>().into_iter().collect()
     };
     Ok(Profile {
-        user_id: user_id.to_owned(),
+        user_id: user_id.clone(),
         username,
         display_name,
         agency: AgencyRef { id: agency_id, code: agency_code, name: agency_name },

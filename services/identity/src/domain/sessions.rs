@@ -16,12 +16,57 @@ use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use immilink_shared::clock::{from_db, to_db};
 use immilink_shared::db::DbConn;
+use immilink_shared::text_enum;
 
-use super::accounts::{self, LENDING_FLAG};
-use super::{new_id, IdentityError};
+use super::accounts::{self, AccountEventKind, AccountStatus};
+use super::{new_id, AgencyCode, AgencyId, IdentityError, SessionId, UnitId, UserId};
 use crate::schema::{agencies, sessions, user_ips, users};
 
-pub use super::accounts::STATUS_ACTIVE;
+text_enum! {
+    /// Why a session ended (stored with its logout time, R-ACC-12). A session is live until it has
+    /// one; ending it again changes nothing (every end is guarded by `logout_at IS NULL`).
+    pub enum SessionEndReason {
+        /// The user logged out (R-ACC-10).
+        Logout = "logout",
+        /// No activity for longer than the idle timeout (R-ACC-10).
+        IdleTimeout = "idle_timeout",
+        /// The same workstation and browser logged in again.
+        Superseded = "superseded",
+        /// An HR event cancelled the account (R-ACC-05).
+        AccountCancelled = "account_cancelled",
+        /// The manager suspended the account (R-ACC-07).
+        AccountSuspended = "account_suspended",
+        /// The account was found no longer active when the session was next used.
+        AccountInactive = "account_inactive",
+        /// The certificate was reported lost (R-ACC-09).
+        CertificateLost = "certificate_lost",
+        /// The account-manager role changed hands; tokens carry roles (R-ACC-06).
+        RolesChanged = "roles_changed",
+        /// The session's address is no longer registered (R-ACC-11).
+        IpUnregistered = "ip_unregistered",
+    }
+}
+
+/// Why a session is not live for a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionRefusal {
+    /// It has ended, for this reason.
+    Ended(SessionEndReason),
+    /// No such session.
+    Unknown,
+    /// The request comes from another IP than the session's (R-ACC-11); the session itself stays.
+    IpMismatch,
+}
+
+impl std::fmt::Display for SessionRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SessionRefusal::Ended(reason) => reason.as_str(),
+            SessionRefusal::Unknown => "unknown session",
+            SessionRefusal::IpMismatch => "ip_mismatch",
+        })
+    }
+}
 
 /// Consecutive failed logins (wrong password or certificate) that lock an account.
 pub const MAX_FAILED_LOGINS: i32 = 5;
@@ -38,20 +83,51 @@ pub struct LoginAttempt {
     pub user_agent: String,
 }
 
+/// Longest credential (username, password, certificate serial) or user agent a login takes.
+pub const MAX_CREDENTIAL_BYTES: usize = 256;
+
+impl LoginAttempt {
+    /// The attempt from what the client sent: each credential required and bounded (the username
+    /// and serial trimmed, the password as typed), the user agent cut to length.
+    pub fn parse(
+        username: Option<String>,
+        password: Option<String>,
+        certificate_serial: Option<String>,
+        ip: IpAddr,
+        user_agent: &str,
+    ) -> Result<Self, IdentityError> {
+        Ok(Self {
+            username: credential(username, "username")?.trim().to_owned(),
+            password: credential(password, "password")?,
+            certificate_serial: credential(certificate_serial, "certificate_serial")?.trim().to_owned(),
+            ip,
+            user_agent: user_agent.chars().take(MAX_CREDENTIAL_BYTES).collect(),
+        })
+    }
+}
+
+fn credential(value: Option<String>, field: &str) -> Result<String, IdentityError> {
+    let value = value.filter(|v| !v.trim().is_empty()).ok_or_else(|| IdentityError::missing(field))?;
+    if value.len() > MAX_CREDENTIAL_BYTES {
+        return Err(IdentityError::invalid(field, format!("must be at most {MAX_CREDENTIAL_BYTES} bytes")));
+    }
+    Ok(value)
+}
+
 /// A session just opened: what goes into the token.
 #[derive(Debug, Clone)]
 pub struct OpenedSession {
-    pub session_id: String,
-    pub user_id: String,
-    pub agency_code: String,
-    pub unit_id: Option<String>,
+    pub session_id: SessionId,
+    pub user_id: UserId,
+    pub agency_code: AgencyCode,
+    pub unit_id: Option<UnitId>,
     pub roles: Vec<String>,
 }
 
 /// The stored credentials of a username.
 #[derive(Debug, Clone)]
 pub struct Credentials {
-    pub user_id: String,
+    pub user_id: UserId,
     pub password_hash: String,
 }
 
@@ -60,7 +136,7 @@ pub fn hash_password(password: &str) -> Result<String, IdentityError> {
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|hash| hash.to_string())
-        .map_err(|err| IdentityError::Hashing(err.to_string()))
+        .map_err(|err| IdentityError::Internal(format!("password hashing failed: {err}")))
 }
 
 /// Verifies a password against the stored hash, or against a decoy when the username is unknown so
@@ -85,7 +161,7 @@ pub fn find_credentials(conn: &mut DbConn, username: &str) -> Result<Option<Cred
     Ok(users::table
         .filter(users::username.eq(username))
         .select((users::id, users::password_hash))
-        .first::<(String, String)>(conn)
+        .first::<(UserId, String)>(conn)
         .optional()?
         .map(|(user_id, password_hash)| Credentials { user_id, password_hash }))
 }
@@ -120,7 +196,7 @@ pub fn complete_login(
         conn.write_transaction(|conn| decide(conn, now, attempt, &credentials.user_id, password_ok, idle_timeout))?;
     match outcome {
         Outcome::Opened(session) => {
-            tracing::info!(user_id = session.user_id, session_id = session.session_id, ip = %attempt.ip, "login");
+            tracing::info!(user_id = %session.user_id, session_id = %session.session_id, ip = %attempt.ip, "login");
             Ok(session)
         }
         Outcome::Refused(cause) => refuse(&attempt.username, cause),
@@ -131,11 +207,11 @@ fn decide(
     conn: &mut DbConn,
     now: DateTime<Utc>,
     attempt: &LoginAttempt,
-    user_id: &str,
+    user_id: &UserId,
     password_ok: bool,
     idle_timeout: Duration,
 ) -> Result<Outcome, IdentityError> {
-    type Row = (String, Option<String>, String, String, i32, Option<NaiveDateTime>, String);
+    type Row = (AgencyCode, Option<UnitId>, String, AccountStatus, i32, Option<NaiveDateTime>, AgencyId);
     let (agency_code, unit_id, certificate_serial, status, failed_logins, locked_until, agency_id): Row = users::table
         .inner_join(agencies::table)
         .filter(users::id.eq(user_id))
@@ -160,7 +236,7 @@ fn decide(
             "wrong password"
         }));
     }
-    if status != STATUS_ACTIVE {
+    if status != AccountStatus::Active {
         return Ok(Outcome::Refused("account is not active"));
     }
     if !ip_is_bound(conn, user_id, attempt.ip)? {
@@ -171,19 +247,19 @@ fn decide(
             "login from {} ({}) while session {} is live from {} ({})",
             attempt.ip, attempt.user_agent, other.0, other.1, other.2
         );
-        accounts::record_event(conn, now, user_id, LENDING_FLAG, &reason, None)?;
+        accounts::record_event(conn, now, user_id, AccountEventKind::PossibleAccountLending, &reason, None)?;
         accounts::notify_managers(conn, now, &agency_id, "疑似帳號借用 Possible account lending", &reason)?;
-        tracing::warn!(user_id, %reason, "concurrent session refused: possible account lending");
+        tracing::warn!(user_id = %user_id, %reason, "concurrent session refused: possible account lending");
         return Ok(Outcome::Refused("concurrent session from another IP or device"));
     }
     // The same workstation and browser logging in again replaces its earlier session.
     diesel::update(sessions::table.filter(sessions::user_id.eq(user_id)).filter(sessions::logout_at.is_null()))
-        .set((sessions::logout_at.eq(to_db(now)), sessions::end_reason.eq("superseded")))
+        .set((sessions::logout_at.eq(to_db(now)), sessions::end_reason.eq(SessionEndReason::Superseded)))
         .execute(conn)?;
     diesel::update(users::table.filter(users::id.eq(user_id)))
         .set((users::failed_logins.eq(0), users::locked_until.eq(None::<NaiveDateTime>)))
         .execute(conn)?;
-    let session_id = new_id();
+    let session_id = SessionId::new(new_id());
     diesel::insert_into(sessions::table)
         .values((
             sessions::id.eq(&session_id),
@@ -196,7 +272,7 @@ fn decide(
         .execute(conn)?;
     Ok(Outcome::Opened(OpenedSession {
         session_id,
-        user_id: user_id.to_owned(),
+        user_id: user_id.clone(),
         agency_code,
         unit_id,
         roles: accounts::roles_of(conn, user_id)?,
@@ -206,7 +282,7 @@ fn decide(
 fn record_failure(
     conn: &mut DbConn,
     now: DateTime<Utc>,
-    user_id: &str,
+    user_id: &UserId,
     failed_before: i32,
 ) -> Result<(), IdentityError> {
     let failed = failed_before + 1;
@@ -215,7 +291,8 @@ fn record_failure(
         update
             .set((users::failed_logins.eq(0), users::locked_until.eq(to_db(now + Duration::minutes(LOCKOUT_MINUTES)))))
             .execute(conn)?;
-        accounts::record_event(conn, now, user_id, "locked_out", &format!("{failed} failed logins in a row"), None)?;
+        let reason = format!("{failed} failed logins in a row");
+        accounts::record_event(conn, now, user_id, AccountEventKind::LockedOut, &reason, None)?;
     } else {
         update.set(users::failed_logins.eq(failed)).execute(conn)?;
     }
@@ -226,11 +303,11 @@ fn record_failure(
 fn live_session_elsewhere(
     conn: &mut DbConn,
     now: DateTime<Utc>,
-    user_id: &str,
+    user_id: &UserId,
     attempt: &LoginAttempt,
     idle_timeout: Duration,
-) -> Result<Option<(String, String, String)>, IdentityError> {
-    let live: Vec<(String, String, String)> = sessions::table
+) -> Result<Option<(SessionId, String, String)>, IdentityError> {
+    let live: Vec<(SessionId, String, String)> = sessions::table
         .filter(sessions::user_id.eq(user_id))
         .filter(sessions::logout_at.is_null())
         .filter(sessions::last_seen_at.gt(to_db(now - idle_timeout)))
@@ -245,7 +322,7 @@ fn refuse<T>(username: &str, cause: &str) -> Result<T, IdentityError> {
     Err(IdentityError::LoginRefused)
 }
 
-fn ip_is_bound(conn: &mut DbConn, user_id: &str, ip: IpAddr) -> Result<bool, IdentityError> {
+fn ip_is_bound(conn: &mut DbConn, user_id: &UserId, ip: IpAddr) -> Result<bool, IdentityError> {
     let count: i64 = user_ips::table
         .filter(user_ips::user_id.eq(user_id))
         .filter(user_ips::ip.eq(ip.to_string()))
@@ -255,7 +332,12 @@ fn ip_is_bound(conn: &mut DbConn, user_id: &str, ip: IpAddr) -> Result<bool, Ide
 }
 
 /// Ends a session now (logout, or an administrative end).
-pub fn end_session(conn: &mut DbConn, now: DateTime<Utc>, session_id: &str, reason: &str) -> Result<(), IdentityError> {
+pub fn end_session(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    session_id: &SessionId,
+    reason: SessionEndReason,
+) -> Result<(), IdentityError> {
     diesel::update(sessions::table.filter(sessions::id.eq(session_id)).filter(sessions::logout_at.is_null()))
         .set((sessions::logout_at.eq(to_db(now)), sessions::end_reason.eq(reason)))
         .execute(conn)?;
@@ -272,34 +354,36 @@ const TOUCH_INTERVAL_SECONDS: i64 = 15;
 pub fn check_live(
     conn: &mut DbConn,
     now: DateTime<Utc>,
-    session_id: &str,
+    session_id: &SessionId,
     ip: Option<IpAddr>,
     idle_timeout: Duration,
-) -> Result<String, IdentityError> {
-    let row: Option<(String, String, NaiveDateTime, Option<String>, String)> = sessions::table
+) -> Result<UserId, IdentityError> {
+    type Row = (UserId, String, NaiveDateTime, Option<SessionEndReason>, AccountStatus);
+    let row: Option<Row> = sessions::table
         .inner_join(users::table)
         .filter(sessions::id.eq(session_id))
         .select((sessions::user_id, sessions::ip, sessions::last_seen_at, sessions::end_reason, users::status))
         .first(conn)
         .optional()?;
     let Some((user_id, session_ip, last_seen, end_reason, user_status)) = row else {
-        return Err(IdentityError::SessionEnded("unknown session".into()));
+        return Err(IdentityError::SessionEnded(SessionRefusal::Unknown));
     };
     if let Some(reason) = end_reason {
-        return Err(IdentityError::SessionEnded(reason));
+        return Err(IdentityError::SessionEnded(SessionRefusal::Ended(reason)));
     }
-    if user_status != STATUS_ACTIVE {
-        end_session(conn, now, session_id, "account_inactive")?;
-        return Err(IdentityError::SessionEnded("account_inactive".into()));
+    let ended_for = |reason| IdentityError::SessionEnded(SessionRefusal::Ended(reason));
+    if user_status != AccountStatus::Active {
+        end_session(conn, now, session_id, SessionEndReason::AccountInactive)?;
+        return Err(ended_for(SessionEndReason::AccountInactive));
     }
     if now - from_db(last_seen) > idle_timeout {
-        end_session(conn, now, session_id, "idle_timeout")?;
-        return Err(IdentityError::SessionEnded("idle_timeout".into()));
+        end_session(conn, now, session_id, SessionEndReason::IdleTimeout)?;
+        return Err(ended_for(SessionEndReason::IdleTimeout));
     }
     if let Some(ip) = ip {
         if ip.to_string() != session_ip {
-            tracing::warn!(session_id, %ip, session_ip, "request from an IP other than the session's");
-            return Err(IdentityError::SessionEnded("ip_mismatch".into()));
+            tracing::warn!(session_id = %session_id, %ip, session_ip, "request from an IP other than the session's");
+            return Err(IdentityError::SessionEnded(SessionRefusal::IpMismatch));
         }
     }
     if now - from_db(last_seen) > Duration::seconds(TOUCH_INTERVAL_SECONDS) {

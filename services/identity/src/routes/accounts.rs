@@ -1,41 +1,166 @@
 //! The account lifecycle, driven by the agency's account manager (IP bindings also by its IT unit).
 //! Every endpoint is scoped to the caller's own agency: another agency's account is a 404.
 
-use std::net::IpAddr;
-
 use actix_web::{get, post, put, web, HttpRequest};
-use immilink_shared::extractors::ApiJson;
-use immilink_shared::extractors::Authenticated;
+use chrono::{NaiveDate, NaiveDateTime};
+use immilink_shared::extractors::{ApiJson, ApiQuery, Authenticated, PageQuery};
 use immilink_shared::problem::Problem;
-use immilink_shared::{ApiError, ApiResult};
-use serde::Deserialize;
+use immilink_shared::ApiResult;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{as_caller, reason, text};
-use crate::domain::accounts::{self, AccountEvent, AccountView, HrEvent, SessionRecord};
+use super::as_caller;
+use crate::domain::accounts::{self, AccountEventKind, AccountStatus, HrEvent};
+use crate::domain::fields::{self, RegisteredIps};
+use crate::domain::sessions::SessionEndReason;
+use crate::domain::UserId;
 use crate::State;
 
 type Json<T> = ApiResult<web::Json<T>>;
 
-/// The accounts of the caller's agency (account manager, agency head, auditor, IT unit).
-#[utoipa::path(get, path = "/v1/accounts", tag = "accounts", security(("bearer" = [])),
-    responses((status = 200, body = Vec<AccountView>), (status = 403, body = Problem, content_type = "application/problem+json")))]
+/// An account as its managers see it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AccountView {
+    pub user_id: String,
+    pub username: String,
+    pub display_name: String,
+    pub agency_code: String,
+    pub unit_id: Option<String>,
+    pub status: AccountStatus,
+    pub status_reason: Option<String>,
+    pub roles: Vec<String>,
+    /// The registered IP addresses logins and requests must come from (R-ACC-11).
+    pub ips: Vec<String>,
+    /// Granted (query type, purpose) pairs.
+    pub grants: Vec<Grant>,
+    pub events: Vec<AccountEvent>,
+}
+
+impl From<accounts::Account> for AccountView {
+    fn from(account: accounts::Account) -> Self {
+        Self {
+            user_id: account.user_id.into_inner(),
+            username: account.username,
+            display_name: account.display_name,
+            agency_code: account.agency_code.into_inner(),
+            unit_id: account.unit_id.map(|unit| unit.into_inner()),
+            status: account.status,
+            status_reason: account.status_reason,
+            roles: account.roles,
+            ips: account.ips,
+            grants: account.grants.into_iter().map(Grant::from).collect(),
+            events: account.events.into_iter().map(AccountEvent::from).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Grant {
+    #[schema(example = "entry_exit_last_year")]
+    pub query_type: String,
+    #[schema(example = "sw_statutory_business")]
+    pub purpose_code: String,
+}
+
+impl From<accounts::Grant> for Grant {
+    fn from(grant: accounts::Grant) -> Self {
+        Self { query_type: grant.query_type, purpose_code: grant.purpose_code }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AccountEvent {
+    pub id: String,
+    pub kind: AccountEventKind,
+    pub reason: String,
+    pub actor_id: Option<String>,
+    /// Business date (Asia/Taipei) the event took effect.
+    pub effective_date: NaiveDate,
+    #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "immilink_shared::clock::rfc3339")]
+    pub created_at: NaiveDateTime,
+}
+
+impl From<accounts::AccountEvent> for AccountEvent {
+    fn from(event: accounts::AccountEvent) -> Self {
+        Self {
+            id: event.id,
+            kind: event.kind,
+            reason: event.reason,
+            actor_id: event.actor_id.map(UserId::into_inner),
+            effective_date: event.effective_date,
+            created_at: event.created_at,
+        }
+    }
+}
+
+/// One session as the record table shows it (R-ACC-12).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SessionRecord {
+    pub session_id: String,
+    pub ip: String,
+    pub user_agent: String,
+    #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "immilink_shared::clock::rfc3339")]
+    pub login_at: NaiveDateTime,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(with = "immilink_shared::clock::rfc3339_option")]
+    pub logout_at: Option<NaiveDateTime>,
+    /// Why it ended.
+    pub end_reason: Option<SessionEndReason>,
+}
+
+impl From<accounts::SessionRecord> for SessionRecord {
+    fn from(record: accounts::SessionRecord) -> Self {
+        Self {
+            session_id: record.session_id.into_inner(),
+            ip: record.ip,
+            user_agent: record.user_agent,
+            login_at: record.login_at,
+            logout_at: record.logout_at,
+            end_reason: record.end_reason,
+        }
+    }
+}
+
+fn views<T, V: From<T>>(items: Vec<T>) -> Vec<V> {
+    items.into_iter().map(V::from).collect()
+}
+
+/// The accounts of the caller's agency by username (account manager, agency head, auditor, IT
+/// unit), a page at a time: `before` is the last `user_id` of the previous page.
+#[utoipa::path(get, path = "/v1/accounts", tag = "accounts", security(("bearer" = [])), params(PageQuery),
+    responses((status = 200, body = Vec<AccountView>), (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")))]
 #[get("/v1/accounts")]
-pub async fn list(req: HttpRequest, state: web::Data<State>, caller: Authenticated) -> Json<Vec<AccountView>> {
-    Ok(web::Json(as_caller(&state, &req, caller, |conn, _, actor| accounts::list(conn, &actor)).await?))
+pub async fn list(
+    req: HttpRequest,
+    state: web::Data<State>,
+    caller: Authenticated,
+    page: ApiQuery<PageQuery>,
+) -> Json<Vec<AccountView>> {
+    let page = page.into_inner().page()?;
+    let found = as_caller(&state, &req, caller.caller(), move |conn, _, actor| accounts::list(conn, &actor, &page));
+    Ok(web::Json(views(found.await?)))
 }
 
 /// Possible account lending (R-ACC-07): logins refused because the account had a live session from
-/// another IP or device. The manager decides whether to suspend.
-#[utoipa::path(get, path = "/v1/lending-flags", tag = "accounts", security(("bearer" = [])),
-    responses((status = 200, body = Vec<AccountEvent>), (status = 403, body = Problem, content_type = "application/problem+json")))]
+/// another IP or device, newest first. The manager decides whether to suspend. `before` is the last
+/// `id` of the previous page.
+#[utoipa::path(get, path = "/v1/lending-flags", tag = "accounts", security(("bearer" = [])), params(PageQuery),
+    responses((status = 200, body = Vec<AccountEvent>), (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")))]
 #[get("/v1/lending-flags")]
 pub async fn lending_flags(
     req: HttpRequest,
     state: web::Data<State>,
     caller: Authenticated,
+    page: ApiQuery<PageQuery>,
 ) -> Json<Vec<AccountEvent>> {
-    Ok(web::Json(as_caller(&state, &req, caller, |conn, _, actor| accounts::lending_flags(conn, &actor)).await?))
+    let page = page.into_inner().page()?;
+    let found =
+        as_caller(&state, &req, caller.caller(), move |conn, _, actor| accounts::lending_flags(conn, &actor, &page));
+    Ok(web::Json(views(found.await?)))
 }
 
 /// One account with its roles, bound IPs, grants and history. Anyone may read their own.
@@ -49,28 +174,32 @@ pub async fn detail(
     caller: Authenticated,
     user_id: web::Path<String>,
 ) -> Json<AccountView> {
-    let user_id = user_id.into_inner();
-    Ok(web::Json(
-        as_caller(&state, &req, caller, move |conn, _, actor| accounts::detail(conn, &actor, &user_id)).await?,
-    ))
+    let user_id = UserId::new(user_id.into_inner());
+    let found =
+        as_caller(&state, &req, caller.caller(), move |conn, _, actor| accounts::detail(conn, &actor, &user_id));
+    Ok(web::Json(found.await?.into()))
 }
 
-/// The account's sessions with login and logout times (R-ACC-12), newest first.
+/// The account's sessions with login and logout times (R-ACC-12), newest first: `before` is the
+/// last `session_id` of the previous page.
 #[utoipa::path(get, path = "/v1/accounts/{user_id}/sessions", tag = "accounts", security(("bearer" = [])),
-    params(("user_id" = String, Path)),
-    responses((status = 200, body = Vec<SessionRecord>), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    params(("user_id" = String, Path), PageQuery),
+    responses((status = 200, body = Vec<SessionRecord>), (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")))]
 #[get("/v1/accounts/{user_id}/sessions")]
 pub async fn sessions(
     req: HttpRequest,
     state: web::Data<State>,
     caller: Authenticated,
     user_id: web::Path<String>,
+    page: ApiQuery<PageQuery>,
 ) -> Json<Vec<SessionRecord>> {
-    let user_id = user_id.into_inner();
-    Ok(web::Json(
-        as_caller(&state, &req, caller, move |conn, _, actor| accounts::sessions_of(conn, &actor, &user_id, 200))
-            .await?,
-    ))
+    let user_id = UserId::new(user_id.into_inner());
+    let page = page.into_inner().page()?;
+    let found = as_caller(&state, &req, caller.caller(), move |conn, _, actor| {
+        accounts::sessions_of(conn, &actor, &user_id, &page)
+    });
+    Ok(web::Json(views(found.await?)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -101,15 +230,13 @@ pub async fn hr_event(
     body: ApiJson<HrEventRequest>,
 ) -> Json<AccountView> {
     let body = body.into_inner();
-    let event = body.event.ok_or_else(|| ApiError::missing_field("event"))?;
-    let reason = reason(body.reason, true)?;
-    let user_id = user_id.into_inner();
-    Ok(web::Json(
-        as_caller(&state, &req, caller, move |conn, now, actor| {
-            accounts::record_hr_event(conn, now, &actor, &user_id, event, &reason)
-        })
-        .await?,
-    ))
+    let event = fields::present(body.event, "event")?;
+    let reason = fields::reason(body.reason, true)?;
+    let user_id = UserId::new(user_id.into_inner());
+    let done = as_caller(&state, &req, caller.caller(), move |conn, now, actor| {
+        accounts::record_hr_event(conn, now, &actor, &user_id, event, &reason)
+    });
+    Ok(web::Json(done.await?.into()))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -131,14 +258,12 @@ pub async fn certificate_loss(
     user_id: web::Path<String>,
     body: ApiJson<ReasonRequest>,
 ) -> Json<AccountView> {
-    let reason = reason(body.into_inner().reason, false)?;
-    let user_id = user_id.into_inner();
-    Ok(web::Json(
-        as_caller(&state, &req, caller, move |conn, now, actor| {
-            accounts::report_certificate_lost(conn, now, &actor, &user_id, &reason)
-        })
-        .await?,
-    ))
+    let reason = fields::reason(body.into_inner().reason, false)?;
+    let user_id = UserId::new(user_id.into_inner());
+    let done = as_caller(&state, &req, caller.caller(), move |conn, now, actor| {
+        accounts::report_certificate_lost(conn, now, &actor, &user_id, &reason)
+    });
+    Ok(web::Json(done.await?.into()))
 }
 
 /// Suspend an account (e.g. after a lending flag, R-ACC-07); its sessions end at once.
@@ -153,14 +278,12 @@ pub async fn suspend(
     user_id: web::Path<String>,
     body: ApiJson<ReasonRequest>,
 ) -> Json<AccountView> {
-    let reason = reason(body.into_inner().reason, true)?;
-    let user_id = user_id.into_inner();
-    Ok(web::Json(
-        as_caller(&state, &req, caller, move |conn, now, actor| {
-            accounts::suspend(conn, now, &actor, &user_id, &reason)
-        })
-        .await?,
-    ))
+    let reason = fields::reason(body.into_inner().reason, true)?;
+    let user_id = UserId::new(user_id.into_inner());
+    let done = as_caller(&state, &req, caller.caller(), move |conn, now, actor| {
+        accounts::suspend(conn, now, &actor, &user_id, &reason)
+    });
+    Ok(web::Json(done.await?.into()))
 }
 
 /// Reinstate a suspended account.
@@ -175,14 +298,12 @@ pub async fn reinstate(
     user_id: web::Path<String>,
     body: ApiJson<ReasonRequest>,
 ) -> Json<AccountView> {
-    let reason = reason(body.into_inner().reason, true)?;
-    let user_id = user_id.into_inner();
-    Ok(web::Json(
-        as_caller(&state, &req, caller, move |conn, now, actor| {
-            accounts::reinstate(conn, now, &actor, &user_id, &reason)
-        })
-        .await?,
-    ))
+    let reason = fields::reason(body.into_inner().reason, true)?;
+    let user_id = UserId::new(user_id.into_inner());
+    let done = as_caller(&state, &req, caller.caller(), move |conn, now, actor| {
+        accounts::reinstate(conn, now, &actor, &user_id, &reason)
+    });
+    Ok(web::Json(done.await?.into()))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -207,25 +328,13 @@ pub async fn set_ips(
     body: ApiJson<IpsRequest>,
 ) -> Json<AccountView> {
     let body = body.into_inner();
-    let raw = body.ips.ok_or_else(|| ApiError::missing_field("ips"))?;
-    if raw.is_empty() || raw.len() > 10 {
-        return Err(ApiError::invalid_field("ips", "between 1 and 10 addresses"));
-    }
-    let ips = raw
-        .iter()
-        .enumerate()
-        .map(|(i, ip)| {
-            ip.trim().parse::<IpAddr>().map_err(|_| ApiError::invalid_field(format!("ips[{i}]"), "not an IP address"))
-        })
-        .collect::<ApiResult<Vec<_>>>()?;
-    let reason = reason(body.reason, true)?;
-    let user_id = user_id.into_inner();
-    Ok(web::Json(
-        as_caller(&state, &req, caller, move |conn, now, actor| {
-            accounts::set_ips(conn, now, &actor, &user_id, &ips, &reason)
-        })
-        .await?,
-    ))
+    let ips = RegisteredIps::parse(body.ips)?;
+    let reason = fields::reason(body.reason, true)?;
+    let user_id = UserId::new(user_id.into_inner());
+    let done = as_caller(&state, &req, caller.caller(), move |conn, now, actor| {
+        accounts::set_ips(conn, now, &actor, &user_id, &ips, &reason)
+    });
+    Ok(web::Json(done.await?.into()))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -252,13 +361,11 @@ pub async fn handover(
     body: ApiJson<HandoverRequest>,
 ) -> Json<AccountView> {
     let body = body.into_inner();
-    let from = text(body.from_user_id, "from_user_id", 64)?;
-    let to = text(body.to_user_id, "to_user_id", 64)?;
-    let reason = reason(body.reason, true)?;
-    Ok(web::Json(
-        as_caller(&state, &req, caller, move |conn, now, actor| {
-            accounts::hand_over_manager(conn, now, &actor, &from, &to, &reason)
-        })
-        .await?,
-    ))
+    let from = UserId::new(fields::text(body.from_user_id, "from_user_id", 64)?);
+    let to = UserId::new(fields::text(body.to_user_id, "to_user_id", 64)?);
+    let reason = fields::reason(body.reason, true)?;
+    let done = as_caller(&state, &req, caller.caller(), move |conn, now, actor| {
+        accounts::hand_over_manager(conn, now, &actor, &from, &to, &reason)
+    });
+    Ok(web::Json(done.await?.into()))
 }

@@ -1,21 +1,22 @@
 //! Account applications: submitted by the applicant with their citizen certificate (no account yet,
 //! as seed 002 pt 5 has it: 自然人申請帳號), then reviewed step by step by their agency.
 
-use std::net::IpAddr;
-
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
-use immilink_shared::extractors::Authenticated;
-use immilink_shared::extractors::{client_ip, ApiJson, ApiQuery};
-use immilink_shared::ids::SubjectId;
+use chrono::NaiveDateTime;
+use immilink_shared::extractors::{client_ip, ApiJson, ApiQuery, Authenticated, PageQuery};
 use immilink_shared::problem::Problem;
 use immilink_shared::{ApiError, ApiResult};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{as_caller, reason, text};
-use crate::domain::accounts::Grant;
-use crate::domain::applications::{self, ApplicationView, Decision, NewApplication};
-use crate::domain::IdentityError;
+use super::accounts::Grant;
+use super::as_caller;
+use super::me::UnitRef;
+use crate::domain::accounts::{self, Actor};
+use crate::domain::applications::{
+    self, ApplicationForm, ApplicationStatus, Decision, GrantForm, NewApplication, ReviewDecision, ReviewStep,
+};
+use crate::domain::{fields, ApplicationId, IdentityError, UserId};
 use crate::{workflow, State};
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -24,6 +25,16 @@ pub struct GrantRequest {
     pub query_type: Option<String>,
     #[schema(required = true, nullable = false, example = "sw_statutory_business")]
     pub purpose_code: Option<String>,
+}
+
+impl From<GrantRequest> for GrantForm {
+    fn from(grant: GrantRequest) -> Self {
+        Self { query_type: grant.query_type, purpose_code: grant.purpose_code }
+    }
+}
+
+fn grant_forms(grants: Option<Vec<GrantRequest>>) -> Option<Vec<GrantForm>> {
+    grants.map(|grants| grants.into_iter().map(GrantForm::from).collect())
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -77,100 +88,142 @@ pub struct ApplicationRequest {
     pub grants: Option<Vec<GrantRequest>>,
 }
 
-const MAX_IPS: usize = 10;
-const MAX_GRANTS: usize = 50;
-
-fn parse_username(raw: Option<String>) -> ApiResult<String> {
-    let username = text(raw, "username", 64)?;
-    let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-');
-    if username.len() < 3 || !username.chars().all(allowed) {
-        return Err(ApiError::invalid_field("username", "3–64 characters: lowercase letters, digits, '.', '_' or '-'"));
+impl From<ApplicationRequest> for ApplicationForm {
+    fn from(body: ApplicationRequest) -> Self {
+        Self {
+            agency_code: body.agency_code,
+            unit_id: body.unit_id,
+            username: body.username,
+            display_name: body.display_name,
+            national_id: body.national_id,
+            email: body.email,
+            password: body.password,
+            certificate_serial: body.certificate_serial,
+            ips: body.ips,
+            legal_basis: body.legal_basis,
+            business_handled: body.business_handled,
+            grants: grant_forms(body.grants),
+        }
     }
-    Ok(username)
 }
 
-fn parse_email(raw: Option<String>) -> ApiResult<String> {
-    let email = text(raw, "email", 254)?;
-    let valid = email.split_once('@').is_some_and(|(local, domain)| {
-        !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
-    }) && !email.chars().any(char::is_whitespace);
-    if !valid {
-        return Err(ApiError::invalid_field("email", "not an e-mail address"));
-    }
-    Ok(email)
+/// An application as reviewers see it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ApplicationView {
+    pub application_id: String,
+    pub status: ApplicationStatus,
+    pub agency_code: String,
+    pub unit_id: String,
+    pub username: String,
+    pub display_name: String,
+    /// The applicant's national ID, masked (e.g. `A12****789`).
+    pub national_id_masked: String,
+    pub email: String,
+    pub certificate_serial: String,
+    pub ips: Vec<String>,
+    pub legal_basis: String,
+    pub business_handled: String,
+    pub requested_grants: Vec<Grant>,
+    /// What the account manager granted (a subset of the request); `null` until then.
+    pub granted_grants: Option<Vec<Grant>>,
+    /// The account, once the application is approved.
+    pub user_id: Option<String>,
+    pub nia_reference: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "immilink_shared::clock::rfc3339")]
+    pub submitted_at: NaiveDateTime,
+    pub reviews: Vec<ReviewRecord>,
 }
 
-fn parse_certificate(raw: Option<String>) -> ApiResult<String> {
-    let serial = text(raw, "certificate_serial", 64)?;
-    if !serial.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-        return Err(ApiError::invalid_field("certificate_serial", "letters, digits and '-' only"));
-    }
-    Ok(serial)
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ReviewRecord {
+    pub step: ReviewStep,
+    /// The reviewing user; `null` for the immigration agency and automatic checks.
+    pub reviewer_id: Option<String>,
+    pub reviewer_name: String,
+    pub decision: ReviewDecision,
+    pub reason: String,
+    #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "immilink_shared::clock::rfc3339")]
+    pub decided_at: NaiveDateTime,
 }
 
-fn parse_ips(raw: Option<Vec<String>>, submitted_from: IpAddr) -> ApiResult<Vec<IpAddr>> {
-    let Some(raw) = raw.filter(|ips| !ips.is_empty()) else {
-        return Ok(vec![submitted_from]);
-    };
-    if raw.len() > MAX_IPS {
-        return Err(ApiError::invalid_field("ips", format!("at most {MAX_IPS} addresses")));
-    }
-    raw.iter()
-        .enumerate()
-        .map(|(i, ip)| ip.trim().parse().map_err(|_| ApiError::invalid_field(format!("ips[{i}]"), "not an IP address")))
-        .collect()
+fn grants(grants: Vec<accounts::Grant>) -> Vec<Grant> {
+    grants.into_iter().map(Grant::from).collect()
 }
 
-pub(super) fn parse_grants(raw: Option<Vec<GrantRequest>>) -> ApiResult<Vec<Grant>> {
-    let raw = raw.ok_or_else(|| ApiError::missing_field("grants"))?;
-    if raw.is_empty() || raw.len() > MAX_GRANTS {
-        return Err(ApiError::invalid_field("grants", format!("between 1 and {MAX_GRANTS} entries")));
+impl From<applications::Application> for ApplicationView {
+    fn from(application: applications::Application) -> Self {
+        Self {
+            application_id: application.id.into_inner(),
+            status: application.status,
+            agency_code: application.agency_code.into_inner(),
+            unit_id: application.unit_id.into_inner(),
+            username: application.username,
+            display_name: application.display_name,
+            national_id_masked: application.national_id_masked,
+            email: application.email,
+            certificate_serial: application.certificate_serial,
+            ips: application.ips,
+            legal_basis: application.legal_basis,
+            business_handled: application.business_handled,
+            requested_grants: grants(application.requested_grants),
+            granted_grants: application.granted_grants.map(grants),
+            user_id: application.user_id.map(UserId::into_inner),
+            nia_reference: application.nia_reference,
+            submitted_at: application.submitted_at,
+            reviews: application.reviews.into_iter().map(ReviewRecord::from).collect(),
+        }
     }
-    raw.into_iter()
-        .enumerate()
-        .map(|(i, g)| {
-            Ok(Grant {
-                query_type: text(g.query_type, &format!("grants[{i}].query_type"), 64)?,
-                purpose_code: text(g.purpose_code, &format!("grants[{i}].purpose_code"), 64)?,
-            })
-        })
-        .collect()
 }
 
-fn parse_application(body: ApplicationRequest, submitted_ip: IpAddr) -> ApiResult<(NewApplication, String)> {
-    let national_id = text(body.national_id, "national_id", 20)?;
-    let national_id = SubjectId::parse_resident(&national_id)
-        .map_err(|err| ApiError::invalid_field("national_id", err.to_string()))?
-        .as_str()
-        .to_owned();
-    let password = body.password.filter(|p| !p.is_empty()).ok_or_else(|| ApiError::missing_field("password"))?;
-    if password.chars().count() < 12 || password.len() > 256 {
-        return Err(ApiError::invalid_field("password", "between 12 and 256 characters"));
+impl From<applications::Review> for ReviewRecord {
+    fn from(step: applications::Review) -> Self {
+        Self {
+            step: step.step,
+            reviewer_id: step.reviewer_id.map(UserId::into_inner),
+            reviewer_name: step.reviewer_name,
+            decision: step.decision,
+            reason: step.reason,
+            decided_at: step.decided_at,
+        }
     }
-    let application = NewApplication {
-        agency_code: text(body.agency_code, "agency_code", 32)?,
-        unit_id: text(body.unit_id, "unit_id", 64)?,
-        username: parse_username(body.username)?,
-        display_name: text(body.display_name, "display_name", 100)?,
-        national_id,
-        email: parse_email(body.email)?,
-        certificate_serial: parse_certificate(body.certificate_serial)?,
-        ips: parse_ips(body.ips, submitted_ip)?,
-        legal_basis: text(body.legal_basis, "legal_basis", 64)?,
-        business_handled: text(body.business_handled, "business_handled", 500)?,
-        grants: parse_grants(body.grants)?,
-        submitted_ip,
-    };
-    Ok((application, password))
 }
 
-/// The agencies and their units, for applicants choosing where they apply. Public.
-#[utoipa::path(get, path = "/v1/agencies", tag = "applications",
-    responses((status = 200, body = Vec<crate::domain::accounts::AgencyEntry>)))]
+/// An agency and its units, as applicants choose them (public organisational data).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AgencyEntry {
+    #[schema(example = "TPE-SW")]
+    pub code: String,
+    pub name: String,
+    /// `social_welfare`, `household_registration` or `immigration_agency`.
+    pub kind: String,
+    /// Whether the agency head approves accounts too (R-ACC-02).
+    pub requires_head_approval: bool,
+    pub units: Vec<UnitRef>,
+}
+
+impl From<accounts::AgencyEntry> for AgencyEntry {
+    fn from(entry: accounts::AgencyEntry) -> Self {
+        Self {
+            code: entry.code.into_inner(),
+            name: entry.name,
+            kind: entry.kind,
+            requires_head_approval: entry.requires_head_approval,
+            units: entry.units.into_iter().map(UnitRef::from).collect(),
+        }
+    }
+}
+
+/// The agencies by code, with their units, for applicants choosing where they apply. Public. A
+/// page at a time: `before` is the last `code` of the previous page.
+#[utoipa::path(get, path = "/v1/agencies", tag = "applications", params(PageQuery),
+    responses((status = 200, body = Vec<AgencyEntry>), (status = 422, body = Problem, content_type = "application/problem+json")))]
 #[get("/v1/agencies")]
-pub async fn agencies(state: web::Data<State>) -> ApiResult<web::Json<Vec<crate::domain::accounts::AgencyEntry>>> {
-    let entries = state.db.run(crate::domain::accounts::directory).await.map_err(ApiError::from)?;
-    Ok(web::Json(entries))
+pub async fn agencies(state: web::Data<State>, page: ApiQuery<PageQuery>) -> ApiResult<web::Json<Vec<AgencyEntry>>> {
+    let page = page.into_inner().page()?;
+    let entries = state.db.run(move |conn| accounts::directory(conn, &page)).await.map_err(ApiError::from)?;
+    Ok(web::Json(entries.into_iter().map(AgencyEntry::from).collect()))
 }
 
 /// Apply for an account (R-ACC-01). No token: the applicant has no account yet and identifies with
@@ -193,35 +246,38 @@ pub async fn submit(
     if let Err(retry_after_seconds) = state.application_submissions.hit(&ip) {
         return Err(IdentityError::Throttled { retry_after_seconds }.into());
     }
-    let (application, password) = parse_application(body.into_inner(), ip)?;
-    let view = workflow::submit_application(&state, application, password).await?;
-    Ok(HttpResponse::Created().json(view))
+    let (application, password) = NewApplication::parse(body.into_inner().into(), ip)?;
+    let submitted = workflow::submit_application(&state, application, password).await?;
+    Ok(HttpResponse::Created().json(ApplicationView::from(submitted)))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only applications at this step, e.g. `supervisor_review`.
-    pub status: Option<String>,
+    pub status: Option<ApplicationStatus>,
 }
 
-/// Applications the caller may review: a unit supervisor sees their unit's, the account manager and
-/// agency head their agency's.
+/// Applications the caller may review, oldest first: a unit supervisor sees their unit's, the
+/// account manager and agency head their agency's. `before` is the last `application_id` of the
+/// previous page.
 #[utoipa::path(get, path = "/v1/account-applications", tag = "applications", security(("bearer" = [])),
-    params(ListQuery),
-    responses((status = 200, body = Vec<ApplicationView>), (status = 403, body = Problem, content_type = "application/problem+json")))]
+    params(ListQuery, PageQuery),
+    responses((status = 200, body = Vec<ApplicationView>), (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")))]
 #[get("/v1/account-applications")]
 pub async fn list(
     req: HttpRequest,
     state: web::Data<State>,
     caller: Authenticated,
     query: ApiQuery<ListQuery>,
+    page: ApiQuery<PageQuery>,
 ) -> ApiResult<web::Json<Vec<ApplicationView>>> {
     let status = query.into_inner().status;
-    let views =
-        as_caller(&state, &req, caller, move |conn, _, actor| applications::list(conn, &actor, status.as_deref()))
-            .await?;
-    Ok(web::Json(views))
+    let page = page.into_inner().page()?;
+    let found =
+        as_caller(&state, &req, caller.caller(), move |conn, _, actor| applications::list(conn, &actor, status, &page));
+    Ok(web::Json(found.await?.into_iter().map(ApplicationView::from).collect()))
 }
 
 /// One application with every review step so far.
@@ -235,9 +291,9 @@ pub async fn get(
     caller: Authenticated,
     id: web::Path<String>,
 ) -> ApiResult<web::Json<ApplicationView>> {
-    let id = id.into_inner();
-    let view = as_caller(&state, &req, caller, move |conn, _, actor| applications::get(conn, &actor, &id)).await?;
-    Ok(web::Json(view))
+    let id = ApplicationId::new(id.into_inner());
+    let found = as_caller(&state, &req, caller.caller(), move |conn, _, actor| applications::get(conn, &actor, &id));
+    Ok(web::Json(found.await?.into()))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -271,9 +327,11 @@ pub async fn review(
     body: ApiJson<ReviewRequest>,
 ) -> ApiResult<web::Json<ApplicationView>> {
     let body = body.into_inner();
-    let decision = body.decision.ok_or_else(|| ApiError::missing_field("decision"))?;
-    let reason = reason(body.reason, decision == Decision::Reject)?;
-    let grants = body.grants.map(|g| parse_grants(Some(g))).transpose()?;
-    let actor = as_caller(&state, &req, caller, |_, _, actor| Ok(actor)).await?;
-    Ok(web::Json(workflow::review_application(&state, actor, id.into_inner(), decision, reason, grants).await?))
+    let decision = fields::present(body.decision, "decision")?;
+    let reason = fields::reason(body.reason, decision == Decision::Reject)?;
+    let grants = body.grants.map(|g| applications::parse_grants(grant_forms(Some(g)))).transpose()?;
+    let actor: Actor = as_caller(&state, &req, caller.caller(), |_, _, actor| Ok(actor)).await?;
+    let id = ApplicationId::new(id.into_inner());
+    let reviewed = workflow::review_application(&state, actor, id, decision, reason, grants).await?;
+    Ok(web::Json(reviewed.into()))
 }

@@ -7,7 +7,7 @@ use immilink_shared::{ApiError, ApiResult};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::domain::sessions::{self, LoginAttempt};
+use crate::domain::sessions::{self, LoginAttempt, SessionEndReason};
 use crate::domain::IdentityError;
 use crate::{tokens, State};
 
@@ -32,16 +32,6 @@ pub struct LoginResponse {
     pub session_id: String,
 }
 
-const MAX_FIELD_LEN: usize = 256;
-
-pub(crate) fn required(value: Option<String>, field: &str) -> ApiResult<String> {
-    let value = value.filter(|v| !v.trim().is_empty()).ok_or_else(|| ApiError::missing_field(field))?;
-    if value.len() > MAX_FIELD_LEN {
-        return Err(ApiError::invalid_field(field, format!("must be at most {MAX_FIELD_LEN} bytes")));
-    }
-    Ok(value)
-}
-
 /// Log in with username, password and the bound certificate serial, from a registered IP.
 ///
 /// Every refusal (unknown user, wrong password or certificate, disabled or locked account,
@@ -58,21 +48,9 @@ pub(crate) fn required(value: Option<String>, field: &str) -> ApiResult<String> 
 #[post("/v1/auth/login")]
 pub async fn login(req: HttpRequest, state: web::Data<State>, body: ApiJson<LoginRequest>) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
-    let attempt = LoginAttempt {
-        username: required(body.username, "username")?.trim().to_owned(),
-        password: required(body.password, "password")?,
-        certificate_serial: required(body.certificate_serial, "certificate_serial")?.trim().to_owned(),
-        ip: client_ip(&req).ok_or_else(|| ApiError::internal("no client address"))?,
-        user_agent: req
-            .headers()
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .chars()
-            .take(MAX_FIELD_LEN)
-            .collect(),
-    };
-    let ip = attempt.ip;
+    let user_agent = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let ip = client_ip(&req).ok_or_else(|| ApiError::internal("no client address"))?;
+    let attempt = LoginAttempt::parse(body.username, body.password, body.certificate_serial, ip, user_agent)?;
     if let Err(retry_after_seconds) = state.login_failures.check(&ip) {
         return Err(IdentityError::Throttled { retry_after_seconds }.into());
     }
@@ -97,7 +75,7 @@ pub async fn login(req: HttpRequest, state: web::Data<State>, body: ApiJson<Logi
         access_token,
         token_type: "Bearer".into(),
         expires_in: state.token_ttl.num_seconds(),
-        session_id: session.session_id,
+        session_id: session.session_id.into_inner(),
     }))
 }
 
@@ -108,10 +86,10 @@ pub async fn login(req: HttpRequest, state: web::Data<State>, body: ApiJson<Logi
 #[post("/v1/auth/logout")]
 pub async fn logout(state: web::Data<State>, caller: Authenticated) -> ApiResult<HttpResponse> {
     let now = state.clock.now();
-    let sid = caller.claims.sid;
+    let sid = caller.caller().session_id;
     state
         .db
-        .run(move |conn| sessions::end_session(conn, now, &sid, "logout"))
+        .run(move |conn| sessions::end_session(conn, now, &sid, SessionEndReason::Logout))
         .await
         .map_err(|err: IdentityError| ApiError::from(err))?;
     Ok(HttpResponse::NoContent().finish())

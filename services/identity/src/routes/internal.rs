@@ -10,8 +10,9 @@ use immilink_shared::extractors::InternalCaller;
 use immilink_shared::{ApiError, ApiResult};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::accounts::{self, UserSummary};
-use crate::domain::{sessions, IdentityError};
+use super::me::Permission;
+use crate::domain::accounts::{self, AccountStatus};
+use crate::domain::{sessions, IdentityError, SessionId, UserId};
 use crate::State;
 
 #[derive(Debug, Deserialize)]
@@ -44,12 +45,12 @@ pub async fn session_liveness(
     };
     let now = state.clock.now();
     let idle = state.idle_timeout;
-    let sid = sid.into_inner();
+    let sid = SessionId::new(sid.into_inner());
     let result = state.db.run(move |conn| sessions::check_live(conn, now, &sid, ip, idle)).await;
     match result {
-        Ok(user_id) => Ok(web::Json(Liveness { live: true, user_id: Some(user_id), reason: None })),
+        Ok(user_id) => Ok(web::Json(Liveness { live: true, user_id: Some(user_id.into_inner()), reason: None })),
         Err(IdentityError::SessionEnded(reason)) => {
-            Ok(web::Json(Liveness { live: false, user_id: None, reason: Some(reason) }))
+            Ok(web::Json(Liveness { live: false, user_id: None, reason: Some(reason.to_string()) }))
         }
         Err(other) => Err(other.into()),
     }
@@ -69,8 +70,37 @@ pub async fn service_token(req: HttpRequest, state: web::Data<State>) -> ApiResu
     Ok(web::Json(IssuedServiceToken { token, expires_in: SERVICE_TOKEN_TTL_SECONDS }))
 }
 
+/// Who a user is, as the broker reads it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct UserSummary {
+    pub user_id: String,
+    pub username: String,
+    pub display_name: String,
+    /// Agency code, as in access tokens.
+    pub agency: String,
+    pub unit: Option<String>,
+    pub status: AccountStatus,
+    pub roles: Vec<String>,
+    pub permissions: Vec<Permission>,
+}
+
+impl From<accounts::UserSummary> for UserSummary {
+    fn from(user: accounts::UserSummary) -> Self {
+        Self {
+            user_id: user.user_id.into_inner(),
+            username: user.username,
+            display_name: user.display_name,
+            agency: user.agency.into_inner(),
+            unit: user.unit.map(|unit| unit.into_inner()),
+            status: user.status,
+            roles: user.roles,
+            permissions: user.permissions.into_iter().map(Permission::from).collect(),
+        }
+    }
+}
+
 /// Who a user is (agency, unit, status, roles, permissions), for the broker: the grantee of a proxy
-/// authorisation (R-QRY-06) must be an active colleague of the grantor, and a bulk job stops when its
+/// authorization (R-QRY-06) must be an active colleague of the grantor, and a bulk job stops when its
 /// submitter is no longer active or no longer holds the job's permission. 404 for an unknown id.
 #[get("/internal/v1/users/{id}")]
 pub async fn user_summary(
@@ -79,7 +109,7 @@ pub async fn user_summary(
     id: web::Path<String>,
 ) -> ApiResult<web::Json<UserSummary>> {
     caller.require(&["broker"])?;
-    let (id, now) = (id.into_inner(), state.clock.now());
+    let (id, now) = (UserId::new(id.into_inner()), state.clock.now());
     let found = state.db.run(move |conn| accounts::summary(conn, now, &id)).await?;
-    found.map(web::Json).ok_or_else(|| ApiError::not_found("the user"))
+    found.map(|user| web::Json(user.into())).ok_or_else(|| ApiError::not_found("the user"))
 }

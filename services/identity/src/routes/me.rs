@@ -1,12 +1,86 @@
 use actix_web::{get, web, HttpRequest};
-use immilink_shared::extractors::client_ip;
-use immilink_shared::extractors::Authenticated;
+use immilink_shared::extractors::{client_ip, Authenticated};
 use immilink_shared::problem::Problem;
 use immilink_shared::{ApiError, ApiResult};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-use crate::domain::permissions::{self, Profile};
-use crate::domain::sessions;
+use crate::domain::{permissions, sessions};
 use crate::State;
+
+/// The caller as `/v1/me` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Profile {
+    pub user_id: String,
+    pub username: String,
+    pub display_name: String,
+    pub agency: AgencyRef,
+    pub unit: Option<UnitRef>,
+    pub roles: Vec<String>,
+    /// Every (legal basis, purpose, query type) the caller may declare on a lookup.
+    pub permissions: Vec<Permission>,
+    /// The distinct query types among `permissions`.
+    pub query_types: Vec<String>,
+    /// The distinct purposes among `permissions`.
+    pub purposes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AgencyRef {
+    pub id: String,
+    pub code: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct UnitRef {
+    pub id: String,
+    pub name: String,
+}
+
+/// One permitted lookup declaration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Permission {
+    pub legal_basis: String,
+    pub purpose_code: String,
+    pub query_type: String,
+}
+
+impl From<permissions::Profile> for Profile {
+    fn from(profile: permissions::Profile) -> Self {
+        Self {
+            user_id: profile.user_id.into_inner(),
+            username: profile.username,
+            display_name: profile.display_name,
+            agency: AgencyRef {
+                id: profile.agency.id.into_inner(),
+                code: profile.agency.code.into_inner(),
+                name: profile.agency.name,
+            },
+            unit: profile.unit.map(UnitRef::from),
+            roles: profile.roles,
+            permissions: profile.permissions.into_iter().map(Permission::from).collect(),
+            query_types: profile.query_types,
+            purposes: profile.purposes,
+        }
+    }
+}
+
+impl From<permissions::UnitRef> for UnitRef {
+    fn from(unit: permissions::UnitRef) -> Self {
+        Self { id: unit.id.into_inner(), name: unit.name }
+    }
+}
+
+impl From<permissions::Permission> for Permission {
+    fn from(permission: permissions::Permission) -> Self {
+        Self {
+            legal_basis: permission.legal_basis,
+            purpose_code: permission.purpose_code,
+            query_type: permission.query_type,
+        }
+    }
+}
 
 /// The caller: user, agency, unit, roles and the lookups they may declare.
 #[utoipa::path(get, path = "/v1/me", tag = "sessions", security(("bearer" = [])), responses(
@@ -17,14 +91,14 @@ pub async fn me(req: HttpRequest, state: web::Data<State>, caller: Authenticated
     let now = state.clock.now();
     let ip = client_ip(&req);
     let idle = state.idle_timeout;
-    let sid = caller.claims.sid;
+    let session = caller.caller().session_id;
     let profile = state
         .db
         .run(move |conn| {
-            let user_id = sessions::check_live(conn, now, &sid, ip, idle)?;
+            let user_id = sessions::check_live(conn, now, &session, ip, idle)?;
             permissions::profile(conn, now, &user_id)
         })
         .await
         .map_err(ApiError::from)?;
-    Ok(web::Json(profile))
+    Ok(web::Json(profile.into()))
 }

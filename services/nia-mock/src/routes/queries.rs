@@ -112,7 +112,7 @@ async fn run(req: &HttpRequest, state: &State, query_type: &str, body: &[u8]) ->
     let agency = authenticate(req, state)?;
     let query_type =
         QueryType::parse(query_type).ok_or_else(|| ApiError::not_found("the query type").field("query_type"))?;
-    authorise(state, agency.as_deref(), query_type)?;
+    authorize(state, agency.as_deref(), query_type)?;
     let request: QueryRequest = parse_json(body)?;
     if let Some(failure) = plan.failure {
         return Err(failure.strike().await);
@@ -142,7 +142,7 @@ fn authenticate(req: &HttpRequest, state: &State) -> ApiResult<Option<String>> {
 
 /// The agency must be approved for the query type. An agency the mock has no approvals for is refused
 /// too, unless no keys are configured (then it is some developer's ad-hoc caller).
-fn authorise(state: &State, agency: Option<&str>, query_type: QueryType) -> ApiResult<()> {
+fn authorize(state: &State, agency: Option<&str>, query_type: QueryType) -> ApiResult<()> {
     let Some(agency) = agency else {
         return Ok(());
     };

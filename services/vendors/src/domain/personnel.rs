@@ -9,67 +9,53 @@ use std::fmt;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
+use immilink_shared::auth::Caller;
 use immilink_shared::clock::to_db;
 use immilink_shared::db::{DbConn, DbError};
+use immilink_shared::extractors::Page;
 use immilink_shared::ids::SubjectId;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use immilink_shared::text_enum;
+use immilink_shared::typed::{AgencyCode, UserId};
 
-use super::{Vendor, VendorError};
+use super::vendors::Vendor;
+use super::{new_id, optional_text, require_manager, text, PersonId, VendorId, VendorsError};
 use crate::schema::{vendor_personnel, vendors};
 
-/// Whether a person still works for the vendor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum PersonnelStatus {
-    Active,
-    Departed,
-}
-
-impl PersonnelStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PersonnelStatus::Active => "active",
-            PersonnelStatus::Departed => "departed",
-        }
+text_enum! {
+    /// Whether a person still works for the vendor. Added active; the one move is to departed
+    /// (R-VEN-06), judged by `PersonnelStatus::transition`.
+    pub enum PersonnelStatus {
+        Active = "active",
+        Departed = "departed",
     }
 }
 
-/// Reading the column back; the table's CHECK constraint allows only the two values.
-impl TryFrom<String> for PersonnelStatus {
-    type Error = String;
-
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        match value.as_str() {
-            "active" => Ok(PersonnelStatus::Active),
-            "departed" => Ok(PersonnelStatus::Departed),
-            other => Err(format!("unknown personnel status {other:?}")),
+impl PersonnelStatus {
+    /// Active → departed; nothing else (a person who returns is added again).
+    pub fn transition(self, to: PersonnelStatus) -> Result<PersonnelStatus, VendorsError> {
+        match (self, to) {
+            (PersonnelStatus::Active, PersonnelStatus::Departed) => Ok(to),
+            (from, to) => Err(VendorsError::IllegalMove { from, to }),
         }
     }
 }
 
 /// One person on a vendor's staff list.
-#[derive(Clone, Serialize, Deserialize, ToSchema, Queryable, Selectable, PartialEq)]
+#[derive(Clone, Queryable, Selectable, PartialEq)]
 #[diesel(table_name = vendor_personnel)]
 pub struct Person {
-    pub id: String,
-    pub vendor_id: String,
+    pub id: PersonId,
+    pub vendor_id: VendorId,
     /// The agency the vendor is registered with.
-    pub agency: String,
+    pub agency: AgencyCode,
     /// National ID, or UI number for foreign staff, in canonical form.
-    #[schema(example = "A123456789")]
     pub national_id: String,
     pub name: String,
     pub job_title: Option<String>,
-    #[diesel(deserialize_as = String)]
     pub status: PersonnelStatus,
-    pub created_by: String,
-    #[schema(value_type = String, format = DateTime)]
-    #[serde(with = "immilink_shared::clock::rfc3339")]
+    pub created_by: UserId,
     pub created_at: NaiveDateTime,
     /// When the person was marked departed (R-VEN-06).
-    #[schema(value_type = Option<String>, format = DateTime)]
-    #[serde(default, with = "immilink_shared::clock::rfc3339_option")]
     pub departed_at: Option<NaiveDateTime>,
 }
 
@@ -88,19 +74,40 @@ impl fmt::Debug for Person {
 /// A validated addition, built at the edge.
 #[derive(Clone)]
 pub struct NewPerson {
-    /// The caller's agency: only its own vendors take personnel.
-    pub agency: String,
-    pub vendor_id: String,
+    pub vendor_id: VendorId,
     pub national_id: SubjectId,
     pub name: String,
     pub job_title: Option<String>,
-    pub created_by: String,
+}
+
+const MAX_NAME: usize = 100;
+const MAX_JOB_TITLE: usize = 100;
+
+/// A national ID or UI number in any form a caseworker might type it; the refusal names the problem
+/// (length, check digit), never the value.
+pub fn resident_id(raw: &str) -> Result<SubjectId, VendorsError> {
+    SubjectId::parse_resident(raw).map_err(|err| VendorsError::invalid("national_id", err.to_string()))
+}
+
+impl NewPerson {
+    /// The addition from what the caller sent; each refusal names its field.
+    pub fn parse(
+        vendor_id: VendorId,
+        national_id: Option<String>,
+        name: Option<String>,
+        job_title: Option<String>,
+    ) -> Result<Self, VendorsError> {
+        let raw_id = national_id.ok_or_else(|| VendorsError::missing("national_id"))?;
+        let national_id = resident_id(&raw_id)?;
+        let name = text(name, "name", MAX_NAME)?;
+        let job_title = optional_text(job_title, "job_title", MAX_JOB_TITLE)?;
+        Ok(Self { vendor_id, national_id, name, job_title })
+    }
 }
 
 impl fmt::Debug for NewPerson {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NewPerson")
-            .field("agency", &self.agency)
             .field("vendor_id", &self.vendor_id)
             .field("national_id", &"<redacted>")
             .finish_non_exhaustive()
@@ -108,48 +115,49 @@ impl fmt::Debug for NewPerson {
 }
 
 /// A vendor for which an ID is active personnel.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PersonnelVendor {
-    pub vendor_id: String,
+    pub vendor_id: VendorId,
     /// The agency the vendor is registered with.
-    pub agency: String,
+    pub agency: AgencyCode,
     pub vendor_name: String,
 }
 
-/// The vendor, if it is one of `agency`'s. Another agency's vendor is "not found" like a missing one,
-/// so its existence is not revealed.
-fn vendor_of(conn: &mut DbConn, agency: &str, vendor_id: &str) -> Result<Vendor, VendorError> {
+/// The vendor, if it is one of the caller's agency's. Another agency's vendor is "not found" like a
+/// missing one, so its existence is not revealed.
+fn vendor_of(conn: &mut DbConn, caller: &Caller, vendor_id: &VendorId) -> Result<Vendor, VendorsError> {
     vendors::table
         .filter(vendors::id.eq(vendor_id))
-        .filter(vendors::agency.eq(agency))
+        .filter(vendors::agency.eq(&caller.agency))
         .select(Vendor::as_select())
         .first(conn)
         .optional()?
-        .ok_or(VendorError::NotFound("the vendor"))
+        .ok_or(VendorsError::NotFound("the vendor"))
 }
 
 /// Adds a person to a vendor of the caller's agency. The same ID twice on one vendor is a conflict
 /// (whether or not the earlier record has departed).
-pub fn add(conn: &mut DbConn, now: DateTime<Utc>, new: &NewPerson) -> Result<Person, VendorError> {
+pub fn add(conn: &mut DbConn, now: DateTime<Utc>, caller: &Caller, new: &NewPerson) -> Result<Person, VendorsError> {
+    require_manager(caller)?;
     conn.write_transaction(|conn| {
-        let vendor = vendor_of(conn, &new.agency, &new.vendor_id)?;
+        let vendor = vendor_of(conn, caller, &new.vendor_id)?;
         let existing: i64 = vendor_personnel::table
             .filter(vendor_personnel::vendor_id.eq(&vendor.id))
             .filter(vendor_personnel::national_id.eq(new.national_id.as_str()))
             .count()
             .get_result(conn)?;
         if existing > 0 {
-            return Err(VendorError::PersonnelExists);
+            return Err(VendorsError::PersonnelExists);
         }
         let person = Person {
-            id: uuid::Uuid::now_v7().to_string(),
+            id: PersonId::new(new_id()),
             vendor_id: vendor.id,
             agency: vendor.agency,
             national_id: new.national_id.as_str().to_owned(),
             name: new.name.clone(),
             job_title: new.job_title.clone(),
             status: PersonnelStatus::Active,
-            created_by: new.created_by.clone(),
+            created_by: caller.user_id.clone(),
             created_at: to_db(now),
             departed_at: None,
         };
@@ -161,7 +169,7 @@ pub fn add(conn: &mut DbConn, now: DateTime<Utc>, new: &NewPerson) -> Result<Per
                 vendor_personnel::national_id.eq(&person.national_id),
                 vendor_personnel::name.eq(&person.name),
                 vendor_personnel::job_title.eq(&person.job_title),
-                vendor_personnel::status.eq(person.status.as_str()),
+                vendor_personnel::status.eq(person.status),
                 vendor_personnel::created_by.eq(&person.created_by),
                 vendor_personnel::created_at.eq(person.created_at),
                 vendor_personnel::departed_at.eq(person.departed_at),
@@ -169,20 +177,42 @@ pub fn add(conn: &mut DbConn, now: DateTime<Utc>, new: &NewPerson) -> Result<Per
             .execute(conn)
             .map_err(|err| match DbError::Query(err) {
                 // A concurrent addition of the same person lost the race: same answer as above.
-                e if e.is_unique_violation() => VendorError::PersonnelExists,
-                e => VendorError::Db(e),
+                e if e.is_unique_violation() => VendorsError::PersonnelExists,
+                e => VendorsError::Db(e),
             })?;
         tracing::info!(vendor_id = %person.vendor_id, person_id = %person.id, "vendor personnel added");
         Ok(person)
     })
 }
 
-/// A vendor's personnel, departed ones included, by name.
-pub fn list(conn: &mut DbConn, agency: &str, vendor_id: &str) -> Result<Vec<Person>, VendorError> {
-    vendor_of(conn, agency, vendor_id)?;
-    Ok(vendor_personnel::table
-        .filter(vendor_personnel::vendor_id.eq(vendor_id))
+/// A vendor's personnel, departed ones included, by name, one page at a time (the cursor is the
+/// last person's id).
+pub fn list(
+    conn: &mut DbConn,
+    caller: &Caller,
+    vendor_id: &VendorId,
+    page: &Page,
+) -> Result<Vec<Person>, VendorsError> {
+    require_manager(caller)?;
+    vendor_of(conn, caller, vendor_id)?;
+    let mut query = vendor_personnel::table.filter(vendor_personnel::vendor_id.eq(vendor_id.clone())).into_boxed();
+    if let Some(after) = &page.cursor {
+        let name: String = vendor_personnel::table
+            .filter(vendor_personnel::id.eq(after))
+            .filter(vendor_personnel::vendor_id.eq(vendor_id))
+            .select(vendor_personnel::name)
+            .first(conn)
+            .optional()?
+            .ok_or_else(|| VendorsError::invalid("before", "not a person of this list"))?;
+        query = query.filter(
+            vendor_personnel::name
+                .gt(name.clone())
+                .or(vendor_personnel::name.eq(name).and(vendor_personnel::id.gt(after.clone()))),
+        );
+    }
+    Ok(query
         .order((vendor_personnel::name.asc(), vendor_personnel::id.asc()))
+        .limit(page.limit)
         .select(Person::as_select())
         .load(conn)?)
 }
@@ -192,45 +222,52 @@ pub fn list(conn: &mut DbConn, agency: &str, vendor_id: &str) -> Result<Vec<Pers
 pub fn mark_departed(
     conn: &mut DbConn,
     now: DateTime<Utc>,
-    agency: &str,
-    vendor_id: &str,
-    person_id: &str,
-) -> Result<Person, VendorError> {
+    caller: &Caller,
+    vendor_id: &VendorId,
+    person_id: &PersonId,
+) -> Result<Person, VendorsError> {
+    require_manager(caller)?;
     conn.write_transaction(|conn| {
-        vendor_of(conn, agency, vendor_id)?;
-        // One atomic statement: a concurrent departure cannot overwrite the first departure time.
+        vendor_of(conn, caller, vendor_id)?;
+        let person = person_of(conn, vendor_id, person_id)?;
+        if person.status == PersonnelStatus::Departed {
+            return Ok(person);
+        }
+        let to = person.status.transition(PersonnelStatus::Departed)?;
+        // Guarded by the status it was read in: a concurrent departure cannot overwrite the first
+        // departure time.
         let departed = diesel::update(
             vendor_personnel::table
                 .filter(vendor_personnel::id.eq(person_id))
                 .filter(vendor_personnel::vendor_id.eq(vendor_id))
-                .filter(vendor_personnel::status.eq(PersonnelStatus::Active.as_str())),
+                .filter(vendor_personnel::status.eq(person.status)),
         )
-        .set((
-            vendor_personnel::status.eq(PersonnelStatus::Departed.as_str()),
-            vendor_personnel::departed_at.eq(Some(to_db(now))),
-        ))
+        .set((vendor_personnel::status.eq(to), vendor_personnel::departed_at.eq(Some(to_db(now)))))
         .execute(conn)?;
-        let person = vendor_personnel::table
-            .filter(vendor_personnel::id.eq(person_id))
-            .filter(vendor_personnel::vendor_id.eq(vendor_id))
-            .select(Person::as_select())
-            .first(conn)
-            .optional()?
-            .ok_or(VendorError::NotFound("the person"))?;
         if departed > 0 {
-            tracing::info!(vendor_id, person_id, "vendor personnel departed");
+            tracing::info!(vendor_id = %vendor_id, person_id = %person_id, "vendor personnel departed");
         }
-        Ok(person)
+        person_of(conn, vendor_id, person_id)
     })
+}
+
+fn person_of(conn: &mut DbConn, vendor_id: &VendorId, person_id: &PersonId) -> Result<Person, VendorsError> {
+    vendor_personnel::table
+        .filter(vendor_personnel::id.eq(person_id))
+        .filter(vendor_personnel::vendor_id.eq(vendor_id))
+        .select(Person::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or(VendorsError::NotFound("the person"))
 }
 
 /// The vendors, of any agency, for which `id` is ACTIVE personnel (R-ACC-08, R-VEN-08). Empty when the
 /// person is not contractor personnel, or has departed everywhere.
-pub fn is_active_personnel(conn: &mut DbConn, id: &SubjectId) -> Result<Vec<PersonnelVendor>, VendorError> {
-    let rows: Vec<(String, String, String)> = vendor_personnel::table
+pub fn is_active_personnel(conn: &mut DbConn, id: &SubjectId) -> Result<Vec<PersonnelVendor>, VendorsError> {
+    let rows: Vec<(VendorId, AgencyCode, String)> = vendor_personnel::table
         .inner_join(vendors::table)
         .filter(vendor_personnel::national_id.eq(id.as_str()))
-        .filter(vendor_personnel::status.eq(PersonnelStatus::Active.as_str()))
+        .filter(vendor_personnel::status.eq(PersonnelStatus::Active))
         .order((vendors::agency.asc(), vendors::name.asc(), vendors::id.asc()))
         .select((vendors::id, vendors::agency, vendors::name))
         .load(conn)?;
@@ -241,13 +278,36 @@ pub fn is_active_personnel(conn: &mut DbConn, id: &SubjectId) -> Result<Vec<Pers
 }
 
 #[cfg(test)]
+mod transitions {
+    use super::PersonnelStatus::{self, *};
+    use super::VendorsError;
+
+    #[test]
+    fn personnel_status_moves_only_from_active_to_departed() {
+        for &from in PersonnelStatus::ALL {
+            for &to in PersonnelStatus::ALL {
+                match (from, to, from.transition(to)) {
+                    (Active, Departed, Ok(moved)) => assert_eq!(moved, Departed),
+                    (_, _, Err(VendorsError::IllegalMove { from: f, to: t })) => {
+                        assert!((from, to) != (Active, Departed));
+                        assert_eq!((f, t), (from, to));
+                    }
+                    (_, _, other) => panic!("{from} → {to}: {other:?}"),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
 mod db_tests {
     use chrono::{Duration, TimeZone};
     use immilink_shared::db::{Db, DbSettings};
     use immilink_shared::testing::TestDb;
 
     use super::*;
-    use crate::domain::{register, BusinessNumber, NewVendor};
+    use crate::domain::testing::caller;
+    use crate::domain::vendors::{register, BusinessNumber, NewVendor};
 
     fn db(test_db: &TestDb) -> Db {
         Db::connect(&DbSettings::new(test_db.url()), &crate::MIGRATIONS).unwrap()
@@ -257,25 +317,26 @@ mod db_tests {
         Utc.with_ymd_and_hms(2026, 11, 23, 2, 0, 0).unwrap()
     }
 
+    /// A vendor manager of `agency`.
+    fn manager(agency: &str) -> Caller {
+        caller(agency, &["vendor_manager"])
+    }
+
     fn vendor(conn: &mut DbConn, agency: &str, name: &str, business_number: &str) -> Vendor {
         let new = NewVendor {
-            agency: agency.into(),
             name: name.into(),
             business_number: BusinessNumber::parse(business_number).unwrap(),
             contact_email: None,
-            created_by: "manager-1".into(),
         };
-        register(conn, now(), &new).unwrap()
+        register(conn, now(), &manager(agency), &new).unwrap()
     }
 
-    fn person(agency: &str, vendor_id: &str, id: &str, name: &str) -> NewPerson {
+    fn person(vendor_id: &VendorId, id: &str, name: &str) -> NewPerson {
         NewPerson {
-            agency: agency.into(),
-            vendor_id: vendor_id.into(),
+            vendor_id: vendor_id.clone(),
             national_id: SubjectId::parse_resident(id).unwrap(),
             name: name.into(),
             job_title: Some("系統工程師".into()),
-            created_by: "manager-1".into(),
         }
     }
 
@@ -285,22 +346,23 @@ mod db_tests {
         let mut conn = db(&test_db).get().unwrap();
         let acme = vendor(&mut conn, "TPE-SW", "臺灣資訊服務股份有限公司", "22099131");
         // Typed in lower case: stored in canonical form.
-        let wang = add(&mut conn, now(), &person("TPE-SW", &acme.id, "a123456789", "王小明")).unwrap();
+        let wang = add(&mut conn, now(), &manager("TPE-SW"), &person(&acme.id, "a123456789", "王小明")).unwrap();
         assert_eq!((wang.national_id.as_str(), wang.status), ("A123456789", PersonnelStatus::Active));
         assert_eq!((wang.agency.as_str(), wang.vendor_id.as_str()), ("TPE-SW", acme.id.as_str()));
         // Foreign staff with a UI number.
-        let smith = add(&mut conn, now(), &person("TPE-SW", &acme.id, "A800000014", "John Smith")).unwrap();
-        let listed = list(&mut conn, "TPE-SW", &acme.id).unwrap();
+        let smith = add(&mut conn, now(), &manager("TPE-SW"), &person(&acme.id, "A800000014", "John Smith")).unwrap();
+        let listed = list(&mut conn, &manager("TPE-SW"), &acme.id, &Page::first()).unwrap();
         assert_eq!(listed.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(), [smith.id.as_str(), wang.id.as_str()]);
 
         let later = now() + Duration::hours(3);
-        let departed = mark_departed(&mut conn, later, "TPE-SW", &acme.id, &wang.id).unwrap();
+        let departed = mark_departed(&mut conn, later, &manager("TPE-SW"), &acme.id, &wang.id).unwrap();
         assert_eq!(departed.status, PersonnelStatus::Departed);
         assert_eq!(departed.departed_at, Some(to_db(later)));
         // Again: nothing changes, the first departure time stays.
-        let again = mark_departed(&mut conn, later + Duration::hours(1), "TPE-SW", &acme.id, &wang.id).unwrap();
+        let again =
+            mark_departed(&mut conn, later + Duration::hours(1), &manager("TPE-SW"), &acme.id, &wang.id).unwrap();
         assert_eq!(again, departed);
-        assert_eq!(list(&mut conn, "TPE-SW", &acme.id).unwrap().len(), 2);
+        assert_eq!(list(&mut conn, &manager("TPE-SW"), &acme.id, &Page::first()).unwrap().len(), 2);
     }
 
     #[test]
@@ -309,14 +371,12 @@ mod db_tests {
         let mut conn = db(&test_db).get().unwrap();
         let acme = vendor(&mut conn, "TPE-SW", "臺灣資訊服務股份有限公司", "22099131");
         let other = vendor(&mut conn, "HLN-HR", "花蓮系統整合有限公司", "22099131");
-        add(&mut conn, now(), &person("TPE-SW", &acme.id, "A123456789", "王小明")).unwrap();
-        let twice = add(&mut conn, now(), &person("TPE-SW", &acme.id, "Ａ１２３４５６７８９", "王小明"));
-        assert!(matches!(twice, Err(VendorError::PersonnelExists)), "{twice:?}");
-        add(&mut conn, now(), &person("HLN-HR", &other.id, "A123456789", "王小明")).unwrap();
-        // The conflict answer does not repeat the ID.
-        let api: immilink_shared::ApiError = VendorError::PersonnelExists.into();
-        assert_eq!((api.status().as_u16(), api.field_name()), (409, Some("national_id")));
-        assert!(!api.to_string().contains("A123456789"));
+        add(&mut conn, now(), &manager("TPE-SW"), &person(&acme.id, "A123456789", "王小明")).unwrap();
+        let twice = add(&mut conn, now(), &manager("TPE-SW"), &person(&acme.id, "Ａ１２３４５６７８９", "王小明"));
+        assert!(matches!(twice, Err(VendorsError::PersonnelExists)), "{twice:?}");
+        add(&mut conn, now(), &manager("HLN-HR"), &person(&other.id, "A123456789", "王小明")).unwrap();
+        // The conflict does not repeat the ID.
+        assert!(!twice.unwrap_err().to_string().contains("A123456789"));
     }
 
     #[test]
@@ -324,10 +384,10 @@ mod db_tests {
         let test_db = TestDb::new();
         let mut conn = db(&test_db).get().unwrap();
         let acme = vendor(&mut conn, "TPE-SW", "臺灣資訊服務股份有限公司", "22099131");
-        let new = person("TPE-SW", &acme.id, "A123456789", "王小明");
-        let added = add(&mut conn, now(), &new).unwrap();
+        let new = person(&acme.id, "A123456789", "王小明");
+        let added = add(&mut conn, now(), &manager("TPE-SW"), &new).unwrap();
         for debug in
-            [format!("{new:?}"), format!("{added:?}"), format!("{:?}", Err::<(), _>(VendorError::PersonnelExists))]
+            [format!("{new:?}"), format!("{added:?}"), format!("{:?}", Err::<(), _>(VendorsError::PersonnelExists))]
         {
             assert!(!debug.contains("A123456789"), "{debug}");
         }
@@ -338,17 +398,29 @@ mod db_tests {
         let test_db = TestDb::new();
         let mut conn = db(&test_db).get().unwrap();
         let acme = vendor(&mut conn, "TPE-SW", "臺灣資訊服務股份有限公司", "22099131");
-        let wang = add(&mut conn, now(), &person("TPE-SW", &acme.id, "A123456789", "王小明")).unwrap();
-        let foreign = add(&mut conn, now(), &person("HLN-HR", &acme.id, "B200000004", "陳美玲"));
-        assert!(matches!(foreign, Err(VendorError::NotFound("the vendor"))), "{foreign:?}");
-        assert!(matches!(list(&mut conn, "HLN-HR", &acme.id), Err(VendorError::NotFound(_))));
-        assert!(matches!(mark_departed(&mut conn, now(), "HLN-HR", &acme.id, &wang.id), Err(VendorError::NotFound(_))));
-        assert!(matches!(list(&mut conn, "TPE-SW", "no-such-vendor"), Err(VendorError::NotFound(_))));
+        let wang = add(&mut conn, now(), &manager("TPE-SW"), &person(&acme.id, "A123456789", "王小明")).unwrap();
+        let foreign = add(&mut conn, now(), &manager("HLN-HR"), &person(&acme.id, "B200000004", "陳美玲"));
+        assert!(matches!(foreign, Err(VendorsError::NotFound("the vendor"))), "{foreign:?}");
+        assert!(matches!(
+            list(&mut conn, &manager("HLN-HR"), &acme.id, &Page::first()),
+            Err(VendorsError::NotFound(_))
+        ));
+        assert!(matches!(
+            mark_departed(&mut conn, now(), &manager("HLN-HR"), &acme.id, &wang.id),
+            Err(VendorsError::NotFound(_))
+        ));
+        assert!(matches!(
+            list(&mut conn, &manager("TPE-SW"), &VendorId::new("no-such-vendor"), &Page::first()),
+            Err(VendorsError::NotFound(_))
+        ));
         // A person id under the wrong vendor is not found either.
         let other = vendor(&mut conn, "TPE-SW", "另一家資訊公司", "10458575");
-        let moved = mark_departed(&mut conn, now(), "TPE-SW", &other.id, &wang.id);
-        assert!(matches!(moved, Err(VendorError::NotFound("the person"))), "{moved:?}");
-        assert_eq!(list(&mut conn, "TPE-SW", &acme.id).unwrap()[0].status, PersonnelStatus::Active);
+        let moved = mark_departed(&mut conn, now(), &manager("TPE-SW"), &other.id, &wang.id);
+        assert!(matches!(moved, Err(VendorsError::NotFound("the person"))), "{moved:?}");
+        assert_eq!(
+            list(&mut conn, &manager("TPE-SW"), &acme.id, &Page::first()).unwrap()[0].status,
+            PersonnelStatus::Active
+        );
     }
 
     /// The vendors half of R-ACC-08: identity refuses whoever this lookup finds.
@@ -358,8 +430,8 @@ mod db_tests {
         let mut conn = db(&test_db).get().unwrap();
         let acme = vendor(&mut conn, "TPE-SW", "臺灣資訊服務股份有限公司", "22099131");
         let other = vendor(&mut conn, "HLN-HR", "花蓮系統整合有限公司", "22099131");
-        add(&mut conn, now(), &person("TPE-SW", &acme.id, "A123456789", "王小明")).unwrap();
-        add(&mut conn, now(), &person("HLN-HR", &other.id, "A123456789", "王小明")).unwrap();
+        add(&mut conn, now(), &manager("TPE-SW"), &person(&acme.id, "A123456789", "王小明")).unwrap();
+        add(&mut conn, now(), &manager("HLN-HR"), &person(&other.id, "A123456789", "王小明")).unwrap();
         let id = SubjectId::parse_resident("A123456789").unwrap();
         let found = is_active_personnel(&mut conn, &id).unwrap();
         assert_eq!(
@@ -367,12 +439,12 @@ mod db_tests {
             [
                 PersonnelVendor {
                     vendor_id: other.id.clone(),
-                    agency: "HLN-HR".into(),
+                    agency: AgencyCode::new("HLN-HR"),
                     vendor_name: "花蓮系統整合有限公司".into()
                 },
                 PersonnelVendor {
                     vendor_id: acme.id.clone(),
-                    agency: "TPE-SW".into(),
+                    agency: AgencyCode::new("TPE-SW"),
                     vendor_name: "臺灣資訊服務股份有限公司".into()
                 },
             ]
@@ -382,18 +454,41 @@ mod db_tests {
     }
 
     #[test]
-    fn r_ven_06_departed_personnel_no_longer_match_the_lookup() {
+    fn departed_personnel_no_longer_match_the_lookup() {
         let test_db = TestDb::new();
         let mut conn = db(&test_db).get().unwrap();
         let acme = vendor(&mut conn, "TPE-SW", "臺灣資訊服務股份有限公司", "22099131");
         let other = vendor(&mut conn, "HLN-HR", "花蓮系統整合有限公司", "22099131");
-        let at_acme = add(&mut conn, now(), &person("TPE-SW", &acme.id, "A800000014", "John Smith")).unwrap();
-        let at_other = add(&mut conn, now(), &person("HLN-HR", &other.id, "A800000014", "John Smith")).unwrap();
+        let at_acme = add(&mut conn, now(), &manager("TPE-SW"), &person(&acme.id, "A800000014", "John Smith")).unwrap();
+        let at_other =
+            add(&mut conn, now(), &manager("HLN-HR"), &person(&other.id, "A800000014", "John Smith")).unwrap();
         let id = SubjectId::parse_resident("a800000014").unwrap();
-        mark_departed(&mut conn, now(), "TPE-SW", &acme.id, &at_acme.id).unwrap();
+        mark_departed(&mut conn, now(), &manager("TPE-SW"), &acme.id, &at_acme.id).unwrap();
         let found = is_active_personnel(&mut conn, &id).unwrap();
         assert_eq!(found.iter().map(|v| v.vendor_id.as_str()).collect::<Vec<_>>(), [other.id.as_str()]);
-        mark_departed(&mut conn, now(), "HLN-HR", &other.id, &at_other.id).unwrap();
+        mark_departed(&mut conn, now(), &manager("HLN-HR"), &other.id, &at_other.id).unwrap();
         assert!(is_active_personnel(&mut conn, &id).unwrap().is_empty());
+    }
+
+    #[test]
+    fn personnel_are_listed_a_page_at_a_time_and_only_to_managers() {
+        let test_db = TestDb::new();
+        let mut conn = db(&test_db).get().unwrap();
+        let acme = vendor(&mut conn, "TPE-SW", "臺灣資訊服務股份有限公司", "22099131");
+        let tpe = manager("TPE-SW");
+        for (id, name) in [("A123456789", "王小明"), ("B200000004", "陳美玲"), ("A800000014", "John Smith")] {
+            add(&mut conn, now(), &tpe, &person(&acme.id, id, name)).unwrap();
+        }
+        let all = list(&mut conn, &tpe, &acme.id, &Page::first()).unwrap();
+        let first = list(&mut conn, &tpe, &acme.id, &Page::new(Some(2), None).unwrap()).unwrap();
+        assert_eq!(first, all[..2]);
+        let rest =
+            list(&mut conn, &tpe, &acme.id, &Page::new(Some(2), Some(first[1].id.to_string())).unwrap()).unwrap();
+        assert_eq!(rest, all[2..]);
+        let caseworker = caller("TPE-SW", &["caseworker"]);
+        let refused = list(&mut conn, &caseworker, &acme.id, &Page::first());
+        assert!(matches!(refused, Err(VendorsError::RoleRequired { .. })), "{refused:?}");
+        let refused = add(&mut conn, now(), &caseworker, &person(&acme.id, "A123456789", "王小明"));
+        assert!(matches!(refused, Err(VendorsError::RoleRequired { .. })), "{refused:?}");
     }
 }

@@ -4,13 +4,11 @@
 use std::fmt;
 
 use actix_web::{post, web};
-use immilink_shared::extractors::ApiJson;
-use immilink_shared::extractors::InternalCaller;
-use immilink_shared::ids::SubjectId;
+use immilink_shared::extractors::{ApiJson, InternalCaller};
 use immilink_shared::{ApiError, ApiResult};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::personnel::{self, PersonnelVendor};
+use crate::domain::personnel;
 use crate::State;
 
 /// Body of `POST /internal/v1/personnel/lookup`: is this person contractor personnel?
@@ -23,6 +21,25 @@ pub struct PersonnelLookup {
 impl fmt::Debug for PersonnelLookup {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PersonnelLookup").field("national_id", &"<redacted>").finish()
+    }
+}
+
+/// A vendor for which an ID is active personnel.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PersonnelVendor {
+    pub vendor_id: String,
+    /// The agency the vendor is registered with.
+    pub agency: String,
+    pub vendor_name: String,
+}
+
+impl From<personnel::PersonnelVendor> for PersonnelVendor {
+    fn from(vendor: personnel::PersonnelVendor) -> Self {
+        Self {
+            vendor_id: vendor.vendor_id.into_inner(),
+            agency: vendor.agency.into_inner(),
+            vendor_name: vendor.vendor_name,
+        }
     }
 }
 
@@ -43,8 +60,8 @@ pub async fn personnel_lookup(
     body: ApiJson<PersonnelLookup>,
 ) -> ApiResult<web::Json<PersonnelLookupAnswer>> {
     caller.require(&["identity"])?;
-    let id = SubjectId::parse_resident(&body.into_inner().national_id)
-        .map_err(|err| ApiError::invalid_field("national_id", err.to_string()))?;
+    let id = personnel::resident_id(&body.into_inner().national_id)?;
     let vendors = state.db.run(move |conn| personnel::is_active_personnel(conn, &id)).await.map_err(ApiError::from)?;
+    let vendors: Vec<PersonnelVendor> = vendors.into_iter().map(PersonnelVendor::from).collect();
     Ok(web::Json(PersonnelLookupAnswer { vendor_personnel: !vendors.is_empty(), vendors }))
 }

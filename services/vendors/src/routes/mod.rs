@@ -1,7 +1,9 @@
-//! HTTP handlers: parse, authorise, call a domain function, map the result.
+//! HTTP handlers: parse, authorize, call a domain function, map the result. Request and response
+//! DTOs live beside their handlers; `problems` turns the service's errors into problems.
 
 pub(crate) mod internal;
 mod personnel;
+mod problems;
 mod vendors;
 
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -20,6 +22,3 @@ pub fn configure(cfg: &mut ServiceConfig) {
 pub fn configure_internal(cfg: &mut actix_web::web::ServiceConfig) {
     cfg.service(internal::personnel_lookup);
 }
-
-/// Roles that manage an agency's contractors.
-pub const MANAGERS: &[&str] = &["vendor_manager", "account_manager"];

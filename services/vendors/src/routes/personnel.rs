@@ -2,15 +2,15 @@
 //! agency's vendor answers 404, as a missing one does. National IDs are never logged.
 
 use actix_web::{get, post, web, HttpResponse};
-use immilink_shared::extractors::ApiJson;
-use immilink_shared::extractors::Authenticated;
-use immilink_shared::ids::SubjectId;
+use chrono::NaiveDateTime;
+use immilink_shared::extractors::{ApiJson, ApiQuery, Authenticated, PageQuery};
 use immilink_shared::problem::Problem;
 use immilink_shared::{ApiError, ApiResult};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::domain::personnel::{self, NewPerson, Person};
+use crate::domain::personnel::{self, NewPerson, PersonnelStatus};
+use crate::domain::{PersonId, VendorId};
 use crate::State;
 
 #[derive(Deserialize, ToSchema)]
@@ -24,27 +24,44 @@ pub struct AddPerson {
     pub job_title: Option<String>,
 }
 
-const MAX_NAME: usize = 100;
-const MAX_JOB_TITLE: usize = 100;
+/// One person on a vendor's staff list.
+#[derive(Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct Person {
+    pub id: String,
+    pub vendor_id: String,
+    /// The agency the vendor is registered with.
+    pub agency: String,
+    /// National ID, or UI number for foreign staff, in canonical form.
+    #[schema(example = "A123456789")]
+    pub national_id: String,
+    pub name: String,
+    pub job_title: Option<String>,
+    pub status: PersonnelStatus,
+    pub created_by: String,
+    #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "immilink_shared::clock::rfc3339")]
+    pub created_at: NaiveDateTime,
+    /// When the person was marked departed (R-VEN-06).
+    #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(default, with = "immilink_shared::clock::rfc3339_option")]
+    pub departed_at: Option<NaiveDateTime>,
+}
 
-fn parse(body: AddPerson, vendor_id: String, agency: String, created_by: String) -> ApiResult<NewPerson> {
-    let raw_id = body.national_id.ok_or_else(|| ApiError::missing_field("national_id"))?;
-    // The reason names the problem (length, check digit), never the value.
-    let national_id =
-        SubjectId::parse_resident(&raw_id).map_err(|err| ApiError::invalid_field("national_id", err.to_string()))?;
-    let name = body
-        .name
-        .map(|n| n.trim().to_owned())
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| ApiError::missing_field("name"))?;
-    if name.chars().count() > MAX_NAME {
-        return Err(ApiError::invalid_field("name", format!("must be at most {MAX_NAME} characters")));
+impl From<personnel::Person> for Person {
+    fn from(person: personnel::Person) -> Self {
+        Self {
+            id: person.id.into_inner(),
+            vendor_id: person.vendor_id.into_inner(),
+            agency: person.agency.into_inner(),
+            national_id: person.national_id,
+            name: person.name,
+            job_title: person.job_title,
+            status: person.status,
+            created_by: person.created_by.into_inner(),
+            created_at: person.created_at,
+            departed_at: person.departed_at,
+        }
     }
-    let job_title = body.job_title.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
-    if job_title.as_ref().is_some_and(|t| t.chars().count() > MAX_JOB_TITLE) {
-        return Err(ApiError::invalid_field("job_title", format!("must be at most {MAX_JOB_TITLE} characters")));
-    }
-    Ok(NewPerson { agency, vendor_id, national_id, name, job_title, created_by })
 }
 
 /// Add a person to a contractor's staff list.
@@ -64,32 +81,35 @@ pub async fn add(
     vendor_id: web::Path<String>,
     body: ApiJson<AddPerson>,
 ) -> ApiResult<HttpResponse> {
-    caller.claims.require_any_role(super::MANAGERS)?;
-    let new =
-        parse(body.into_inner(), vendor_id.into_inner(), caller.claims.agency.clone(), caller.claims.sub.clone())?;
-    let now = state.clock.now();
-    let person = state.db.run(move |conn| personnel::add(conn, now, &new)).await.map_err(ApiError::from)?;
-    Ok(HttpResponse::Created().json(person))
+    let body = body.into_inner();
+    let vendor_id = VendorId::new(vendor_id.into_inner());
+    let new = NewPerson::parse(vendor_id, body.national_id, body.name, body.job_title)?;
+    let (caller, now) = (caller.caller(), state.clock.now());
+    let person = state.db.run(move |conn| personnel::add(conn, now, &caller, &new)).await.map_err(ApiError::from)?;
+    Ok(HttpResponse::Created().json(Person::from(person)))
 }
 
-/// A contractor's staff list, departed personnel included.
+/// A contractor's staff list by name, departed personnel included: `before` is the last `id` of the
+/// previous page.
 #[utoipa::path(get, path = "/v1/vendors/{vendor_id}/personnel", tag = "vendors", operation_id = "list_personnel", security(("bearer" = [])),
-    params(("vendor_id" = String, Path, description = "The vendor's id")),
+    params(("vendor_id" = String, Path, description = "The vendor's id"), PageQuery),
     responses(
         (status = 200, body = Vec<Person>),
         (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json")))]
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")))]
 #[get("/v1/vendors/{vendor_id}/personnel")]
 pub async fn list(
     state: web::Data<State>,
     caller: Authenticated,
     vendor_id: web::Path<String>,
+    page: ApiQuery<PageQuery>,
 ) -> ApiResult<web::Json<Vec<Person>>> {
-    caller.claims.require_any_role(super::MANAGERS)?;
-    let agency = caller.claims.agency.clone();
-    let vendor_id = vendor_id.into_inner();
-    let people = state.db.run(move |conn| personnel::list(conn, &agency, &vendor_id)).await.map_err(ApiError::from)?;
-    Ok(web::Json(people))
+    let page = page.into_inner().page()?;
+    let (caller, vendor_id) = (caller.caller(), VendorId::new(vendor_id.into_inner()));
+    let people =
+        state.db.run(move |conn| personnel::list(conn, &caller, &vendor_id, &page)).await.map_err(ApiError::from)?;
+    Ok(web::Json(people.into_iter().map(Person::from).collect()))
 }
 
 /// Record that a person has left the contractor (R-VEN-06): from now on they no longer count as
@@ -109,14 +129,13 @@ pub async fn depart(
     caller: Authenticated,
     path: web::Path<(String, String)>,
 ) -> ApiResult<web::Json<Person>> {
-    caller.claims.require_any_role(super::MANAGERS)?;
-    let agency = caller.claims.agency.clone();
     let (vendor_id, person_id) = path.into_inner();
-    let now = state.clock.now();
+    let (vendor_id, person_id) = (VendorId::new(vendor_id), PersonId::new(person_id));
+    let (caller, now) = (caller.caller(), state.clock.now());
     let person = state
         .db
-        .run(move |conn| personnel::mark_departed(conn, now, &agency, &vendor_id, &person_id))
+        .run(move |conn| personnel::mark_departed(conn, now, &caller, &vendor_id, &person_id))
         .await
         .map_err(ApiError::from)?;
-    Ok(web::Json(person))
+    Ok(web::Json(person.into()))
 }

@@ -1,12 +1,14 @@
+//! Contractor registration, per agency.
+
 use actix_web::{get, post, web, HttpResponse};
-use immilink_shared::extractors::ApiJson;
-use immilink_shared::extractors::Authenticated;
+use chrono::NaiveDateTime;
+use immilink_shared::extractors::{ApiJson, ApiQuery, Authenticated, PageQuery};
 use immilink_shared::problem::Problem;
 use immilink_shared::{ApiError, ApiResult};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::domain::{self, BusinessNumber, NewVendor, Vendor};
+use crate::domain::vendors::{self, NewVendor};
 use crate::State;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -20,34 +22,32 @@ pub struct RegisterVendor {
     pub contact_email: Option<String>,
 }
 
-const MAX_NAME: usize = 200;
-
-fn parse(body: RegisterVendor, agency: String, created_by: String) -> ApiResult<NewVendor> {
-    let name = body
-        .name
-        .map(|n| n.trim().to_owned())
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| ApiError::missing_field("name"))?;
-    if name.chars().count() > MAX_NAME {
-        return Err(ApiError::invalid_field("name", format!("must be at most {MAX_NAME} characters")));
-    }
-    let raw_number = body.business_number.ok_or_else(|| ApiError::missing_field("business_number"))?;
-    let business_number =
-        BusinessNumber::parse(&raw_number).map_err(|reason| ApiError::invalid_field("business_number", reason))?;
-    let contact_email = match body.contact_email.map(|e| e.trim().to_owned()).filter(|e| !e.is_empty()) {
-        Some(email) if !looks_like_email(&email) => {
-            return Err(ApiError::invalid_field("contact_email", "not an e-mail address"));
-        }
-        other => other,
-    };
-    Ok(NewVendor { agency, name, business_number, contact_email, created_by })
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct Vendor {
+    pub id: String,
+    /// The registering agency's code.
+    pub agency: String,
+    pub name: String,
+    pub business_number: String,
+    pub contact_email: Option<String>,
+    pub created_by: String,
+    #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "immilink_shared::clock::rfc3339")]
+    pub created_at: NaiveDateTime,
 }
 
-fn looks_like_email(email: &str) -> bool {
-    let mut parts = email.split('@');
-    matches!((parts.next(), parts.next(), parts.next()), (Some(local), Some(domain), None)
-        if !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
-            && email.len() <= 254 && !email.chars().any(char::is_whitespace))
+impl From<vendors::Vendor> for Vendor {
+    fn from(vendor: vendors::Vendor) -> Self {
+        Self {
+            id: vendor.id.into_inner(),
+            agency: vendor.agency.into_inner(),
+            name: vendor.name,
+            business_number: vendor.business_number,
+            contact_email: vendor.contact_email,
+            created_by: vendor.created_by.into_inner(),
+            created_at: vendor.created_at,
+        }
+    }
 }
 
 /// Register a contractor of the caller's agency.
@@ -63,21 +63,26 @@ pub async fn create(
     caller: Authenticated,
     body: ApiJson<RegisterVendor>,
 ) -> ApiResult<HttpResponse> {
-    caller.claims.require_any_role(super::MANAGERS)?;
-    let new = parse(body.into_inner(), caller.claims.agency.clone(), caller.claims.sub.clone())?;
-    let now = state.clock.now();
-    let vendor = state.db.run(move |conn| domain::register(conn, now, &new)).await.map_err(ApiError::from)?;
-    Ok(HttpResponse::Created().json(vendor))
+    let body = body.into_inner();
+    let new = NewVendor::parse(body.name, body.business_number, body.contact_email)?;
+    let (caller, now) = (caller.caller(), state.clock.now());
+    let vendor = state.db.run(move |conn| vendors::register(conn, now, &caller, &new)).await.map_err(ApiError::from)?;
+    Ok(HttpResponse::Created().json(Vendor::from(vendor)))
 }
 
-/// The caller's agency's contractors.
-#[utoipa::path(get, path = "/v1/vendors", tag = "vendors", security(("bearer" = [])), responses(
+/// The caller's agency's contractors, by name: `before` is the last `id` of the previous page.
+#[utoipa::path(get, path = "/v1/vendors", tag = "vendors", security(("bearer" = [])), params(PageQuery), responses(
     (status = 200, body = Vec<Vendor>),
-    (status = 403, body = Problem, content_type = "application/problem+json")))]
+    (status = 403, body = Problem, content_type = "application/problem+json"),
+    (status = 422, body = Problem, content_type = "application/problem+json")))]
 #[get("/v1/vendors")]
-pub async fn list(state: web::Data<State>, caller: Authenticated) -> ApiResult<web::Json<Vec<Vendor>>> {
-    caller.claims.require_any_role(super::MANAGERS)?;
-    let agency = caller.claims.agency.clone();
-    let vendors = state.db.run(move |conn| domain::list(conn, &agency)).await.map_err(ApiError::from)?;
-    Ok(web::Json(vendors))
+pub async fn list(
+    state: web::Data<State>,
+    caller: Authenticated,
+    page: ApiQuery<PageQuery>,
+) -> ApiResult<web::Json<Vec<Vendor>>> {
+    let page = page.into_inner().page()?;
+    let caller = caller.caller();
+    let found = state.db.run(move |conn| vendors::list(conn, &caller, &page)).await.map_err(ApiError::from)?;
+    Ok(web::Json(found.into_iter().map(Vendor::from).collect()))
 }

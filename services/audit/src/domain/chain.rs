@@ -2,32 +2,29 @@
 //! atomic per batch. Verification walks the chain in sequence order and names the first record whose
 //! link or content does not match.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use immilink_shared::clock::to_db;
-use immilink_shared::db::{DbConn, DbError};
+use immilink_shared::db::DbConn;
 use immilink_shared::events::{AuditEvent, BatchReceipt};
-use serde::{Deserialize, Serialize};
+use immilink_shared::extractors::Page;
+use immilink_shared::typed::{AgencyCode, UserId};
 use sha2::{Digest, Sha256};
-use utoipa::ToSchema;
 
+use super::AuditError;
 use crate::schema::{audit_chain_head, audit_records};
 
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// A stored record as the API shows it.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, Queryable, Selectable, PartialEq)]
+/// A stored record, every field as hashed (the texts exactly as they were received).
+#[derive(Debug, Clone, Queryable, Selectable, PartialEq)]
 #[diesel(table_name = audit_records)]
 pub struct AuditRecord {
     pub sequence: i64,
     pub id: String,
     pub kind: String,
-    #[schema(value_type = String, format = DateTime)]
-    #[serde(with = "immilink_shared::clock::rfc3339")]
-    pub occurred_at: chrono::NaiveDateTime,
-    #[schema(value_type = String, format = DateTime)]
-    #[serde(with = "immilink_shared::clock::rfc3339")]
-    pub recorded_at: chrono::NaiveDateTime,
+    pub occurred_at: NaiveDateTime,
+    pub recorded_at: NaiveDateTime,
     pub source: String,
     pub actor_user_id: Option<String>,
     pub agency: Option<String>,
@@ -67,7 +64,7 @@ pub fn record_hash(record: &AuditRecord) -> String {
 }
 
 /// Appends a batch atomically; events already stored are counted as duplicates and skipped.
-pub fn append(conn: &mut DbConn, now: DateTime<Utc>, events: &[AuditEvent]) -> Result<BatchReceipt, DbError> {
+pub fn append(conn: &mut DbConn, now: DateTime<Utc>, events: &[AuditEvent]) -> Result<BatchReceipt, AuditError> {
     conn.write_transaction(|conn| {
         conn.plan_for_actual_values()?;
         // Take the chain lock first, before reading anything, so concurrent appenders queue here.
@@ -154,20 +151,19 @@ fn insert_all(conn: &mut DbConn, records: &[AuditRecord]) -> QueryResult<()> {
 }
 
 /// Result of walking the chain.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Verification {
     pub ok: bool,
     /// Records walked.
     pub records: i64,
     /// The first record whose link, content or position is wrong.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub first_bad_sequence: Option<i64>,
 }
 
 const VERIFY_PAGE: i64 = 1000;
 
 /// Walks the whole chain page by page (memory stays flat however long the chain is).
-pub fn verify(conn: &mut DbConn) -> Result<Verification, DbError> {
+pub fn verify(conn: &mut DbConn) -> Result<Verification, AuditError> {
     let mut expected_prev = GENESIS_HASH.to_owned();
     let mut expected_sequence = 1_i64;
     loop {
@@ -197,57 +193,50 @@ pub fn verify(conn: &mut DbConn) -> Result<Verification, DbError> {
     }
 }
 
-/// Filters for searching records.
-#[derive(Debug, Clone, Default, Deserialize, ToSchema, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct RecordFilter {
-    /// Agency code, e.g. `TPE-SW`.
-    pub agency: Option<String>,
-    pub actor_user_id: Option<String>,
+/// What a search matches: every given field, and `occurred_at` within [from, to).
+#[derive(Debug, Clone, Default)]
+pub struct RecordQuery {
+    pub agency: Option<AgencyCode>,
+    pub actor_user_id: Option<UserId>,
     pub subject_id: Option<String>,
     /// The lookup id.
     pub correlation_id: Option<String>,
     pub kind: Option<String>,
-    /// Only records from this instant on (RFC 3339).
     pub from: Option<DateTime<Utc>>,
-    /// Only records before this instant (RFC 3339).
     pub to: Option<DateTime<Utc>>,
-    /// Return records with a sequence greater than this (for paging).
-    pub after_sequence: Option<i64>,
-    /// At most this many (1–500, default 100).
-    pub limit: Option<i64>,
 }
 
-pub fn search(conn: &mut DbConn, filter: &RecordFilter) -> Result<Vec<AuditRecord>, DbError> {
-    let mut query = audit_records::table.select(AuditRecord::as_select()).into_boxed();
-    if let Some(agency) = &filter.agency {
-        query = query.filter(audit_records::agency.eq(agency.clone()));
+/// The matching records in sequence order, one page at a time: the cursor is the last sequence of
+/// the previous page.
+pub fn search(conn: &mut DbConn, query: &RecordQuery, page: &Page<i64>) -> Result<Vec<AuditRecord>, AuditError> {
+    let mut found = audit_records::table.select(AuditRecord::as_select()).into_boxed();
+    if let Some(agency) = &query.agency {
+        found = found.filter(audit_records::agency.eq(agency.as_str().to_owned()));
     }
-    if let Some(actor) = &filter.actor_user_id {
-        query = query.filter(audit_records::actor_user_id.eq(actor.clone()));
+    if let Some(actor) = &query.actor_user_id {
+        found = found.filter(audit_records::actor_user_id.eq(actor.as_str().to_owned()));
     }
-    if let Some(subject) = &filter.subject_id {
-        query = query.filter(audit_records::subject_id.eq(subject.clone()));
+    if let Some(subject) = &query.subject_id {
+        found = found.filter(audit_records::subject_id.eq(subject.clone()));
     }
-    if let Some(correlation) = &filter.correlation_id {
-        query = query.filter(audit_records::correlation_id.eq(correlation.clone()));
+    if let Some(correlation) = &query.correlation_id {
+        found = found.filter(audit_records::correlation_id.eq(correlation.clone()));
     }
-    if let Some(kind) = &filter.kind {
-        query = query.filter(audit_records::kind.eq(kind.clone()));
+    if let Some(kind) = &query.kind {
+        found = found.filter(audit_records::kind.eq(kind.clone()));
     }
-    if let Some(from) = filter.from {
-        query = query.filter(audit_records::occurred_at.ge(to_db(from)));
+    if let Some(from) = query.from {
+        found = found.filter(audit_records::occurred_at.ge(to_db(from)));
     }
-    if let Some(to) = filter.to {
-        query = query.filter(audit_records::occurred_at.lt(to_db(to)));
+    if let Some(to) = query.to {
+        found = found.filter(audit_records::occurred_at.lt(to_db(to)));
     }
-    if let Some(after) = filter.after_sequence {
-        query = query.filter(audit_records::sequence.gt(after));
+    if let Some(after) = page.cursor {
+        found = found.filter(audit_records::sequence.gt(after));
     }
-    let limit = filter.limit.unwrap_or(100).clamp(1, 500);
-    Ok(query.order(audit_records::sequence.asc()).limit(limit).load(conn)?)
+    Ok(found.order(audit_records::sequence.asc()).limit(page.limit).load(conn)?)
 }
 
-pub fn find(conn: &mut DbConn, id: &str) -> Result<Option<AuditRecord>, DbError> {
+pub fn find(conn: &mut DbConn, id: &str) -> Result<Option<AuditRecord>, AuditError> {
     Ok(audit_records::table.filter(audit_records::id.eq(id)).select(AuditRecord::as_select()).first(conn).optional()?)
 }

@@ -1,0 +1,34 @@
+//! The audit service's rules: the hash chain ([`chain`]: append, verify, search) and who may read it
+//! ([`records`]). Domain functions take a connection, the time, the shared `Caller` and parsed
+//! domain types, and fail with a case of [`AuditError`]; `routes::problems` is the one place a case
+//! becomes a problem.
+
+pub mod chain;
+pub mod records;
+
+use immilink_shared::db::DbError;
+
+/// Every way an audit operation can fail, one case per reason.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// The caller holds none of the roles that read the audit log.
+    #[error("this action needs one of the roles: {}", .roles.join(", "))]
+    RoleRequired { roles: &'static [&'static str] },
+    /// An agency-bound reader asked for another agency's records.
+    #[error("you may only read your own agency's records")]
+    OtherAgency,
+    /// Missing, or not the caller's to see (which is not revealed).
+    #[error("{0} was not found")]
+    NotFound(&'static str),
+    /// A field is present but its value is not acceptable.
+    #[error("{field}: {detail}")]
+    Invalid { field: String, detail: String },
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<diesel::result::Error> for AuditError {
+    fn from(err: diesel::result::Error) -> Self {
+        AuditError::Db(DbError::Query(err))
+    }
+}

@@ -1,0 +1,101 @@
+//! Who reads the audit log, and what reaches it: agency-bound readers see their own agency's records
+//! only; the auditor and the immigration agency's reviewer see every agency's. Deliveries are checked
+//! as a batch before anything is appended.
+
+use chrono::{DateTime, Utc};
+use immilink_shared::auth::{roles, Caller};
+use immilink_shared::db::DbConn;
+use immilink_shared::events::{AuditEvent, BatchReceipt};
+use immilink_shared::extractors::Page;
+
+use super::chain::{self, AuditRecord, RecordQuery, Verification};
+use super::AuditError;
+
+/// Roles that may read the audit log.
+pub const READERS: &[&str] =
+    &[roles::AUDITOR, roles::ACCOUNT_MANAGER, roles::ETHICS_OFFICER, roles::NIA_REVIEWER, roles::UNIT_SUPERVISOR];
+/// Roles that see every agency's records; the others see their own agency's only.
+pub const CROSS_AGENCY: &[&str] = &[roles::AUDITOR, roles::NIA_REVIEWER];
+
+fn require_reader(caller: &Caller) -> Result<(), AuditError> {
+    if caller.has_any(READERS) {
+        Ok(())
+    } else {
+        Err(AuditError::RoleRequired { roles: READERS })
+    }
+}
+
+fn sees_all_agencies(caller: &Caller) -> bool {
+    caller.has_any(CROSS_AGENCY)
+}
+
+/// Searches the records the caller may read: an agency-bound reader's search is narrowed to their
+/// own agency, and naming another is refused.
+pub fn search(
+    conn: &mut DbConn,
+    caller: &Caller,
+    mut query: RecordQuery,
+    page: &Page<i64>,
+) -> Result<Vec<AuditRecord>, AuditError> {
+    require_reader(caller)?;
+    if !sees_all_agencies(caller) {
+        match &query.agency {
+            Some(agency) if *agency != caller.agency => return Err(AuditError::OtherAgency),
+            _ => query.agency = Some(caller.agency.clone()),
+        }
+    }
+    chain::search(conn, &query, page)
+}
+
+/// One record by id (the `audit_id` a lookup returns), if the caller may read it; another agency's
+/// record is "not found".
+pub fn get(conn: &mut DbConn, caller: &Caller, id: &str) -> Result<AuditRecord, AuditError> {
+    require_reader(caller)?;
+    chain::find(conn, id)?
+        .filter(|record| sees_all_agencies(caller) || record.agency.as_deref() == Some(caller.agency.as_str()))
+        .ok_or(AuditError::NotFound("the audit record"))
+}
+
+/// Walks the whole chain for a reader (R-AUD-02).
+pub fn verify(conn: &mut DbConn, caller: &Caller) -> Result<Verification, AuditError> {
+    require_reader(caller)?;
+    chain::verify(conn)
+}
+
+/// Most events one delivery may carry.
+pub const MAX_BATCH: usize = 1000;
+
+/// A delivery that may be appended: at most [`MAX_BATCH`] events, each with an id and a kind.
+#[derive(Debug, Clone)]
+pub struct Batch(Vec<AuditEvent>);
+
+impl Batch {
+    pub fn parse(events: Vec<AuditEvent>) -> Result<Self, AuditError> {
+        if events.len() > MAX_BATCH {
+            return Err(AuditError::Invalid {
+                field: "events".into(),
+                detail: format!("at most {MAX_BATCH} events per batch"),
+            });
+        }
+        if let Some(index) = events.iter().position(|e| e.id.trim().is_empty() || e.kind.trim().is_empty()) {
+            return Err(AuditError::Invalid {
+                field: format!("events[{index}]"),
+                detail: "id and kind are required".into(),
+            });
+        }
+        Ok(Self(events))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Appends a delivery (idempotent by event id, atomic).
+pub fn ingest(conn: &mut DbConn, now: DateTime<Utc>, batch: &Batch) -> Result<BatchReceipt, AuditError> {
+    chain::append(conn, now, &batch.0)
+}

@@ -1,0 +1,83 @@
+//! The one place audit errors become HTTP problems: the status, the stable `code` and the offending
+//! `field` of every case, stated by the table test below.
+
+use immilink_shared::ApiError;
+
+use crate::domain::AuditError;
+
+impl From<AuditError> for ApiError {
+    fn from(err: AuditError) -> Self {
+        use AuditError as E;
+        let detail = err.to_string();
+        match err {
+            E::RoleRequired { .. } => ApiError::forbidden("role_required", detail),
+            E::OtherAgency => ApiError::forbidden("other_agency", detail).field("agency"),
+            E::NotFound(what) => ApiError::not_found(what),
+            E::Invalid { field, detail } => ApiError::invalid_field(field, detail),
+            E::Db(db) => db.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use immilink_shared::db::DbError;
+
+    use super::*;
+    use crate::domain::records::READERS;
+
+    type Wire = (u16, &'static str, Option<&'static str>);
+
+    /// Each case's (status, code, field), by an exhaustive match: a new case needs a row here and a
+    /// sample below.
+    fn expected(err: &AuditError) -> (usize, Wire) {
+        use AuditError as E;
+        match err {
+            E::RoleRequired { .. } => (0, (403, "role_required", None)),
+            E::OtherAgency => (1, (403, "other_agency", Some("agency"))),
+            E::NotFound(_) => (2, (404, "not_found", None)),
+            E::Invalid { .. } => (3, (422, "invalid_field", Some("events[0]"))),
+            E::Db(_) => (4, (503, "database_unavailable", None)),
+        }
+    }
+
+    const CASES: usize = 5;
+
+    #[test]
+    fn every_case_maps_to_its_wire_answer() {
+        use AuditError as E;
+        let samples = [
+            E::RoleRequired { roles: READERS },
+            E::OtherAgency,
+            E::NotFound("the audit record"),
+            E::Invalid { field: "events[0]".into(), detail: "id and kind are required".into() },
+            E::Db(DbError::Unavailable("timed out waiting for a connection".into())),
+        ];
+        let mut seen = Vec::new();
+        for err in samples {
+            let (index, (status, code, field)) = expected(&err);
+            seen.push(index);
+            let case = format!("{err:?}");
+            let problem = ApiError::from(err).to_problem();
+            assert_eq!(
+                (problem.status, problem.code.as_str(), problem.field.as_deref()),
+                (status, code, field),
+                "{case}"
+            );
+            assert_eq!(problem.rule, None, "{case}");
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, (0..CASES).collect::<Vec<_>>(), "every case has exactly one sample");
+    }
+
+    #[test]
+    fn refusals_say_what_was_refused() {
+        let role = ApiError::from(AuditError::RoleRequired { roles: READERS }).to_problem();
+        assert_eq!(
+            role.detail,
+            "this action needs one of the roles: auditor, account_manager, ethics_officer, nia_reviewer, unit_supervisor"
+        );
+        let other = ApiError::from(AuditError::OtherAgency).to_problem();
+        assert_eq!(other.detail, "you may only read your own agency's records");
+    }
+}

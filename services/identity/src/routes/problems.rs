@@ -1,0 +1,169 @@
+//! The one place identity errors become HTTP problems: the status, the stable `code`, the offending
+//! `field` and the SPEC `rule` of every case. Clients depend on these; the table test below states
+//! each of them.
+
+use actix_web::http::StatusCode;
+use immilink_shared::ApiError;
+
+use crate::domain::{Dependency, IdentityError};
+
+impl From<IdentityError> for ApiError {
+    fn from(err: IdentityError) -> Self {
+        use IdentityError as E;
+        let detail = err.to_string();
+        match err {
+            E::LoginRefused => ApiError::new(StatusCode::UNAUTHORIZED, "login_refused", "Login refused", "登入失敗")
+                .detail(
+                    "the login was refused: check the username, password, certificate and that you use your \
+                     registered workstation",
+                ),
+            E::Throttled { retry_after_seconds } => ApiError::too_many_requests(
+                "too_many_attempts",
+                "too many attempts from this address; wait before trying again",
+                retry_after_seconds,
+            ),
+            E::SessionEnded(reason) => {
+                ApiError::unauthenticated(format!("the session has ended ({reason}); log in again"))
+            }
+            E::LoginBusy => ApiError::unavailable("login_busy", detail),
+            E::RoleRequired { .. } => ApiError::forbidden("role_required", detail),
+            E::NotFound(what) => ApiError::not_found(what),
+            E::NotAwaitingReview { .. } | E::ReviewedMeanwhile => {
+                ApiError::conflict("not_awaiting_review", detail).rule("R-ACC-01")
+            }
+            E::NotYourStep { .. } | E::NotApplicantsSupervisor => {
+                ApiError::forbidden("wrong_reviewer", detail).rule("R-ACC-01")
+            }
+            E::OwnApplication => ApiError::forbidden("own_application", detail).rule("R-ACC-04"),
+            E::AlreadyReviewed => ApiError::forbidden("already_reviewed", detail).rule("R-ACC-04"),
+            E::ContractorApplicant => ApiError::forbidden("vendor_personnel", detail).rule("R-ACC-08"),
+            E::UsernameTaken => ApiError::conflict("username_taken", detail).field("username"),
+            E::CertificateInUse => ApiError::conflict("certificate_in_use", detail).field("certificate_serial"),
+            E::OwnAccount { .. } => ApiError::forbidden("own_account", detail).rule("R-ACC-04"),
+            E::AccountClosed { .. } => ApiError::conflict("account_closed", detail),
+            E::NotActive { .. } => ApiError::conflict("not_active", detail),
+            E::NotSuspended { .. } => ApiError::conflict("not_suspended", detail),
+            E::LastAccountManager => ApiError::conflict("last_account_manager", detail).rule("R-ACC-06"),
+            E::HandoverNotPermitted => ApiError::forbidden("handover_not_permitted", detail).rule("R-ACC-06"),
+            E::Missing { field } => ApiError::missing_field(&field),
+            E::Invalid { field, detail } => ApiError::invalid_field(field, detail),
+            E::Unavailable(Dependency::Vendors) => ApiError::unavailable("vendors_unavailable", detail),
+            E::Unavailable(Dependency::ImmigrationAgency) => ApiError::unavailable("nia_unavailable", detail),
+            E::Db(db) => db.into(),
+            E::Internal(cause) => ApiError::internal(cause),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use immilink_shared::db::DbError;
+
+    use super::*;
+    use crate::domain::accounts::AccountStatus;
+    use crate::domain::applications::{ApplicationStatus, ReviewStep};
+    use crate::domain::sessions::{SessionEndReason, SessionRefusal};
+
+    type Wire = (u16, &'static str, Option<&'static str>, Option<&'static str>);
+
+    /// The wire answer (status, code, field, rule) of each case, by an exhaustive match: a new case
+    /// does not compile until it has a row here, and `every_case_maps_to_its_wire_answer` fails until
+    /// it has a sample. The index numbers the cases.
+    fn expected(err: &IdentityError) -> (usize, Wire) {
+        use IdentityError as E;
+        match err {
+            E::LoginRefused => (0, (401, "login_refused", None, None)),
+            E::Throttled { .. } => (1, (429, "too_many_attempts", None, None)),
+            E::SessionEnded(_) => (2, (401, "unauthenticated", None, None)),
+            E::LoginBusy => (3, (503, "login_busy", None, None)),
+            E::RoleRequired { .. } => (4, (403, "role_required", None, None)),
+            E::NotFound(_) => (5, (404, "not_found", None, None)),
+            E::NotAwaitingReview { .. } => (6, (409, "not_awaiting_review", None, Some("R-ACC-01"))),
+            E::ReviewedMeanwhile => (7, (409, "not_awaiting_review", None, Some("R-ACC-01"))),
+            E::NotYourStep { .. } => (8, (403, "wrong_reviewer", None, Some("R-ACC-01"))),
+            E::NotApplicantsSupervisor => (9, (403, "wrong_reviewer", None, Some("R-ACC-01"))),
+            E::OwnApplication => (10, (403, "own_application", None, Some("R-ACC-04"))),
+            E::AlreadyReviewed => (11, (403, "already_reviewed", None, Some("R-ACC-04"))),
+            E::ContractorApplicant => (12, (403, "vendor_personnel", None, Some("R-ACC-08"))),
+            E::UsernameTaken => (13, (409, "username_taken", Some("username"), None)),
+            E::CertificateInUse => (14, (409, "certificate_in_use", Some("certificate_serial"), None)),
+            E::OwnAccount { .. } => (15, (403, "own_account", None, Some("R-ACC-04"))),
+            E::AccountClosed { .. } => (16, (409, "account_closed", None, None)),
+            E::NotActive { .. } => (17, (409, "not_active", None, None)),
+            E::NotSuspended { .. } => (18, (409, "not_suspended", None, None)),
+            E::LastAccountManager => (19, (409, "last_account_manager", None, Some("R-ACC-06"))),
+            E::HandoverNotPermitted => (20, (403, "handover_not_permitted", None, Some("R-ACC-06"))),
+            E::Missing { .. } => (21, (422, "missing_field", Some("reason"), None)),
+            E::Invalid { .. } => (22, (422, "invalid_field", Some("ips[1]"), None)),
+            E::Unavailable(Dependency::Vendors) => (23, (503, "vendors_unavailable", None, None)),
+            E::Unavailable(Dependency::ImmigrationAgency) => (24, (503, "nia_unavailable", None, None)),
+            E::Db(_) => (25, (503, "database_unavailable", None, None)),
+            E::Internal(_) => (26, (500, "internal_error", None, None)),
+        }
+    }
+
+    const CASES: usize = 27;
+
+    fn samples() -> Vec<IdentityError> {
+        use IdentityError as E;
+        vec![
+            E::LoginRefused,
+            E::Throttled { retry_after_seconds: 30 },
+            E::SessionEnded(SessionRefusal::Ended(SessionEndReason::IdleTimeout)),
+            E::LoginBusy,
+            E::RoleRequired { roles: &["account_manager", "it_officer"] },
+            E::NotFound("the account"),
+            E::NotAwaitingReview { status: ApplicationStatus::Rejected },
+            E::ReviewedMeanwhile,
+            E::NotYourStep { step: ReviewStep::ManagerReview, role: "account_manager" },
+            E::NotApplicantsSupervisor,
+            E::OwnApplication,
+            E::AlreadyReviewed,
+            E::ContractorApplicant,
+            E::UsernameTaken,
+            E::CertificateInUse,
+            E::OwnAccount { action: "suspend" },
+            E::AccountClosed { status: AccountStatus::Cancelled },
+            E::NotActive { status: AccountStatus::Suspended },
+            E::NotSuspended { status: AccountStatus::Terminated },
+            E::LastAccountManager,
+            E::HandoverNotPermitted,
+            E::Missing { field: "reason".into() },
+            E::Invalid { field: "ips[1]".into(), detail: "not an IP address".into() },
+            E::Unavailable(Dependency::Vendors),
+            E::Unavailable(Dependency::ImmigrationAgency),
+            E::Db(DbError::Unavailable("timed out waiting for a connection".into())),
+            E::Internal("stored application is unreadable".into()),
+        ]
+    }
+
+    #[test]
+    fn every_case_maps_to_its_wire_answer() {
+        let mut seen = Vec::new();
+        for err in samples() {
+            let (index, (status, code, field, rule)) = expected(&err);
+            seen.push(index);
+            let case = format!("{err:?}");
+            let problem = ApiError::from(err).to_problem();
+            assert_eq!(
+                (problem.status, problem.code.as_str(), problem.field.as_deref(), problem.rule.as_deref()),
+                (status, code, field, rule),
+                "{case}"
+            );
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, (0..CASES).collect::<Vec<_>>(), "every case has exactly one sample");
+    }
+
+    #[test]
+    fn refusals_say_what_was_refused() {
+        let role = ApiError::from(IdentityError::RoleRequired { roles: &["account_manager", "it_officer"] });
+        assert_eq!(role.to_problem().detail, "this action needs one of the roles: account_manager, it_officer");
+        let closed = ApiError::from(IdentityError::AccountClosed { status: AccountStatus::Cancelled });
+        assert_eq!(closed.to_problem().detail, "the account is already cancelled");
+        let own = ApiError::from(IdentityError::OwnAccount { action: "reinstate" });
+        assert_eq!(own.to_problem().detail, "managers cannot reinstate their own account");
+        let down = ApiError::from(IdentityError::Unavailable(Dependency::Vendors));
+        assert_eq!(down.to_problem().detail, "the vendors service is not answering; try again shortly");
+    }
+}

@@ -1,0 +1,119 @@
+//! The vendors service's rules: contractor registration per agency ([`vendors`]) and their personnel
+//! ([`personnel`], R-VEN-06, R-VEN-08; identity's contractor check for R-ACC-08). Domain functions
+//! take a connection, the time, the shared [`Caller`] and parsed domain types, and fail with a case
+//! of [`VendorsError`]; `routes::problems` is the one place a case becomes a problem.
+
+pub mod personnel;
+pub mod vendors;
+
+use immilink_shared::auth::{roles, Caller};
+use immilink_shared::db::DbError;
+use immilink_shared::text_id;
+
+use personnel::PersonnelStatus;
+
+text_id! {
+    /// A registered vendor's id (UUIDv7).
+    pub struct VendorId;
+}
+
+text_id! {
+    /// A person on a vendor's staff list (UUIDv7).
+    pub struct PersonId;
+}
+
+/// Every way a vendors operation can fail, one case per reason.
+#[derive(Debug, thiserror::Error)]
+pub enum VendorsError {
+    /// The caller manages no contractors (vendor manager or account manager).
+    #[error("this action needs one of the roles: {}", .roles.join(", "))]
+    RoleRequired { roles: &'static [&'static str] },
+    /// Missing, or another agency's (which is not revealed).
+    #[error("{0} was not found")]
+    NotFound(&'static str),
+    #[error("this agency already registered a vendor with business number {business_number}")]
+    VendorExists { business_number: String },
+    /// The message never repeats the national ID.
+    #[error("this vendor already lists a person with this ID")]
+    PersonnelExists,
+    /// A personnel status change [`PersonnelStatus::transition`] refuses.
+    #[error("a person who is {from} cannot become {to}")]
+    IllegalMove { from: PersonnelStatus, to: PersonnelStatus },
+    /// A required field is absent or blank.
+    #[error("the field `{field}` is required")]
+    Missing { field: String },
+    /// A field is present but its value is not acceptable (never repeating a national ID).
+    #[error("{field}: {detail}")]
+    Invalid { field: String, detail: String },
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl VendorsError {
+    pub fn invalid(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        VendorsError::Invalid { field: field.into(), detail: detail.into() }
+    }
+
+    pub fn missing(field: impl Into<String>) -> Self {
+        VendorsError::Missing { field: field.into() }
+    }
+}
+
+impl From<diesel::result::Error> for VendorsError {
+    fn from(err: diesel::result::Error) -> Self {
+        VendorsError::Db(DbError::Query(err))
+    }
+}
+
+/// Roles that manage an agency's contractors.
+pub const MANAGERS: &[&str] = &[roles::VENDOR_MANAGER, roles::ACCOUNT_MANAGER];
+
+/// Only a vendor manager or account manager manages the agency's contractors and their personnel.
+pub fn require_manager(caller: &Caller) -> Result<(), VendorsError> {
+    if caller.has_any(MANAGERS) {
+        Ok(())
+    } else {
+        Err(VendorsError::RoleRequired { roles: MANAGERS })
+    }
+}
+
+/// A required text, trimmed, of at most `max_chars` characters.
+pub fn text(value: Option<String>, field: &str, max_chars: usize) -> Result<String, VendorsError> {
+    let value =
+        value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()).ok_or_else(|| VendorsError::missing(field))?;
+    if value.chars().count() > max_chars {
+        return Err(VendorsError::invalid(field, format!("must be at most {max_chars} characters")));
+    }
+    Ok(value)
+}
+
+/// An optional text, trimmed (blank is absent), of at most `max_chars` characters.
+pub fn optional_text(value: Option<String>, field: &str, max_chars: usize) -> Result<Option<String>, VendorsError> {
+    let value = value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    if value.as_ref().is_some_and(|v| v.chars().count() > max_chars) {
+        return Err(VendorsError::invalid(field, format!("must be at most {max_chars} characters")));
+    }
+    Ok(value)
+}
+
+/// A fresh UUIDv7.
+fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use immilink_shared::auth::Caller;
+    use immilink_shared::typed::{AgencyCode, SessionId, UserId};
+
+    /// A caller of `agency` holding `roles`.
+    pub fn caller(agency: &str, roles: &[&str]) -> Caller {
+        Caller {
+            user_id: UserId::new(format!("manager-{agency}")),
+            session_id: SessionId::new("session-1"),
+            agency: AgencyCode::new(agency),
+            unit: None,
+            roles: roles.iter().map(|role| (*role).to_owned()).collect(),
+        }
+    }
+}
