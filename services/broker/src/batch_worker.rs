@@ -37,6 +37,7 @@ use tokio::sync::Notify;
 use crate::domain::batches::{self, BatchRow, ClaimedItem, ItemError, Reconciled};
 use crate::domain::lookup::Context;
 use crate::domain::request::{parse_subject, LookupRequest};
+use crate::domain::BrokerError;
 use crate::pipeline::{Accepted, Declared, LookupFailure};
 use crate::State;
 
@@ -57,8 +58,6 @@ const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Open batches looked at per sweep.
 const OPEN_BATCHES: i64 = 200;
-/// Problem codes that mean "not now" rather than "no".
-const TRANSIENT: [&str; 3] = ["audit_backlog", "upstream_unavailable", "audit_unavailable"];
 
 /// Wakes the worker now (a batch was submitted); held in the service's `State`.
 #[derive(Default)]
@@ -327,7 +326,7 @@ impl Worker {
             let now = self.state.clock.now();
             let refusal = match self.state.lookups.precheck(&batch.agency, now) {
                 Ok(()) => None,
-                Err(err) if TRANSIENT.contains(&err.code()) => return LaneEnd::Backoff,
+                Err(err) if err.is_temporary() => return LaneEnd::Backoff,
                 Err(err) => Some(err),
             };
             if refusal.is_none() {
@@ -376,7 +375,7 @@ impl Worker {
         let subject = match parse_subject(round.query_type, &item.subject_id) {
             Ok(subject) => subject,
             Err(err) => {
-                self.fail(item, None, &item_error(&err)).await;
+                self.fail(item, None, &item_error(err)).await;
                 return None;
             }
         };
@@ -417,7 +416,7 @@ impl Worker {
             }
             Err(LookupFailure { recorded, error: err }) => {
                 let lookup_id = recorded.map(|r| r.lookup_id);
-                let outage = err.code() == "upstream_unavailable";
+                let outage = err.is_upstream_outage();
                 let tries = {
                     let mut attempts = attempts.borrow_mut();
                     let tries = attempts.entry(key.clone()).or_insert(0);
@@ -436,7 +435,7 @@ impl Worker {
                     return Some(LaneEnd::Backoff);
                 }
                 attempts.borrow_mut().remove(&key);
-                self.fail(item, lookup_id.as_deref(), &item_error(&err)).await;
+                self.fail(item, lookup_id.as_deref(), &item_error(err)).await;
                 outage.then_some(LaneEnd::Backoff)
             }
         }
@@ -444,7 +443,7 @@ impl Worker {
 
     /// A refusal before anything was recorded that is not transient (e.g. no upstream credential):
     /// the item fails, and the refusal is audited as a single lookup's would be.
-    async fn refuse_item(&self, round: &Round<'_>, item: &ClaimedItem, refusal: ApiError) {
+    async fn refuse_item(&self, round: &Round<'_>, item: &ClaimedItem, refusal: BrokerError) {
         let batch = round.batch;
         let declared = Declared {
             query_type: Some(batch.query_type.clone()),
@@ -455,7 +454,7 @@ impl Worker {
             proxy_authorization_id: None,
         };
         let refusal = self.state.lookups.refuse(&batch.requester(), &declared, refusal).await;
-        self.fail(item, None, &item_error(&refusal)).await;
+        self.fail(item, None, &item_of_problem(&refusal)).await;
     }
 
     async fn succeed(&self, item: &ClaimedItem, lookup_id: &str, result: &str) {
@@ -478,10 +477,7 @@ impl Worker {
     /// `running`, and it is settled as abandoned later (its lookup stays on the audit trail).
     async fn store<F>(&self, item: &ClaimedItem, write: F)
     where
-        F: Fn(
-                &mut immilink_shared::db::DbConn,
-                chrono::DateTime<chrono::Utc>,
-            ) -> Result<bool, crate::domain::BrokerDbError>
+        F: Fn(&mut immilink_shared::db::DbConn, chrono::DateTime<chrono::Utc>) -> Result<bool, BrokerError>
             + Send
             + Sync
             + Clone
@@ -523,7 +519,12 @@ impl Worker {
     }
 }
 
-fn item_error(err: &ApiError) -> ItemError {
-    let problem = err.to_problem();
+/// An item's failure as a single lookup's problem would have named it.
+fn item_error(err: BrokerError) -> ItemError {
+    item_of_problem(&ApiError::from(err))
+}
+
+fn item_of_problem(problem: &ApiError) -> ItemError {
+    let problem = problem.to_problem();
     ItemError { code: problem.code, detail: problem.detail, rule: problem.rule }
 }

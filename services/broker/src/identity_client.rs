@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use immilink_shared::auth::ServiceTokens;
 use immilink_shared::context::CLIENT_IP;
-use immilink_shared::ApiError;
 use serde::Deserialize;
+
+use crate::domain::BrokerError;
 
 #[derive(Clone)]
 pub struct IdentityClient {
@@ -89,9 +90,9 @@ impl PermissionCache {
     }
 }
 
-fn unavailable(err: String) -> ApiError {
+fn unavailable(err: String) -> BrokerError {
     tracing::warn!(error = %err, "identity did not answer");
-    ApiError::unavailable("identity_unavailable", "permissions cannot be checked right now")
+    BrokerError::IdentityUnavailable
 }
 
 impl IdentityClient {
@@ -111,7 +112,7 @@ impl IdentityClient {
         session_id: &str,
         token: &str,
         client_ip: Option<IpAddr>,
-    ) -> Result<Arc<Vec<Permission>>, ApiError> {
+    ) -> Result<Arc<Vec<Permission>>, BrokerError> {
         let key = (session_id.to_owned(), client_ip);
         if let Some(cached) = self.cache.get(&key) {
             return Ok(cached);
@@ -121,9 +122,9 @@ impl IdentityClient {
         Ok(permissions)
     }
 
-    async fn ask_permissions(&self, token: &str, client_ip: Option<IpAddr>) -> Result<Vec<Permission>, ApiError> {
+    async fn ask_permissions(&self, token: &str, client_ip: Option<IpAddr>) -> Result<Vec<Permission>, BrokerError> {
         // The broker's service token lets identity trust the end client's IP stated below.
-        let headers = self.tokens.headers().await?;
+        let headers = self.headers().await?;
         let mut request = self
             .http
             .get(format!("{}/v1/me", self.base_url))
@@ -136,18 +137,18 @@ impl IdentityClient {
         let response = request.send().await.map_err(|e| unavailable(e.to_string()))?;
         match response.status().as_u16() {
             200 => Ok(response.json::<Profile>().await.map_err(|e| unavailable(e.to_string()))?.permissions),
-            401 => Err(ApiError::unauthenticated("the session has ended; log in again")),
+            401 => Err(BrokerError::SessionEnded),
             status => Err(unavailable(format!("identity answered {status}"))),
         }
     }
 
     /// Who a user is; `None` when identity does not know the id.
-    pub async fn user(&self, user_id: &str) -> Result<Option<UserSummary>, ApiError> {
+    pub async fn user(&self, user_id: &str) -> Result<Option<UserSummary>, BrokerError> {
         // Only a well-formed id goes into the path.
         let Ok(user_id) = uuid::Uuid::parse_str(user_id) else {
             return Ok(None);
         };
-        let headers = self.tokens.headers().await?;
+        let headers = self.headers().await?;
         let response = self
             .http
             .get(format!("{}/internal/v1/users/{user_id}", self.base_url))
@@ -161,6 +162,12 @@ impl IdentityClient {
             404 => Ok(None),
             status => Err(unavailable(format!("identity answered {status} for a user summary"))),
         }
+    }
+
+    /// The headers of a call to identity: this service's token (the token source logs its own
+    /// failure).
+    async fn headers(&self) -> Result<reqwest::header::HeaderMap, BrokerError> {
+        self.tokens.headers().await.map_err(|_| BrokerError::IdentityUnavailable)
     }
 }
 

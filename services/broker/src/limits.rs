@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use immilink_shared::auth::AccessClaims;
 use immilink_shared::rate_limit::RateLimiter;
-use immilink_shared::ApiError;
+
+use crate::domain::{BrokerError, RateScope};
 
 pub struct LookupLimits {
     per_user: RateLimiter<String>,
@@ -28,21 +29,17 @@ impl LookupLimits {
     }
 
     /// Counts `lookups` for the caller and their agency, or refuses them all.
-    pub fn admit(&self, claims: &AccessClaims, lookups: u32) -> Result<(), ApiError> {
+    pub fn admit(&self, claims: &AccessClaims, lookups: u32) -> Result<(), BrokerError> {
         for _ in 0..lookups {
-            self.per_user.hit(&claims.sub).map_err(|retry_after| {
-                ApiError::too_many_requests(
-                    "user_rate_limited",
-                    format!("at most {} lookups per minute per user", self.user_max),
-                    retry_after,
-                )
+            self.per_user.hit(&claims.sub).map_err(|retry_after| BrokerError::RateLimited {
+                scope: RateScope::User,
+                limit: self.user_max,
+                retry_after,
             })?;
-            self.per_agency.hit(&claims.agency).map_err(|retry_after| {
-                ApiError::too_many_requests(
-                    "agency_rate_limited",
-                    format!("at most {} lookups per minute for your agency", self.agency_max),
-                    retry_after,
-                )
+            self.per_agency.hit(&claims.agency).map_err(|retry_after| BrokerError::RateLimited {
+                scope: RateScope::Agency,
+                limit: self.agency_max,
+                retry_after,
             })?;
         }
         Ok(())
@@ -80,13 +77,12 @@ mod tests {
         assert!(limits.admit(&alice, 1).is_ok());
         assert!(limits.admit(&alice, 1).is_ok());
         let refused = limits.admit(&alice, 1).unwrap_err();
-        assert_eq!(refused.status().as_u16(), 429);
-        assert_eq!(refused.code(), "user_rate_limited");
+        assert!(matches!(refused, BrokerError::RateLimited { scope: RateScope::User, limit: 2, .. }), "{refused:?}");
         // Bob is within his own limit but his agency has used 2 of 3 (alice's refused try counted
         // nothing for the agency).
         let bob = claims("bob", "TPE-SW");
         assert!(limits.admit(&bob, 1).is_ok());
-        assert_eq!(limits.admit(&bob, 1).unwrap_err().code(), "agency_rate_limited");
+        assert!(matches!(limits.admit(&bob, 1), Err(BrokerError::RateLimited { scope: RateScope::Agency, .. })));
         assert!(limits.admit(&claims("carol", "HLN-HR"), 1).is_ok(), "another agency is not affected");
     }
 }

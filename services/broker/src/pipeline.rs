@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use actix_web::http::StatusCode;
 use chrono::{DateTime, Utc};
 use immilink_shared::catalogue::QueryType;
 use immilink_shared::clock::SharedClock;
@@ -16,6 +15,7 @@ use tracing::Instrument;
 
 use crate::domain::lookup::{self, Context, NewLookup, Outcome, RecordedLookup, Requester};
 use crate::domain::request::{LookupBody, LookupRequest};
+use crate::domain::BrokerError;
 use crate::journal::Journal;
 use crate::relay::Relay;
 use crate::results::{minimise, LookupResult};
@@ -77,9 +77,11 @@ impl Lookups {
         Self { journal, nia, relay, clock, backlog_max_age }
     }
 
-    /// Records a refusal that names a rule (`lookup.refused`), then hands the refusal back. A refusal
-    /// is answered even when it cannot be recorded (refusing is the safe side); that is logged.
-    pub async fn refuse(&self, who: &Requester, declared: &Declared, refusal: ApiError) -> ApiError {
+    /// Records a refusal that names a rule (`lookup.refused`), then hands the refusal back as the
+    /// problem it answers. A refusal is answered even when it cannot be recorded (refusing is the
+    /// safe side); that is logged.
+    pub async fn refuse(&self, who: &Requester, declared: &Declared, refusal: BrokerError) -> ApiError {
+        let refusal = ApiError::from(refusal);
         let problem = refusal.to_problem();
         let Some(rule) = problem.rule.clone() else {
             return refusal;
@@ -112,15 +114,10 @@ impl Lookups {
 
     /// Refusals that need no record of a lookup: the audit trail is too far behind (R-QRY-08), or
     /// the upstream cannot be called (R-QRY-09).
-    pub fn precheck(&self, agency: &str, now: DateTime<Utc>) -> Result<(), ApiError> {
+    pub fn precheck(&self, agency: &str, now: DateTime<Utc>) -> Result<(), BrokerError> {
         if let Some(oldest) = self.relay.oldest_undelivered() {
             if now - oldest > self.backlog_max_age {
-                return Err(ApiError::unavailable(
-                    "audit_backlog",
-                    "audit records are not reaching the audit service; lookups are paused until they do",
-                )
-                .rule("R-QRY-08")
-                .retry_after(30));
+                return Err(BrokerError::AuditBacklog);
             }
         }
         match self.nia.ready_for(agency) {
@@ -128,11 +125,7 @@ impl Lookups {
             Err(NotSent::CircuitOpen { retry_after }) => {
                 Err(upstream_down("circuit open after repeated upstream failures", Some(retry_after)))
             }
-            Err(NotSent::NoCredential) => Err(ApiError::unavailable(
-                "upstream_credential_missing",
-                "your agency has no credential for the immigration agency's query service; tell your IT unit",
-            )
-            .rule("R-QRY-02")),
+            Err(NotSent::NoCredential) => Err(BrokerError::UpstreamCredentialMissing),
         }
     }
 
@@ -144,15 +137,7 @@ impl Lookups {
         let lookup = NewLookup::new(now, &accepted.who, &accepted.request, &accepted.context);
         self.journal.record_requested(lookup.clone(), lookup.requested_event()).await.map_err(|err| {
             tracing::error!(error = %err, "lookup not recorded; nothing was forwarded");
-            LookupFailure {
-                recorded: None,
-                error: ApiError::unavailable(
-                    "audit_unavailable",
-                    "the lookup could not be recorded, so it was not sent",
-                )
-                .rule("R-QRY-08")
-                .retry_after(5),
-            }
+            LookupFailure { recorded: None, error: BrokerError::AuditUnavailable }
         })?;
         self.relay.wake();
         // Forwarding and recording the outcome run detached: a client that goes away cannot leave a
@@ -164,7 +149,7 @@ impl Lookups {
         let work = immilink_shared::context::within_request(request, async move { this.forward(lookup).await });
         actix_web::rt::spawn(work.instrument(span)).await.map_err(|err| LookupFailure {
             recorded: Some(recorded),
-            error: ApiError::internal(format!("the lookup task failed: {err}")),
+            error: BrokerError::Internal(format!("the lookup task failed: {err}")),
         })?
     }
 
@@ -188,28 +173,23 @@ impl Lookups {
 pub struct LookupFailure {
     /// `None`: nothing was recorded, so nothing was forwarded.
     pub recorded: Option<RecordedLookup>,
-    pub error: ApiError,
+    pub error: BrokerError,
 }
 
 impl From<LookupFailure> for ApiError {
     fn from(failure: LookupFailure) -> Self {
-        failure.error
+        failure.error.into()
     }
 }
 
-pub fn upstream_down(reason: &str, retry_after: Option<u64>) -> ApiError {
+/// The upstream cannot be called (R-QRY-09): logged here, once.
+pub fn upstream_down(reason: &str, retry_after: Option<u64>) -> BrokerError {
     tracing::warn!(reason, "upstream unavailable");
-    let error = ApiError::unavailable("upstream_unavailable", "the immigration agency's query service is not answering")
-        .rule("R-QRY-09")
-        .hint("if the case cannot wait, file a doubt query (疑義查詢表, 附件二) at POST /v1/doubt-queries and send the official follow-up document within 3 days counted from the day after the fax");
-    match retry_after {
-        Some(seconds) => error.retry_after(seconds),
-        None => error,
-    }
+    BrokerError::UpstreamUnavailable { reason: reason.to_owned(), retry_after }
 }
 
 /// Turns the upstream's answer into what is recorded and what the caller gets.
-pub fn interpret(query_type: QueryType, answer: UpstreamAnswer) -> (Outcome, Result<LookupResult, ApiError>) {
+pub fn interpret(query_type: QueryType, answer: UpstreamAnswer) -> (Outcome, Result<LookupResult, BrokerError>) {
     match answer {
         UpstreamAnswer::Ok(body) => match minimise(query_type, &body) {
             Ok(result) => {
@@ -217,24 +197,12 @@ pub fn interpret(query_type: QueryType, answer: UpstreamAnswer) -> (Outcome, Res
             }
             Err(err) => (
                 Outcome { status: lookup::FAILED, upstream_status: Some(200), failure: Some(err.to_string()) },
-                Err(ApiError::new(
-                    StatusCode::BAD_GATEWAY,
-                    "upstream_malformed",
-                    "The upstream answer was not usable",
-                    "上游回應無法使用",
-                )
-                .detail(err.to_string())),
+                Err(BrokerError::UpstreamMalformed(err.to_string())),
             ),
         },
         UpstreamAnswer::Rejected { status, detail } => (
             Outcome { status: lookup::FAILED, upstream_status: Some(status), failure: Some(detail) },
-            Err(ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "upstream_rejected",
-                "The upstream refused the query",
-                "上游拒絕查詢",
-            )
-            .detail(format!("the immigration service answered {status}"))),
+            Err(BrokerError::UpstreamRejected { status }),
         ),
         UpstreamAnswer::Unavailable { status, reason, retry_after } => (
             Outcome { status: lookup::FAILED, upstream_status: status, failure: Some(reason.clone()) },

@@ -10,13 +10,12 @@ use immilink_shared::catalogue;
 use immilink_shared::clock::{from_db, to_db};
 use immilink_shared::db::DbConn;
 use immilink_shared::events::kind;
-use immilink_shared::ApiError;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
 use super::forms::{self, Caller, Lines};
-use super::outbox;
+use super::{outbox, BrokerError};
 use crate::schema::purpose_approvals as pa;
 
 pub const RULE: &str = "R-QRY-10";
@@ -61,20 +60,23 @@ pub struct NewPurposeApproval {
 }
 
 impl NewPurposeApproval {
-    pub fn parse(body: PurposeApprovalBody) -> Result<Self, ApiError> {
-        Self::parse_fields(body).map_err(|err| forms::or_rule(err, RULE))
+    pub fn parse(body: PurposeApprovalBody) -> Result<Self, BrokerError> {
+        Self::parse_fields(body).map_err(|err| err.or_rule(RULE))
     }
 
-    fn parse_fields(body: PurposeApprovalBody) -> Result<Self, ApiError> {
+    fn parse_fields(body: PurposeApprovalBody) -> Result<Self, BrokerError> {
         let purpose_code =
             forms::required(body.purpose_code, "purpose_code", 64, Lines::One).map_err(|err| err.rule(RULE))?;
         let Some(purpose) = catalogue::purpose(&purpose_code) else {
-            return Err(ApiError::invalid_field("purpose_code", format!("unknown code {purpose_code:?}"))
-                .rule(RULE)
-                .hint("GET /v1/catalogue/purposes lists the codes"));
+            return Err(BrokerError::UnknownCode {
+                field: "purpose_code".into(),
+                value: purpose_code,
+                catalogue: "GET /v1/catalogue/purposes",
+                rule: RULE,
+            });
         };
         if !purpose.requires_supervisor_approval {
-            return Err(ApiError::invalid_field("purpose_code", "this purpose needs no approval").rule(RULE));
+            return Err(BrokerError::invalid("purpose_code", "this purpose needs no approval").rule(RULE));
         }
         Ok(Self {
             purpose_code,
@@ -141,16 +143,16 @@ pub struct ParsedDecision {
 }
 
 impl ParsedDecision {
-    pub fn parse(body: DecisionBody, now: DateTime<Utc>) -> Result<Self, ApiError> {
-        Self::parse_fields(body, now).map_err(|err| forms::or_rule(err, RULE))
+    pub fn parse(body: DecisionBody, now: DateTime<Utc>) -> Result<Self, BrokerError> {
+        Self::parse_fields(body, now).map_err(|err| err.or_rule(RULE))
     }
 
-    fn parse_fields(body: DecisionBody, now: DateTime<Utc>) -> Result<Self, ApiError> {
-        let decision = body.decision.ok_or_else(|| ApiError::missing_field("decision"))?;
+    fn parse_fields(body: DecisionBody, now: DateTime<Utc>) -> Result<Self, BrokerError> {
+        let decision = body.decision.ok_or_else(|| BrokerError::missing("decision"))?;
         match decision {
             Decision::Rejected => {
                 if body.valid_until.is_some() {
-                    return Err(ApiError::invalid_field("valid_until", "only an approval has a validity period"));
+                    return Err(BrokerError::invalid("valid_until", "only an approval has a validity period"));
                 }
                 let reason = forms::required(body.reason, "reason", MAX_REASON, Lines::Many)?;
                 Ok(Self { decision, reason: Some(reason), valid_until: None })
@@ -158,10 +160,10 @@ impl ParsedDecision {
             Decision::Approved => {
                 let valid_until = body.valid_until.unwrap_or(now + Duration::days(DEFAULT_VALIDITY_DAYS));
                 if valid_until <= now {
-                    return Err(ApiError::invalid_field("valid_until", "must be in the future").rule(RULE));
+                    return Err(BrokerError::invalid("valid_until", "must be in the future").rule(RULE));
                 }
                 if valid_until > now + Duration::days(MAX_VALIDITY_DAYS) {
-                    return Err(ApiError::invalid_field(
+                    return Err(BrokerError::invalid(
                         "valid_until",
                         format!("an approval lasts at most {MAX_VALIDITY_DAYS} days"),
                     )
@@ -215,9 +217,9 @@ struct Row {
 }
 
 impl Row {
-    fn status(&self) -> Result<ApprovalStatus, ApiError> {
+    fn status(&self) -> Result<ApprovalStatus, BrokerError> {
         ApprovalStatus::parse(&self.status)
-            .ok_or_else(|| ApiError::internal(format!("purpose approval {} has status {:?}", self.id, self.status)))
+            .ok_or_else(|| BrokerError::Internal(format!("purpose approval {} has status {:?}", self.id, self.status)))
     }
 
     fn visible_to(&self, caller: &Caller) -> bool {
@@ -227,7 +229,7 @@ impl Row {
                 || caller.has_any(&OVERSEERS))
     }
 
-    fn view(self, now: DateTime<Utc>) -> Result<PurposeApprovalView, ApiError> {
+    fn view(self, now: DateTime<Utc>) -> Result<PurposeApprovalView, BrokerError> {
         let status = self.status()?;
         let valid_until = self.valid_until.map(from_db);
         Ok(PurposeApprovalView {
@@ -249,12 +251,12 @@ impl Row {
     }
 }
 
-fn find(conn: &mut DbConn, id: &str) -> Result<Option<Row>, ApiError> {
-    pa::table.filter(pa::id.eq(id)).select(Row::as_select()).first(conn).optional().map_err(forms::db)
+fn find(conn: &mut DbConn, id: &str) -> Result<Option<Row>, BrokerError> {
+    Ok(pa::table.filter(pa::id.eq(id)).select(Row::as_select()).first(conn).optional()?)
 }
 
-fn not_found() -> ApiError {
-    ApiError::not_found("the purpose approval")
+fn not_found() -> BrokerError {
+    BrokerError::NotFound("the purpose approval")
 }
 
 /// A caseworker asks for approval; the request records their unit, whose supervisor decides.
@@ -263,15 +265,11 @@ pub fn request(
     now: DateTime<Utc>,
     caller: &Caller,
     new: &NewPurposeApproval,
-) -> Result<PurposeApprovalView, ApiError> {
-    caller.has(roles::CASEWORKER).then_some(()).ok_or_else(|| {
-        ApiError::forbidden("role_required", "only a caseworker asks for approval of a purpose for their lookups")
-            .rule(RULE)
-    })?;
-    let unit = caller.unit.clone().ok_or_else(|| {
-        ApiError::forbidden("unit_required", "your account has no unit, so no unit supervisor can approve for you")
-            .rule(RULE)
-    })?;
+) -> Result<PurposeApprovalView, BrokerError> {
+    if !caller.has(roles::CASEWORKER) {
+        return Err(BrokerError::CaseworkerRequired);
+    }
+    let unit = caller.unit.clone().ok_or(BrokerError::NoUnit)?;
     let id = forms::new_id();
     let event = forms::event(
         kind::PURPOSE_APPROVAL_REQUESTED,
@@ -286,14 +284,7 @@ pub fn request(
             "unit": unit,
         }),
     );
-    let already_pending = || {
-        ApiError::conflict(
-            "already_pending",
-            "a request for this case and purpose already waits for your unit supervisor",
-        )
-        .rule(RULE)
-    };
-    forms::write(conn, |conn| {
+    conn.write_transaction(|conn| {
         let pending: i64 = pa::table
             .filter(pa::agency.eq(&caller.agency))
             .filter(pa::requester_user_id.eq(&caller.user_id))
@@ -303,7 +294,7 @@ pub fn request(
             .count()
             .get_result(conn)?;
         if pending > 0 {
-            return Err(already_pending().into());
+            return Err(BrokerError::AlreadyPending);
         }
         // A unique index holds one pending request per user, case and purpose under concurrency.
         let inserted = diesel::insert_into(pa::table)
@@ -321,11 +312,10 @@ pub fn request(
             .execute(conn);
         match inserted {
             Ok(_) => {}
-            Err(err) if forms::is_unique_violation(&err) => return Err(already_pending().into()),
+            Err(err) if forms::is_unique_violation(&err) => return Err(BrokerError::AlreadyPending),
             Err(err) => return Err(err.into()),
         }
-        outbox::enqueue(conn, now, &event)?;
-        Ok(())
+        outbox::enqueue(conn, now, &event)
     })?;
     get(conn, now, caller, &id)
 }
@@ -338,30 +328,20 @@ pub fn decide(
     caller: &Caller,
     id: &str,
     decision: &ParsedDecision,
-) -> Result<PurposeApprovalView, ApiError> {
-    forms::write(conn, |conn| {
+) -> Result<PurposeApprovalView, BrokerError> {
+    conn.write_transaction(|conn| {
         let row = find(conn, id)?.filter(|row| row.agency == caller.agency).ok_or_else(not_found)?;
         if !caller.has(roles::UNIT_SUPERVISOR) {
-            return Err(ApiError::forbidden("role_required", "only a unit supervisor decides on a purpose approval")
-                .rule(RULE)
-                .into());
+            return Err(BrokerError::UnitSupervisorRequired);
         }
         if row.requester_user_id == caller.user_id {
-            return Err(ApiError::forbidden("own_request", "nobody decides their own request (separation of duties)")
-                .rule(RULE)
-                .into());
+            return Err(BrokerError::OwnRequest);
         }
         if caller.unit.as_deref() != Some(row.unit.as_str()) {
-            return Err(ApiError::forbidden(
-                "other_unit",
-                "only a supervisor of the requester's unit decides on this request",
-            )
-            .rule(RULE)
-            .into());
+            return Err(BrokerError::OtherUnit);
         }
-        let already = || ApiError::conflict("already_decided", "this request has already been decided").rule(RULE);
         if row.status()? != ApprovalStatus::Pending {
-            return Err(already().into());
+            return Err(BrokerError::AlreadyDecided);
         }
         let status = match decision.decision {
             Decision::Approved => ApprovalStatus::Approved,
@@ -379,7 +359,7 @@ pub fn decide(
                 ))
                 .execute(conn)?;
         if updated != 1 {
-            return Err(already().into());
+            return Err(BrokerError::AlreadyDecided);
         }
         let event = forms::event(
             kind::PURPOSE_APPROVAL_DECIDED,
@@ -396,8 +376,7 @@ pub fn decide(
                 "valid_until": decision.valid_until,
             }),
         );
-        outbox::enqueue(conn, now, &event)?;
-        Ok(())
+        outbox::enqueue(conn, now, &event)
     })?;
     get(conn, now, caller, id)
 }
@@ -420,7 +399,7 @@ pub fn list(
     now: DateTime<Utc>,
     caller: &Caller,
     filter: &ApprovalFilter,
-) -> Result<Vec<PurposeApprovalView>, ApiError> {
+) -> Result<Vec<PurposeApprovalView>, BrokerError> {
     let mut query = pa::table.filter(pa::agency.eq(caller.agency.clone())).select(Row::as_select()).into_boxed();
     if !caller.has_any(&OVERSEERS) {
         match caller.unit.clone().filter(|_| caller.has(roles::UNIT_SUPERVISOR)) {
@@ -436,14 +415,18 @@ pub fn list(
     if let Some(before) = &filter.before {
         query = query.filter(pa::id.lt(before.clone()));
     }
-    let rows: Vec<Row> =
-        query.order(pa::id.desc()).limit(forms::page_size(filter.limit)).load(conn).map_err(forms::db)?;
+    let rows: Vec<Row> = query.order(pa::id.desc()).limit(forms::page_size(filter.limit)).load(conn)?;
     rows.into_iter().map(|row| row.view(now)).collect()
 }
 
 /// One request: for its requester, the supervisors of its unit, and the account managers and
 /// auditors of its agency; 404 for anyone else.
-pub fn get(conn: &mut DbConn, now: DateTime<Utc>, caller: &Caller, id: &str) -> Result<PurposeApprovalView, ApiError> {
+pub fn get(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    caller: &Caller,
+    id: &str,
+) -> Result<PurposeApprovalView, BrokerError> {
     match find(conn, id)? {
         Some(row) if row.visible_to(caller) => row.view(now),
         _ => Err(not_found()),
@@ -461,7 +444,7 @@ pub fn approval_for(
     agency: &str,
     case_number: &str,
     purpose_code: &str,
-) -> Result<String, ApiError> {
+) -> Result<String, BrokerError> {
     let case_number = case_number.trim();
     let rows: Vec<Row> = pa::table
         .filter(pa::agency.eq(agency))
@@ -470,8 +453,7 @@ pub fn approval_for(
         .filter(pa::purpose_code.eq(purpose_code))
         .select(Row::as_select())
         .order(pa::id.desc())
-        .load(conn)
-        .map_err(forms::db)?;
+        .load(conn)?;
     let in_force = rows.iter().filter(|row| row.status == ApprovalStatus::Approved.code()).find(|row| {
         row.valid_until.map(from_db).is_some_and(|until| now < until)
             && row.decided_at.map(from_db).is_some_and(|at| at <= now)
@@ -480,30 +462,65 @@ pub fn approval_for(
         return Ok(row.id.clone());
     }
     // The newest request says why there is none in force.
-    let detail = match rows.first().map(|row| (row.status(), row)) {
-        None => format!(
-            "purpose {purpose_code} needs a unit supervisor's approval for case {case_number:?}; none is recorded"
-        ),
-        Some((Ok(ApprovalStatus::Pending), _)) => {
-            "your request for approval of this purpose and case is still pending with your unit supervisor".to_owned()
-        }
-        Some((Ok(ApprovalStatus::Rejected), _)) => {
-            "your unit supervisor rejected the request for approval of this purpose and case".to_owned()
-        }
-        Some((Ok(ApprovalStatus::Approved), row)) => format!(
-            "the approval of this purpose and case lapsed at {}",
-            row.valid_until.map(|at| from_db(at).to_rfc3339()).unwrap_or_default()
-        ),
-        Some((Err(err), _)) => return Err(err),
+    let because = match rows.first() {
+        None => MissingBecause::NoneRecorded,
+        Some(row) => match row.status()? {
+            ApprovalStatus::Pending => MissingBecause::Pending,
+            ApprovalStatus::Rejected => MissingBecause::Rejected,
+            ApprovalStatus::Approved => MissingBecause::Lapsed { at: row.valid_until.map(from_db) },
+        },
     };
-    Err(ApiError::forbidden("supervisor_approval_required", detail)
-        .field("purpose_code")
-        .rule(RULE)
-        .hint("ask your unit supervisor with POST /v1/purpose-approvals"))
+    Err(BrokerError::SupervisorApprovalRequired(ApprovalMissing {
+        purpose_code: purpose_code.to_owned(),
+        case_number: case_number.to_owned(),
+        because,
+    }))
+}
+
+/// Why no supervisor approval is in force for a lookup's purpose and case (R-QRY-10).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalMissing {
+    pub purpose_code: String,
+    pub case_number: String,
+    pub because: MissingBecause,
+}
+
+/// What the newest request for the purpose and case says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MissingBecause {
+    NoneRecorded,
+    Pending,
+    Rejected,
+    Lapsed { at: Option<DateTime<Utc>> },
+}
+
+impl std::fmt::Display for ApprovalMissing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ApprovalMissing { purpose_code, case_number, because } = self;
+        match because {
+            MissingBecause::NoneRecorded => write!(
+                f,
+                "purpose {purpose_code} needs a unit supervisor's approval for case {case_number:?}; none is recorded"
+            ),
+            MissingBecause::Pending => f.write_str(
+                "your request for approval of this purpose and case is still pending with your unit supervisor",
+            ),
+            MissingBecause::Rejected => {
+                f.write_str("your unit supervisor rejected the request for approval of this purpose and case")
+            }
+            MissingBecause::Lapsed { at } => write!(
+                f,
+                "the approval of this purpose and case lapsed at {}",
+                at.map(|at| at.to_rfc3339()).unwrap_or_default()
+            ),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use immilink_shared::ApiError;
+
     use super::*;
     use crate::domain::forms::testkit::{caller, conn, t0, TestConn};
     use immilink_shared::testing::TestDb;
@@ -537,12 +554,12 @@ mod tests {
             .unwrap()
     }
 
-    fn check(conn: &mut TestConn, at: DateTime<Utc>) -> Result<String, ApiError> {
+    fn check(conn: &mut TestConn, at: DateTime<Utc>) -> Result<String, BrokerError> {
         approval_for(conn, at, WORKER, "HLN-HR", "HLN-2026-42", "hr_other_approved")
     }
 
-    fn refusal(result: Result<String, ApiError>) -> String {
-        let problem = result.unwrap_err().to_problem();
+    fn refusal(result: Result<String, BrokerError>) -> String {
+        let problem = result.map_err(ApiError::from).unwrap_err().to_problem();
         assert_eq!(
             (problem.status, problem.code.as_str(), problem.field.as_deref(), problem.rule.as_deref()),
             (403, "supervisor_approval_required", Some("purpose_code"), Some("R-QRY-10"))
@@ -555,23 +572,32 @@ mod tests {
     fn r_qry_10_only_purposes_that_need_approval_can_be_requested() {
         let mut b = body();
         b.purpose_code = Some("hr_nationality_change".into());
-        let err = NewPurposeApproval::parse(b).unwrap_err();
+        let err = NewPurposeApproval::parse(b).map_err(ApiError::from).unwrap_err();
         assert_eq!(
             (err.field_name(), err.to_problem().detail.as_str()),
             (Some("purpose_code"), "this purpose needs no approval")
         );
         let mut b = body();
         b.purpose_code = Some("curiosity".into());
-        assert_eq!(NewPurposeApproval::parse(b).unwrap_err().field_name(), Some("purpose_code"));
+        assert_eq!(
+            NewPurposeApproval::parse(b).map_err(ApiError::from).unwrap_err().field_name(),
+            Some("purpose_code")
+        );
         let mut b = body();
         b.business_description = None;
-        assert_eq!(NewPurposeApproval::parse(b).unwrap_err().field_name(), Some("business_description"));
+        assert_eq!(
+            NewPurposeApproval::parse(b).map_err(ApiError::from).unwrap_err().field_name(),
+            Some("business_description")
+        );
         let mut b = body();
         b.business_description = Some("長".repeat(501));
-        assert_eq!(NewPurposeApproval::parse(b).unwrap_err().field_name(), Some("business_description"));
+        assert_eq!(
+            NewPurposeApproval::parse(b).map_err(ApiError::from).unwrap_err().field_name(),
+            Some("business_description")
+        );
         let mut b = body();
         b.case_number = None;
-        assert_eq!(NewPurposeApproval::parse(b).unwrap_err().field_name(), Some("case_number"));
+        assert_eq!(NewPurposeApproval::parse(b).map_err(ApiError::from).unwrap_err().field_name(), Some("case_number"));
         assert!(requires_approval("hr_other_approved"));
         assert!(!requires_approval("hr_nationality_change"));
     }
@@ -581,20 +607,32 @@ mod tests {
         let parse = |decision, reason: Option<&str>, valid_until| {
             ParsedDecision::parse(DecisionBody { decision, reason: reason.map(str::to_owned), valid_until }, t0())
         };
-        assert_eq!(parse(None, None, None).unwrap_err().field_name(), Some("decision"));
-        assert_eq!(parse(Some(Decision::Rejected), None, None).unwrap_err().field_name(), Some("reason"));
+        assert_eq!(parse(None, None, None).map_err(ApiError::from).unwrap_err().field_name(), Some("decision"));
         assert_eq!(
-            parse(Some(Decision::Rejected), Some("不符"), Some(t0() + Duration::days(1))).unwrap_err().field_name(),
+            parse(Some(Decision::Rejected), None, None).map_err(ApiError::from).unwrap_err().field_name(),
+            Some("reason")
+        );
+        assert_eq!(
+            parse(Some(Decision::Rejected), Some("不符"), Some(t0() + Duration::days(1)))
+                .map_err(ApiError::from)
+                .unwrap_err()
+                .field_name(),
             Some("valid_until")
         );
         let default = parse(Some(Decision::Approved), None, None).unwrap();
         assert_eq!(default.valid_until, Some(t0() + Duration::days(30)));
         assert!(parse(Some(Decision::Approved), None, Some(t0() + Duration::days(90))).is_ok());
         assert_eq!(
-            parse(Some(Decision::Approved), None, Some(t0() + Duration::days(91))).unwrap_err().field_name(),
+            parse(Some(Decision::Approved), None, Some(t0() + Duration::days(91)))
+                .map_err(ApiError::from)
+                .unwrap_err()
+                .field_name(),
             Some("valid_until")
         );
-        assert_eq!(parse(Some(Decision::Approved), None, Some(t0())).unwrap_err().field_name(), Some("valid_until"));
+        assert_eq!(
+            parse(Some(Decision::Approved), None, Some(t0())).map_err(ApiError::from).unwrap_err().field_name(),
+            Some("valid_until")
+        );
     }
 
     #[test]
@@ -610,7 +648,9 @@ mod tests {
             (ApprovalStatus::Pending, "unit-a", false)
         );
         assert!(refusal(check(&mut conn, t0())).contains("pending"));
-        let again = request(&mut conn, t0(), &worker(), &NewPurposeApproval::parse(body()).unwrap()).unwrap_err();
+        let again = request(&mut conn, t0(), &worker(), &NewPurposeApproval::parse(body()).unwrap())
+            .map_err(ApiError::from)
+            .unwrap_err();
         assert_eq!((again.status().as_u16(), again.code()), (409, "already_pending"));
 
         let decided = decide(&mut conn, t0(), &boss(), &pending.id, &approve(None)).unwrap();
@@ -638,21 +678,45 @@ mod tests {
         let mut conn = conn(&test_db);
         // A supervisor who is also a caseworker asks for themself: they cannot decide it.
         let own = requested(&mut conn, &boss());
-        let err = decide(&mut conn, t0(), &boss(), &own.id, &approve(None)).unwrap_err();
+        let err = decide(&mut conn, t0(), &boss(), &own.id, &approve(None)).map_err(ApiError::from).unwrap_err();
         assert_eq!((err.status().as_u16(), err.code()), (403, "own_request"));
         assert_eq!(err.to_problem().rule.as_deref(), Some("R-QRY-10"));
 
         let pending = requested(&mut conn, &worker());
         let other_unit = caller(OTHER_BOSS, "HLN-HR", Some("unit-b"), &["unit_supervisor"]);
-        assert_eq!(decide(&mut conn, t0(), &other_unit, &pending.id, &approve(None)).unwrap_err().code(), "other_unit");
+        assert_eq!(
+            decide(&mut conn, t0(), &other_unit, &pending.id, &approve(None))
+                .map_err(ApiError::from)
+                .unwrap_err()
+                .code(),
+            "other_unit"
+        );
         let no_unit = caller(OTHER_BOSS, "HLN-HR", None, &["unit_supervisor"]);
-        assert_eq!(decide(&mut conn, t0(), &no_unit, &pending.id, &approve(None)).unwrap_err().code(), "other_unit");
+        assert_eq!(
+            decide(&mut conn, t0(), &no_unit, &pending.id, &approve(None)).map_err(ApiError::from).unwrap_err().code(),
+            "other_unit"
+        );
         let manager = caller(OTHER_BOSS, "HLN-HR", Some("unit-a"), &["account_manager"]);
-        assert_eq!(decide(&mut conn, t0(), &manager, &pending.id, &approve(None)).unwrap_err().code(), "role_required");
+        assert_eq!(
+            decide(&mut conn, t0(), &manager, &pending.id, &approve(None)).map_err(ApiError::from).unwrap_err().code(),
+            "role_required"
+        );
         let colleague = caller(OTHER_BOSS, "HLN-HR", Some("unit-a"), &["caseworker"]);
-        assert_eq!(decide(&mut conn, t0(), &colleague, &pending.id, &approve(None)).unwrap_err().status(), 403);
+        assert_eq!(
+            decide(&mut conn, t0(), &colleague, &pending.id, &approve(None))
+                .map_err(ApiError::from)
+                .unwrap_err()
+                .status(),
+            403
+        );
         let foreign = caller(OTHER_BOSS, "TPE-SW", Some("unit-a"), &["unit_supervisor"]);
-        assert_eq!(decide(&mut conn, t0(), &foreign, &pending.id, &approve(None)).unwrap_err().status(), 404);
+        assert_eq!(
+            decide(&mut conn, t0(), &foreign, &pending.id, &approve(None))
+                .map_err(ApiError::from)
+                .unwrap_err()
+                .status(),
+            404
+        );
 
         let reject = ParsedDecision::parse(
             DecisionBody {
@@ -669,7 +733,7 @@ mod tests {
             (ApprovalStatus::Rejected, Some("與戶政業務無關"))
         );
         assert!(refusal(check(&mut conn, t0())).contains("rejected"));
-        let twice = decide(&mut conn, t0(), &boss(), &pending.id, &approve(None)).unwrap_err();
+        let twice = decide(&mut conn, t0(), &boss(), &pending.id, &approve(None)).map_err(ApiError::from).unwrap_err();
         assert_eq!((twice.status().as_u16(), twice.code()), (409, "already_decided"));
 
         // Nothing was written by the refused attempts: one decision event only.
@@ -687,9 +751,15 @@ mod tests {
         let mut conn = conn(&test_db);
         let new = NewPurposeApproval::parse(body()).unwrap();
         let unitless = caller(WORKER, "HLN-HR", None, &["caseworker"]);
-        assert_eq!(request(&mut conn, t0(), &unitless, &new).unwrap_err().code(), "unit_required");
+        assert_eq!(
+            request(&mut conn, t0(), &unitless, &new).map_err(ApiError::from).unwrap_err().code(),
+            "unit_required"
+        );
         let auditor = caller(WORKER, "HLN-HR", Some("unit-a"), &["auditor"]);
-        assert_eq!(request(&mut conn, t0(), &auditor, &new).unwrap_err().code(), "role_required");
+        assert_eq!(
+            request(&mut conn, t0(), &auditor, &new).map_err(ApiError::from).unwrap_err().code(),
+            "role_required"
+        );
     }
 
     #[test]
@@ -712,9 +782,9 @@ mod tests {
         assert_eq!(ids(list(&mut conn, t0(), &auditor, &pending).unwrap()), [elsewhere.id.as_str()]);
 
         assert!(get(&mut conn, t0(), &boss(), &mine.id).is_ok());
-        assert_eq!(get(&mut conn, t0(), &boss(), &elsewhere.id).unwrap_err().status(), 404);
-        assert_eq!(get(&mut conn, t0(), &worker(), &elsewhere.id).unwrap_err().status(), 404);
-        assert_eq!(get(&mut conn, t0(), &foreign, &mine.id).unwrap_err().status(), 404);
+        assert_eq!(get(&mut conn, t0(), &boss(), &elsewhere.id).map_err(ApiError::from).unwrap_err().status(), 404);
+        assert_eq!(get(&mut conn, t0(), &worker(), &elsewhere.id).map_err(ApiError::from).unwrap_err().status(), 404);
+        assert_eq!(get(&mut conn, t0(), &foreign, &mine.id).map_err(ApiError::from).unwrap_err().status(), 404);
     }
 
     #[test]

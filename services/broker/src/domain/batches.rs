@@ -22,7 +22,7 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use super::lookup::Requester;
-use super::{outbox, BrokerDbError};
+use super::{outbox, BrokerError};
 use crate::schema::{batch_items, batches, lookups};
 
 /// Batch statuses.
@@ -185,9 +185,9 @@ pub struct ClaimedItem {
 
 /// Stores a validated batch: the batch, all its items (`pending`) and its `batch.submitted` event,
 /// in one transaction. Nothing is stored if any part fails.
-pub fn submit(conn: &mut DbConn, now: DateTime<Utc>, batch: &NewBatch) -> Result<BatchRow, BrokerDbError> {
+pub fn submit(conn: &mut DbConn, now: DateTime<Utc>, batch: &NewBatch) -> Result<BatchRow, BrokerError> {
     let total = i32::try_from(batch.subjects.len())
-        .map_err(|_| BrokerDbError(immilink_shared::db::DbError::Config("batch too large".into())))?;
+        .map_err(|_| BrokerError::BatchTooLarge { count: batch.subjects.len(), max: MAX_SUBJECTS })?;
     let event = batch.submitted_event(now);
     conn.write_transaction(|conn| {
         diesel::insert_into(batches::table)
@@ -224,7 +224,7 @@ pub fn submit(conn: &mut DbConn, now: DateTime<Utc>, batch: &NewBatch) -> Result
             insert_items(conn, &rows)?;
         }
         outbox::enqueue(conn, now, &event)?;
-        batches::table.find(&batch.id).select(BatchRow::as_select()).first(conn).map_err(BrokerDbError::from)
+        batches::table.find(&batch.id).select(BatchRow::as_select()).first(conn).map_err(BrokerError::from)
     })
 }
 
@@ -246,12 +246,12 @@ fn insert_items(conn: &mut DbConn, rows: &[NewItem<'_>]) -> Result<usize, diesel
     }
 }
 
-pub fn find(conn: &mut DbConn, id: &str) -> Result<Option<BatchRow>, BrokerDbError> {
+pub fn find(conn: &mut DbConn, id: &str) -> Result<Option<BatchRow>, BrokerError> {
     Ok(batches::table.find(id).select(BatchRow::as_select()).first(conn).optional()?)
 }
 
 /// The user's own batches, newest first.
-pub fn list_for_user(conn: &mut DbConn, user_id: &str, limit: i64) -> Result<Vec<BatchRow>, BrokerDbError> {
+pub fn list_for_user(conn: &mut DbConn, user_id: &str, limit: i64) -> Result<Vec<BatchRow>, BrokerError> {
     Ok(batches::table
         .filter(batches::user_id.eq(user_id))
         .order((batches::created_at.desc(), batches::id.desc()))
@@ -261,7 +261,7 @@ pub fn list_for_user(conn: &mut DbConn, user_id: &str, limit: i64) -> Result<Vec
 }
 
 /// How many of a batch's items were cancelled (not counted in `done`).
-pub fn cancelled_items(conn: &mut DbConn, batch_id: &str) -> Result<i64, BrokerDbError> {
+pub fn cancelled_items(conn: &mut DbConn, batch_id: &str) -> Result<i64, BrokerError> {
     Ok(batch_items::table
         .filter(batch_items::batch_id.eq(batch_id))
         .filter(batch_items::status.eq(item::CANCELLED))
@@ -270,7 +270,7 @@ pub fn cancelled_items(conn: &mut DbConn, batch_id: &str) -> Result<i64, BrokerD
 }
 
 /// Batches with work left (`queued` or `running`), oldest first.
-pub fn open_batches(conn: &mut DbConn, limit: i64) -> Result<Vec<BatchRow>, BrokerDbError> {
+pub fn open_batches(conn: &mut DbConn, limit: i64) -> Result<Vec<BatchRow>, BrokerError> {
     Ok(batches::table
         .filter(batches::status.eq_any(OPEN))
         .order((batches::created_at.asc(), batches::id.asc()))
@@ -280,7 +280,7 @@ pub fn open_batches(conn: &mut DbConn, limit: i64) -> Result<Vec<BatchRow>, Brok
 }
 
 /// Whether the batch still has items nobody has claimed.
-pub fn has_pending(conn: &mut DbConn, batch_id: &str) -> Result<bool, BrokerDbError> {
+pub fn has_pending(conn: &mut DbConn, batch_id: &str) -> Result<bool, BrokerError> {
     Ok(diesel::select(diesel::dsl::exists(
         batch_items::table.filter(batch_items::batch_id.eq(batch_id)).filter(batch_items::status.eq(item::PENDING)),
     ))
@@ -295,7 +295,7 @@ pub fn claim_next(
     now: DateTime<Utc>,
     batch_id: &str,
     busy: &[String],
-) -> Result<Option<ClaimedItem>, BrokerDbError> {
+) -> Result<Option<ClaimedItem>, BrokerError> {
     conn.write_transaction(|conn| {
         // Another worker may take the candidate between the read and the update (PostgreSQL): then
         // try the next one.
@@ -332,7 +332,7 @@ pub fn claim_next(
 
 /// Gives a claimed item back (`running` → `pending`), when its lookup could not even be recorded or
 /// is to be retried later. Returns whether the item was still held.
-pub fn release(conn: &mut DbConn, batch_id: &str, position: i32) -> Result<bool, BrokerDbError> {
+pub fn release(conn: &mut DbConn, batch_id: &str, position: i32) -> Result<bool, BrokerError> {
     let released = diesel::update(
         batch_items::table
             .filter(batch_items::batch_id.eq(batch_id))
@@ -352,7 +352,7 @@ pub fn record_success(
     position: i32,
     lookup_id: &str,
     result_json: &str,
-) -> Result<bool, BrokerDbError> {
+) -> Result<bool, BrokerError> {
     conn.write_transaction(|conn| {
         finish(conn, now, batch_id, position, item::SUCCEEDED, Some(lookup_id), Some(result_json), None)
     })
@@ -366,7 +366,7 @@ pub fn record_failure(
     position: i32,
     lookup_id: Option<&str>,
     error: &ItemError,
-) -> Result<bool, BrokerDbError> {
+) -> Result<bool, BrokerError> {
     conn.write_transaction(|conn| {
         finish(conn, now, batch_id, position, item::FAILED, lookup_id, None, Some(&error.to_json()))
     })
@@ -385,7 +385,7 @@ fn finish(
     lookup_id: Option<&str>,
     result: Option<&str>,
     failure: Option<&str>,
-) -> Result<bool, BrokerDbError> {
+) -> Result<bool, BrokerError> {
     let updated = diesel::update(
         batch_items::table
             .filter(batch_items::batch_id.eq(batch_id))
@@ -422,7 +422,7 @@ fn finish(
 /// Cancels an open batch with a reason: it ends `cancelled` and its pending items are `cancelled`,
 /// so no worker starts another of its lookups. Items already running finish and are recorded.
 /// Returns whether the batch was still open.
-pub fn cancel(conn: &mut DbConn, now: DateTime<Utc>, batch_id: &str, reason: &str) -> Result<bool, BrokerDbError> {
+pub fn cancel(conn: &mut DbConn, now: DateTime<Utc>, batch_id: &str, reason: &str) -> Result<bool, BrokerError> {
     let failure = ItemError::new("cancelled", reason).to_json();
     conn.write_transaction(|conn| {
         let updated = diesel::update(batches::table.find(batch_id).filter(batches::status.eq_any(OPEN)))
@@ -459,7 +459,7 @@ pub fn cancel(conn: &mut DbConn, now: DateTime<Utc>, batch_id: &str, reason: &st
 }
 
 /// Items marked `running` in the given batches: `(batch_id, position)`.
-pub fn running_items(conn: &mut DbConn, batch_ids: &[String]) -> Result<Vec<(String, i32)>, BrokerDbError> {
+pub fn running_items(conn: &mut DbConn, batch_ids: &[String]) -> Result<Vec<(String, i32)>, BrokerError> {
     Ok(batch_items::table
         .filter(batch_items::batch_id.eq_any(batch_ids))
         .filter(batch_items::status.eq(item::RUNNING))
@@ -474,7 +474,7 @@ pub fn unclaimed_lookup(
     batch_id: &str,
     subject_id: &str,
     since: Option<DateTime<Utc>>,
-) -> Result<Option<(String, String)>, BrokerDbError> {
+) -> Result<Option<(String, String)>, BrokerError> {
     let since = since.unwrap_or(DateTime::UNIX_EPOCH);
     let candidates: Vec<(String, String)> = lookups::table
         .filter(lookups::batch_id.eq(batch_id))
@@ -513,7 +513,7 @@ pub fn reconcile_abandoned(
     now: DateTime<Utc>,
     batch_id: &str,
     position: i32,
-) -> Result<Reconciled, BrokerDbError> {
+) -> Result<Reconciled, BrokerError> {
     conn.write_transaction(|conn| {
         let found: Option<(String, String)> = batch_items::table
             .filter(batch_items::batch_id.eq(batch_id))
@@ -548,7 +548,7 @@ pub fn reconcile_abandoned(
 }
 
 /// Finished items (succeeded, failed, cancelled) after `after` (a position), at most `limit`, in order.
-pub fn results_page(conn: &mut DbConn, batch_id: &str, after: i32, limit: i64) -> Result<Vec<ItemRow>, BrokerDbError> {
+pub fn results_page(conn: &mut DbConn, batch_id: &str, after: i32, limit: i64) -> Result<Vec<ItemRow>, BrokerError> {
     Ok(batch_items::table
         .filter(batch_items::batch_id.eq(batch_id))
         .filter(batch_items::position.gt(after))

@@ -17,13 +17,12 @@ use immilink_shared::clock::{business_date, from_db, roc_year, taipei, to_db};
 use immilink_shared::db::DbConn;
 use immilink_shared::events::kind;
 use immilink_shared::ids::{NationalId, PassportNumber, UiNumber};
-use immilink_shared::ApiError;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
 use super::forms::{self, Caller, Lines};
-use super::{approvals, outbox};
+use super::{approvals, outbox, BrokerError};
 use crate::identity_client::Permission;
 use crate::schema::{doubt_queries as dq, doubt_query_follow_ups as fu, lookups};
 
@@ -282,51 +281,49 @@ pub struct NewDoubtQuery {
     pub lookup_id: Option<String>,
 }
 
-fn declared(value: Option<String>, field: &'static str) -> Result<String, ApiError> {
+fn declared(value: Option<String>, field: &'static str) -> Result<String, BrokerError> {
     forms::required(value, field, 64, Lines::One).map_err(|err| err.rule("R-QRY-01"))
 }
 
-fn unknown(field: &'static str, value: &str, catalogue: &str) -> ApiError {
-    ApiError::invalid_field(field, format!("unknown code {value:?}"))
-        .rule("R-QRY-01")
-        .hint(format!("{catalogue} lists the codes"))
+fn unknown(field: &'static str, value: String, catalogue: &'static str) -> BrokerError {
+    BrokerError::UnknownCode { field: field.into(), value, catalogue, rule: "R-QRY-01" }
 }
 
 fn identifier<T>(
     raw: Option<String>,
     field: &'static str,
     parse: impl FnOnce(&str) -> Result<T, immilink_shared::ids::IdError>,
-) -> Result<Option<T>, ApiError> {
+) -> Result<Option<T>, BrokerError> {
     match raw.filter(|v| !v.trim().is_empty()) {
         None => Ok(None),
-        Some(raw) => parse(&raw).map(Some).map_err(|err| {
-            ApiError::invalid_field(field, err.to_string())
-                .rule("R-QRY-04")
-                .hint(format!("reason code: {}", err.code()))
+        Some(raw) => parse(&raw).map(Some).map_err(|error| BrokerError::InvalidIdentifier {
+            field: field.into(),
+            error,
+            line: None,
         }),
     }
 }
 
 impl NewDoubtQuery {
     /// Checks the form as filed at `now`; 422 naming the first bad field.
-    pub fn parse(body: DoubtQueryBody, now: DateTime<Utc>) -> Result<Self, ApiError> {
-        Self::parse_fields(body, now).map_err(|err| forms::or_rule(err, RULE))
+    pub fn parse(body: DoubtQueryBody, now: DateTime<Utc>) -> Result<Self, BrokerError> {
+        Self::parse_fields(body, now).map_err(|err| err.or_rule(RULE))
     }
 
-    fn parse_fields(body: DoubtQueryBody, now: DateTime<Utc>) -> Result<Self, ApiError> {
+    fn parse_fields(body: DoubtQueryBody, now: DateTime<Utc>) -> Result<Self, BrokerError> {
         let legal_basis = declared(body.legal_basis, "legal_basis")?;
         if catalogue::legal_basis(&legal_basis).is_none() {
-            return Err(unknown("legal_basis", &legal_basis, "GET /v1/catalogue/legal-bases"));
+            return Err(unknown("legal_basis", legal_basis, "GET /v1/catalogue/legal-bases"));
         }
         let purpose_code = declared(body.purpose_code, "purpose_code")?;
         if catalogue::purpose(&purpose_code).is_none() {
-            return Err(unknown("purpose_code", &purpose_code, "GET /v1/catalogue/purposes"));
+            return Err(unknown("purpose_code", purpose_code, "GET /v1/catalogue/purposes"));
         }
         let case_number = forms::case_number(body.case_number, "R-QRY-01")?;
         let raw_type = forms::required(body.query_type, "query_type", 64, Lines::One)?;
         let allowed: Vec<&str> = QUERY_TYPES.iter().map(|q| q.code()).collect();
         let query_type = QueryType::parse(&raw_type).filter(|q| QUERY_TYPES.contains(q)).ok_or_else(|| {
-            ApiError::invalid_field(
+            BrokerError::invalid(
                 "query_type",
                 format!("a doubt query is about entry/exit records: one of {}", allowed.join(", ")),
             )
@@ -339,14 +336,14 @@ impl NewDoubtQuery {
         let requester_fax = forms::phone(body.requester_fax, "requester_fax", false)?;
 
         let nationality =
-            body.subject_nationality_kind.ok_or_else(|| ApiError::missing_field("subject_nationality_kind"))?;
+            body.subject_nationality_kind.ok_or_else(|| BrokerError::missing("subject_nationality_kind"))?;
         let subject_name_zh = forms::optional(body.subject_name_zh, "subject_name_zh", 50, Lines::One)?;
         let subject_name_en = forms::optional(body.subject_name_en, "subject_name_en", 100, Lines::One)?;
         let today = business_date(now);
         if let Some(born) = body.subject_birth_date {
             let earliest = NaiveDate::from_ymd_opt(1900, 1, 1).unwrap_or(NaiveDate::MIN);
             if born > today || born < earliest {
-                return Err(ApiError::invalid_field("subject_birth_date", "not a plausible date of birth"));
+                return Err(BrokerError::invalid("subject_birth_date", "not a plausible date of birth"));
             }
         }
         let national_id = identifier(body.subject_national_id, "subject_national_id", NationalId::parse)?;
@@ -354,7 +351,7 @@ impl NewDoubtQuery {
             identifier(body.subject_passport_number, "subject_passport_number", PassportNumber::parse)?;
         let arc_number = identifier(body.subject_arc_number, "subject_arc_number", UiNumber::parse)?;
         if nationality == NationalityKind::Foreigner && national_id.is_some() {
-            return Err(ApiError::invalid_field(
+            return Err(BrokerError::invalid(
                 "subject_national_id",
                 "a foreigner has no national ID: give the UI number (居留證號) or the passport number",
             )
@@ -365,12 +362,10 @@ impl NewDoubtQuery {
             NationalityKind::Foreigner => "subject_arc_number",
         };
         if national_id.is_none() && passport_number.is_none() && arc_number.is_none() {
-            return Err(ApiError::missing_field(resident_field)
-                .detail("give at least one of subject_national_id, subject_passport_number, subject_arc_number")
-                .rule("R-QRY-04"));
+            return Err(BrokerError::NoSubjectIdentifier { field: resident_field });
         }
         if query_type.subject_kinds() == SubjectKinds::Resident && national_id.is_none() && arc_number.is_none() {
-            return Err(ApiError::invalid_field(
+            return Err(BrokerError::invalid(
                 resident_field,
                 format!("{} needs a national ID or a UI number, not only a passport number", query_type.code()),
             )
@@ -383,10 +378,10 @@ impl NewDoubtQuery {
         let faxed_at = match body.faxed_at {
             None => now,
             Some(at) if at > now + Duration::minutes(CLOCK_TOLERANCE_MINUTES) => {
-                return Err(ApiError::invalid_field("faxed_at", "cannot be in the future").rule(RULE));
+                return Err(BrokerError::invalid("faxed_at", "cannot be in the future").rule(RULE));
             }
             Some(at) if at < now - Duration::days(MAX_FAX_AGE_DAYS) => {
-                return Err(ApiError::invalid_field(
+                return Err(BrokerError::invalid(
                     "faxed_at",
                     format!("record a doubt query when it is faxed: at most {MAX_FAX_AGE_DAYS} days ago"),
                 )
@@ -422,7 +417,7 @@ impl NewDoubtQuery {
 
     /// R-QRY-02: the declared (legal basis, purpose, query type) must be among the caller's
     /// permissions (approved on the agency's active link and granted to the user), as for a lookup.
-    pub fn authorise(&self, permissions: &[Permission]) -> Result<(), ApiError> {
+    pub fn authorise(&self, permissions: &[Permission]) -> Result<(), BrokerError> {
         let permitted = permissions.iter().any(|p| {
             p.legal_basis == self.legal_basis
                 && p.purpose_code == self.purpose_code
@@ -431,16 +426,11 @@ impl NewDoubtQuery {
         if permitted {
             Ok(())
         } else {
-            Err(ApiError::forbidden(
-                "not_permitted",
-                format!(
-                    "{} for purpose {} under {} is not approved for your agency's link or not granted to you",
-                    self.query_type.code(),
-                    self.purpose_code,
-                    self.legal_basis
-                ),
-            )
-            .rule("R-QRY-02"))
+            Err(BrokerError::NotPermitted {
+                query_type: self.query_type,
+                purpose_code: self.purpose_code.clone(),
+                legal_basis: self.legal_basis.clone(),
+            })
         }
     }
 
@@ -460,26 +450,23 @@ impl NewDoubtQuery {
     }
 }
 
-fn parse_attachments(raw: Option<Vec<AttachmentBody>>) -> Result<Vec<Attachment>, ApiError> {
+fn parse_attachments(raw: Option<Vec<AttachmentBody>>) -> Result<Vec<Attachment>, BrokerError> {
     let raw = raw.unwrap_or_default();
     if raw.len() > MAX_ATTACHMENTS {
-        return Err(ApiError::invalid_field("attachments", format!("at most {MAX_ATTACHMENTS} entries")));
+        return Err(BrokerError::invalid("attachments", format!("at most {MAX_ATTACHMENTS} entries")));
     }
     let mut parsed: Vec<Attachment> = Vec::with_capacity(raw.len());
     for (i, item) in raw.into_iter().enumerate() {
-        let kind = item.kind.ok_or_else(|| ApiError::missing_field(&format!("attachments[{i}].kind")))?;
+        let kind = item.kind.ok_or_else(|| BrokerError::missing(format!("attachments[{i}].kind")))?;
         if kind != AttachmentKind::Other && parsed.iter().any(|a| a.kind == kind) {
-            return Err(ApiError::invalid_field(
+            return Err(BrokerError::invalid(
                 format!("attachments[{i}].kind"),
                 "listed twice: give the total pages once",
             ));
         }
-        let pages = item.pages.ok_or_else(|| ApiError::missing_field(&format!("attachments[{i}].pages")))?;
+        let pages = item.pages.ok_or_else(|| BrokerError::missing(format!("attachments[{i}].pages")))?;
         if !(1..=MAX_PAGES).contains(&pages) {
-            return Err(ApiError::invalid_field(
-                format!("attachments[{i}].pages"),
-                format!("between 1 and {MAX_PAGES}"),
-            ));
+            return Err(BrokerError::invalid(format!("attachments[{i}].pages"), format!("between 1 and {MAX_PAGES}")));
         }
         let field = format!("attachments[{i}].description");
         let description = match kind {
@@ -606,8 +593,8 @@ struct FollowUpRow {
     recorded_by: String,
 }
 
-fn corrupt(id: &str, what: &str) -> ApiError {
-    ApiError::internal(format!("doubt query {id}: stored {what} does not parse"))
+fn corrupt(id: &str, what: &str) -> BrokerError {
+    BrokerError::Internal(format!("doubt query {id}: stored {what} does not parse"))
 }
 
 impl Row {
@@ -615,7 +602,7 @@ impl Row {
         self.agency == caller.agency && (self.filed_by == caller.user_id || caller.has_any(&OVERSEERS))
     }
 
-    fn view(self, follow_up: Option<FollowUpRow>, now: DateTime<Utc>) -> Result<DoubtQueryView, ApiError> {
+    fn view(self, follow_up: Option<FollowUpRow>, now: DateTime<Utc>) -> Result<DoubtQueryView, BrokerError> {
         let id = self.id.clone();
         let query_type = QueryType::parse(&self.query_type).ok_or_else(|| corrupt(&id, "query type"))?;
         let nationality =
@@ -671,21 +658,16 @@ impl Row {
     }
 }
 
-fn find(conn: &mut DbConn, id: &str) -> Result<Option<Row>, ApiError> {
-    dq::table.filter(dq::id.eq(id)).select(Row::as_select()).first(conn).optional().map_err(forms::db)
+fn find(conn: &mut DbConn, id: &str) -> Result<Option<Row>, BrokerError> {
+    Ok(dq::table.filter(dq::id.eq(id)).select(Row::as_select()).first(conn).optional()?)
 }
 
-fn follow_up_of(conn: &mut DbConn, id: &str) -> Result<Option<FollowUpRow>, ApiError> {
-    fu::table
-        .filter(fu::doubt_query_id.eq(id))
-        .select(FollowUpRow::as_select())
-        .first(conn)
-        .optional()
-        .map_err(forms::db)
+fn follow_up_of(conn: &mut DbConn, id: &str) -> Result<Option<FollowUpRow>, BrokerError> {
+    Ok(fu::table.filter(fu::doubt_query_id.eq(id)).select(FollowUpRow::as_select()).first(conn).optional()?)
 }
 
-fn not_found() -> ApiError {
-    ApiError::not_found("the doubt query")
+fn not_found() -> BrokerError {
+    BrokerError::NotFound("the doubt query")
 }
 
 /// Records a doubt query the caller faxed, with its `doubt_query.filed` audit event naming the
@@ -697,14 +679,14 @@ pub fn file(
     now: DateTime<Utc>,
     caller: &Caller,
     new: &NewDoubtQuery,
-) -> Result<DoubtQueryView, ApiError> {
+) -> Result<DoubtQueryView, BrokerError> {
     let id = forms::new_id();
     let identifiers = new.identifiers();
     let primary = identifiers.first().map(|(_, id)| (*id).to_owned());
     let due = due_on(new.faxed_at);
     let receiving_unit = new.nationality.receiving_unit();
-    let attachments = serde_json::to_string(&new.attachments).map_err(ApiError::internal)?;
-    forms::write(conn, |conn| {
+    let attachments = serde_json::to_string(&new.attachments).map_err(|err| BrokerError::Internal(err.to_string()))?;
+    conn.write_transaction(|conn| {
         let purpose_approval_id = if approvals::requires_approval(&new.purpose_code) {
             Some(approvals::approval_for(
                 conn,
@@ -725,7 +707,7 @@ pub fn file(
                 .count()
                 .get_result(conn)?;
             if own == 0 {
-                return Err(ApiError::invalid_field("lookup_id", "no lookup of yours has this id").into());
+                return Err(BrokerError::invalid("lookup_id", "no lookup of yours has this id"));
             }
         }
         let row = Row {
@@ -785,8 +767,7 @@ pub fn file(
                 "session_id": caller.session_id,
             }),
         );
-        outbox::enqueue(conn, now, &event)?;
-        Ok(())
+        outbox::enqueue(conn, now, &event)
     })?;
     get(conn, now, caller, &id)
 }
@@ -810,7 +791,7 @@ pub fn list(
     now: DateTime<Utc>,
     caller: &Caller,
     filter: &DoubtFilter,
-) -> Result<Vec<DoubtQueryView>, ApiError> {
+) -> Result<Vec<DoubtQueryView>, BrokerError> {
     let mut query = dq::table.filter(dq::agency.eq(caller.agency.clone())).select(Row::as_select()).into_boxed();
     if !caller.has_any(&OVERSEERS) {
         query = query.filter(dq::filed_by.eq(caller.user_id.clone()));
@@ -825,14 +806,12 @@ pub fn list(
     if let Some(before) = &filter.before {
         query = query.filter(dq::id.lt(before.clone()));
     }
-    let rows: Vec<Row> =
-        query.order(dq::id.desc()).limit(forms::page_size(filter.limit)).load(conn).map_err(forms::db)?;
+    let rows: Vec<Row> = query.order(dq::id.desc()).limit(forms::page_size(filter.limit)).load(conn)?;
     let ids: Vec<&str> = rows.iter().map(|row| row.id.as_str()).collect();
     let mut follow_ups: std::collections::HashMap<String, FollowUpRow> = fu::table
         .filter(fu::doubt_query_id.eq_any(&ids))
         .select(FollowUpRow::as_select())
-        .load(conn)
-        .map_err(forms::db)?
+        .load(conn)?
         .into_iter()
         .map(|f| (f.doubt_query_id.clone(), f))
         .collect();
@@ -846,7 +825,7 @@ pub fn list(
 
 /// One doubt query: for its filer, and the unit supervisors, account managers and auditors of its
 /// agency; 404 for anyone else.
-pub fn get(conn: &mut DbConn, now: DateTime<Utc>, caller: &Caller, id: &str) -> Result<DoubtQueryView, ApiError> {
+pub fn get(conn: &mut DbConn, now: DateTime<Utc>, caller: &Caller, id: &str) -> Result<DoubtQueryView, BrokerError> {
     let row = find(conn, id)?.filter(|row| row.visible_to(caller)).ok_or_else(not_found)?;
     let follow_up = follow_up_of(conn, id)?;
     row.view(follow_up, now)
@@ -872,33 +851,26 @@ pub fn record_follow_up(
     caller: &Caller,
     id: &str,
     body: FollowUpBody,
-) -> Result<DoubtQueryView, ApiError> {
-    let document_number = forms::required(body.document_number, "document_number", 64, Lines::One)
-        .map_err(|err| forms::or_rule(err, RULE))?;
-    let sent_on = body.sent_on.ok_or_else(|| ApiError::missing_field("sent_on").rule(RULE))?;
+) -> Result<DoubtQueryView, BrokerError> {
+    let document_number =
+        forms::required(body.document_number, "document_number", 64, Lines::One).map_err(|err| err.or_rule(RULE))?;
+    let sent_on = body.sent_on.ok_or_else(|| BrokerError::missing("sent_on").rule(RULE))?;
     let today = business_date(now);
-    forms::write(conn, |conn| {
+    conn.write_transaction(|conn| {
         let row = find(conn, id)?.filter(|row| row.visible_to(caller)).ok_or_else(not_found)?;
         let by_filer = row.filed_by == caller.user_id;
         if !by_filer && !caller.is_in_unit_as(roles::UNIT_SUPERVISOR, row.filer_unit.as_deref()) {
-            return Err(ApiError::forbidden(
-                "not_filer",
-                "only the filer or a unit supervisor of the filer's unit records the follow-up document",
-            )
-            .rule(RULE)
-            .into());
+            return Err(BrokerError::NotFiler);
         }
         if follow_up_of(conn, id)?.is_some() {
-            return Err(already_followed_up().into());
+            return Err(BrokerError::FollowUpAlreadyRecorded);
         }
         let fax_date = business_date(from_db(row.faxed_at));
         if sent_on < fax_date {
-            return Err(ApiError::invalid_field("sent_on", format!("cannot be before the fax date {fax_date}"))
-                .rule(RULE)
-                .into());
+            return Err(BrokerError::invalid("sent_on", format!("cannot be before the fax date {fax_date}")).rule(RULE));
         }
         if sent_on > today {
-            return Err(ApiError::invalid_field("sent_on", "cannot be in the future").rule(RULE).into());
+            return Err(BrokerError::invalid("sent_on", "cannot be in the future").rule(RULE));
         }
         let late = sent_on > row.due_on;
         let inserted = diesel::insert_into(fu::table)
@@ -913,7 +885,7 @@ pub fn record_follow_up(
             .execute(conn);
         match inserted {
             Ok(_) => {}
-            Err(err) if forms::is_unique_violation(&err) => return Err(already_followed_up().into()),
+            Err(err) if forms::is_unique_violation(&err) => return Err(BrokerError::FollowUpAlreadyRecorded),
             Err(err) => return Err(err.into()),
         }
         let event = forms::event(
@@ -931,19 +903,13 @@ pub fn record_follow_up(
                 "case_number": row.case_number,
             }),
         );
-        outbox::enqueue(conn, now, &event)?;
-        Ok(())
+        outbox::enqueue(conn, now, &event)
     })?;
     get(conn, now, caller, id)
 }
 
-fn already_followed_up() -> ApiError {
-    ApiError::conflict("follow_up_already_recorded", "the follow-up document of this doubt query is already recorded")
-        .rule(RULE)
-}
-
 /// The printable form of a doubt query the caller may read.
-pub fn form(conn: &mut DbConn, now: DateTime<Utc>, caller: &Caller, id: &str) -> Result<String, ApiError> {
+pub fn form(conn: &mut DbConn, now: DateTime<Utc>, caller: &Caller, id: &str) -> Result<String, BrokerError> {
     get(conn, now, caller, id).map(|view| render_form(&view))
 }
 
@@ -1132,6 +1098,8 @@ pub fn render_form(view: &DoubtQueryView) -> String {
 
 #[cfg(test)]
 mod tests {
+    use immilink_shared::ApiError;
+
     use super::*;
     use crate::domain::approvals::{self, DecisionBody, NewPurposeApproval, ParsedDecision, PurposeApprovalBody};
     use crate::domain::forms::testkit::{caller, conn, t0, TestConn};
@@ -1190,7 +1158,7 @@ mod tests {
     }
 
     fn field_of(body: DoubtQueryBody) -> Option<String> {
-        NewDoubtQuery::parse(body, t0()).unwrap_err().field_name().map(str::to_owned)
+        NewDoubtQuery::parse(body, t0()).map_err(ApiError::from).unwrap_err().field_name().map(str::to_owned)
     }
 
     #[test]
@@ -1226,13 +1194,16 @@ mod tests {
                 "purpose_code" => b.purpose_code = Some(" ".into()),
                 _ => b.case_number = None,
             }
-            let err = NewDoubtQuery::parse(b, t0()).unwrap_err();
+            let err = NewDoubtQuery::parse(b, t0()).map_err(ApiError::from).unwrap_err();
             assert_eq!((err.status().as_u16(), err.field_name()), (422, Some(field)));
             assert_eq!(err.to_problem().rule.as_deref(), Some("R-QRY-01"));
         }
         let mut b = body();
         b.legal_basis = Some("made_up_act".into());
-        assert_eq!(NewDoubtQuery::parse(b, t0()).unwrap_err().to_problem().rule.as_deref(), Some("R-QRY-01"));
+        assert_eq!(
+            NewDoubtQuery::parse(b, t0()).map_err(ApiError::from).unwrap_err().to_problem().rule.as_deref(),
+            Some("R-QRY-01")
+        );
         let mut b = body();
         b.purpose_code = Some("curiosity".into());
         assert_eq!(field_of(b).as_deref(), Some("purpose_code"));
@@ -1303,7 +1274,7 @@ mod tests {
         for (field, edit) in cases {
             let mut b = body();
             edit(&mut b);
-            let err = NewDoubtQuery::parse(b, t0()).unwrap_err();
+            let err = NewDoubtQuery::parse(b, t0()).map_err(ApiError::from).unwrap_err();
             assert_eq!((err.status().as_u16(), err.field_name()), (422, Some(field)), "{err}");
             assert!(err.to_problem().rule.is_some(), "{field} names a rule");
         }
@@ -1313,7 +1284,7 @@ mod tests {
     fn r_qry_04_subject_identifiers_are_validated_and_at_least_one_is_given() {
         let mut b = body();
         b.subject_national_id = None;
-        let err = NewDoubtQuery::parse(b, t0()).unwrap_err();
+        let err = NewDoubtQuery::parse(b, t0()).map_err(ApiError::from).unwrap_err();
         assert_eq!(
             (err.field_name(), err.to_problem().rule.as_deref()),
             (Some("subject_national_id"), Some("R-QRY-04"))
@@ -1321,7 +1292,7 @@ mod tests {
 
         let mut b = body();
         b.subject_nationality_kind = Some(NationalityKind::Foreigner);
-        let err = NewDoubtQuery::parse(b, t0()).unwrap_err();
+        let err = NewDoubtQuery::parse(b, t0()).map_err(ApiError::from).unwrap_err();
         assert_eq!(err.field_name(), Some("subject_national_id"), "a foreigner has no national ID");
 
         // A passport alone does not do for a query type that takes resident IDs only.
@@ -1356,7 +1327,7 @@ mod tests {
             permission("social_assistance_act", "sw_statutory_business", "traveler_history"),
             permission("senior_welfare_act", "sw_statutory_business", "entry_exit_last_year"),
         ];
-        let err = new.authorise(&split).unwrap_err();
+        let err = new.authorise(&split).map_err(ApiError::from).unwrap_err();
         assert_eq!((err.status().as_u16(), err.to_problem().rule.as_deref()), (403, Some("R-QRY-02")));
     }
 
@@ -1457,40 +1428,63 @@ mod tests {
 
         let colleague = caller(COLLEAGUE, "TPE-SW", Some("unit-a"), &["caseworker"]);
         assert_eq!(
-            record_follow_up(&mut conn, now, &colleague, &view.id, doc(Some(date(2026, 11, 24)))).unwrap_err().status(),
+            record_follow_up(&mut conn, now, &colleague, &view.id, doc(Some(date(2026, 11, 24))))
+                .map_err(ApiError::from)
+                .unwrap_err()
+                .status(),
             404
         );
         let other_unit = caller(COLLEAGUE, "TPE-SW", Some("unit-b"), &["unit_supervisor"]);
-        let err = record_follow_up(&mut conn, now, &other_unit, &view.id, doc(Some(date(2026, 11, 24)))).unwrap_err();
+        let err = record_follow_up(&mut conn, now, &other_unit, &view.id, doc(Some(date(2026, 11, 24))))
+            .map_err(ApiError::from)
+            .unwrap_err();
         assert_eq!((err.status().as_u16(), err.code()), (403, "not_filer"));
         let auditor = caller(COLLEAGUE, "TPE-SW", None, &["auditor"]);
         assert_eq!(
-            record_follow_up(&mut conn, now, &auditor, &view.id, doc(Some(date(2026, 11, 24)))).unwrap_err().status(),
+            record_follow_up(&mut conn, now, &auditor, &view.id, doc(Some(date(2026, 11, 24))))
+                .map_err(ApiError::from)
+                .unwrap_err()
+                .status(),
             403
         );
         let foreign = caller(COLLEAGUE, "HLN-HR", Some("unit-a"), &["unit_supervisor"]);
         assert_eq!(
-            record_follow_up(&mut conn, now, &foreign, &view.id, doc(Some(date(2026, 11, 24)))).unwrap_err().status(),
+            record_follow_up(&mut conn, now, &foreign, &view.id, doc(Some(date(2026, 11, 24))))
+                .map_err(ApiError::from)
+                .unwrap_err()
+                .status(),
             404
         );
 
-        let err = record_follow_up(&mut conn, now, &filer(), &view.id, doc(Some(date(2026, 11, 22)))).unwrap_err();
+        let err = record_follow_up(&mut conn, now, &filer(), &view.id, doc(Some(date(2026, 11, 22))))
+            .map_err(ApiError::from)
+            .unwrap_err();
         assert_eq!(err.field_name(), Some("sent_on"), "before the fax");
-        let err = record_follow_up(&mut conn, now, &filer(), &view.id, doc(Some(date(2026, 11, 25)))).unwrap_err();
+        let err = record_follow_up(&mut conn, now, &filer(), &view.id, doc(Some(date(2026, 11, 25))))
+            .map_err(ApiError::from)
+            .unwrap_err();
         assert_eq!(err.field_name(), Some("sent_on"), "in the future");
         assert_eq!(
-            record_follow_up(&mut conn, now, &filer(), &view.id, doc(None)).unwrap_err().field_name(),
+            record_follow_up(&mut conn, now, &filer(), &view.id, doc(None))
+                .map_err(ApiError::from)
+                .unwrap_err()
+                .field_name(),
             Some("sent_on")
         );
         let nameless = FollowUpBody { document_number: None, sent_on: Some(date(2026, 11, 24)) };
         assert_eq!(
-            record_follow_up(&mut conn, now, &filer(), &view.id, nameless).unwrap_err().field_name(),
+            record_follow_up(&mut conn, now, &filer(), &view.id, nameless)
+                .map_err(ApiError::from)
+                .unwrap_err()
+                .field_name(),
             Some("document_number")
         );
 
         let done = record_follow_up(&mut conn, now, &filer(), &view.id, doc(Some(date(2026, 11, 23)))).unwrap();
         assert_eq!(done.follow_up.as_ref().map(|f| (f.sent_on, f.late)), Some((date(2026, 11, 23), false)));
-        let again = record_follow_up(&mut conn, now, &boss(), &view.id, doc(Some(date(2026, 11, 24)))).unwrap_err();
+        let again = record_follow_up(&mut conn, now, &boss(), &view.id, doc(Some(date(2026, 11, 24))))
+            .map_err(ApiError::from)
+            .unwrap_err();
         assert_eq!((again.status().as_u16(), again.code()), (409, "follow_up_already_recorded"));
     }
 
@@ -1517,9 +1511,9 @@ mod tests {
         }
         let foreign = caller(BOSS, "HLN-HR", None, &["auditor"]);
         assert!(list(&mut conn, t0(), &foreign, &all).unwrap().is_empty());
-        assert_eq!(get(&mut conn, t0(), &foreign, &mine.id).unwrap_err().status(), 404);
-        assert_eq!(get(&mut conn, t0(), &colleague, &mine.id).unwrap_err().status(), 404);
-        assert_eq!(form(&mut conn, t0(), &colleague, &mine.id).unwrap_err().status(), 404);
+        assert_eq!(get(&mut conn, t0(), &foreign, &mine.id).map_err(ApiError::from).unwrap_err().status(), 404);
+        assert_eq!(get(&mut conn, t0(), &colleague, &mine.id).map_err(ApiError::from).unwrap_err().status(), 404);
+        assert_eq!(form(&mut conn, t0(), &colleague, &mine.id).map_err(ApiError::from).unwrap_err().status(), 404);
         let page = DoubtFilter { limit: Some(1), before: Some(theirs.id.clone()), ..DoubtFilter::default() };
         assert_eq!(ids(list(&mut conn, t0(), &foreign_free_auditor(), &page).unwrap()), [mine.id.as_str()]);
     }
@@ -1537,7 +1531,7 @@ mod tests {
         b.legal_basis = Some("household_registration_act".into());
         b.purpose_code = Some("hr_other_approved".into());
         let new = NewDoubtQuery::parse(b, t0()).unwrap();
-        let err = file(&mut conn, t0(), &worker, &new).unwrap_err();
+        let err = file(&mut conn, t0(), &worker, &new).map_err(ApiError::from).unwrap_err();
         assert_eq!((err.code(), err.field_name()), ("supervisor_approval_required", Some("purpose_code")));
         assert!(outbox::pending(&mut conn, 10).unwrap().is_empty(), "nothing recorded");
 
@@ -1571,7 +1565,7 @@ mod tests {
         let mut b = body();
         b.lookup_id = Some("01930000-0000-7000-8000-00000000dead".into());
         let new = NewDoubtQuery::parse(b, t0()).unwrap();
-        let err = file(&mut conn, t0(), &filer(), &new).unwrap_err();
+        let err = file(&mut conn, t0(), &filer(), &new).map_err(ApiError::from).unwrap_err();
         assert_eq!((err.status().as_u16(), err.field_name()), (422, Some("lookup_id")));
         let count: i64 = dq::table.count().get_result(&mut *conn).unwrap();
         assert_eq!(count, 0, "no partial write");

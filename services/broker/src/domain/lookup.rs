@@ -11,7 +11,7 @@ use immilink_shared::events::{kind, AuditEvent};
 use serde_json::json;
 
 use super::request::LookupRequest;
-use super::{outbox, BrokerDbError};
+use super::{outbox, BrokerError};
 use crate::schema::lookups;
 
 pub const REQUESTED: &str = "requested";
@@ -127,7 +127,7 @@ impl NewLookup {
 }
 
 /// Inserts the lookup row (status `requested`); the caller writes its event in the same transaction.
-pub fn insert_requested(conn: &mut DbConn, lookup: &NewLookup) -> Result<(), BrokerDbError> {
+pub fn insert_requested(conn: &mut DbConn, lookup: &NewLookup) -> Result<(), BrokerError> {
     insert_requested_many(conn, &[lookup])
 }
 
@@ -135,7 +135,7 @@ pub fn insert_requested(conn: &mut DbConn, lookup: &NewLookup) -> Result<(), Bro
 const ROWS_PER_INSERT: usize = 500;
 
 /// Inserts many lookup rows with one multi-row INSERT per few hundred (the journal's group commit).
-pub fn insert_requested_many(conn: &mut DbConn, new: &[&NewLookup]) -> Result<(), BrokerDbError> {
+pub fn insert_requested_many(conn: &mut DbConn, new: &[&NewLookup]) -> Result<(), BrokerError> {
     for chunk in new.chunks(ROWS_PER_INSERT) {
         let rows: Vec<_> = chunk.iter().map(|lookup| row_of(lookup)).collect();
         immilink_shared::insert_rows!(conn, lookups::table, &rows);
@@ -204,7 +204,7 @@ pub fn record_requested(
     now: DateTime<Utc>,
     who: &Requester,
     request: &LookupRequest,
-) -> Result<RecordedLookup, BrokerDbError> {
+) -> Result<RecordedLookup, BrokerError> {
     let lookup = NewLookup::new(now, who, request, &Context::default());
     let event = lookup.requested_event();
     conn.write_transaction(|conn| {
@@ -227,7 +227,7 @@ pub fn record_outcome(
     now: DateTime<Utc>,
     lookup_id: &str,
     outcome: &Outcome,
-) -> Result<(), BrokerDbError> {
+) -> Result<(), BrokerError> {
     conn.write_transaction(|conn| {
         let (user_id, agency, subject_id): (String, String, String) = lookups::table
             .filter(lookups::id.eq(lookup_id))
@@ -247,7 +247,7 @@ pub fn apply_outcome(
     now: DateTime<Utc>,
     lookup_id: &str,
     outcome: &Outcome,
-) -> Result<bool, BrokerDbError> {
+) -> Result<bool, BrokerError> {
     let updated =
         diesel::update(lookups::table.filter(lookups::id.eq(lookup_id)).filter(lookups::status.eq(REQUESTED)))
             .set((
@@ -292,7 +292,7 @@ pub fn apply_outcomes(
     conn: &mut DbConn,
     now: DateTime<Utc>,
     outcomes: &[(&str, &Outcome)],
-) -> Result<std::collections::HashSet<String>, BrokerDbError> {
+) -> Result<std::collections::HashSet<String>, BrokerError> {
     let ids: Vec<&str> = outcomes.iter().map(|(id, _)| *id).collect();
     let mut open = std::collections::HashSet::new();
     for chunk in ids.chunks(ROWS_PER_INSERT) {
@@ -327,7 +327,7 @@ pub fn apply_outcomes(
 
 /// Closes lookups left `requested` for longer than `stale_after` (the broker stopped between forwarding
 /// and recording the result) as `outcome_unknown`, each with its completion event.
-pub fn close_interrupted(conn: &mut DbConn, now: DateTime<Utc>, stale_after: Duration) -> Result<usize, BrokerDbError> {
+pub fn close_interrupted(conn: &mut DbConn, now: DateTime<Utc>, stale_after: Duration) -> Result<usize, BrokerError> {
     let stale: Vec<String> = lookups::table
         .filter(lookups::status.eq(REQUESTED))
         .filter(lookups::requested_at.lt(to_db(now - stale_after)))

@@ -7,10 +7,10 @@ use immilink_shared::clock::to_db;
 use immilink_shared::db::DbConn;
 use immilink_shared::events::AuditEvent;
 
-use super::BrokerDbError;
+use super::BrokerError;
 use crate::schema::outbox;
 
-pub fn enqueue(conn: &mut DbConn, now: DateTime<Utc>, event: &AuditEvent) -> Result<(), BrokerDbError> {
+pub fn enqueue(conn: &mut DbConn, now: DateTime<Utc>, event: &AuditEvent) -> Result<(), BrokerError> {
     enqueue_many(conn, now, std::slice::from_ref(event))
 }
 
@@ -18,15 +18,14 @@ pub fn enqueue(conn: &mut DbConn, now: DateTime<Utc>, event: &AuditEvent) -> Res
 const ROWS_PER_INSERT: usize = 500;
 
 /// Enqueues several events with one multi-row INSERT per few hundred (the journal's group commit).
-pub fn enqueue_many(conn: &mut DbConn, now: DateTime<Utc>, events: &[AuditEvent]) -> Result<(), BrokerDbError> {
+pub fn enqueue_many(conn: &mut DbConn, now: DateTime<Utc>, events: &[AuditEvent]) -> Result<(), BrokerError> {
     let created_at = to_db(now);
     for chunk in events.chunks(ROWS_PER_INSERT) {
         let rows = chunk
             .iter()
             .map(|event| {
-                let json = serde_json::to_string(event).map_err(|err| {
-                    BrokerDbError(immilink_shared::db::DbError::Config(format!("event does not serialise: {err}")))
-                })?;
+                let json = serde_json::to_string(event)
+                    .map_err(|err| BrokerError::Internal(format!("event does not serialise: {err}")))?;
                 Ok((
                     outbox::id.eq(&event.id),
                     outbox::event.eq(json),
@@ -34,7 +33,7 @@ pub fn enqueue_many(conn: &mut DbConn, now: DateTime<Utc>, events: &[AuditEvent]
                     outbox::attempts.eq(0),
                 ))
             })
-            .collect::<Result<Vec<_>, BrokerDbError>>()?;
+            .collect::<Result<Vec<_>, BrokerError>>()?;
         immilink_shared::insert_rows!(conn, outbox::table, &rows);
     }
     Ok(())
@@ -42,7 +41,7 @@ pub fn enqueue_many(conn: &mut DbConn, now: DateTime<Utc>, events: &[AuditEvent]
 
 /// The oldest undelivered events, at most `limit`. A row that no longer parses is reported, not
 /// skipped silently: it stays in the outbox for an operator.
-pub fn pending(conn: &mut DbConn, limit: i64) -> Result<Vec<AuditEvent>, BrokerDbError> {
+pub fn pending(conn: &mut DbConn, limit: i64) -> Result<Vec<AuditEvent>, BrokerError> {
     let rows: Vec<(String, String)> = outbox::table
         .filter(outbox::delivered_at.is_null())
         .order(outbox::id.asc())
@@ -63,7 +62,7 @@ pub fn pending(conn: &mut DbConn, limit: i64) -> Result<Vec<AuditEvent>, BrokerD
 
 /// Marks events delivered. The mark need not wait for its own flush: if a crash loses it, the events
 /// are delivered again and the audit service stores each id once.
-pub fn mark_delivered(conn: &mut DbConn, now: DateTime<Utc>, ids: &[String]) -> Result<(), BrokerDbError> {
+pub fn mark_delivered(conn: &mut DbConn, now: DateTime<Utc>, ids: &[String]) -> Result<(), BrokerError> {
     conn.write_transaction(|conn| {
         conn.relax_commit_durability()?;
         conn.plan_for_actual_values()?;
@@ -74,7 +73,7 @@ pub fn mark_delivered(conn: &mut DbConn, now: DateTime<Utc>, ids: &[String]) -> 
     })
 }
 
-pub fn mark_failed(conn: &mut DbConn, ids: &[String], error: &str) -> Result<(), BrokerDbError> {
+pub fn mark_failed(conn: &mut DbConn, ids: &[String], error: &str) -> Result<(), BrokerError> {
     diesel::update(outbox::table.filter(outbox::id.eq_any(ids)))
         .set((outbox::attempts.eq(outbox::attempts + 1), outbox::last_error.eq(error)))
         .execute(conn)?;
@@ -82,6 +81,6 @@ pub fn mark_failed(conn: &mut DbConn, ids: &[String], error: &str) -> Result<(),
 }
 
 /// How many events wait for delivery (for readiness and metrics).
-pub fn backlog(conn: &mut DbConn) -> Result<i64, BrokerDbError> {
+pub fn backlog(conn: &mut DbConn) -> Result<i64, BrokerError> {
     Ok(outbox::table.filter(outbox::delivered_at.is_null()).count().get_result(conn)?)
 }

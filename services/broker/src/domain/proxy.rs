@@ -11,13 +11,12 @@ use immilink_shared::catalogue::QueryType;
 use immilink_shared::clock::{from_db, to_db};
 use immilink_shared::db::DbConn;
 use immilink_shared::events::kind;
-use immilink_shared::ApiError;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
 use super::forms::{self, Caller, Lines};
-use super::outbox;
+use super::{outbox, BrokerError};
 use crate::identity_client::UserSummary;
 use crate::schema::proxy_authorizations as pa;
 
@@ -72,17 +71,17 @@ pub struct NewProxyAuthorization {
     pub reason: Option<String>,
 }
 
-fn invalid(field: impl Into<String>, detail: impl Into<String>) -> ApiError {
-    ApiError::invalid_field(field, detail).rule(RULE)
+fn invalid(field: impl Into<String>, detail: impl Into<String>) -> BrokerError {
+    BrokerError::invalid(field, detail).rule(RULE)
 }
 
 impl NewProxyAuthorization {
     /// Checks the body as filled in by `grantor` at `now`; 422 naming the first bad field.
-    pub fn parse(body: ProxyAuthorizationBody, grantor: &Caller, now: DateTime<Utc>) -> Result<Self, ApiError> {
-        Self::parse_fields(body, grantor, now).map_err(|err| forms::or_rule(err, RULE))
+    pub fn parse(body: ProxyAuthorizationBody, grantor: &Caller, now: DateTime<Utc>) -> Result<Self, BrokerError> {
+        Self::parse_fields(body, grantor, now).map_err(|err| err.or_rule(RULE))
     }
 
-    fn parse_fields(body: ProxyAuthorizationBody, grantor: &Caller, now: DateTime<Utc>) -> Result<Self, ApiError> {
+    fn parse_fields(body: ProxyAuthorizationBody, grantor: &Caller, now: DateTime<Utc>) -> Result<Self, BrokerError> {
         let grantee_user_id = forms::required(body.grantee_user_id, "grantee_user_id", 64, Lines::One)?;
         if grantee_user_id == grantor.user_id {
             return Err(invalid("grantee_user_id", "you cannot authorise yourself: name the colleague who will query"));
@@ -99,7 +98,7 @@ impl NewProxyAuthorization {
             }
             Some(at) => at.max(now),
         };
-        let valid_until = body.valid_until.ok_or_else(|| ApiError::missing_field("valid_until").rule(RULE))?;
+        let valid_until = body.valid_until.ok_or_else(|| BrokerError::missing("valid_until").rule(RULE))?;
         if valid_until <= valid_from {
             return Err(invalid("valid_until", "must be after valid_from"));
         }
@@ -111,17 +110,18 @@ impl NewProxyAuthorization {
     }
 }
 
-fn parse_query_types(raw: Option<Vec<String>>) -> Result<Vec<QueryType>, ApiError> {
-    let raw = raw.ok_or_else(|| ApiError::missing_field("query_types").rule(RULE))?;
+fn parse_query_types(raw: Option<Vec<String>>) -> Result<Vec<QueryType>, BrokerError> {
+    let raw = raw.ok_or_else(|| BrokerError::missing("query_types").rule(RULE))?;
     if raw.is_empty() {
         return Err(invalid("query_types", "name at least one query type"));
     }
     let mut parsed: Vec<QueryType> = Vec::with_capacity(raw.len());
     for (i, code) in raw.iter().enumerate() {
         let field = format!("query_types[{i}]");
-        let query_type = QueryType::parse(code.trim()).ok_or_else(|| {
-            invalid(field.clone(), format!("unknown query type {code:?}"))
-                .hint("GET /v1/catalogue/query-types lists the codes")
+        let query_type = QueryType::parse(code.trim()).ok_or_else(|| BrokerError::UnknownQueryType {
+            field: field.clone(),
+            value: code.clone(),
+            rule: RULE,
         })?;
         if parsed.contains(&query_type) {
             return Err(invalid(field, format!("{} is listed twice", query_type.code())));
@@ -204,14 +204,14 @@ impl Row {
         }
     }
 
-    fn query_types(&self) -> Result<Vec<QueryType>, ApiError> {
+    fn query_types(&self) -> Result<Vec<QueryType>, BrokerError> {
         let codes: Vec<String> = serde_json::from_str(&self.query_types)
-            .map_err(|err| ApiError::internal(format!("proxy authorization {} query types: {err}", self.id)))?;
+            .map_err(|err| BrokerError::Internal(format!("proxy authorization {} query types: {err}", self.id)))?;
         codes
             .iter()
             .map(|code| {
                 QueryType::parse(code).ok_or_else(|| {
-                    ApiError::internal(format!("proxy authorization {} holds unknown query type {code:?}", self.id))
+                    BrokerError::Internal(format!("proxy authorization {} holds unknown query type {code:?}", self.id))
                 })
             })
             .collect()
@@ -224,7 +224,7 @@ impl Row {
                 || caller.has_any(&OVERSEERS))
     }
 
-    fn view(self, now: DateTime<Utc>) -> Result<ProxyAuthorizationView, ApiError> {
+    fn view(self, now: DateTime<Utc>) -> Result<ProxyAuthorizationView, BrokerError> {
         Ok(ProxyAuthorizationView {
             query_types: self.query_types()?,
             status: self.status_at(now),
@@ -246,17 +246,17 @@ impl Row {
     }
 }
 
-fn find(conn: &mut DbConn, id: &str) -> Result<Option<Row>, ApiError> {
-    pa::table.filter(pa::id.eq(id)).select(Row::as_select()).first(conn).optional().map_err(forms::db)
+fn find(conn: &mut DbConn, id: &str) -> Result<Option<Row>, BrokerError> {
+    Ok(pa::table.filter(pa::id.eq(id)).select(Row::as_select()).first(conn).optional()?)
 }
 
-fn not_found() -> ApiError {
-    ApiError::not_found("the proxy authorization")
+fn not_found() -> BrokerError {
+    BrokerError::NotFound("the proxy authorization")
 }
 
 /// The grantee must be an active user of the grantor's agency, as identity knows them now. An id
 /// identity does not know and a user of another agency get the same answer.
-pub fn check_grantee<'a>(grantor: &Caller, grantee: Option<&'a UserSummary>) -> Result<&'a UserSummary, ApiError> {
+pub fn check_grantee<'a>(grantor: &Caller, grantee: Option<&'a UserSummary>) -> Result<&'a UserSummary, BrokerError> {
     let grantee = grantee
         .filter(|user| user.agency == grantor.agency)
         .ok_or_else(|| invalid("grantee_user_id", "no user with this id in your agency"))?;
@@ -278,15 +278,15 @@ pub fn issue(
     grantor: Option<&UserSummary>,
     grantee: Option<&UserSummary>,
     new: &NewProxyAuthorization,
-) -> Result<ProxyAuthorizationView, ApiError> {
+) -> Result<ProxyAuthorizationView, BrokerError> {
     let grantor = grantor
         .filter(|user| user.user_id == caller.user_id && user.agency == caller.agency)
-        .ok_or_else(|| ApiError::unauthenticated("your account is not known to identity; log in again"))?;
+        .ok_or(BrokerError::UnknownToIdentity)?;
     // Identity's summary carries the canonical form of the id the grantor typed.
     let grantee = check_grantee(caller, grantee)?;
     let id = forms::new_id();
     let codes: Vec<&str> = new.query_types.iter().map(|q| q.code()).collect();
-    let codes_json = serde_json::to_string(&codes).map_err(ApiError::internal)?;
+    let codes_json = serde_json::to_string(&codes).map_err(|err| BrokerError::Internal(err.to_string()))?;
     let event = forms::event(
         kind::PROXY_AUTHORIZATION_ISSUED,
         now,
@@ -303,7 +303,7 @@ pub fn issue(
             "reason": new.reason,
         }),
     );
-    forms::write(conn, |conn| {
+    conn.write_transaction(|conn| {
         diesel::insert_into(pa::table)
             .values((
                 pa::id.eq(&id),
@@ -320,8 +320,7 @@ pub fn issue(
                 pa::created_at.eq(to_db(now)),
             ))
             .execute(conn)?;
-        outbox::enqueue(conn, now, &event)?;
-        Ok(())
+        outbox::enqueue(conn, now, &event)
     })?;
     get(conn, now, caller, &id)
 }
@@ -345,7 +344,7 @@ pub fn list(
     now: DateTime<Utc>,
     caller: &Caller,
     filter: &ProxyFilter,
-) -> Result<Vec<ProxyAuthorizationView>, ApiError> {
+) -> Result<Vec<ProxyAuthorizationView>, BrokerError> {
     let mut query = pa::table.filter(pa::agency.eq(caller.agency.clone())).select(Row::as_select()).into_boxed();
     if !caller.has_any(&OVERSEERS) {
         query = query
@@ -364,8 +363,7 @@ pub fn list(
     if let Some(before) = &filter.before {
         query = query.filter(pa::id.lt(before.clone()));
     }
-    let rows: Vec<Row> =
-        query.order(pa::id.desc()).limit(forms::page_size(filter.limit)).load(conn).map_err(forms::db)?;
+    let rows: Vec<Row> = query.order(pa::id.desc()).limit(forms::page_size(filter.limit)).load(conn)?;
     rows.into_iter().map(|row| row.view(now)).collect()
 }
 
@@ -376,7 +374,7 @@ pub fn get(
     now: DateTime<Utc>,
     caller: &Caller,
     id: &str,
-) -> Result<ProxyAuthorizationView, ApiError> {
+) -> Result<ProxyAuthorizationView, BrokerError> {
     match find(conn, id)? {
         Some(row) if row.visible_to(caller) => row.view(now),
         _ => Err(not_found()),
@@ -391,29 +389,16 @@ pub fn revoke(
     caller: &Caller,
     id: &str,
     reason: Option<String>,
-) -> Result<ProxyAuthorizationView, ApiError> {
-    let reason = forms::required(reason, "reason", MAX_REASON, Lines::Many).map_err(|err| forms::or_rule(err, RULE))?;
-    forms::write(conn, |conn| {
+) -> Result<ProxyAuthorizationView, BrokerError> {
+    let reason = forms::required(reason, "reason", MAX_REASON, Lines::Many).map_err(|err| err.or_rule(RULE))?;
+    conn.write_transaction(|conn| {
         let row = find(conn, id)?.filter(|row| row.visible_to(caller)).ok_or_else(not_found)?;
         if row.grantor_user_id != caller.user_id && !caller.has(roles::ACCOUNT_MANAGER) {
-            return Err(ApiError::forbidden(
-                "not_grantor",
-                "only the grantor or an account manager of the agency may revoke a proxy authorization",
-            )
-            .rule(RULE)
-            .into());
+            return Err(BrokerError::NotGrantor);
         }
         match row.status_at(now) {
-            ProxyStatus::Revoked => {
-                return Err(ApiError::conflict("already_revoked", "this proxy authorization is already revoked")
-                    .rule(RULE)
-                    .into())
-            }
-            ProxyStatus::Expired => {
-                return Err(ApiError::conflict("already_expired", "this proxy authorization has already expired")
-                    .rule(RULE)
-                    .into())
-            }
+            ProxyStatus::Revoked => return Err(BrokerError::AlreadyRevoked),
+            ProxyStatus::Expired => return Err(BrokerError::AlreadyExpired),
             ProxyStatus::Active | ProxyStatus::NotYetValid => {}
         }
         // The guard makes a concurrent second revocation update nothing.
@@ -421,9 +406,7 @@ pub fn revoke(
             .set((pa::revoked_at.eq(to_db(now)), pa::revoked_by.eq(&caller.user_id), pa::revocation_reason.eq(&reason)))
             .execute(conn)?;
         if updated != 1 {
-            return Err(ApiError::conflict("already_revoked", "this proxy authorization is already revoked")
-                .rule(RULE)
-                .into());
+            return Err(BrokerError::AlreadyRevoked);
         }
         let event = forms::event(
             kind::PROXY_AUTHORIZATION_REVOKED,
@@ -438,8 +421,7 @@ pub fn revoke(
                 "reason": reason,
             }),
         );
-        outbox::enqueue(conn, now, &event)?;
-        Ok(())
+        outbox::enqueue(conn, now, &event)
     })?;
     get(conn, now, caller, id)
 }
@@ -465,59 +447,101 @@ pub fn authorisation_for(
     agency: &str,
     case_number: &str,
     query_type: QueryType,
-) -> Result<ProxyGrant, ApiError> {
-    let refuse = |detail: String| {
-        ApiError::forbidden("proxy_authorization_invalid", detail)
-            .field("proxy_authorization_id")
-            .rule(RULE)
-            .hint("the grantor issues one with POST /v1/proxy-authorizations")
-    };
+) -> Result<ProxyGrant, BrokerError> {
+    let refuse = |refusal: ProxyRefusal| Err(BrokerError::ProxyAuthorizationInvalid(refusal));
     let Some(row) = find(conn, id)?.filter(|row| row.agency == agency) else {
-        return Err(refuse("no proxy authorization (代查授權單) with this id exists in your agency".into()));
+        return refuse(ProxyRefusal::Unknown);
     };
     if row.grantee_user_id != grantee_user_id {
-        return Err(refuse("this proxy authorization was issued to another user; only its grantee may use it".into()));
+        return refuse(ProxyRefusal::IssuedToAnother);
     }
     match row.status_at(now) {
         ProxyStatus::Active => {}
-        ProxyStatus::Revoked => {
-            let at = row.revoked_at.map(|at| from_db(at).to_rfc3339()).unwrap_or_default();
-            return Err(refuse(format!("this proxy authorization was revoked at {at}")));
-        }
-        ProxyStatus::NotYetValid => {
-            return Err(refuse(format!(
-                "this proxy authorization is not valid before {}",
-                from_db(row.valid_from).to_rfc3339()
-            )));
-        }
-        ProxyStatus::Expired => {
-            return Err(refuse(format!(
-                "this proxy authorization expired at {}",
-                from_db(row.valid_until).to_rfc3339()
-            )));
-        }
+        ProxyStatus::Revoked => return refuse(ProxyRefusal::Revoked { at: row.revoked_at.map(from_db) }),
+        ProxyStatus::NotYetValid => return refuse(ProxyRefusal::NotYetValid { from: from_db(row.valid_from) }),
+        ProxyStatus::Expired => return refuse(ProxyRefusal::Expired { at: from_db(row.valid_until) }),
     }
     if row.case_number != case_number.trim() {
-        return Err(refuse(format!(
-            "this proxy authorization is for case {:?}, not for case {:?}",
-            row.case_number,
-            case_number.trim()
-        )));
+        return refuse(ProxyRefusal::OtherCase {
+            issued_for: row.case_number,
+            declared: case_number.trim().to_owned(),
+        });
     }
     let covered = row.query_types()?;
     if !covered.contains(&query_type) {
-        let listed: Vec<&str> = covered.iter().map(|q| q.code()).collect();
-        return Err(refuse(format!(
-            "this proxy authorization does not cover {} (it covers {})",
-            query_type.code(),
-            listed.join(", ")
-        )));
+        return refuse(ProxyRefusal::NotCovered { query_type, covered });
     }
     Ok(ProxyGrant { id: row.id, grantor_user_id: row.grantor_user_id, grantee_user_id: row.grantee_user_id })
 }
 
+/// Why a proxy authorization does not serve a lookup (R-QRY-06). An unknown id and an id of another
+/// agency are the same answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProxyRefusal {
+    Unknown,
+    IssuedToAnother,
+    Revoked {
+        at: Option<DateTime<Utc>>,
+    },
+    NotYetValid {
+        from: DateTime<Utc>,
+    },
+    Expired {
+        at: DateTime<Utc>,
+    },
+    OtherCase {
+        issued_for: String,
+        declared: String,
+    },
+    NotCovered {
+        query_type: QueryType,
+        covered: Vec<QueryType>,
+    },
+    /// The grantor no longer holds an active account in the agency (R-ACC-05).
+    GrantorInactive,
+}
+
+impl std::fmt::Display for ProxyRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProxyRefusal::Unknown => {
+                f.write_str("no proxy authorization (代查授權單) with this id exists in your agency")
+            }
+            ProxyRefusal::IssuedToAnother => {
+                f.write_str("this proxy authorization was issued to another user; only its grantee may use it")
+            }
+            ProxyRefusal::Revoked { at } => write!(
+                f,
+                "this proxy authorization was revoked at {}",
+                at.map(|at| at.to_rfc3339()).unwrap_or_default()
+            ),
+            ProxyRefusal::NotYetValid { from } => {
+                write!(f, "this proxy authorization is not valid before {}", from.to_rfc3339())
+            }
+            ProxyRefusal::Expired { at } => write!(f, "this proxy authorization expired at {}", at.to_rfc3339()),
+            ProxyRefusal::OtherCase { issued_for, declared } => {
+                write!(f, "this proxy authorization is for case {issued_for:?}, not for case {declared:?}")
+            }
+            ProxyRefusal::NotCovered { query_type, covered } => {
+                let listed: Vec<&str> = covered.iter().map(|q| q.code()).collect();
+                write!(
+                    f,
+                    "this proxy authorization does not cover {} (it covers {})",
+                    query_type.code(),
+                    listed.join(", ")
+                )
+            }
+            ProxyRefusal::GrantorInactive => f.write_str(
+                "the user this proxy authorization was issued by no longer holds an active account in your agency",
+            ),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use immilink_shared::ApiError;
+
     use super::*;
     use crate::domain::forms::testkit::{caller, conn, summary, t0, TestConn};
     use immilink_shared::testing::TestDb;
@@ -548,12 +572,12 @@ mod tests {
         issue(conn, t0(), &grantor(), Some(&me), Some(&them), &new).unwrap()
     }
 
-    fn check(conn: &mut TestConn, id: &str, at: DateTime<Utc>) -> Result<ProxyGrant, ApiError> {
+    fn check(conn: &mut TestConn, id: &str, at: DateTime<Utc>) -> Result<ProxyGrant, BrokerError> {
         authorisation_for(conn, at, id, GRANTEE, "TPE-SW", "TPE-2026-7", QueryType::EntryExitLastYear)
     }
 
-    fn refusal_detail(result: Result<ProxyGrant, ApiError>) -> String {
-        let err = result.unwrap_err();
+    fn refusal_detail(result: Result<ProxyGrant, BrokerError>) -> String {
+        let err = result.map_err(ApiError::from).unwrap_err();
         let problem = err.to_problem();
         assert_eq!(problem.status, 403);
         assert_eq!(problem.code, "proxy_authorization_invalid");
@@ -565,7 +589,8 @@ mod tests {
     #[test]
     fn r_qry_06_the_form_is_checked_field_by_field() {
         let me = grantor();
-        let refused = |b: ProxyAuthorizationBody| NewProxyAuthorization::parse(b, &me, t0()).unwrap_err();
+        let refused =
+            |b: ProxyAuthorizationBody| NewProxyAuthorization::parse(b, &me, t0()).map_err(ApiError::from).unwrap_err();
         let field = |b: ProxyAuthorizationBody| refused(b).field_name().map(str::to_owned);
 
         let mut b = body();
@@ -617,13 +642,16 @@ mod tests {
     #[test]
     fn r_qry_06_the_grantee_is_an_active_colleague_of_the_same_agency() {
         let me = grantor();
-        let err = check_grantee(&me, None).unwrap_err();
+        let err = check_grantee(&me, None).map_err(ApiError::from).unwrap_err();
         assert_eq!((err.status().as_u16(), err.field_name()), (422, Some("grantee_user_id")));
         let elsewhere = summary(GRANTEE, "HLN-HR", "active");
-        let other_agency = check_grantee(&me, Some(&elsewhere)).unwrap_err();
+        let other_agency = check_grantee(&me, Some(&elsewhere)).map_err(ApiError::from).unwrap_err();
         assert_eq!(other_agency.to_problem().detail, err.to_problem().detail, "same answer as an unknown id");
         let suspended = summary(GRANTEE, "TPE-SW", "suspended");
-        assert_eq!(check_grantee(&me, Some(&suspended)).unwrap_err().field_name(), Some("grantee_user_id"));
+        assert_eq!(
+            check_grantee(&me, Some(&suspended)).map_err(ApiError::from).unwrap_err().field_name(),
+            Some("grantee_user_id")
+        );
         let myself = summary(GRANTOR, "TPE-SW", "active");
         assert!(check_grantee(&me, Some(&myself)).is_err());
         let colleague = summary(GRANTEE, "TPE-SW", "active");
@@ -733,11 +761,18 @@ mod tests {
         let mut conn = conn(&test_db);
         let first = issued(&mut conn, body());
         let grantee = caller(GRANTEE, "TPE-SW", Some("unit-a"), &["caseworker"]);
-        let err = revoke(&mut conn, t0(), &grantee, &first.id, Some("不需要".into())).unwrap_err();
+        let err =
+            revoke(&mut conn, t0(), &grantee, &first.id, Some("不需要".into())).map_err(ApiError::from).unwrap_err();
         assert_eq!((err.status().as_u16(), err.code()), (403, "not_grantor"));
         let foreign_manager = caller(THIRD, "HLN-HR", None, &["account_manager"]);
-        assert_eq!(revoke(&mut conn, t0(), &foreign_manager, &first.id, Some("x".into())).unwrap_err().status(), 404);
-        let err = revoke(&mut conn, t0(), &grantor(), &first.id, None).unwrap_err();
+        assert_eq!(
+            revoke(&mut conn, t0(), &foreign_manager, &first.id, Some("x".into()))
+                .map_err(ApiError::from)
+                .unwrap_err()
+                .status(),
+            404
+        );
+        let err = revoke(&mut conn, t0(), &grantor(), &first.id, None).map_err(ApiError::from).unwrap_err();
         assert_eq!(err.field_name(), Some("reason"));
 
         let view =
@@ -746,8 +781,9 @@ mod tests {
         assert_eq!(view.revoked_by.as_deref(), Some(GRANTOR));
         assert_eq!(view.revoked_at, Some(t0() + Duration::hours(2)));
         assert_eq!(view.revocation_reason.as_deref(), Some("案件已結"));
-        let again =
-            revoke(&mut conn, t0() + Duration::hours(3), &grantor(), &first.id, Some("再撤".into())).unwrap_err();
+        let again = revoke(&mut conn, t0() + Duration::hours(3), &grantor(), &first.id, Some("再撤".into()))
+            .map_err(ApiError::from)
+            .unwrap_err();
         assert_eq!((again.status().as_u16(), again.code()), (409, "already_revoked"));
 
         let second = issued(&mut conn, body());
@@ -758,8 +794,9 @@ mod tests {
         );
 
         let third = issued(&mut conn, body());
-        let after_end =
-            revoke(&mut conn, t0() + Duration::days(31), &grantor(), &third.id, Some("x".into())).unwrap_err();
+        let after_end = revoke(&mut conn, t0() + Duration::days(31), &grantor(), &third.id, Some("x".into()))
+            .map_err(ApiError::from)
+            .unwrap_err();
         assert_eq!(after_end.status().as_u16(), 409);
 
         let kinds: Vec<String> = outbox::pending(&mut conn, 20).unwrap().into_iter().map(|e| e.kind).collect();
@@ -803,8 +840,11 @@ mod tests {
 
         assert_eq!(get(&mut conn, later, &grantee, &first.id).unwrap().status, ProxyStatus::Active);
         assert_eq!(get(&mut conn, later, &auditor, &second.id).unwrap().status, ProxyStatus::Expired);
-        assert_eq!(get(&mut conn, later, &stranger, &first.id).unwrap_err().status(), 404);
-        assert_eq!(get(&mut conn, later, &foreign_auditor, &first.id).unwrap_err().status(), 404);
+        assert_eq!(get(&mut conn, later, &stranger, &first.id).map_err(ApiError::from).unwrap_err().status(), 404);
+        assert_eq!(
+            get(&mut conn, later, &foreign_auditor, &first.id).map_err(ApiError::from).unwrap_err().status(),
+            404
+        );
     }
 
     #[test]

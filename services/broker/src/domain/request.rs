@@ -3,9 +3,10 @@
 
 use immilink_shared::catalogue::{self, QueryType, SubjectKinds};
 use immilink_shared::ids::SubjectId;
-use immilink_shared::ApiError;
 use serde::Deserialize;
 use utoipa::ToSchema;
+
+use super::BrokerError;
 
 // The fields are `Option` in Rust so that a missing one is refused by name with the rule it breaks
 // (R-QRY-01), not as a generic parse failure; the schema still marks them required.
@@ -48,39 +49,39 @@ pub struct LookupRequest {
 const MAX_CASE_NUMBER: usize = 64;
 const MAX_REMARKS: usize = 500;
 
-fn declared(value: Option<String>, field: &'static str) -> Result<String, ApiError> {
+fn declared(value: Option<String>, field: &'static str) -> Result<String, BrokerError> {
     value
         .map(|v| v.trim().to_owned())
         .filter(|v| !v.is_empty())
-        .ok_or_else(|| ApiError::missing_field(field).rule("R-QRY-01"))
+        .ok_or_else(|| BrokerError::missing(field).rule("R-QRY-01"))
 }
 
 impl LookupRequest {
-    pub fn parse(body: LookupBody) -> Result<Self, ApiError> {
+    pub fn parse(body: LookupBody) -> Result<Self, BrokerError> {
         let legal_basis = declared(body.legal_basis, "legal_basis")?;
         if catalogue::legal_basis(&legal_basis).is_none() {
-            return Err(unknown("legal_basis", &legal_basis, "GET /v1/catalogue/legal-bases"));
+            return Err(unknown("legal_basis", legal_basis, "GET /v1/catalogue/legal-bases"));
         }
         let purpose_code = declared(body.purpose_code, "purpose_code")?;
         if catalogue::purpose(&purpose_code).is_none() {
-            return Err(unknown("purpose_code", &purpose_code, "GET /v1/catalogue/purposes"));
+            return Err(unknown("purpose_code", purpose_code, "GET /v1/catalogue/purposes"));
         }
         let case_number = parse_case_number(declared(body.case_number, "case_number")?)?;
         let raw_type =
-            body.query_type.filter(|q| !q.trim().is_empty()).ok_or_else(|| ApiError::missing_field("query_type"))?;
-        let query_type = QueryType::parse(raw_type.trim()).ok_or_else(|| {
-            ApiError::invalid_field("query_type", format!("unknown query type {raw_type:?}"))
-                .rule("R-QRY-03")
-                .hint("GET /v1/catalogue/query-types lists the codes")
+            body.query_type.filter(|q| !q.trim().is_empty()).ok_or_else(|| BrokerError::missing("query_type"))?;
+        let query_type = QueryType::parse(raw_type.trim()).ok_or_else(|| BrokerError::UnknownQueryType {
+            field: "query_type".into(),
+            value: raw_type.clone(),
+            rule: "R-QRY-03",
         })?;
         let raw_subject = body
             .subject_id
             .filter(|s| !s.trim().is_empty())
-            .ok_or_else(|| ApiError::missing_field("subject_id").rule("R-QRY-04"))?;
+            .ok_or_else(|| BrokerError::missing("subject_id").rule("R-QRY-04"))?;
         let subject = parse_subject(query_type, &raw_subject)?;
         let remarks = body.remarks.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty());
         if remarks.as_ref().is_some_and(|r| r.chars().count() > MAX_REMARKS) {
-            return Err(ApiError::invalid_field("remarks", format!("must be at most {MAX_REMARKS} characters")));
+            return Err(BrokerError::invalid("remarks", format!("must be at most {MAX_REMARKS} characters")));
         }
         Ok(Self {
             query_type,
@@ -94,16 +95,14 @@ impl LookupRequest {
     }
 }
 
-fn unknown(field: &'static str, value: &str, catalogue: &str) -> ApiError {
-    ApiError::invalid_field(field, format!("unknown code {value:?}"))
-        .rule("R-QRY-01")
-        .hint(format!("{catalogue} lists the codes"))
+fn unknown(field: &'static str, value: String, catalogue: &'static str) -> BrokerError {
+    BrokerError::UnknownCode { field: field.into(), value, catalogue, rule: "R-QRY-01" }
 }
 
 /// Case numbers: up to 64 printable characters without control characters.
-fn parse_case_number(value: String) -> Result<String, ApiError> {
+fn parse_case_number(value: String) -> Result<String, BrokerError> {
     if value.chars().count() > MAX_CASE_NUMBER || value.chars().any(char::is_control) {
-        return Err(ApiError::invalid_field(
+        return Err(BrokerError::invalid(
             "case_number",
             format!("must be at most {MAX_CASE_NUMBER} printable characters"),
         )
@@ -112,16 +111,12 @@ fn parse_case_number(value: String) -> Result<String, ApiError> {
     Ok(value)
 }
 
-pub(crate) fn parse_subject(query_type: QueryType, raw: &str) -> Result<SubjectId, ApiError> {
+pub(crate) fn parse_subject(query_type: QueryType, raw: &str) -> Result<SubjectId, BrokerError> {
     let parsed = match query_type.subject_kinds() {
         SubjectKinds::Resident => SubjectId::parse_resident(raw),
         SubjectKinds::ResidentOrPassport => SubjectId::parse_any(raw),
     };
-    parsed.map_err(|err| {
-        ApiError::invalid_field("subject_id", format!("{err}"))
-            .rule("R-QRY-04")
-            .hint(format!("reason code: {}", err.code()))
-    })
+    parsed.map_err(|error| BrokerError::InvalidIdentifier { field: "subject_id".into(), error, line: None })
 }
 
 /// A complete declaration the demo caseworker of TPE-SW may make; tests vary it.
@@ -139,6 +134,8 @@ pub(crate) fn sample_body() -> LookupBody {
 
 #[cfg(test)]
 mod tests {
+    use immilink_shared::ApiError;
+
     use super::*;
 
     #[test]
@@ -157,7 +154,7 @@ mod tests {
                 "purpose_code" => b.purpose_code = Some("  ".into()),
                 _ => b.case_number = None,
             }
-            let err = LookupRequest::parse(b).unwrap_err();
+            let err = LookupRequest::parse(b).map_err(ApiError::from).unwrap_err();
             assert_eq!(err.status().as_u16(), 422, "{field}");
             assert_eq!(err.field_name(), Some(field));
             assert_eq!(err.to_problem().rule.as_deref(), Some("R-QRY-01"));
@@ -168,17 +165,17 @@ mod tests {
     fn r_qry_01_unknown_codes_are_refused() {
         let mut b = sample_body();
         b.legal_basis = Some("made_up_act".into());
-        assert_eq!(LookupRequest::parse(b).unwrap_err().field_name(), Some("legal_basis"));
+        assert_eq!(LookupRequest::parse(b).map_err(ApiError::from).unwrap_err().field_name(), Some("legal_basis"));
         let mut b = sample_body();
         b.purpose_code = Some("curiosity".into());
-        assert_eq!(LookupRequest::parse(b).unwrap_err().field_name(), Some("purpose_code"));
+        assert_eq!(LookupRequest::parse(b).map_err(ApiError::from).unwrap_err().field_name(), Some("purpose_code"));
     }
 
     #[test]
     fn r_qry_04_invalid_subject_is_refused_and_lowercase_is_normalised() {
         let mut b = sample_body();
         b.subject_id = Some("A123456788".into());
-        let err = LookupRequest::parse(b).unwrap_err();
+        let err = LookupRequest::parse(b).map_err(ApiError::from).unwrap_err();
         assert_eq!(err.field_name(), Some("subject_id"));
         assert_eq!(err.to_problem().rule.as_deref(), Some("R-QRY-04"));
         let mut b = sample_body();
@@ -201,10 +198,10 @@ mod tests {
     fn case_numbers_are_bounded() {
         let mut b = sample_body();
         b.case_number = Some("x".repeat(65));
-        assert_eq!(LookupRequest::parse(b).unwrap_err().field_name(), Some("case_number"));
+        assert_eq!(LookupRequest::parse(b).map_err(ApiError::from).unwrap_err().field_name(), Some("case_number"));
         let mut b = sample_body();
         b.case_number = Some("a\u{0007}b".into());
-        assert_eq!(LookupRequest::parse(b).unwrap_err().field_name(), Some("case_number"));
+        assert_eq!(LookupRequest::parse(b).map_err(ApiError::from).unwrap_err().field_name(), Some("case_number"));
     }
 }
 
@@ -213,7 +210,7 @@ impl LookupRequest {
     /// permissions, which identity computes as approved on the agency's active link AND granted to
     /// the user. On another's behalf (R-QRY-06) the one who runs the lookup must hold the
     /// permission; the proxy authorisation itself is checked against the database separately.
-    pub fn authorise(&self, permissions: &[crate::identity_client::Permission]) -> Result<(), ApiError> {
+    pub fn authorise(&self, permissions: &[crate::identity_client::Permission]) -> Result<(), BrokerError> {
         let permitted = permissions.iter().any(|p| {
             p.legal_basis == self.legal_basis
                 && p.purpose_code == self.purpose_code
@@ -222,22 +219,19 @@ impl LookupRequest {
         if permitted {
             Ok(())
         } else {
-            Err(ApiError::forbidden(
-                "not_permitted",
-                format!(
-                    "{} for purpose {} under {} is not approved for your agency's link or not granted to you",
-                    self.query_type.code(),
-                    self.purpose_code,
-                    self.legal_basis
-                ),
-            )
-            .rule("R-QRY-02"))
+            Err(BrokerError::NotPermitted {
+                query_type: self.query_type,
+                purpose_code: self.purpose_code.clone(),
+                legal_basis: self.legal_basis.clone(),
+            })
         }
     }
 }
 
 #[cfg(test)]
 mod authorise_tests {
+    use immilink_shared::ApiError;
+
     use super::*;
     use crate::identity_client::Permission;
 
@@ -258,7 +252,7 @@ mod authorise_tests {
             permission("social_assistance_act", "sw_statutory_business", "foreigner_residence"),
             permission("senior_welfare_act", "sw_statutory_business", "entry_exit_last_year"),
         ];
-        let err = request().authorise(&split).unwrap_err();
+        let err = request().authorise(&split).map_err(ApiError::from).unwrap_err();
         assert_eq!(err.status().as_u16(), 403);
         assert_eq!(err.to_problem().rule.as_deref(), Some("R-QRY-02"));
         assert!(request().authorise(&[]).is_err());

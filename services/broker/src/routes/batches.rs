@@ -17,7 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::domain::batches::{self, BatchRow, ItemError, ItemRow, NewBatch, MAX_SUBJECTS};
 use crate::domain::lookup::Requester;
 use crate::domain::request::{parse_subject, LookupBody, LookupRequest};
-use crate::domain::{approvals, BrokerDbError};
+use crate::domain::{approvals, BrokerError};
 use crate::pipeline::Declared;
 use crate::results::LookupResult;
 use crate::State;
@@ -300,31 +300,24 @@ async fn accept(
     mut declaration: LookupBody,
     subjects: &[Submitted],
     declared: &mut Declared,
-) -> Result<NewBatch, ApiError> {
+) -> Result<NewBatch, BrokerError> {
     if subjects.is_empty() {
-        return Err(ApiError::invalid_field("subject_ids", "list at least one subject ID"));
+        return Err(BrokerError::EmptyBatch);
     }
     if subjects.len() > MAX_SUBJECTS {
-        return Err(ApiError::invalid_field(
-            "subject_ids",
-            format!("at most {MAX_SUBJECTS} subject IDs per batch; this one has {}: split it", subjects.len()),
-        ));
+        return Err(BrokerError::BatchTooLarge { count: subjects.len(), max: MAX_SUBJECTS });
     }
     // The declaration is parsed exactly as a single lookup's, with the first ID.
     declaration.subject_id = Some(subjects[0].raw.clone());
-    let request = LookupRequest::parse(declaration).map_err(|err| {
-        if err.field_name() == Some("subject_id") {
+    let request = LookupRequest::parse(declaration).map_err(|err| match err {
+        BrokerError::InvalidIdentifier { .. } | BrokerError::Missing { field: _, rule: Some("R-QRY-04") } => {
             declared.subject_id = Some(bounded(&subjects[0].raw));
             subject_error(err, 0, &subjects[0])
-        } else {
-            err
         }
+        other => other,
     })?;
     if request.proxy_authorization_id.is_some() {
-        return Err(ApiError::invalid_field(
-            "proxy_authorization_id",
-            "batches cannot run on another user's behalf; run proxy lookups one by one with POST /v1/lookups",
-        ));
+        return Err(BrokerError::ProxyOnBatch);
     }
     let mut parsed = Vec::with_capacity(subjects.len());
     parsed.push(request.subject.clone());
@@ -371,12 +364,14 @@ fn bounded(raw: &str) -> String {
 }
 
 /// A subject ID refusal (R-QRY-04) renamed to its place in the list, with its CSV line.
-fn subject_error(err: ApiError, index: usize, subject: &Submitted) -> ApiError {
-    let detail = err.to_problem().detail;
-    let err = err.field(format!("subject_ids[{index}]"));
-    match subject.line {
-        Some(line) => err.detail(format!("line {line}: {detail}")),
-        None => err,
+fn subject_error(err: BrokerError, index: usize, subject: &Submitted) -> BrokerError {
+    let field = format!("subject_ids[{index}]");
+    match err {
+        BrokerError::InvalidIdentifier { error, .. } => {
+            BrokerError::InvalidIdentifier { field, error, line: subject.line }
+        }
+        BrokerError::Missing { rule, .. } => BrokerError::Missing { field, rule },
+        other => other,
     }
 }
 
@@ -411,7 +406,7 @@ pub async fn status(
     let claims = caller.claims;
     let view = state
         .db
-        .run(move |conn| -> Result<Option<BatchView>, BrokerDbError> {
+        .run(move |conn| -> Result<Option<BatchView>, BrokerError> {
             match batches::find(conn, &id)? {
                 Some(row) if may_see(&claims, &row) => {
                     let cancelled = batches::cancelled_items(conn, &row.id)?;
@@ -452,7 +447,7 @@ pub async fn list(
     let user_id = caller.claims.sub;
     let views = state
         .db
-        .run(move |conn| -> Result<Vec<BatchView>, BrokerDbError> {
+        .run(move |conn| -> Result<Vec<BatchView>, BrokerError> {
             batches::list_for_user(conn, &user_id, limit)?
                 .into_iter()
                 .map(|row| {
@@ -670,7 +665,7 @@ mod tests {
     fn r_qry_04_a_refused_id_names_its_place_in_the_list_and_its_csv_line() {
         let subject = Submitted { raw: "A123456788".into(), line: Some(7) };
         let err = parse_subject(QueryType::EntryExitLastYear, &subject.raw).unwrap_err();
-        let err = subject_error(err, 5, &subject);
+        let err = ApiError::from(subject_error(err, 5, &subject));
         assert_eq!(err.status().as_u16(), 422);
         assert_eq!(err.field_name(), Some("subject_ids[5]"));
         let problem = err.to_problem();

@@ -5,13 +5,13 @@ use immilink_shared::db::DbConn;
 use immilink_shared::extractors::Authenticated;
 use immilink_shared::extractors::{client_ip, ApiJson};
 use immilink_shared::problem::Problem;
-use immilink_shared::{ApiError, ApiResult};
+use immilink_shared::ApiResult;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::domain::lookup::{Context, ProxyContext, Requester};
 use crate::domain::request::{LookupBody, LookupRequest};
-use crate::domain::{approvals, proxy};
+use crate::domain::{approvals, proxy, BrokerError};
 use crate::pipeline::{Accepted, Declared};
 use crate::results::LookupResult;
 use crate::State;
@@ -81,7 +81,7 @@ async fn accept(
     caller: &Authenticated,
     who: &Requester,
     body: LookupBody,
-) -> Result<Accepted, ApiError> {
+) -> Result<Accepted, BrokerError> {
     let request = LookupRequest::parse(body)?;
     let permissions = state.identity.permissions(&who.session_id, &caller.token, client_ip(req)).await?;
     request.authorise(&permissions)?;
@@ -102,15 +102,10 @@ async fn accept(
 
 /// R-QRY-06 with R-ACC-05: a lookup on behalf of someone whose account has since been cancelled,
 /// suspended or moved to another agency is refused; the authorisation served that person's work.
-async fn grantor_still_active(state: &State, grantor: &str, agency: &str) -> Result<(), ApiError> {
+async fn grantor_still_active(state: &State, grantor: &str, agency: &str) -> Result<(), BrokerError> {
     match state.identity.user(grantor).await? {
         Some(user) if user.status == "active" && user.agency == agency => Ok(()),
-        _ => Err(ApiError::forbidden(
-            "proxy_authorization_invalid",
-            "the user this proxy authorization was issued by no longer holds an active account in your agency",
-        )
-        .field("proxy_authorization_id")
-        .rule("R-QRY-06")),
+        _ => Err(BrokerError::ProxyAuthorizationInvalid(proxy::ProxyRefusal::GrantorInactive)),
     }
 }
 
@@ -126,7 +121,7 @@ pub(crate) fn context_for(
     now: DateTime<Utc>,
     who: &Requester,
     request: &LookupRequest,
-) -> Result<Context, ApiError> {
+) -> Result<Context, BrokerError> {
     let proxy = match &request.proxy_authorization_id {
         Some(id) => {
             let grant = proxy::authorisation_for(
