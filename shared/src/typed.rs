@@ -35,7 +35,9 @@ macro_rules! text_enum {
     (
         $(#[$meta:meta])*
         $vis:vis enum $name:ident {
-            $( $(#[$vmeta:meta])* $variant:ident = $text:literal ),+ $(,)?
+            // `tt`, not `literal`: utoipa does not see a `literal` fragment in `#[serde(rename = …)]`
+            // and would document the variant's name instead of its text.
+            $( $(#[$vmeta:meta])* $variant:ident = $text:tt ),+ $(,)?
         }
     ) => {
         $(#[$meta])*
@@ -250,6 +252,14 @@ mod tests {
         assert!(serde_json::from_str::<Light>("\"Amber\"").is_err());
         assert_eq!(Light::ALL, &[Light::Red, Light::Amber, Light::Green]);
         assert_eq!(Light::Green.to_string(), "green");
+    }
+
+    /// The OpenAPI documents list the texts the API carries, not the variants' names.
+    #[test]
+    fn states_are_documented_as_their_text() {
+        use utoipa::PartialSchema;
+        let schema = serde_json::to_value(Light::schema()).unwrap();
+        assert_eq!(schema["enum"], serde_json::json!(["red", "amber", "green"]), "{schema}");
     }
 
     #[test]
