@@ -60,7 +60,7 @@ async fn r_qry_02_refusals_are_audited_naming_the_rule() {
 /// with the 代查授權單 the caseworker may, for that case and query type only, and the audit record
 /// names both; once revoked, no more.
 #[actix_web::test]
-async fn r_qry_06_a_proxy_lookup_needs_a_valid_authorisation_and_the_audit_names_both() {
+async fn r_qry_06_a_proxy_lookup_needs_a_valid_authorization_and_the_audit_names_both() {
     let t = TestStack::spawn().await;
     let caseworker = t.login("tpe.caseworker").await;
     let supervisor = t.login("tpe.supervisor").await;
@@ -96,7 +96,7 @@ async fn r_qry_06_a_proxy_lookup_needs_a_valid_authorisation_and_the_audit_names
     let p = problem(t.post(&caseworker, "/v1/lookups", &other_case).await, 403).await;
     assert_eq!(p["rule"], "R-QRY-06");
     assert_eq!(p["field"], "proxy_authorization_id");
-    // While the grantor's account is suspended, the authorisation does not serve.
+    // While the grantor's account is suspended, the authorization does not serve.
     let manager = t.login("tpe.manager").await;
     let suspend =
         t.post(&manager, &format!("/v1/accounts/{supervisor_id}/suspension"), &json!({"reason": "調查中"})).await;

@@ -4,14 +4,15 @@
 
 use std::time::Duration;
 
-use immilink_shared::auth::AccessClaims;
+use immilink_shared::auth::Caller;
 use immilink_shared::rate_limit::RateLimiter;
+use immilink_shared::typed::{AgencyCode, UserId};
 
 use crate::domain::{BrokerError, RateScope};
 
 pub struct LookupLimits {
-    per_user: RateLimiter<String>,
-    per_agency: RateLimiter<String>,
+    per_user: RateLimiter<UserId>,
+    per_agency: RateLimiter<AgencyCode>,
     user_max: u32,
     agency_max: u32,
 }
@@ -29,14 +30,14 @@ impl LookupLimits {
     }
 
     /// Counts `lookups` for the caller and their agency, or refuses them all.
-    pub fn admit(&self, claims: &AccessClaims, lookups: u32) -> Result<(), BrokerError> {
+    pub fn admit(&self, caller: &Caller, lookups: u32) -> Result<(), BrokerError> {
         for _ in 0..lookups {
-            self.per_user.hit(&claims.sub).map_err(|retry_after| BrokerError::RateLimited {
+            self.per_user.hit(&caller.user_id).map_err(|retry_after| BrokerError::RateLimited {
                 scope: RateScope::User,
                 limit: self.user_max,
                 retry_after,
             })?;
-            self.per_agency.hit(&claims.agency).map_err(|retry_after| BrokerError::RateLimited {
+            self.per_agency.hit(&caller.agency).map_err(|retry_after| BrokerError::RateLimited {
                 scope: RateScope::Agency,
                 limit: self.agency_max,
                 retry_after,
@@ -47,8 +48,8 @@ impl LookupLimits {
 
     /// Whether the agency may run one more lookup now (bulk jobs wait for it instead of failing);
     /// `Err(seconds)` to wait.
-    pub fn admit_agency(&self, agency: &str) -> Result<(), u64> {
-        self.per_agency.hit(&agency.to_owned())
+    pub fn admit_agency(&self, agency: &AgencyCode) -> Result<(), u64> {
+        self.per_agency.hit(agency)
     }
 }
 
@@ -56,17 +57,13 @@ impl LookupLimits {
 mod tests {
     use super::*;
 
-    fn claims(user: &str, agency: &str) -> AccessClaims {
-        AccessClaims {
-            iss: "immilink".into(),
-            aud: "immilink".into(),
-            sub: user.into(),
-            sid: "s".into(),
-            agency: agency.into(),
+    fn claims(user: &str, agency: &str) -> Caller {
+        Caller {
+            user_id: UserId::new(user),
+            session_id: immilink_shared::typed::SessionId::new("s"),
+            agency: AgencyCode::new(agency),
             unit: None,
             roles: vec![],
-            iat: 0,
-            exp: 0,
         }
     }
 

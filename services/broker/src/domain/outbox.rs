@@ -3,12 +3,35 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use immilink_shared::auth::Caller;
 use immilink_shared::clock::to_db;
 use immilink_shared::db::DbConn;
 use immilink_shared::events::AuditEvent;
 
-use super::BrokerError;
+use super::{new_id, BrokerError};
 use crate::schema::outbox;
+
+/// An audit event the caller's act records, correlated with the record it is about.
+pub fn event(
+    kind: &str,
+    now: DateTime<Utc>,
+    caller: &Caller,
+    correlation_id: &str,
+    subject_id: Option<String>,
+    payload: serde_json::Value,
+) -> AuditEvent {
+    AuditEvent {
+        id: new_id(),
+        kind: kind.to_owned(),
+        occurred_at: now,
+        source: crate::SERVICE.into(),
+        actor_user_id: Some(caller.user_id.to_string()),
+        agency: Some(caller.agency.to_string()),
+        correlation_id: Some(correlation_id.to_owned()),
+        subject_id,
+        payload,
+    }
+}
 
 pub fn enqueue(conn: &mut DbConn, now: DateTime<Utc>, event: &AuditEvent) -> Result<(), BrokerError> {
     enqueue_many(conn, now, std::slice::from_ref(event))
