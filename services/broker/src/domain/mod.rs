@@ -211,12 +211,12 @@ impl From<diesel::result::Error> for BrokerError {
 }
 
 impl BrokerError {
-    /// 422: `field` is not acceptable.
+    /// `field` is present but not acceptable.
     pub fn invalid(field: impl Into<String>, detail: impl Into<String>) -> Self {
         BrokerError::Invalid { field: field.into(), detail: detail.into(), rule: None }
     }
 
-    /// 422: `field` is absent or blank.
+    /// `field` is absent or blank.
     pub fn missing(field: impl Into<String>) -> Self {
         BrokerError::Missing { field: field.into(), rule: None }
     }
