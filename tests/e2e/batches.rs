@@ -166,6 +166,8 @@ async fn r_qry_05_a_json_batch_runs_each_id_as_its_own_audited_lookup() {
     assert_eq!(response.status(), 200);
     assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
     let csv = response.text().await.unwrap();
+    // UTF-8 with a byte-order mark, so a spreadsheet on a government desktop reads the Chinese right.
+    let csv = csv.strip_prefix('\u{feff}').expect("the file starts with a byte-order mark");
     let lines: Vec<&str> = csv.split("\r\n").filter(|l| !l.is_empty()).collect();
     assert_eq!(lines[0], "position,subject_id,status,lookup_id,error_code,error_detail,result");
     assert_eq!(lines.len(), 21);
@@ -196,10 +198,20 @@ async fn r_qry_05_a_json_batch_runs_each_id_as_its_own_audited_lookup() {
         assert_eq!(payload["purpose_code"], "sw_statutory_business");
     }
 
-    // The submitter's list shows it.
+    // The submitter's list shows it, under the one listing rule: `limit` 1 to 500 (default 100),
+    // anything else refused naming it; `before` continues after the last id of a page.
     let mine: Vec<Value> = t.get(&token, "/v1/batches").await.json().await.unwrap();
     assert_eq!(mine.len(), 1);
     assert_eq!(mine[0]["batch_id"], batch_id.as_str());
+    assert_eq!(mine[0]["cancelled"], 0);
+    let widest: Vec<Value> = t.get(&token, "/v1/batches?limit=500").await.json().await.unwrap();
+    assert_eq!(widest.len(), 1);
+    for bad in ["0", "501", "ten"] {
+        let p = problem(t.get(&token, &format!("/v1/batches?limit={bad}")).await, 422).await;
+        assert_eq!(p["field"], "limit", "{bad}");
+    }
+    let after: Vec<Value> = t.get(&token, &format!("/v1/batches?before={batch_id}")).await.json().await.unwrap();
+    assert!(after.is_empty(), "nothing is older than the only batch");
     t.stack.stop().await;
 }
 
@@ -250,6 +262,11 @@ async fn r_qry_04_a_batch_with_one_invalid_id_is_refused_naming_it_and_nothing_i
     let p = problem(post_csv(&t, &token, CSV_QUERY, &csv).await, 422).await;
     assert_eq!(p["field"], "subject_ids[2]");
     assert!(p["detail"].as_str().unwrap().starts_with("line 5: "), "{p}");
+    // One ID per line: a line with more than one field is refused naming its line.
+    let csv = format!("subject_id\r\n{}\r\n{},{}\r\n", national_id(1), national_id(2), national_id(3));
+    let p = problem(post_csv(&t, &token, CSV_QUERY, &csv).await, 422).await;
+    assert_eq!((p["field"].as_str(), p["rule"].as_str()), (Some("subject_ids[1]"), Some("R-QRY-04")));
+    assert!(p["detail"].as_str().unwrap().starts_with("line 3: "), "{p}");
 
     // The list must hold 1 to 10 000 IDs.
     let p = problem(t.post(&token, "/v1/batches", &batch_body(&[])).await, 422).await;
@@ -289,16 +306,27 @@ async fn r_qry_04_a_batch_with_one_invalid_id_is_refused_naming_it_and_nothing_i
 #[actix_web::test]
 async fn r_qry_02_a_batch_outside_the_callers_grants_is_forbidden() {
     let t = TestStack::spawn().await;
-    let token = t.login("tpe.caseworker").await;
     let ids = vec![national_id(4000), national_id(4001)];
-    // Not on the agency's link at all.
+    // The Hualien clerk holds entry_exit_last_year only: a query type their agency's link does not
+    // approve, and one it approves but they were not granted.
+    let clerk = t.login("hln.clerk").await;
+    let household = |query_type: &str| {
+        json!({ "query_type": query_type, "legal_basis": "household_registration_act",
+                "purpose_code": "hr_nationality_change", "case_number": "HLN-2026-0007", "subject_ids": ids })
+    };
+    for not_granted in ["eid_photo", "traveler_history"] {
+        let p = problem(t.post(&clerk, "/v1/batches", &household(not_granted)).await, 403).await;
+        assert_eq!(
+            (p["code"].as_str(), p["rule"].as_str()),
+            (Some("not_permitted"), Some("R-QRY-02")),
+            "{not_granted}"
+        );
+    }
+    // A household-registration purpose on a social-welfare user.
+    let token = t.login("tpe.caseworker").await;
     let mut body = batch_body(&ids);
-    body["query_type"] = json!("eid_photo");
-    let p = problem(t.post(&token, "/v1/batches", &body).await, 403).await;
-    assert_eq!((p["code"].as_str(), p["rule"].as_str()), (Some("not_permitted"), Some("R-QRY-02")));
-    // On the link but not granted to this user.
-    let mut body = batch_body(&ids);
-    body["query_type"] = json!("bulk_entry_exit_last_year");
+    body["legal_basis"] = json!("nationality_act");
+    body["purpose_code"] = json!("hr_nationality_change");
     let p = problem(t.post(&token, "/v1/batches", &body).await, 403).await;
     assert_eq!(p["rule"], "R-QRY-02");
     // A supervisor holds no lookup grant.

@@ -36,8 +36,10 @@ async fn payload_of(t: &TestStack, kind: &str, correlation: Option<&str>) -> Vec
 async fn r_qry_02_refusals_are_audited_naming_the_rule() {
     let t = TestStack::spawn().await;
     let token = t.login("tpe.caseworker").await;
+    // A household-registration purpose and legal basis on a social-welfare user: never permitted.
     let mut body = permitted_lookup();
-    body["query_type"] = json!("eid_photo");
+    body["legal_basis"] = json!("nationality_act");
+    body["purpose_code"] = json!("hr_nationality_change");
     problem(t.post(&token, "/v1/lookups", &body).await, 403).await;
     let mut body = permitted_lookup();
     body["subject_id"] = json!("A123456788");
@@ -51,7 +53,12 @@ async fn r_qry_02_refusals_are_audited_naming_the_rule() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(refusals.iter().any(|p| p["rule"] == "R-QRY-02" && p["code"] == "not_permitted"), "{refusals:?}");
+    assert!(
+        refusals.iter().any(|p| p["rule"] == "R-QRY-02"
+            && p["code"] == "not_permitted"
+            && p["declared"]["purpose_code"] == "hr_nationality_change"),
+        "{refusals:?}"
+    );
     assert!(refusals.iter().any(|p| p["rule"] == "R-QRY-04" && p["declared"]["subject_id"] == "A123456788"));
     t.stack.stop().await;
 }
@@ -60,7 +67,7 @@ async fn r_qry_02_refusals_are_audited_naming_the_rule() {
 /// with the 代查授權單 the caseworker may, for that case and query type only, and the audit record
 /// names both; once revoked, no more.
 #[actix_web::test]
-async fn r_qry_06_a_proxy_lookup_needs_a_valid_authorisation_and_the_audit_names_both() {
+async fn r_qry_06_a_proxy_lookup_needs_a_valid_authorization_and_the_audit_names_both() {
     let t = TestStack::spawn().await;
     let caseworker = t.login("tpe.caseworker").await;
     let supervisor = t.login("tpe.supervisor").await;
@@ -96,7 +103,7 @@ async fn r_qry_06_a_proxy_lookup_needs_a_valid_authorisation_and_the_audit_names
     let p = problem(t.post(&caseworker, "/v1/lookups", &other_case).await, 403).await;
     assert_eq!(p["rule"], "R-QRY-06");
     assert_eq!(p["field"], "proxy_authorization_id");
-    // While the grantor's account is suspended, the authorisation does not serve.
+    // While the grantor's account is suspended, the authorization does not serve.
     let manager = t.login("tpe.manager").await;
     let suspend =
         t.post(&manager, &format!("/v1/accounts/{supervisor_id}/suspension"), &json!({"reason": "調查中"})).await;
@@ -154,7 +161,13 @@ async fn r_qry_10_other_business_needs_the_supervisors_recorded_approval() {
         .await;
     assert!(decided.status().is_success(), "{}", decided.status());
     let lookup: Value = t.post(&clerk, "/v1/lookups", &body).await.json().await.unwrap();
-    assert!(lookup["lookup_id"].is_string(), "{lookup}");
+    let lookup_id = lookup["lookup_id"].as_str().unwrap_or_else(|| panic!("no lookup: {lookup}"));
+    // Its audit record names the approval it ran under.
+    let payloads = payload_of(&t, "lookup.requested", Some(lookup_id)).await;
+    assert_eq!(payloads.len(), 1, "{payloads:?}");
+    assert_eq!(payloads[0]["supervisor_approval_id"], approval_id.as_str(), "{payloads:?}");
+    assert_eq!(payloads[0]["purpose_code"], "hr_other_approved");
+    assert_eq!(payloads[0]["case_number"], "HLN-2026-0042");
     t.stack.stop().await;
 }
 
@@ -199,10 +212,10 @@ async fn lookups_beyond_the_per_user_rate_limit_get_429_with_retry_after() {
     t.stack.stop().await;
 }
 
-/// No endpoint alters what the upstream answered: lookups and batch results have no PUT, PATCH or
-/// DELETE anywhere in the public API.
+/// The documents offer no PUT, PATCH or DELETE on lookups or batches (a documentation check; the
+/// behaviour is `r_qry_12_no_request_alters_a_stored_result`).
 #[actix_web::test]
-async fn r_qry_12_no_endpoint_alters_a_stored_result() {
+async fn no_lookup_or_batch_path_is_documented_with_put_patch_or_delete() {
     let doc = serde_json::to_value(immilink_stack::merged_openapi()).unwrap();
     let paths = doc["paths"].as_object().unwrap();
     for (path, item) in paths {
@@ -213,6 +226,54 @@ async fn r_qry_12_no_endpoint_alters_a_stored_result() {
         }
     }
     assert!(paths["/v1/lookups"].get("post").is_some());
+}
+
+/// What the upstream answered stays as it answered: whatever a client sends to a lookup's or a
+/// batch's paths, the stored result and its lookup's recorded outcome do not change.
+#[actix_web::test]
+async fn r_qry_12_no_request_alters_a_stored_result() {
+    let t = TestStack::spawn().await;
+    let token = t.login("tpe.caseworker").await;
+    let lookup: Value = t.post(&token, "/v1/lookups", &permitted_lookup()).await.json().await.unwrap();
+    let lookup_id = lookup["lookup_id"].as_str().expect("a lookup").to_owned();
+    let mut batch = permitted_lookup();
+    batch.as_object_mut().unwrap().remove("subject_id");
+    batch["subject_ids"] = json!(["A123456789", "F131104093"]);
+    let accepted: Value = t.post(&token, "/v1/batches", &batch).await.json().await.unwrap();
+    let batch_id = accepted["batch_id"].as_str().expect("a batch").to_owned();
+    let results_path = format!("/v1/batches/{batch_id}/results");
+    let mut before = Value::Null;
+    for _ in 0..100 {
+        before = t.get(&token, &results_path).await.json().await.unwrap();
+        if before.as_array().is_some_and(|items| items.len() == 2) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(before.as_array().map(Vec::len), Some(2), "{before}");
+
+    let forged = json!({ "result": { "found": false }, "status": "failed", "currently_in_taiwan": false });
+    let paths = [
+        format!("/v1/lookups/{lookup_id}"),
+        format!("/v1/lookups/{lookup_id}/result"),
+        format!("/v1/batches/{batch_id}"),
+        results_path.clone(),
+        format!("{results_path}/0"),
+    ];
+    for path in &paths {
+        for method in [reqwest::Method::PUT, reqwest::Method::PATCH, reqwest::Method::DELETE, reqwest::Method::POST] {
+            let response =
+                t.http.request(method.clone(), t.url(path)).bearer_auth(&token).json(&forged).send().await.unwrap();
+            assert!(matches!(response.status().as_u16(), 404 | 405), "{method} {path}: {}", response.status());
+        }
+    }
+    let after: Value = t.get(&token, &results_path).await.json().await.unwrap();
+    assert_eq!(after, before, "the stored results are as the upstream answered");
+    // The lookup's recorded outcome is still the one recorded when it completed.
+    let completions = payload_of(&t, "lookup.completed", Some(&lookup_id)).await;
+    assert_eq!(completions.len(), 1, "{completions:?}");
+    assert_eq!(completions[0]["outcome"], "succeeded");
+    t.stack.stop().await;
 }
 
 /// The upstream is down: the caseworker files a doubt query (附件二); the follow-up document is due

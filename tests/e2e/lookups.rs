@@ -39,16 +39,37 @@ async fn walking_skeleton_login_lookup_then_audit_record_and_verified_chain() {
     t.stack.stop().await;
 }
 
+/// The keys of a JSON object, sorted.
+fn keys(value: &Value) -> Vec<&str> {
+    let mut keys: Vec<&str> = value.as_object().map(|o| o.keys().map(String::as_str).collect()).unwrap_or_default();
+    keys.sort_unstable();
+    keys
+}
+
 #[actix_web::test]
 async fn r_qry_07_lookup_answer_carries_only_approved_items() {
     let t = TestStack::spawn().await;
     let token = t.login("tpe.caseworker").await;
     let lookup: Value = t.post(&token, "/v1/lookups", &permitted_lookup()).await.json().await.unwrap();
-    let result = lookup["result"].as_object().unwrap();
-    // nia-mock also sends name, birth_date and nia_reference: none of them may leave the broker.
-    for forbidden in ["name", "birth_date", "nia_reference", "subject_id"] {
-        assert!(!result.contains_key(forbidden), "{forbidden} leaked: {lookup}");
+    // nia-mock also sends name, birth_date, nia_reference and the subject's ID: exactly the approved
+    // items of entry_exit_last_year leave the broker (with the result's query type), nothing else.
+    assert_eq!(
+        keys(&lookup["result"]),
+        ["crossings", "currently_in_taiwan", "found", "period_from", "period_to", "query_type"],
+        "{lookup}"
+    );
+    assert_eq!(lookup["result"]["query_type"], "entry_exit_last_year");
+    assert_eq!(lookup["result"]["found"], true);
+    let crossings = lookup["result"]["crossings"].as_array().expect("crossings");
+    for crossing in crossings {
+        assert_eq!(
+            keys(crossing),
+            ["carrier_number", "date", "direction", "port_code", "port_name", "transport"],
+            "{crossing}"
+        );
     }
+    // The answer around the result is the documented one.
+    assert_eq!(keys(&lookup), ["audit_id", "lookup_id", "query_type", "result", "subject_id"], "{lookup}");
     t.stack.stop().await;
 }
 
@@ -90,13 +111,25 @@ async fn r_qry_04_invalid_subject_id_is_refused_with_422() {
 #[actix_web::test]
 async fn r_qry_02_lookup_outside_the_users_grants_is_forbidden() {
     let t = TestStack::spawn().await;
-    let token = t.login("tpe.caseworker").await;
-    // A query type the agency's link does not approve and the user was not granted.
-    let mut body = permitted_lookup();
-    body["query_type"] = json!("eid_photo");
-    let p = problem(t.post(&token, "/v1/lookups", &body).await, 403).await;
-    assert_eq!(p["rule"], "R-QRY-02");
+    // The Hualien clerk holds entry_exit_last_year only. A query type their agency's link does not
+    // approve, and one it approves but they were not granted.
+    let clerk = t.login("hln.clerk").await;
+    let household = |query_type: &str| {
+        json!({ "query_type": query_type, "subject_id": "A123456789",
+                "legal_basis": "household_registration_act", "purpose_code": "hr_nationality_change",
+                "case_number": "HLN-2026-0007" })
+    };
+    assert_eq!(t.post(&clerk, "/v1/lookups", &household("entry_exit_last_year")).await.status(), 200);
+    for not_granted in ["eid_photo", "traveler_history"] {
+        let p = problem(t.post(&clerk, "/v1/lookups", &household(not_granted)).await, 403).await;
+        assert_eq!(
+            (p["code"].as_str(), p["rule"].as_str()),
+            (Some("not_permitted"), Some("R-QRY-02")),
+            "{not_granted}"
+        );
+    }
     // A household-registration purpose and legal basis on a social-welfare user.
+    let token = t.login("tpe.caseworker").await;
     let mut body = permitted_lookup();
     body["legal_basis"] = json!("nationality_act");
     body["purpose_code"] = json!("hr_nationality_change");

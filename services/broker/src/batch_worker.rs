@@ -35,10 +35,13 @@ use immilink_shared::ApiError;
 use tokio::sync::Notify;
 
 use crate::domain::batches::{self, BatchRow, ClaimedItem, ItemError, Reconciled};
+use crate::domain::colleagues::AccountStatus;
 use crate::domain::lookup::Context;
 use crate::domain::request::{parse_subject, LookupRequest};
+use crate::domain::{BatchId, BrokerError, LookupId};
 use crate::pipeline::{Accepted, Declared, LookupFailure};
 use crate::State;
+use immilink_shared::typed::AgencyCode;
 
 /// Lookups in flight per batch round.
 pub const LANES: usize = 4;
@@ -57,8 +60,6 @@ const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Open batches looked at per sweep.
 const OPEN_BATCHES: i64 = 200;
-/// Problem codes that mean "not now" rather than "no".
-const TRANSIENT: [&str; 3] = ["audit_backlog", "upstream_unavailable", "audit_unavailable"];
 
 /// Wakes the worker now (a batch was submitted); held in the service's `State`.
 #[derive(Default)]
@@ -92,14 +93,14 @@ struct Backoff {
 struct Worker {
     state: web::Data<State>,
     /// Agencies whose batches wait, and how long the next wait is.
-    backoff: HashMap<String, Backoff>,
+    backoff: HashMap<AgencyCode, Backoff>,
     /// Agencies whose batches run on one lane until a round succeeds.
-    degraded: HashSet<String>,
+    degraded: HashSet<AgencyCode>,
     /// Upstream-outage attempts per item in this process.
-    attempts: HashMap<(String, i32), u32>,
+    attempts: HashMap<(BatchId, i32), u32>,
     /// When this worker first saw an item `running` (never one of its own: between rounds it has
     /// none in flight).
-    seen_running: HashMap<(String, i32), Instant>,
+    seen_running: HashMap<(BatchId, i32), Instant>,
 }
 
 /// How a round ended.
@@ -171,7 +172,7 @@ impl Worker {
                 Ok(true) => {}
                 Ok(false) => continue,
                 Err(err) => {
-                    tracing::warn!(error = %err, batch_id = batch.id, "batch worker cannot read a batch");
+                    tracing::warn!(error = %err, batch_id = %batch.id, "batch worker cannot read a batch");
                     continue;
                 }
             }
@@ -194,15 +195,15 @@ impl Worker {
         worked
     }
 
-    fn back_off(&mut self, agency: &str) {
+    fn back_off(&mut self, agency: &AgencyCode) {
         let delay = self.backoff.get(agency).map_or(FIRST_BACKOFF, |b| (b.delay * 2).min(MAX_BACKOFF));
-        tracing::info!(agency, delay_ms = delay.as_millis() as u64, "batch lookups of the agency wait");
-        self.backoff.insert(agency.to_owned(), Backoff { until: Instant::now() + delay, delay });
+        tracing::info!(%agency, delay_ms = delay.as_millis() as u64, "batch lookups of the agency wait");
+        self.backoff.insert(agency.clone(), Backoff { until: Instant::now() + delay, delay });
     }
 
     /// Items `running` with nobody of this process on them: settled once stale.
     async fn settle_abandoned(&mut self, open: &[BatchRow]) {
-        let ids: Vec<String> = open.iter().map(|b| b.id.clone()).collect();
+        let ids: Vec<BatchId> = open.iter().map(|b| b.id.clone()).collect();
         let running = match self.state.db.run(move |conn| batches::running_items(conn, &ids)).await {
             Ok(running) => running,
             Err(err) => {
@@ -223,7 +224,7 @@ impl Worker {
                 Ok(outcome) => {
                     self.seen_running.remove(&key);
                     if outcome != Reconciled::Untouched {
-                        tracing::warn!(batch_id = key.0, position = key.1, ?outcome, "settled an abandoned batch item");
+                        tracing::warn!(batch_id = %key.0, position = key.1, ?outcome, "settled an abandoned batch item");
                     }
                 }
                 Err(err) => tracing::warn!(error = %err, "settling an abandoned batch item failed; retried later"),
@@ -275,20 +276,19 @@ impl Worker {
     /// (nothing runs then).
     async fn submitter_may_continue(&self, batch: &BatchRow) -> Result<bool, ()> {
         let reason = match self.state.identity.user(&batch.user_id).await {
-            Ok(Some(user))
-                if user.status == "active"
-                    && user.agency == batch.agency
-                    && user.holds(&batch.legal_basis, &batch.purpose_code, &batch.query_type) =>
-            {
-                return Ok(true)
+            Ok(Some(user)) if user.is_active_member_of(&batch.agency) => {
+                if user.holds(&batch.legal_basis, &batch.purpose_code, &batch.query_type) {
+                    return Ok(true);
+                }
+                format!(
+                    "the submitter no longer holds {} for purpose {} under {}; its remaining lookups were stopped (R-QRY-02)",
+                    batch.query_type, batch.purpose_code, batch.legal_basis
+                )
             }
-            Ok(Some(user)) if user.status == "active" && user.agency == batch.agency => format!(
-                "the submitter no longer holds {} for purpose {} under {}; its remaining lookups were stopped (R-QRY-02)",
-                batch.query_type, batch.purpose_code, batch.legal_basis
+            Ok(Some(user)) if user.status != Some(AccountStatus::Active) => format!(
+                "the submitter's account is {}; its remaining lookups were stopped (R-ACC-05)",
+                user.status_text()
             ),
-            Ok(Some(user)) if user.status != "active" => {
-                format!("the submitter's account is {}; its remaining lookups were stopped (R-ACC-05)", user.status)
-            }
             Ok(Some(_)) => {
                 "the submitter no longer belongs to the batch's agency; its remaining lookups were stopped (R-ACC-05)"
                     .to_owned()
@@ -297,7 +297,7 @@ impl Worker {
                 "the submitter's account no longer exists; its remaining lookups were stopped (R-ACC-05)".to_owned()
             }
             Err(err) => {
-                tracing::warn!(error = %err, batch_id = batch.id, "cannot check the submitter's account; the batch waits");
+                tracing::warn!(error = %err, batch_id = %batch.id, "cannot check the submitter's account; the batch waits");
                 return Err(());
             }
         };
@@ -308,17 +308,17 @@ impl Worker {
     async fn cancel(&self, batch: &BatchRow, reason: &str) {
         let (id, reason_owned, now) = (batch.id.clone(), reason.to_owned(), self.state.clock.now());
         match self.state.db.run(move |conn| batches::cancel(conn, now, &id, &reason_owned)).await {
-            Ok(true) => tracing::warn!(batch_id = batch.id, user_id = batch.user_id, reason, "batch cancelled"),
+            Ok(true) => tracing::warn!(batch_id = %batch.id, user_id = %batch.user_id, reason, "batch cancelled"),
             Ok(false) => {}
             Err(err) => {
-                tracing::error!(error = %err, batch_id = batch.id, "cancelling a batch failed; retried next round")
+                tracing::error!(error = %err, batch_id = %batch.id, "cancelling a batch failed; retried next round")
             }
         }
     }
 
     /// Claims and runs items until the round's budget or time is spent, the batch has no pending
     /// item left, or the agency must wait.
-    async fn lane(&self, round: &Round<'_>, attempts: &RefCell<HashMap<(String, i32), u32>>) -> LaneEnd {
+    async fn lane(&self, round: &Round<'_>, attempts: &RefCell<HashMap<(BatchId, i32), u32>>) -> LaneEnd {
         let batch = round.batch;
         loop {
             if round.budget.get() == 0 || Instant::now() >= round.deadline {
@@ -327,7 +327,7 @@ impl Worker {
             let now = self.state.clock.now();
             let refusal = match self.state.lookups.precheck(&batch.agency, now) {
                 Ok(()) => None,
-                Err(err) if TRANSIENT.contains(&err.code()) => return LaneEnd::Backoff,
+                Err(err) if err.is_temporary() => return LaneEnd::Backoff,
                 Err(err) => Some(err),
             };
             if refusal.is_none() {
@@ -345,7 +345,7 @@ impl Worker {
                     return LaneEnd::Drained;
                 }
                 Err(err) => {
-                    tracing::warn!(error = %err, batch_id = batch.id, "claiming a batch item failed");
+                    tracing::warn!(error = %err, batch_id = %batch.id, "claiming a batch item failed");
                     return LaneEnd::Backoff;
                 }
             };
@@ -370,18 +370,18 @@ impl Worker {
         &self,
         round: &Round<'_>,
         item: &ClaimedItem,
-        attempts: &RefCell<HashMap<(String, i32), u32>>,
+        attempts: &RefCell<HashMap<(BatchId, i32), u32>>,
     ) -> Option<LaneEnd> {
         let batch = round.batch;
         let subject = match parse_subject(round.query_type, &item.subject_id) {
             Ok(subject) => subject,
             Err(err) => {
-                self.fail(item, None, &item_error(&err)).await;
+                self.fail(item, None, &item_error(err)).await;
                 return None;
             }
         };
         let accepted = Accepted {
-            who: batch.requester(),
+            who: batch.submitter(),
             request: LookupRequest {
                 query_type: round.query_type,
                 subject,
@@ -417,7 +417,7 @@ impl Worker {
             }
             Err(LookupFailure { recorded, error: err }) => {
                 let lookup_id = recorded.map(|r| r.lookup_id);
-                let outage = err.code() == "upstream_unavailable";
+                let outage = err.is_upstream_outage();
                 let tries = {
                     let mut attempts = attempts.borrow_mut();
                     let tries = attempts.entry(key.clone()).or_insert(0);
@@ -426,17 +426,17 @@ impl Worker {
                 };
                 if outage && tries < MAX_ATTEMPTS {
                     tracing::info!(
-                        batch_id = item.batch_id,
+                        batch_id = %item.batch_id,
                         position = item.position,
                         tries,
-                        lookup_id,
+                        lookup_id = ?lookup_id,
                         "upstream unavailable; the item is retried later"
                     );
                     self.release(item).await;
                     return Some(LaneEnd::Backoff);
                 }
                 attempts.borrow_mut().remove(&key);
-                self.fail(item, lookup_id.as_deref(), &item_error(&err)).await;
+                self.fail(item, lookup_id.as_ref(), &item_error(err)).await;
                 outage.then_some(LaneEnd::Backoff)
             }
         }
@@ -444,32 +444,32 @@ impl Worker {
 
     /// A refusal before anything was recorded that is not transient (e.g. no upstream credential):
     /// the item fails, and the refusal is audited as a single lookup's would be.
-    async fn refuse_item(&self, round: &Round<'_>, item: &ClaimedItem, refusal: ApiError) {
+    async fn refuse_item(&self, round: &Round<'_>, item: &ClaimedItem, refusal: BrokerError) {
         let batch = round.batch;
         let declared = Declared {
             query_type: Some(batch.query_type.clone()),
             subject_id: Some(item.subject_id.clone()),
             legal_basis: Some(batch.legal_basis.clone()),
             purpose_code: Some(batch.purpose_code.clone()),
-            case_number: Some(batch.case_number.clone()),
+            case_number: Some(batch.case_number.to_string()),
             proxy_authorization_id: None,
         };
-        let refusal = self.state.lookups.refuse(&batch.requester(), &declared, refusal).await;
-        self.fail(item, None, &item_error(&refusal)).await;
+        let refusal = self.state.lookups.refuse(&batch.submitter(), &declared, refusal).await;
+        self.fail(item, None, &item_of_problem(&refusal)).await;
     }
 
-    async fn succeed(&self, item: &ClaimedItem, lookup_id: &str, result: &str) {
-        let (item, lookup_id, result) = (item.clone(), lookup_id.to_owned(), result.to_owned());
+    async fn succeed(&self, item: &ClaimedItem, lookup_id: &LookupId, result: &str) {
+        let (item, lookup_id, result) = (item.clone(), lookup_id.clone(), result.to_owned());
         self.store(&item.clone(), move |conn, now| {
             batches::record_success(conn, now, &item.batch_id, item.position, &lookup_id, &result)
         })
         .await;
     }
 
-    async fn fail(&self, item: &ClaimedItem, lookup_id: Option<&str>, error: &ItemError) {
-        let (item, lookup_id, error) = (item.clone(), lookup_id.map(str::to_owned), error.clone());
+    async fn fail(&self, item: &ClaimedItem, lookup_id: Option<&LookupId>, error: &ItemError) {
+        let (item, lookup_id, error) = (item.clone(), lookup_id.cloned(), error.clone());
         self.store(&item.clone(), move |conn, now| {
-            batches::record_failure(conn, now, &item.batch_id, item.position, lookup_id.as_deref(), &error)
+            batches::record_failure(conn, now, &item.batch_id, item.position, lookup_id.as_ref(), &error)
         })
         .await;
     }
@@ -478,10 +478,7 @@ impl Worker {
     /// `running`, and it is settled as abandoned later (its lookup stays on the audit trail).
     async fn store<F>(&self, item: &ClaimedItem, write: F)
     where
-        F: Fn(
-                &mut immilink_shared::db::DbConn,
-                chrono::DateTime<chrono::Utc>,
-            ) -> Result<bool, crate::domain::BrokerDbError>
+        F: Fn(&mut immilink_shared::db::DbConn, chrono::DateTime<chrono::Utc>) -> Result<bool, BrokerError>
             + Send
             + Sync
             + Clone
@@ -497,19 +494,19 @@ impl Worker {
                 Ok(true) => return,
                 Ok(false) => {
                     tracing::warn!(
-                        batch_id = item.batch_id,
+                        batch_id = %item.batch_id,
                         position = item.position,
                         "batch item was settled elsewhere"
                     );
                     return;
                 }
                 Err(err) => {
-                    tracing::warn!(error = %err, batch_id = item.batch_id, position = item.position, "storing a batch item failed")
+                    tracing::warn!(error = %err, batch_id = %item.batch_id, position = item.position, "storing a batch item failed")
                 }
             }
         }
         tracing::error!(
-            batch_id = item.batch_id,
+            batch_id = %item.batch_id,
             position = item.position,
             "batch item outcome not stored; settled later as abandoned"
         );
@@ -518,12 +515,17 @@ impl Worker {
     async fn release(&self, item: &ClaimedItem) {
         let (batch_id, position) = (item.batch_id.clone(), item.position);
         if let Err(err) = self.state.db.run(move |conn| batches::release(conn, &batch_id, position)).await {
-            tracing::warn!(error = %err, batch_id = item.batch_id, "releasing a batch item failed; settled later as abandoned");
+            tracing::warn!(error = %err, batch_id = %item.batch_id, "releasing a batch item failed; settled later as abandoned");
         }
     }
 }
 
-fn item_error(err: &ApiError) -> ItemError {
-    let problem = err.to_problem();
+/// An item's failure as a single lookup's problem would have named it.
+fn item_error(err: BrokerError) -> ItemError {
+    item_of_problem(&ApiError::from(err))
+}
+
+fn item_of_problem(problem: &ApiError) -> ItemError {
+    let problem = problem.to_problem();
     ItemError { code: problem.code, detail: problem.detail, rule: problem.rule }
 }

@@ -10,8 +10,11 @@ use std::time::{Duration, Instant};
 
 use immilink_shared::auth::ServiceTokens;
 use immilink_shared::context::CLIENT_IP;
-use immilink_shared::ApiError;
+use immilink_shared::typed::{AgencyCode, SessionId, UnitId, UserId};
 use serde::Deserialize;
+
+use crate::domain::colleagues::{AccountStatus, Permission, UserSummary};
+use crate::domain::BrokerError;
 
 #[derive(Clone)]
 pub struct IdentityClient {
@@ -21,44 +24,58 @@ pub struct IdentityClient {
     cache: Arc<PermissionCache>,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-pub struct Permission {
-    pub legal_basis: String,
-    pub purpose_code: String,
-    pub query_type: String,
+/// A permission as identity sends it.
+#[derive(Debug, Deserialize)]
+struct PermissionJson {
+    legal_basis: String,
+    purpose_code: String,
+    query_type: String,
+}
+
+impl From<PermissionJson> for Permission {
+    fn from(p: PermissionJson) -> Self {
+        Permission { legal_basis: p.legal_basis, purpose_code: p.purpose_code, query_type: p.query_type }
+    }
 }
 
 #[derive(Debug, Deserialize)]
 struct Profile {
-    permissions: Vec<Permission>,
+    permissions: Vec<PermissionJson>,
 }
 
-/// Who a user is, as identity tells other services (`GET /internal/v1/users/{id}`).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-pub struct UserSummary {
-    pub user_id: String,
-    pub username: String,
-    pub display_name: String,
+/// Who a user is, as identity sends it (`GET /internal/v1/users/{id}`).
+#[derive(Debug, Deserialize)]
+struct UserSummaryJson {
+    user_id: UserId,
+    username: String,
+    display_name: String,
     /// Agency code, as in access tokens.
-    pub agency: String,
-    pub unit: Option<String>,
-    pub status: String,
-    pub roles: Vec<String>,
+    agency: AgencyCode,
+    unit: Option<UnitId>,
+    status: String,
+    roles: Vec<String>,
     /// What they may look up now (link items ∩ grants, R-QRY-02).
     #[serde(default)]
-    pub permissions: Vec<Permission>,
+    permissions: Vec<PermissionJson>,
 }
 
-impl UserSummary {
-    /// Whether they still hold exactly this (legal basis, purpose, query type).
-    pub fn holds(&self, legal_basis: &str, purpose_code: &str, query_type: &str) -> bool {
-        self.permissions
-            .iter()
-            .any(|p| p.legal_basis == legal_basis && p.purpose_code == purpose_code && p.query_type == query_type)
+impl From<UserSummaryJson> for UserSummary {
+    fn from(user: UserSummaryJson) -> Self {
+        UserSummary {
+            user_id: user.user_id,
+            username: user.username,
+            display_name: user.display_name,
+            agency: user.agency,
+            unit: user.unit,
+            // A status the broker does not know is kept as unknown, never taken for active.
+            status: user.status.parse::<AccountStatus>().ok(),
+            roles: user.roles,
+            permissions: user.permissions.into_iter().map(Permission::from).collect(),
+        }
     }
 }
 
-type CacheKey = (String, Option<IpAddr>);
+type CacheKey = (SessionId, Option<IpAddr>);
 /// When an answer was fetched, and the answer.
 type CachedPermissions = (Instant, Arc<Vec<Permission>>);
 
@@ -89,9 +106,9 @@ impl PermissionCache {
     }
 }
 
-fn unavailable(err: String) -> ApiError {
+fn unavailable(err: String) -> BrokerError {
     tracing::warn!(error = %err, "identity did not answer");
-    ApiError::unavailable("identity_unavailable", "permissions cannot be checked right now")
+    BrokerError::IdentityUnavailable
 }
 
 impl IdentityClient {
@@ -108,11 +125,11 @@ impl IdentityClient {
     /// agency's active link AND granted to the user (R-QRY-02).
     pub async fn permissions(
         &self,
-        session_id: &str,
+        session_id: &SessionId,
         token: &str,
         client_ip: Option<IpAddr>,
-    ) -> Result<Arc<Vec<Permission>>, ApiError> {
-        let key = (session_id.to_owned(), client_ip);
+    ) -> Result<Arc<Vec<Permission>>, BrokerError> {
+        let key = (session_id.clone(), client_ip);
         if let Some(cached) = self.cache.get(&key) {
             return Ok(cached);
         }
@@ -121,9 +138,9 @@ impl IdentityClient {
         Ok(permissions)
     }
 
-    async fn ask_permissions(&self, token: &str, client_ip: Option<IpAddr>) -> Result<Vec<Permission>, ApiError> {
+    async fn ask_permissions(&self, token: &str, client_ip: Option<IpAddr>) -> Result<Vec<Permission>, BrokerError> {
         // The broker's service token lets identity trust the end client's IP stated below.
-        let headers = self.tokens.headers().await?;
+        let headers = self.headers().await?;
         let mut request = self
             .http
             .get(format!("{}/v1/me", self.base_url))
@@ -135,19 +152,22 @@ impl IdentityClient {
         }
         let response = request.send().await.map_err(|e| unavailable(e.to_string()))?;
         match response.status().as_u16() {
-            200 => Ok(response.json::<Profile>().await.map_err(|e| unavailable(e.to_string()))?.permissions),
-            401 => Err(ApiError::unauthenticated("the session has ended; log in again")),
+            200 => {
+                let profile = response.json::<Profile>().await.map_err(|e| unavailable(e.to_string()))?;
+                Ok(profile.permissions.into_iter().map(Permission::from).collect())
+            }
+            401 => Err(BrokerError::SessionEnded),
             status => Err(unavailable(format!("identity answered {status}"))),
         }
     }
 
     /// Who a user is; `None` when identity does not know the id.
-    pub async fn user(&self, user_id: &str) -> Result<Option<UserSummary>, ApiError> {
+    pub async fn user(&self, user_id: &UserId) -> Result<Option<UserSummary>, BrokerError> {
         // Only a well-formed id goes into the path.
-        let Ok(user_id) = uuid::Uuid::parse_str(user_id) else {
+        let Ok(user_id) = uuid::Uuid::parse_str(user_id.as_str()) else {
             return Ok(None);
         };
-        let headers = self.tokens.headers().await?;
+        let headers = self.headers().await?;
         let response = self
             .http
             .get(format!("{}/internal/v1/users/{user_id}", self.base_url))
@@ -157,10 +177,19 @@ impl IdentityClient {
             .await
             .map_err(|e| unavailable(e.to_string()))?;
         match response.status().as_u16() {
-            200 => Ok(Some(response.json().await.map_err(|e| unavailable(e.to_string()))?)),
+            200 => {
+                let user = response.json::<UserSummaryJson>().await.map_err(|e| unavailable(e.to_string()))?;
+                Ok(Some(user.into()))
+            }
             404 => Ok(None),
             status => Err(unavailable(format!("identity answered {status} for a user summary"))),
         }
+    }
+
+    /// The headers of a call to identity: this service's token (the token source logs its own
+    /// failure).
+    async fn headers(&self) -> Result<reqwest::header::HeaderMap, BrokerError> {
+        self.tokens.headers().await.map_err(|_| BrokerError::IdentityUnavailable)
     }
 }
 
@@ -168,18 +197,22 @@ impl IdentityClient {
 mod tests {
     use super::*;
 
-    /// A bulk job goes on only while its submitter holds its exact tuple (R-QRY-02).
     #[test]
-    fn r_qry_02_a_user_holds_only_the_exact_tuples_identity_lists() {
-        let user: UserSummary = serde_json::from_value(serde_json::json!({
-            "user_id": "u", "username": "tpe.caseworker", "display_name": "王社工", "agency": "TPE-SW",
-            "unit": null, "status": "active", "roles": ["caseworker"],
-            "permissions": [{"legal_basis": "social_assistance_act", "purpose_code": "sw_statutory_business",
-                             "query_type": "entry_exit_last_year"}]
-        }))
-        .unwrap();
+    fn identitys_summary_is_read_into_the_domain_with_its_status_parsed() {
+        let parse = |status: &str| -> UserSummary {
+            let json: UserSummaryJson = serde_json::from_value(serde_json::json!({
+                "user_id": "u", "username": "tpe.caseworker", "display_name": "王社工", "agency": "TPE-SW",
+                "unit": null, "status": status, "roles": ["caseworker"],
+                "permissions": [{"legal_basis": "social_assistance_act", "purpose_code": "sw_statutory_business",
+                                 "query_type": "entry_exit_last_year"}]
+            }))
+            .unwrap();
+            json.into()
+        };
+        let user = parse("active");
+        assert_eq!(user.status, Some(AccountStatus::Active));
         assert!(user.holds("social_assistance_act", "sw_statutory_business", "entry_exit_last_year"));
-        assert!(!user.holds("social_assistance_act", "sw_statutory_business", "foreigner_residence"));
-        assert!(!user.holds("senior_welfare_act", "sw_statutory_business", "entry_exit_last_year"));
+        assert_eq!(parse("suspended").status, Some(AccountStatus::Suspended));
+        assert_eq!(parse("on_leave").status, None, "an unknown status is not active");
     }
 }

@@ -22,7 +22,7 @@ use immilink_shared::events::AuditEvent;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::domain::lookup::{self, NewLookup, Outcome};
-use crate::domain::{outbox, BrokerDbError};
+use crate::domain::{outbox, BrokerError};
 
 /// Entries one transaction takes at most.
 const MAX_BATCH: usize = 512;
@@ -126,7 +126,7 @@ impl Writer {
     /// Writes `batch` in one transaction; on failure, entry by entry.
     fn commit(&mut self, batch: Vec<Entry>) {
         let now = self.clock.now();
-        let result = self.db.get().map_err(BrokerDbError::from).and_then(|mut conn| {
+        let result = self.db.get().map_err(BrokerError::from).and_then(|mut conn| {
             conn.write_transaction(|conn| {
                 conn.plan_for_actual_values()?;
                 // Nobody waits on a batch of outcomes alone: it need not wait for its own flush.
@@ -151,7 +151,7 @@ impl Writer {
         }
     }
 
-    fn settle_failed(&mut self, batch: Vec<Entry>, err: &BrokerDbError) {
+    fn settle_failed(&mut self, batch: Vec<Entry>, err: &BrokerError) {
         for entry in batch {
             match entry {
                 Entry::Outcome { .. } if self.retained.len() < MAX_RETAINED_OUTCOMES => self.retained.push(entry),
@@ -166,7 +166,7 @@ impl Writer {
 
 /// Writes a batch with a handful of statements: one multi-row INSERT of the new lookups, one UPDATE
 /// per distinct outcome, one multi-row INSERT of the events (of outcomes, only those still open).
-fn write_batch(conn: &mut DbConn, now: chrono::DateTime<chrono::Utc>, batch: &[Entry]) -> Result<(), BrokerDbError> {
+fn write_batch(conn: &mut DbConn, now: chrono::DateTime<chrono::Utc>, batch: &[Entry]) -> Result<(), BrokerError> {
     let requested: Vec<&NewLookup> = batch
         .iter()
         .filter_map(|entry| match entry {

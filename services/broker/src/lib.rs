@@ -7,6 +7,7 @@
 //! talks to the upstream.
 
 pub mod batch_worker;
+pub mod documents;
 pub mod domain;
 pub mod identity_client;
 pub mod journal;

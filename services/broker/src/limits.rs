@@ -4,13 +4,15 @@
 
 use std::time::Duration;
 
-use immilink_shared::auth::AccessClaims;
+use immilink_shared::auth::Caller;
 use immilink_shared::rate_limit::RateLimiter;
-use immilink_shared::ApiError;
+use immilink_shared::typed::{AgencyCode, UserId};
+
+use crate::domain::{BrokerError, RateScope};
 
 pub struct LookupLimits {
-    per_user: RateLimiter<String>,
-    per_agency: RateLimiter<String>,
+    per_user: RateLimiter<UserId>,
+    per_agency: RateLimiter<AgencyCode>,
     user_max: u32,
     agency_max: u32,
 }
@@ -28,21 +30,17 @@ impl LookupLimits {
     }
 
     /// Counts `lookups` for the caller and their agency, or refuses them all.
-    pub fn admit(&self, claims: &AccessClaims, lookups: u32) -> Result<(), ApiError> {
+    pub fn admit(&self, caller: &Caller, lookups: u32) -> Result<(), BrokerError> {
         for _ in 0..lookups {
-            self.per_user.hit(&claims.sub).map_err(|retry_after| {
-                ApiError::too_many_requests(
-                    "user_rate_limited",
-                    format!("at most {} lookups per minute per user", self.user_max),
-                    retry_after,
-                )
+            self.per_user.hit(&caller.user_id).map_err(|retry_after| BrokerError::RateLimited {
+                scope: RateScope::User,
+                limit: self.user_max,
+                retry_after,
             })?;
-            self.per_agency.hit(&claims.agency).map_err(|retry_after| {
-                ApiError::too_many_requests(
-                    "agency_rate_limited",
-                    format!("at most {} lookups per minute for your agency", self.agency_max),
-                    retry_after,
-                )
+            self.per_agency.hit(&caller.agency).map_err(|retry_after| BrokerError::RateLimited {
+                scope: RateScope::Agency,
+                limit: self.agency_max,
+                retry_after,
             })?;
         }
         Ok(())
@@ -50,8 +48,8 @@ impl LookupLimits {
 
     /// Whether the agency may run one more lookup now (bulk jobs wait for it instead of failing);
     /// `Err(seconds)` to wait.
-    pub fn admit_agency(&self, agency: &str) -> Result<(), u64> {
-        self.per_agency.hit(&agency.to_owned())
+    pub fn admit_agency(&self, agency: &AgencyCode) -> Result<(), u64> {
+        self.per_agency.hit(agency)
     }
 }
 
@@ -59,17 +57,13 @@ impl LookupLimits {
 mod tests {
     use super::*;
 
-    fn claims(user: &str, agency: &str) -> AccessClaims {
-        AccessClaims {
-            iss: "immilink".into(),
-            aud: "immilink".into(),
-            sub: user.into(),
-            sid: "s".into(),
-            agency: agency.into(),
+    fn claims(user: &str, agency: &str) -> Caller {
+        Caller {
+            user_id: UserId::new(user),
+            session_id: immilink_shared::typed::SessionId::new("s"),
+            agency: AgencyCode::new(agency),
             unit: None,
             roles: vec![],
-            iat: 0,
-            exp: 0,
         }
     }
 
@@ -80,13 +74,12 @@ mod tests {
         assert!(limits.admit(&alice, 1).is_ok());
         assert!(limits.admit(&alice, 1).is_ok());
         let refused = limits.admit(&alice, 1).unwrap_err();
-        assert_eq!(refused.status().as_u16(), 429);
-        assert_eq!(refused.code(), "user_rate_limited");
+        assert!(matches!(refused, BrokerError::RateLimited { scope: RateScope::User, limit: 2, .. }), "{refused:?}");
         // Bob is within his own limit but his agency has used 2 of 3 (alice's refused try counted
         // nothing for the agency).
         let bob = claims("bob", "TPE-SW");
         assert!(limits.admit(&bob, 1).is_ok());
-        assert_eq!(limits.admit(&bob, 1).unwrap_err().code(), "agency_rate_limited");
+        assert!(matches!(limits.admit(&bob, 1), Err(BrokerError::RateLimited { scope: RateScope::Agency, .. })));
         assert!(limits.admit(&claims("carol", "HLN-HR"), 1).is_ok(), "another agency is not affected");
     }
 }

@@ -5,17 +5,19 @@
 
 use std::sync::Arc;
 
-use actix_web::http::StatusCode;
 use chrono::{DateTime, Utc};
+use immilink_shared::auth::Caller;
 use immilink_shared::catalogue::QueryType;
 use immilink_shared::clock::SharedClock;
 use immilink_shared::events::{kind, AuditEvent};
+use immilink_shared::typed::AgencyCode;
 use immilink_shared::ApiError;
 use serde_json::json;
 use tracing::Instrument;
 
-use crate::domain::lookup::{self, Context, NewLookup, Outcome, RecordedLookup, Requester};
-use crate::domain::request::{LookupBody, LookupRequest};
+use crate::domain::lookup::{Context, LookupStatus, NewLookup, Outcome, RecordedLookup};
+use crate::domain::request::LookupRequest;
+use crate::domain::BrokerError;
 use crate::journal::Journal;
 use crate::relay::Relay;
 use crate::results::{minimise, LookupResult};
@@ -24,7 +26,7 @@ use crate::upstream::{NiaClient, NotSent, UpstreamAnswer};
 /// A declaration that passed every check, with what it was accepted under.
 #[derive(Debug, Clone)]
 pub struct Accepted {
-    pub who: Requester,
+    pub who: Caller,
     pub request: LookupRequest,
     pub context: Context,
 }
@@ -40,20 +42,10 @@ pub struct Declared {
     pub proxy_authorization_id: Option<String>,
 }
 
-fn bounded(value: &Option<String>) -> Option<String> {
-    value.as_ref().map(|v| v.trim().chars().take(64).collect())
-}
-
 impl Declared {
-    pub fn of(body: &LookupBody) -> Self {
-        Self {
-            query_type: bounded(&body.query_type),
-            subject_id: bounded(&body.subject_id),
-            legal_basis: bounded(&body.legal_basis),
-            purpose_code: bounded(&body.purpose_code),
-            case_number: bounded(&body.case_number),
-            proxy_authorization_id: bounded(&body.proxy_authorization_id),
-        }
+    /// A declared value as kept on the record: trimmed, at most 64 characters.
+    pub fn bounded(value: Option<&str>) -> Option<String> {
+        value.map(|v| v.trim().chars().take(64).collect())
     }
 }
 
@@ -77,9 +69,11 @@ impl Lookups {
         Self { journal, nia, relay, clock, backlog_max_age }
     }
 
-    /// Records a refusal that names a rule (`lookup.refused`), then hands the refusal back. A refusal
-    /// is answered even when it cannot be recorded (refusing is the safe side); that is logged.
-    pub async fn refuse(&self, who: &Requester, declared: &Declared, refusal: ApiError) -> ApiError {
+    /// Records a refusal that names a rule (`lookup.refused`), then hands the refusal back as the
+    /// problem it answers. A refusal is answered even when it cannot be recorded (refusing is the
+    /// safe side); that is logged.
+    pub async fn refuse(&self, who: &Caller, declared: &Declared, refusal: BrokerError) -> ApiError {
+        let refusal = ApiError::from(refusal);
         let problem = refusal.to_problem();
         let Some(rule) = problem.rule.clone() else {
             return refusal;
@@ -89,8 +83,8 @@ impl Lookups {
             kind: kind::LOOKUP_REFUSED.into(),
             occurred_at: self.clock.now(),
             source: crate::SERVICE.into(),
-            actor_user_id: Some(who.user_id.clone()),
-            agency: Some(who.agency.clone()),
+            actor_user_id: Some(who.user_id.to_string()),
+            agency: Some(who.agency.to_string()),
             correlation_id: None,
             subject_id: declared.subject_id.clone(),
             payload: json!({
@@ -112,27 +106,18 @@ impl Lookups {
 
     /// Refusals that need no record of a lookup: the audit trail is too far behind (R-QRY-08), or
     /// the upstream cannot be called (R-QRY-09).
-    pub fn precheck(&self, agency: &str, now: DateTime<Utc>) -> Result<(), ApiError> {
+    pub fn precheck(&self, agency: &AgencyCode, now: DateTime<Utc>) -> Result<(), BrokerError> {
         if let Some(oldest) = self.relay.oldest_undelivered() {
             if now - oldest > self.backlog_max_age {
-                return Err(ApiError::unavailable(
-                    "audit_backlog",
-                    "audit records are not reaching the audit service; lookups are paused until they do",
-                )
-                .rule("R-QRY-08")
-                .retry_after(30));
+                return Err(BrokerError::AuditBacklog);
             }
         }
-        match self.nia.ready_for(agency) {
+        match self.nia.ready_for(agency.as_str()) {
             Ok(()) => Ok(()),
             Err(NotSent::CircuitOpen { retry_after }) => {
                 Err(upstream_down("circuit open after repeated upstream failures", Some(retry_after)))
             }
-            Err(NotSent::NoCredential) => Err(ApiError::unavailable(
-                "upstream_credential_missing",
-                "your agency has no credential for the immigration agency's query service; tell your IT unit",
-            )
-            .rule("R-QRY-02")),
+            Err(NotSent::NoCredential) => Err(BrokerError::UpstreamCredentialMissing),
         }
     }
 
@@ -144,15 +129,7 @@ impl Lookups {
         let lookup = NewLookup::new(now, &accepted.who, &accepted.request, &accepted.context);
         self.journal.record_requested(lookup.clone(), lookup.requested_event()).await.map_err(|err| {
             tracing::error!(error = %err, "lookup not recorded; nothing was forwarded");
-            LookupFailure {
-                recorded: None,
-                error: ApiError::unavailable(
-                    "audit_unavailable",
-                    "the lookup could not be recorded, so it was not sent",
-                )
-                .rule("R-QRY-08")
-                .retry_after(5),
-            }
+            LookupFailure { recorded: None, error: BrokerError::AuditUnavailable }
         })?;
         self.relay.wake();
         // Forwarding and recording the outcome run detached: a client that goes away cannot leave a
@@ -164,16 +141,19 @@ impl Lookups {
         let work = immilink_shared::context::within_request(request, async move { this.forward(lookup).await });
         actix_web::rt::spawn(work.instrument(span)).await.map_err(|err| LookupFailure {
             recorded: Some(recorded),
-            error: ApiError::internal(format!("the lookup task failed: {err}")),
+            error: BrokerError::Internal(format!("the lookup task failed: {err}")),
         })?
     }
 
     async fn forward(&self, lookup: NewLookup) -> Result<(RecordedLookup, LookupResult), LookupFailure> {
         let request = &lookup.request;
-        let answer = self.nia.query(&lookup.id, request.query_type, request.subject.as_str(), &lookup.who.agency).await;
+        let answer = self
+            .nia
+            .query(lookup.id.as_str(), request.query_type, request.subject.as_str(), lookup.who.agency.as_str())
+            .await;
         let (outcome, reply) = interpret(request.query_type, answer);
         let event = lookup.completion_event(self.clock.now(), &outcome);
-        self.journal.record_outcome(lookup.id.clone(), outcome, event).await;
+        self.journal.record_outcome(lookup.id.to_string(), outcome, event).await;
         self.relay.wake();
         match reply {
             Ok(result) => Ok((lookup.recorded(), result)),
@@ -188,56 +168,39 @@ impl Lookups {
 pub struct LookupFailure {
     /// `None`: nothing was recorded, so nothing was forwarded.
     pub recorded: Option<RecordedLookup>,
-    pub error: ApiError,
+    pub error: BrokerError,
 }
 
 impl From<LookupFailure> for ApiError {
     fn from(failure: LookupFailure) -> Self {
-        failure.error
+        failure.error.into()
     }
 }
 
-pub fn upstream_down(reason: &str, retry_after: Option<u64>) -> ApiError {
+/// The upstream cannot be called (R-QRY-09): logged here, once.
+pub fn upstream_down(reason: &str, retry_after: Option<u64>) -> BrokerError {
     tracing::warn!(reason, "upstream unavailable");
-    let error = ApiError::unavailable("upstream_unavailable", "the immigration agency's query service is not answering")
-        .rule("R-QRY-09")
-        .hint("if the case cannot wait, file a doubt query (疑義查詢表, 附件二) at POST /v1/doubt-queries and send the official follow-up document within 3 days counted from the day after the fax");
-    match retry_after {
-        Some(seconds) => error.retry_after(seconds),
-        None => error,
-    }
+    BrokerError::UpstreamUnavailable { reason: reason.to_owned(), retry_after }
 }
 
 /// Turns the upstream's answer into what is recorded and what the caller gets.
-pub fn interpret(query_type: QueryType, answer: UpstreamAnswer) -> (Outcome, Result<LookupResult, ApiError>) {
+pub fn interpret(query_type: QueryType, answer: UpstreamAnswer) -> (Outcome, Result<LookupResult, BrokerError>) {
     match answer {
         UpstreamAnswer::Ok(body) => match minimise(query_type, &body) {
             Ok(result) => {
-                (Outcome { status: lookup::SUCCEEDED, upstream_status: Some(200), failure: None }, Ok(result))
+                (Outcome { status: LookupStatus::Succeeded, upstream_status: Some(200), failure: None }, Ok(result))
             }
             Err(err) => (
-                Outcome { status: lookup::FAILED, upstream_status: Some(200), failure: Some(err.to_string()) },
-                Err(ApiError::new(
-                    StatusCode::BAD_GATEWAY,
-                    "upstream_malformed",
-                    "The upstream answer was not usable",
-                    "上游回應無法使用",
-                )
-                .detail(err.to_string())),
+                Outcome { status: LookupStatus::Failed, upstream_status: Some(200), failure: Some(err.to_string()) },
+                Err(BrokerError::UpstreamMalformed(err.to_string())),
             ),
         },
         UpstreamAnswer::Rejected { status, detail } => (
-            Outcome { status: lookup::FAILED, upstream_status: Some(status), failure: Some(detail) },
-            Err(ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "upstream_rejected",
-                "The upstream refused the query",
-                "上游拒絕查詢",
-            )
-            .detail(format!("the immigration service answered {status}"))),
+            Outcome { status: LookupStatus::Failed, upstream_status: Some(status), failure: Some(detail) },
+            Err(BrokerError::UpstreamRejected { status }),
         ),
         UpstreamAnswer::Unavailable { status, reason, retry_after } => (
-            Outcome { status: lookup::FAILED, upstream_status: status, failure: Some(reason.clone()) },
+            Outcome { status: LookupStatus::Failed, upstream_status: status, failure: Some(reason.clone()) },
             Err(upstream_down(&reason, retry_after)),
         ),
     }

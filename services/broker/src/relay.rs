@@ -13,7 +13,7 @@ use immilink_shared::db::Db;
 use immilink_shared::events::{BatchReceipt, EventBatch};
 use tokio::sync::Notify;
 
-use crate::domain::{outbox, BrokerDbError};
+use crate::domain::{outbox, BrokerError};
 
 /// Events per delivery (the audit service takes at most 1000 per request).
 const BATCH: i64 = 1000;
@@ -97,7 +97,7 @@ impl Relay {
     pub async fn deliver_once(&self) -> Result<usize, String> {
         let started = std::time::Instant::now();
         let events =
-            self.db.run(|conn| outbox::pending(conn, BATCH)).await.map_err(|err: BrokerDbError| err.to_string())?;
+            self.db.run(|conn| outbox::pending(conn, BATCH)).await.map_err(|err: BrokerError| err.to_string())?;
         self.note_oldest(events.first().map(|event| event.occurred_at));
         if events.is_empty() {
             return Ok(0);
@@ -113,7 +113,7 @@ impl Relay {
                 self.db
                     .run(move |conn| outbox::mark_delivered(conn, now, &ids))
                     .await
-                    .map_err(|err: BrokerDbError| err.to_string())?;
+                    .map_err(|err: BrokerError| err.to_string())?;
                 if !full_batch {
                     self.note_oldest(None);
                 }
@@ -130,11 +130,8 @@ impl Relay {
             }
             Err(reason) => {
                 let error = reason.clone();
-                let _ = self
-                    .db
-                    .run(move |conn| outbox::mark_failed(conn, &ids, &error))
-                    .await
-                    .map_err(|e: BrokerDbError| e);
+                let _ =
+                    self.db.run(move |conn| outbox::mark_failed(conn, &ids, &error)).await.map_err(|e: BrokerError| e);
                 Err(reason)
             }
         }

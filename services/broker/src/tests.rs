@@ -6,9 +6,13 @@ use immilink_shared::db::{Db, DbSettings};
 use immilink_shared::events::kind;
 use immilink_shared::testing::TestDb;
 
-use crate::domain::lookup::{self, Outcome, Requester};
+use immilink_shared::auth::Caller;
+use immilink_shared::typed::{AgencyCode, SessionId, UserId};
+
+use crate::domain::lookup::{self, LookupStatus, Outcome};
 use crate::domain::outbox;
-use crate::domain::request::{sample_body, LookupRequest};
+use crate::domain::request::{self, LookupRequest};
+use crate::domain::LookupId;
 use crate::schema::lookups;
 use crate::MIGRATIONS;
 
@@ -16,12 +20,18 @@ fn db(test_db: &TestDb) -> Db {
     Db::connect(&DbSettings::new(test_db.url()), &MIGRATIONS).expect("test database")
 }
 
-fn requester() -> Requester {
-    Requester { user_id: "user-1".into(), session_id: "session-1".into(), agency: "TPE-SW".into() }
+fn requester() -> Caller {
+    Caller {
+        user_id: UserId::new("user-1"),
+        session_id: SessionId::new("session-1"),
+        agency: AgencyCode::new("TPE-SW"),
+        unit: None,
+        roles: Vec::new(),
+    }
 }
 
 fn request() -> LookupRequest {
-    LookupRequest::parse(sample_body()).unwrap()
+    request::sample()
 }
 
 #[test]
@@ -32,15 +42,15 @@ fn r_qry_08_a_requested_lookup_and_its_audit_event_commit_together() {
     let pending = outbox::pending(&mut conn, 10).unwrap();
     assert_eq!(pending.len(), 1);
     let event = &pending[0];
-    assert_eq!(event.id, recorded.audit_id);
+    assert_eq!(recorded.audit_id, event.id.as_str());
     assert_eq!(event.kind, kind::LOOKUP_REQUESTED);
     assert_eq!(event.correlation_id.as_deref(), Some(recorded.lookup_id.as_str()));
     assert_eq!(event.subject_id.as_deref(), Some("A123456789"));
     assert_eq!(event.payload["case_number"], "TPE-2026-7");
     assert_eq!(event.payload["legal_basis"], "social_assistance_act");
-    let status: String =
+    let status: LookupStatus =
         lookups::table.filter(lookups::id.eq(&recorded.lookup_id)).select(lookups::status).first(&mut conn).unwrap();
-    assert_eq!(status, lookup::REQUESTED);
+    assert_eq!(status, LookupStatus::Requested);
 }
 
 #[test]
@@ -53,7 +63,7 @@ fn r_qry_08_a_failed_event_write_leaves_no_lookup_behind() {
     assert!(lookup::record_requested(&mut conn, Utc::now(), &requester(), &request()).is_err());
     let count: i64 = lookups::table.count().get_result(&mut conn).unwrap();
     assert_eq!(count, 1, "only the first, fully recorded lookup exists");
-    let only: String = lookups::table.select(lookups::id).first(&mut conn).unwrap();
+    let only: LookupId = lookups::table.select(lookups::id).first(&mut conn).unwrap();
     assert_eq!(only, recorded.lookup_id);
 }
 
@@ -63,7 +73,7 @@ fn r_qry_08_outcome_is_recorded_with_its_own_event_and_delivery_is_tracked() {
     let mut conn = db(&test_db).get().unwrap();
     let now = Utc::now();
     let recorded = lookup::record_requested(&mut conn, now, &requester(), &request()).unwrap();
-    let outcome = Outcome { status: lookup::SUCCEEDED, upstream_status: Some(200), failure: None };
+    let outcome = Outcome { status: LookupStatus::Succeeded, upstream_status: Some(200), failure: None };
     lookup::record_outcome(&mut conn, now, &recorded.lookup_id, &outcome).unwrap();
     let pending = outbox::pending(&mut conn, 10).unwrap();
     assert_eq!(
@@ -87,20 +97,21 @@ fn r_qry_08_lookups_interrupted_by_a_crash_are_closed_as_outcome_unknown() {
     let in_flight = lookup::record_requested(&mut conn, start, &requester(), &request()).unwrap();
     let closed = lookup::close_interrupted(&mut conn, start, Duration::minutes(5)).unwrap();
     assert_eq!(closed, 1);
-    let status = |conn: &mut immilink_shared::db::DbConn, id: &str| -> String {
+    let status = |conn: &mut immilink_shared::db::DbConn, id: &LookupId| -> LookupStatus {
         lookups::table.filter(lookups::id.eq(id)).select(lookups::status).first(conn).unwrap()
     };
-    assert_eq!(status(&mut conn, &stale.lookup_id), lookup::OUTCOME_UNKNOWN);
-    assert_eq!(status(&mut conn, &in_flight.lookup_id), lookup::REQUESTED, "a lookup still in flight is left alone");
+    assert_eq!(status(&mut conn, &stale.lookup_id), LookupStatus::OutcomeUnknown);
+    let still = status(&mut conn, &in_flight.lookup_id);
+    assert_eq!(still, LookupStatus::Requested, "a lookup still in flight is left alone");
     let events = outbox::pending(&mut conn, 10).unwrap();
     let completion = events.iter().find(|e| e.kind == kind::LOOKUP_COMPLETED).unwrap();
     assert_eq!(completion.correlation_id.as_deref(), Some(stale.lookup_id.as_str()));
-    assert_eq!(completion.payload["outcome"], lookup::OUTCOME_UNKNOWN);
+    assert_eq!(completion.payload["outcome"], "outcome_unknown");
 }
 
 mod journal {
     use super::*;
-    use crate::domain::lookup::{Context, NewLookup, SUCCEEDED};
+    use crate::domain::lookup::{Context, NewLookup};
     use crate::journal::Journal;
     use immilink_shared::clock::system_clock;
 
@@ -141,16 +152,17 @@ mod journal {
         let journal = Journal::start(db.clone(), system_clock()).unwrap();
         let lookup = NewLookup::new(Utc::now(), &requester(), &request(), &Context::default());
         journal.record_requested(lookup.clone(), lookup.requested_event()).await.unwrap();
-        let outcome = Outcome { status: SUCCEEDED, upstream_status: Some(200), failure: None };
-        journal.record_outcome(lookup.id.clone(), outcome.clone(), lookup.completion_event(Utc::now(), &outcome)).await;
+        let outcome = Outcome { status: LookupStatus::Succeeded, upstream_status: Some(200), failure: None };
+        let completion = lookup.completion_event(Utc::now(), &outcome);
+        journal.record_outcome(lookup.id.to_string(), outcome.clone(), completion).await;
         // A refusal event after it is acknowledged only once committed, so the outcome is too.
         journal.record_event(lookup.completion_event(Utc::now(), &outcome)).await.unwrap();
-        let status: String = lookups::table
+        let status: LookupStatus = lookups::table
             .filter(lookups::id.eq(&lookup.id))
             .select(lookups::status)
             .first(&mut db.get().unwrap())
             .unwrap();
-        assert_eq!(status, SUCCEEDED);
+        assert_eq!(status, LookupStatus::Succeeded);
         assert_eq!(count(&db), (1, 3));
     }
 

@@ -5,18 +5,18 @@
 
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use diesel::prelude::*;
-use immilink_shared::auth::roles;
+use immilink_shared::auth::{roles, Caller};
 use immilink_shared::catalogue;
 use immilink_shared::clock::{from_db, to_db};
 use immilink_shared::db::DbConn;
 use immilink_shared::events::kind;
-use immilink_shared::ApiError;
-use serde::{Deserialize, Serialize};
+use immilink_shared::extractors::Page;
+use immilink_shared::text_enum;
+use immilink_shared::typed::{AgencyCode, CaseNumber, UnitId, UserId};
 use serde_json::json;
-use utoipa::{IntoParams, ToSchema};
 
-use super::forms::{self, Caller, Lines};
-use super::outbox;
+use super::fields::{self, Lines};
+use super::{is_unique_violation, new_id, outbox, BrokerError, PurposeApprovalId};
 use crate::schema::purpose_approvals as pa;
 
 pub const RULE: &str = "R-QRY-10";
@@ -33,193 +33,167 @@ pub fn requires_approval(purpose_code: &str) -> bool {
     catalogue::purpose(purpose_code).is_some_and(|p| p.requires_supervisor_approval)
 }
 
-/// A caseworker's request for approval.
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[schema(example = json!({
-    "purpose_code": "hr_other_approved",
-    "case_number": "HLN-HR-2026-0042",
-    "business_description": "受理初設戶籍登記，需確認申請人最近一年在臺居住期間"
-}))]
-pub struct PurposeApprovalBody {
-    /// A purpose whose catalogue entry requires supervisor approval.
-    #[schema(schema_with = catalogue::purpose_code_schema, required = true)]
-    pub purpose_code: Option<String>,
-    /// The case the lookups serve (案號).
-    #[schema(required = true, nullable = false, min_length = 1, max_length = 64)]
-    pub case_number: Option<String>,
-    /// The business the lookups serve, for the supervisor to judge (at most 500 characters).
-    #[schema(required = true, nullable = false, min_length = 1, max_length = 500)]
-    pub business_description: Option<String>,
+text_enum! {
+    /// A request for approval, from asking to the supervisor's decision.
+    pub enum ApprovalStatus {
+        Pending = "pending",
+        Approved = "approved",
+        Rejected = "rejected",
+    }
+}
+
+impl ApprovalStatus {
+    /// A pending request is approved or rejected, once; a decided one is never decided again.
+    pub fn transition(self, to: ApprovalStatus) -> Result<ApprovalStatus, BrokerError> {
+        match (self, to) {
+            (ApprovalStatus::Pending, ApprovalStatus::Approved | ApprovalStatus::Rejected) => Ok(to),
+            (ApprovalStatus::Approved | ApprovalStatus::Rejected, _) => Err(BrokerError::AlreadyDecided),
+            (from, to) => {
+                Err(BrokerError::IllegalTransition { what: "purpose approval", from: from.as_str(), to: to.as_str() })
+            }
+        }
+    }
+}
+
+text_enum! {
+    /// A unit supervisor's decision on a request.
+    pub enum Decision {
+        Approved = "approved",
+        Rejected = "rejected",
+    }
+}
+
+impl Decision {
+    /// The state the request takes.
+    pub fn status(self) -> ApprovalStatus {
+        match self {
+            Decision::Approved => ApprovalStatus::Approved,
+            Decision::Rejected => ApprovalStatus::Rejected,
+        }
+    }
 }
 
 /// A request that passed every input rule.
 #[derive(Debug, Clone)]
 pub struct NewPurposeApproval {
     pub purpose_code: String,
-    pub case_number: String,
+    pub case_number: CaseNumber,
     pub business_description: String,
 }
 
-impl NewPurposeApproval {
-    pub fn parse(body: PurposeApprovalBody) -> Result<Self, ApiError> {
-        Self::parse_fields(body).map_err(|err| forms::or_rule(err, RULE))
+/// A purpose that needs a supervisor's approval: a known one whose catalogue entry says so.
+pub fn approvable_purpose(value: Option<String>) -> Result<String, BrokerError> {
+    let purpose_code = fields::required(value, "purpose_code", 64, Lines::One).map_err(|err| err.rule(RULE))?;
+    let Some(purpose) = catalogue::purpose(&purpose_code) else {
+        return Err(BrokerError::UnknownCode {
+            field: "purpose_code".into(),
+            value: purpose_code,
+            catalogue: "GET /v1/catalogue/purposes",
+            rule: RULE,
+        });
+    };
+    if !purpose.requires_supervisor_approval {
+        return Err(BrokerError::invalid("purpose_code", "this purpose needs no approval").rule(RULE));
     }
-
-    fn parse_fields(body: PurposeApprovalBody) -> Result<Self, ApiError> {
-        let purpose_code =
-            forms::required(body.purpose_code, "purpose_code", 64, Lines::One).map_err(|err| err.rule(RULE))?;
-        let Some(purpose) = catalogue::purpose(&purpose_code) else {
-            return Err(ApiError::invalid_field("purpose_code", format!("unknown code {purpose_code:?}"))
-                .rule(RULE)
-                .hint("GET /v1/catalogue/purposes lists the codes"));
-        };
-        if !purpose.requires_supervisor_approval {
-            return Err(ApiError::invalid_field("purpose_code", "this purpose needs no approval").rule(RULE));
-        }
-        Ok(Self {
-            purpose_code,
-            case_number: forms::case_number(body.case_number, RULE)?,
-            business_description: forms::required(
-                body.business_description,
-                "business_description",
-                MAX_DESCRIPTION,
-                Lines::Many,
-            )?,
-        })
-    }
+    Ok(purpose_code)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ApprovalStatus {
-    Pending,
-    Approved,
-    Rejected,
-}
-
-impl ApprovalStatus {
-    fn code(self) -> &'static str {
-        match self {
-            ApprovalStatus::Pending => "pending",
-            ApprovalStatus::Approved => "approved",
-            ApprovalStatus::Rejected => "rejected",
-        }
-    }
-
-    fn parse(code: &str) -> Option<Self> {
-        [ApprovalStatus::Pending, ApprovalStatus::Approved, ApprovalStatus::Rejected]
-            .into_iter()
-            .find(|s| s.code() == code)
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Decision {
-    Approved,
-    Rejected,
-}
-
-/// A unit supervisor's decision.
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[schema(example = json!({"decision": "approved", "valid_until": "2026-12-23T00:00:00+08:00"}))]
-pub struct DecisionBody {
-    #[schema(required = true, nullable = false)]
-    pub decision: Option<Decision>,
-    /// Required when rejecting.
-    pub reason: Option<String>,
-    /// Approvals only: when it lapses (RFC 3339); default 30 days after the decision, at most 90.
-    pub valid_until: Option<DateTime<Utc>>,
+/// The business the lookups serve, for the supervisor to judge.
+pub fn business_description(value: Option<String>) -> Result<String, BrokerError> {
+    fields::required(value, "business_description", MAX_DESCRIPTION, Lines::Many).map_err(|err| err.or_rule(RULE))
 }
 
 /// A decision that passed every input rule.
 #[derive(Debug, Clone)]
-pub struct ParsedDecision {
+pub struct NewDecision {
     pub decision: Decision,
     pub reason: Option<String>,
+    /// Approvals only: when it lapses.
     pub valid_until: Option<DateTime<Utc>>,
 }
 
-impl ParsedDecision {
-    pub fn parse(body: DecisionBody, now: DateTime<Utc>) -> Result<Self, ApiError> {
-        Self::parse_fields(body, now).map_err(|err| forms::or_rule(err, RULE))
-    }
-
-    fn parse_fields(body: DecisionBody, now: DateTime<Utc>) -> Result<Self, ApiError> {
-        let decision = body.decision.ok_or_else(|| ApiError::missing_field("decision"))?;
-        match decision {
-            Decision::Rejected => {
-                if body.valid_until.is_some() {
-                    return Err(ApiError::invalid_field("valid_until", "only an approval has a validity period"));
-                }
-                let reason = forms::required(body.reason, "reason", MAX_REASON, Lines::Many)?;
-                Ok(Self { decision, reason: Some(reason), valid_until: None })
+/// A decision taken at `now`: a rejection needs a reason and has no validity period; an approval
+/// lasts 30 days unless `valid_until` says otherwise, at most 90.
+pub fn decision(
+    now: DateTime<Utc>,
+    decision: Option<Decision>,
+    reason: Option<String>,
+    valid_until: Option<DateTime<Utc>>,
+) -> Result<NewDecision, BrokerError> {
+    let decision = decision.ok_or_else(|| BrokerError::missing("decision").rule(RULE))?;
+    let reason_text = |required: bool| {
+        let parsed = if required {
+            fields::required(reason.clone(), "reason", MAX_REASON, Lines::Many).map(Some)
+        } else {
+            fields::optional(reason.clone(), "reason", MAX_REASON, Lines::Many)
+        };
+        parsed.map_err(|err| err.or_rule(RULE))
+    };
+    match decision {
+        Decision::Rejected => {
+            if valid_until.is_some() {
+                return Err(BrokerError::invalid("valid_until", "only an approval has a validity period").rule(RULE));
             }
-            Decision::Approved => {
-                let valid_until = body.valid_until.unwrap_or(now + Duration::days(DEFAULT_VALIDITY_DAYS));
-                if valid_until <= now {
-                    return Err(ApiError::invalid_field("valid_until", "must be in the future").rule(RULE));
-                }
-                if valid_until > now + Duration::days(MAX_VALIDITY_DAYS) {
-                    return Err(ApiError::invalid_field(
-                        "valid_until",
-                        format!("an approval lasts at most {MAX_VALIDITY_DAYS} days"),
-                    )
-                    .rule(RULE));
-                }
-                let reason = forms::optional(body.reason, "reason", MAX_REASON, Lines::Many)?;
-                Ok(Self { decision, reason, valid_until: Some(valid_until) })
+            Ok(NewDecision { decision, reason: reason_text(true)?, valid_until: None })
+        }
+        Decision::Approved => {
+            let valid_until = valid_until.unwrap_or(now + Duration::days(DEFAULT_VALIDITY_DAYS));
+            if valid_until <= now {
+                return Err(BrokerError::invalid("valid_until", "must be in the future").rule(RULE));
             }
+            if valid_until > now + Duration::days(MAX_VALIDITY_DAYS) {
+                return Err(BrokerError::invalid(
+                    "valid_until",
+                    format!("an approval lasts at most {MAX_VALIDITY_DAYS} days"),
+                )
+                .rule(RULE));
+            }
+            Ok(NewDecision { decision, reason: reason_text(false)?, valid_until: Some(valid_until) })
         }
     }
 }
 
-/// A request for approval of an "other business" purpose and its decision.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct PurposeApprovalView {
-    pub id: String,
-    pub agency: String,
+/// A request for approval of an "other business" purpose and its decision, as recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PurposeApproval {
+    pub id: PurposeApprovalId,
+    pub agency: AgencyCode,
     /// The requester's unit when they asked; a supervisor of this unit decides.
-    pub unit: String,
-    pub requester_user_id: String,
+    pub unit: UnitId,
+    pub requester_user_id: UserId,
     pub purpose_code: String,
-    pub case_number: String,
+    pub case_number: CaseNumber,
     pub business_description: String,
     pub status: ApprovalStatus,
     pub requested_at: DateTime<Utc>,
     pub decided_at: Option<DateTime<Utc>>,
-    pub decided_by: Option<String>,
+    pub decided_by: Option<UserId>,
     pub decision_reason: Option<String>,
     /// When an approval lapses.
     pub valid_until: Option<DateTime<Utc>>,
-    /// Approved and not lapsed at the time of the answer: lookups may run under it.
+    /// Approved and not lapsed at the time of reading: lookups may run under it.
     pub in_force: bool,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = pa)]
 struct Row {
-    id: String,
-    agency: String,
-    unit: String,
-    requester_user_id: String,
+    id: PurposeApprovalId,
+    agency: AgencyCode,
+    unit: UnitId,
+    requester_user_id: UserId,
     purpose_code: String,
-    case_number: String,
+    case_number: CaseNumber,
     business_description: String,
-    status: String,
+    status: ApprovalStatus,
     requested_at: NaiveDateTime,
     decided_at: Option<NaiveDateTime>,
-    decided_by: Option<String>,
+    decided_by: Option<UserId>,
     decision_reason: Option<String>,
     valid_until: Option<NaiveDateTime>,
 }
 
 impl Row {
-    fn status(&self) -> Result<ApprovalStatus, ApiError> {
-        ApprovalStatus::parse(&self.status)
-            .ok_or_else(|| ApiError::internal(format!("purpose approval {} has status {:?}", self.id, self.status)))
-    }
-
     fn visible_to(&self, caller: &Caller) -> bool {
         self.agency == caller.agency
             && (self.requester_user_id == caller.user_id
@@ -227,13 +201,18 @@ impl Row {
                 || caller.has_any(&OVERSEERS))
     }
 
-    fn view(self, now: DateTime<Utc>) -> Result<PurposeApprovalView, ApiError> {
-        let status = self.status()?;
-        let valid_until = self.valid_until.map(from_db);
-        Ok(PurposeApprovalView {
-            in_force: status == ApprovalStatus::Approved && valid_until.is_some_and(|until| now < until),
-            status,
-            valid_until,
+    /// In force at `now`: approved, decided by then, and not lapsed.
+    fn in_force_at(&self, now: DateTime<Utc>) -> bool {
+        self.status == ApprovalStatus::Approved
+            && self.valid_until.map(from_db).is_some_and(|until| now < until)
+            && self.decided_at.map(from_db).is_some_and(|at| at <= now)
+    }
+
+    fn record(self, now: DateTime<Utc>) -> PurposeApproval {
+        PurposeApproval {
+            in_force: self.in_force_at(now),
+            status: self.status,
+            valid_until: self.valid_until.map(from_db),
             requested_at: from_db(self.requested_at),
             decided_at: self.decided_at.map(from_db),
             id: self.id,
@@ -245,16 +224,16 @@ impl Row {
             business_description: self.business_description,
             decided_by: self.decided_by,
             decision_reason: self.decision_reason,
-        })
+        }
     }
 }
 
-fn find(conn: &mut DbConn, id: &str) -> Result<Option<Row>, ApiError> {
-    pa::table.filter(pa::id.eq(id)).select(Row::as_select()).first(conn).optional().map_err(forms::db)
+fn find(conn: &mut DbConn, id: &PurposeApprovalId) -> Result<Option<Row>, BrokerError> {
+    Ok(pa::table.filter(pa::id.eq(id)).select(Row::as_select()).first(conn).optional()?)
 }
 
-fn not_found() -> ApiError {
-    ApiError::not_found("the purpose approval")
+fn not_found() -> BrokerError {
+    BrokerError::NotFound("the purpose approval")
 }
 
 /// A caseworker asks for approval; the request records their unit, whose supervisor decides.
@@ -263,21 +242,17 @@ pub fn request(
     now: DateTime<Utc>,
     caller: &Caller,
     new: &NewPurposeApproval,
-) -> Result<PurposeApprovalView, ApiError> {
-    caller.has(roles::CASEWORKER).then_some(()).ok_or_else(|| {
-        ApiError::forbidden("role_required", "only a caseworker asks for approval of a purpose for their lookups")
-            .rule(RULE)
-    })?;
-    let unit = caller.unit.clone().ok_or_else(|| {
-        ApiError::forbidden("unit_required", "your account has no unit, so no unit supervisor can approve for you")
-            .rule(RULE)
-    })?;
-    let id = forms::new_id();
-    let event = forms::event(
+) -> Result<PurposeApproval, BrokerError> {
+    if !caller.has(roles::CASEWORKER) {
+        return Err(BrokerError::CaseworkerRequired);
+    }
+    let unit = caller.unit.clone().ok_or(BrokerError::NoUnit)?;
+    let id = PurposeApprovalId::new(new_id());
+    let event = outbox::event(
         kind::PURPOSE_APPROVAL_REQUESTED,
         now,
         caller,
-        &id,
+        id.as_str(),
         None,
         json!({
             "purpose_code": new.purpose_code,
@@ -286,24 +261,17 @@ pub fn request(
             "unit": unit,
         }),
     );
-    let already_pending = || {
-        ApiError::conflict(
-            "already_pending",
-            "a request for this case and purpose already waits for your unit supervisor",
-        )
-        .rule(RULE)
-    };
-    forms::write(conn, |conn| {
+    conn.write_transaction(|conn| {
         let pending: i64 = pa::table
             .filter(pa::agency.eq(&caller.agency))
             .filter(pa::requester_user_id.eq(&caller.user_id))
             .filter(pa::case_number.eq(&new.case_number))
             .filter(pa::purpose_code.eq(&new.purpose_code))
-            .filter(pa::status.eq(ApprovalStatus::Pending.code()))
+            .filter(pa::status.eq(ApprovalStatus::Pending))
             .count()
             .get_result(conn)?;
         if pending > 0 {
-            return Err(already_pending().into());
+            return Err(BrokerError::AlreadyPending);
         }
         // A unique index holds one pending request per user, case and purpose under concurrency.
         let inserted = diesel::insert_into(pa::table)
@@ -315,17 +283,16 @@ pub fn request(
                 pa::purpose_code.eq(&new.purpose_code),
                 pa::case_number.eq(&new.case_number),
                 pa::business_description.eq(&new.business_description),
-                pa::status.eq(ApprovalStatus::Pending.code()),
+                pa::status.eq(ApprovalStatus::Pending),
                 pa::requested_at.eq(to_db(now)),
             ))
             .execute(conn);
         match inserted {
             Ok(_) => {}
-            Err(err) if forms::is_unique_violation(&err) => return Err(already_pending().into()),
+            Err(err) if is_unique_violation(&err) => return Err(BrokerError::AlreadyPending),
             Err(err) => return Err(err.into()),
         }
-        outbox::enqueue(conn, now, &event)?;
-        Ok(())
+        outbox::enqueue(conn, now, &event)
     })?;
     get(conn, now, caller, &id)
 }
@@ -336,59 +303,42 @@ pub fn decide(
     conn: &mut DbConn,
     now: DateTime<Utc>,
     caller: &Caller,
-    id: &str,
-    decision: &ParsedDecision,
-) -> Result<PurposeApprovalView, ApiError> {
-    forms::write(conn, |conn| {
+    id: &PurposeApprovalId,
+    decision: &NewDecision,
+) -> Result<PurposeApproval, BrokerError> {
+    conn.write_transaction(|conn| {
         let row = find(conn, id)?.filter(|row| row.agency == caller.agency).ok_or_else(not_found)?;
         if !caller.has(roles::UNIT_SUPERVISOR) {
-            return Err(ApiError::forbidden("role_required", "only a unit supervisor decides on a purpose approval")
-                .rule(RULE)
-                .into());
+            return Err(BrokerError::UnitSupervisorRequired);
         }
         if row.requester_user_id == caller.user_id {
-            return Err(ApiError::forbidden("own_request", "nobody decides their own request (separation of duties)")
-                .rule(RULE)
-                .into());
+            return Err(BrokerError::OwnRequest);
         }
-        if caller.unit.as_deref() != Some(row.unit.as_str()) {
-            return Err(ApiError::forbidden(
-                "other_unit",
-                "only a supervisor of the requester's unit decides on this request",
-            )
-            .rule(RULE)
-            .into());
+        if caller.unit.as_ref() != Some(&row.unit) {
+            return Err(BrokerError::OtherUnit);
         }
-        let already = || ApiError::conflict("already_decided", "this request has already been decided").rule(RULE);
-        if row.status()? != ApprovalStatus::Pending {
-            return Err(already().into());
-        }
-        let status = match decision.decision {
-            Decision::Approved => ApprovalStatus::Approved,
-            Decision::Rejected => ApprovalStatus::Rejected,
-        };
+        let status = row.status.transition(decision.decision.status())?;
         // The guard makes a concurrent second decision update nothing.
-        let updated =
-            diesel::update(pa::table.filter(pa::id.eq(id)).filter(pa::status.eq(ApprovalStatus::Pending.code())))
-                .set((
-                    pa::status.eq(status.code()),
-                    pa::decided_at.eq(to_db(now)),
-                    pa::decided_by.eq(&caller.user_id),
-                    pa::decision_reason.eq(&decision.reason),
-                    pa::valid_until.eq(decision.valid_until.map(to_db)),
-                ))
-                .execute(conn)?;
+        let updated = diesel::update(pa::table.filter(pa::id.eq(id)).filter(pa::status.eq(row.status)))
+            .set((
+                pa::status.eq(status),
+                pa::decided_at.eq(to_db(now)),
+                pa::decided_by.eq(&caller.user_id),
+                pa::decision_reason.eq(&decision.reason),
+                pa::valid_until.eq(decision.valid_until.map(to_db)),
+            ))
+            .execute(conn)?;
         if updated != 1 {
-            return Err(already().into());
+            return Err(BrokerError::AlreadyDecided);
         }
-        let event = forms::event(
+        let event = outbox::event(
             kind::PURPOSE_APPROVAL_DECIDED,
             now,
             caller,
-            id,
+            id.as_str(),
             None,
             json!({
-                "decision": status.code(),
+                "decision": status,
                 "requester_user_id": row.requester_user_id,
                 "purpose_code": row.purpose_code,
                 "case_number": row.case_number,
@@ -396,31 +346,26 @@ pub fn decide(
                 "valid_until": decision.valid_until,
             }),
         );
-        outbox::enqueue(conn, now, &event)?;
-        Ok(())
+        outbox::enqueue(conn, now, &event)
     })?;
     get(conn, now, caller, id)
 }
 
-/// `GET /v1/purpose-approvals` filters.
-#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
+/// Which requests a list shows.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct ApprovalFilter {
     pub status: Option<ApprovalStatus>,
-    /// At most this many (1–500, default 100), newest first.
-    pub limit: Option<i64>,
-    /// Only those older than the one with this id (paging).
-    pub before: Option<String>,
 }
 
-/// The caller's own requests; a unit supervisor also sees their unit's, account managers and
-/// auditors their agency's.
+/// The caller's own requests, newest first; a unit supervisor also sees their unit's, account
+/// managers and auditors their agency's.
 pub fn list(
     conn: &mut DbConn,
     now: DateTime<Utc>,
     caller: &Caller,
     filter: &ApprovalFilter,
-) -> Result<Vec<PurposeApprovalView>, ApiError> {
+    page: &Page,
+) -> Result<Vec<PurposeApproval>, BrokerError> {
     let mut query = pa::table.filter(pa::agency.eq(caller.agency.clone())).select(Row::as_select()).into_boxed();
     if !caller.has_any(&OVERSEERS) {
         match caller.unit.clone().filter(|_| caller.has(roles::UNIT_SUPERVISOR)) {
@@ -431,38 +376,57 @@ pub fn list(
         }
     }
     if let Some(status) = filter.status {
-        query = query.filter(pa::status.eq(status.code()));
+        query = query.filter(pa::status.eq(status));
     }
-    if let Some(before) = &filter.before {
+    if let Some(before) = &page.cursor {
         query = query.filter(pa::id.lt(before.clone()));
     }
-    let rows: Vec<Row> =
-        query.order(pa::id.desc()).limit(forms::page_size(filter.limit)).load(conn).map_err(forms::db)?;
-    rows.into_iter().map(|row| row.view(now)).collect()
+    let rows: Vec<Row> = query.order(pa::id.desc()).limit(page.limit).load(conn)?;
+    Ok(rows.into_iter().map(|row| row.record(now)).collect())
 }
 
 /// One request: for its requester, the supervisors of its unit, and the account managers and
-/// auditors of its agency; 404 for anyone else.
-pub fn get(conn: &mut DbConn, now: DateTime<Utc>, caller: &Caller, id: &str) -> Result<PurposeApprovalView, ApiError> {
+/// auditors of its agency; not found for anyone else.
+pub fn get(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    caller: &Caller,
+    id: &PurposeApprovalId,
+) -> Result<PurposeApproval, BrokerError> {
     match find(conn, id)? {
-        Some(row) if row.visible_to(caller) => row.view(now),
+        Some(row) if row.visible_to(caller) => Ok(row.record(now)),
         _ => Err(not_found()),
     }
 }
 
-/// R-QRY-10: the id of an approved approval in force at `now` for `user_id` in `agency`, for
-/// `case_number` and `purpose_code`. Otherwise 403 `supervisor_approval_required` on the field
-/// `purpose_code`, saying whether a request is pending, was rejected, has lapsed or was never made.
-/// Call it for purposes that [`requires_approval`].
+/// R-QRY-10 for a purpose that [`requires_approval`]: the approval in force for `user_id`'s
+/// `case_number` ([`approval_for`]); `None` for a purpose that needs none.
+pub fn approval_if_required(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    user_id: &UserId,
+    agency: &AgencyCode,
+    case_number: &CaseNumber,
+    purpose_code: &str,
+) -> Result<Option<PurposeApprovalId>, BrokerError> {
+    if requires_approval(purpose_code) {
+        approval_for(conn, now, user_id, agency, case_number, purpose_code).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+/// R-QRY-10: the id of an approval in force at `now` for `user_id` in `agency`, for `case_number`
+/// and `purpose_code`. Otherwise refused, saying whether a request is pending, was rejected, has
+/// lapsed or was never made ([`ApprovalMissing`]).
 pub fn approval_for(
     conn: &mut DbConn,
     now: DateTime<Utc>,
-    user_id: &str,
-    agency: &str,
-    case_number: &str,
+    user_id: &UserId,
+    agency: &AgencyCode,
+    case_number: &CaseNumber,
     purpose_code: &str,
-) -> Result<String, ApiError> {
-    let case_number = case_number.trim();
+) -> Result<PurposeApprovalId, BrokerError> {
     let rows: Vec<Row> = pa::table
         .filter(pa::agency.eq(agency))
         .filter(pa::requester_user_id.eq(user_id))
@@ -470,43 +434,73 @@ pub fn approval_for(
         .filter(pa::purpose_code.eq(purpose_code))
         .select(Row::as_select())
         .order(pa::id.desc())
-        .load(conn)
-        .map_err(forms::db)?;
-    let in_force = rows.iter().filter(|row| row.status == ApprovalStatus::Approved.code()).find(|row| {
-        row.valid_until.map(from_db).is_some_and(|until| now < until)
-            && row.decided_at.map(from_db).is_some_and(|at| at <= now)
-    });
-    if let Some(row) = in_force {
+        .load(conn)?;
+    if let Some(row) = rows.iter().find(|row| row.in_force_at(now)) {
         return Ok(row.id.clone());
     }
     // The newest request says why there is none in force.
-    let detail = match rows.first().map(|row| (row.status(), row)) {
-        None => format!(
-            "purpose {purpose_code} needs a unit supervisor's approval for case {case_number:?}; none is recorded"
-        ),
-        Some((Ok(ApprovalStatus::Pending), _)) => {
-            "your request for approval of this purpose and case is still pending with your unit supervisor".to_owned()
-        }
-        Some((Ok(ApprovalStatus::Rejected), _)) => {
-            "your unit supervisor rejected the request for approval of this purpose and case".to_owned()
-        }
-        Some((Ok(ApprovalStatus::Approved), row)) => format!(
-            "the approval of this purpose and case lapsed at {}",
-            row.valid_until.map(|at| from_db(at).to_rfc3339()).unwrap_or_default()
-        ),
-        Some((Err(err), _)) => return Err(err),
+    let because = match rows.first() {
+        None => MissingBecause::NoneRecorded,
+        Some(row) => match row.status {
+            ApprovalStatus::Pending => MissingBecause::Pending,
+            ApprovalStatus::Rejected => MissingBecause::Rejected,
+            ApprovalStatus::Approved => MissingBecause::Lapsed { at: row.valid_until.map(from_db) },
+        },
     };
-    Err(ApiError::forbidden("supervisor_approval_required", detail)
-        .field("purpose_code")
-        .rule(RULE)
-        .hint("ask your unit supervisor with POST /v1/purpose-approvals"))
+    Err(BrokerError::SupervisorApprovalRequired(ApprovalMissing {
+        purpose_code: purpose_code.to_owned(),
+        case_number: case_number.clone(),
+        because,
+    }))
+}
+
+/// Why no supervisor approval is in force for a lookup's purpose and case (R-QRY-10).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalMissing {
+    pub purpose_code: String,
+    pub case_number: CaseNumber,
+    pub because: MissingBecause,
+}
+
+/// What the newest request for the purpose and case says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MissingBecause {
+    NoneRecorded,
+    Pending,
+    Rejected,
+    Lapsed { at: Option<DateTime<Utc>> },
+}
+
+impl std::fmt::Display for ApprovalMissing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ApprovalMissing { purpose_code, case_number, because } = self;
+        match because {
+            MissingBecause::NoneRecorded => write!(
+                f,
+                "purpose {purpose_code} needs a unit supervisor's approval for case {:?}; none is recorded",
+                case_number.as_str()
+            ),
+            MissingBecause::Pending => f.write_str(
+                "your request for approval of this purpose and case is still pending with your unit supervisor",
+            ),
+            MissingBecause::Rejected => {
+                f.write_str("your unit supervisor rejected the request for approval of this purpose and case")
+            }
+            MissingBecause::Lapsed { at } => write!(
+                f,
+                "the approval of this purpose and case lapsed at {}",
+                at.map(|at| at.to_rfc3339()).unwrap_or_default()
+            ),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::domain::forms::testkit::{caller, conn, t0, TestConn};
     use immilink_shared::testing::TestDb;
+
+    use super::*;
+    use crate::domain::testkit::{caller, conn, t0, TestConn};
 
     const WORKER: &str = "01930000-0000-7000-8000-00000000000a";
     const BOSS: &str = "01930000-0000-7000-8000-00000000000b";
@@ -520,88 +514,97 @@ mod tests {
         caller(BOSS, "HLN-HR", Some("unit-a"), &["unit_supervisor", "caseworker"])
     }
 
-    fn body() -> PurposeApprovalBody {
-        PurposeApprovalBody {
-            purpose_code: Some("hr_other_approved".into()),
-            case_number: Some("HLN-2026-42".into()),
-            business_description: Some("初設戶籍登記，需確認在臺居住期間".into()),
+    fn new() -> NewPurposeApproval {
+        NewPurposeApproval {
+            purpose_code: "hr_other_approved".into(),
+            case_number: CaseNumber::new("HLN-2026-42"),
+            business_description: "初設戶籍登記，需確認在臺居住期間".into(),
         }
     }
 
-    fn requested(conn: &mut TestConn, who: &Caller) -> PurposeApprovalView {
-        request(conn, t0(), who, &NewPurposeApproval::parse(body()).unwrap()).unwrap()
+    fn requested(conn: &mut TestConn, who: &Caller) -> PurposeApproval {
+        request(conn, t0(), who, &new()).unwrap()
     }
 
-    fn approve(valid_until: Option<DateTime<Utc>>) -> ParsedDecision {
-        ParsedDecision::parse(DecisionBody { decision: Some(Decision::Approved), reason: None, valid_until }, t0())
-            .unwrap()
+    fn approve(valid_until: Option<DateTime<Utc>>) -> NewDecision {
+        decision(t0(), Some(Decision::Approved), None, valid_until).unwrap()
     }
 
-    fn check(conn: &mut TestConn, at: DateTime<Utc>) -> Result<String, ApiError> {
-        approval_for(conn, at, WORKER, "HLN-HR", "HLN-2026-42", "hr_other_approved")
+    fn check(conn: &mut TestConn, at: DateTime<Utc>) -> Result<PurposeApprovalId, BrokerError> {
+        approval_for(
+            conn,
+            at,
+            &UserId::new(WORKER),
+            &AgencyCode::new("HLN-HR"),
+            &CaseNumber::new("HLN-2026-42"),
+            "hr_other_approved",
+        )
     }
 
-    fn refusal(result: Result<String, ApiError>) -> String {
-        let problem = result.unwrap_err().to_problem();
-        assert_eq!(
-            (problem.status, problem.code.as_str(), problem.field.as_deref(), problem.rule.as_deref()),
-            (403, "supervisor_approval_required", Some("purpose_code"), Some("R-QRY-10"))
-        );
-        assert!(problem.hint.as_deref().is_some_and(|h| h.contains("POST /v1/purpose-approvals")));
-        problem.detail
+    fn because(result: Result<PurposeApprovalId, BrokerError>) -> MissingBecause {
+        match result {
+            Err(BrokerError::SupervisorApprovalRequired(missing)) => missing.because,
+            other => panic!("not a missing approval: {other:?}"),
+        }
+    }
+
+    fn refused_field(result: Result<impl std::fmt::Debug, BrokerError>) -> String {
+        match result {
+            Err(BrokerError::Invalid { field, rule: Some(RULE), .. })
+            | Err(BrokerError::Missing { field, rule: Some(RULE) })
+            | Err(BrokerError::UnknownCode { field, rule: RULE, .. }) => field,
+            other => panic!("not a refusal naming R-QRY-10: {other:?}"),
+        }
     }
 
     #[test]
     fn r_qry_10_only_purposes_that_need_approval_can_be_requested() {
-        let mut b = body();
-        b.purpose_code = Some("hr_nationality_change".into());
-        let err = NewPurposeApproval::parse(b).unwrap_err();
-        assert_eq!(
-            (err.field_name(), err.to_problem().detail.as_str()),
-            (Some("purpose_code"), "this purpose needs no approval")
-        );
-        let mut b = body();
-        b.purpose_code = Some("curiosity".into());
-        assert_eq!(NewPurposeApproval::parse(b).unwrap_err().field_name(), Some("purpose_code"));
-        let mut b = body();
-        b.business_description = None;
-        assert_eq!(NewPurposeApproval::parse(b).unwrap_err().field_name(), Some("business_description"));
-        let mut b = body();
-        b.business_description = Some("長".repeat(501));
-        assert_eq!(NewPurposeApproval::parse(b).unwrap_err().field_name(), Some("business_description"));
-        let mut b = body();
-        b.case_number = None;
-        assert_eq!(NewPurposeApproval::parse(b).unwrap_err().field_name(), Some("case_number"));
+        let needs_none = approvable_purpose(Some("hr_nationality_change".into())).unwrap_err();
+        assert_eq!(needs_none.to_string(), "this purpose needs no approval");
+        assert_eq!(refused_field(approvable_purpose(Some("curiosity".into()))), "purpose_code");
+        assert_eq!(refused_field(approvable_purpose(None)), "purpose_code");
+        assert_eq!(refused_field(business_description(None)), "business_description");
+        assert_eq!(refused_field(business_description(Some("長".repeat(501)))), "business_description");
         assert!(requires_approval("hr_other_approved"));
         assert!(!requires_approval("hr_nationality_change"));
     }
 
     #[test]
     fn r_qry_10_decisions_are_checked() {
-        let parse = |decision, reason: Option<&str>, valid_until| {
-            ParsedDecision::parse(DecisionBody { decision, reason: reason.map(str::to_owned), valid_until }, t0())
+        let decide = |decision_: Option<Decision>, reason: Option<&str>, valid_until| {
+            decision(t0(), decision_, reason.map(str::to_owned), valid_until)
         };
-        assert_eq!(parse(None, None, None).unwrap_err().field_name(), Some("decision"));
-        assert_eq!(parse(Some(Decision::Rejected), None, None).unwrap_err().field_name(), Some("reason"));
-        assert_eq!(
-            parse(Some(Decision::Rejected), Some("不符"), Some(t0() + Duration::days(1))).unwrap_err().field_name(),
-            Some("valid_until")
-        );
-        let default = parse(Some(Decision::Approved), None, None).unwrap();
+        assert_eq!(refused_field(decide(None, None, None)), "decision");
+        assert_eq!(refused_field(decide(Some(Decision::Rejected), None, None)), "reason");
+        let rejected_with_period = decide(Some(Decision::Rejected), Some("不符"), Some(t0() + Duration::days(1)));
+        assert_eq!(refused_field(rejected_with_period), "valid_until");
+        let default = decide(Some(Decision::Approved), None, None).unwrap();
         assert_eq!(default.valid_until, Some(t0() + Duration::days(30)));
-        assert!(parse(Some(Decision::Approved), None, Some(t0() + Duration::days(90))).is_ok());
+        assert!(decide(Some(Decision::Approved), None, Some(t0() + Duration::days(90))).is_ok());
         assert_eq!(
-            parse(Some(Decision::Approved), None, Some(t0() + Duration::days(91))).unwrap_err().field_name(),
-            Some("valid_until")
+            refused_field(decide(Some(Decision::Approved), None, Some(t0() + Duration::days(91)))),
+            "valid_until"
         );
-        assert_eq!(parse(Some(Decision::Approved), None, Some(t0())).unwrap_err().field_name(), Some("valid_until"));
+        assert_eq!(refused_field(decide(Some(Decision::Approved), None, Some(t0()))), "valid_until");
+    }
+
+    #[test]
+    fn r_qry_10_a_request_is_decided_once() {
+        use ApprovalStatus::*;
+        assert_eq!(Pending.transition(Approved).unwrap(), Approved);
+        assert_eq!(Pending.transition(Rejected).unwrap(), Rejected);
+        for (from, to) in [(Approved, Rejected), (Rejected, Approved), (Approved, Approved), (Rejected, Pending)] {
+            assert!(matches!(from.transition(to), Err(BrokerError::AlreadyDecided)), "{from} → {to}");
+        }
+        assert!(matches!(Pending.transition(Pending), Err(BrokerError::IllegalTransition { .. })));
     }
 
     #[test]
     fn r_qry_10_the_requesters_unit_supervisor_approves_and_the_approval_is_found() {
         let test_db = TestDb::new();
         let mut conn = conn(&test_db);
-        let none = refusal(check(&mut conn, t0()));
+        assert_eq!(because(check(&mut conn, t0())), MissingBecause::NoneRecorded);
+        let none = check(&mut conn, t0()).unwrap_err().to_string();
         assert!(none.contains("none is recorded"), "{none}");
 
         let pending = requested(&mut conn, &worker());
@@ -609,23 +612,28 @@ mod tests {
             (pending.status, pending.unit.as_str(), pending.in_force),
             (ApprovalStatus::Pending, "unit-a", false)
         );
-        assert!(refusal(check(&mut conn, t0())).contains("pending"));
-        let again = request(&mut conn, t0(), &worker(), &NewPurposeApproval::parse(body()).unwrap()).unwrap_err();
-        assert_eq!((again.status().as_u16(), again.code()), (409, "already_pending"));
+        assert_eq!(because(check(&mut conn, t0())), MissingBecause::Pending);
+        let again = request(&mut conn, t0(), &worker(), &new()).unwrap_err();
+        assert!(matches!(again, BrokerError::AlreadyPending), "{again:?}");
 
         let decided = decide(&mut conn, t0(), &boss(), &pending.id, &approve(None)).unwrap();
         assert_eq!(decided.status, ApprovalStatus::Approved);
-        assert_eq!(decided.decided_by.as_deref(), Some(BOSS));
+        assert_eq!(decided.decided_by, Some(UserId::new(BOSS)));
         assert_eq!(decided.valid_until, Some(t0() + Duration::days(30)));
         assert!(decided.in_force);
         assert_eq!(check(&mut conn, t0() + Duration::days(1)).unwrap(), pending.id);
         // Only for that user, case and purpose, in that agency.
-        assert!(approval_for(&mut conn, t0(), BOSS, "HLN-HR", "HLN-2026-42", "hr_other_approved").is_err());
-        assert!(approval_for(&mut conn, t0(), WORKER, "HLN-HR", "HLN-2026-43", "hr_other_approved").is_err());
-        assert!(approval_for(&mut conn, t0(), WORKER, "TPE-SW", "HLN-2026-42", "hr_other_approved").is_err());
+        let (hln, tpe) = (AgencyCode::new("HLN-HR"), AgencyCode::new("TPE-SW"));
+        let (case, other_case) = (CaseNumber::new("HLN-2026-42"), CaseNumber::new("HLN-2026-43"));
+        let (me, boss_id) = (UserId::new(WORKER), UserId::new(BOSS));
+        assert!(approval_for(&mut conn, t0(), &boss_id, &hln, &case, "hr_other_approved").is_err());
+        assert!(approval_for(&mut conn, t0(), &me, &hln, &other_case, "hr_other_approved").is_err());
+        assert!(approval_for(&mut conn, t0(), &me, &tpe, &case, "hr_other_approved").is_err());
+        // A purpose that needs none needs none.
+        assert_eq!(approval_if_required(&mut conn, t0(), &me, &hln, &case, "hr_nationality_change").unwrap(), None);
         // It lapses.
-        let lapsed = refusal(check(&mut conn, t0() + Duration::days(30)));
-        assert!(lapsed.contains("lapsed"), "{lapsed}");
+        let lapsed = check(&mut conn, t0() + Duration::days(30));
+        assert!(lapsed.unwrap_err().to_string().contains("lapsed"));
         assert!(!get(&mut conn, t0() + Duration::days(30), &worker(), &pending.id).unwrap().in_force);
 
         let events: Vec<String> = outbox::pending(&mut conn, 10).unwrap().into_iter().map(|e| e.kind).collect();
@@ -639,38 +647,30 @@ mod tests {
         // A supervisor who is also a caseworker asks for themself: they cannot decide it.
         let own = requested(&mut conn, &boss());
         let err = decide(&mut conn, t0(), &boss(), &own.id, &approve(None)).unwrap_err();
-        assert_eq!((err.status().as_u16(), err.code()), (403, "own_request"));
-        assert_eq!(err.to_problem().rule.as_deref(), Some("R-QRY-10"));
+        assert!(matches!(err, BrokerError::OwnRequest), "{err:?}");
 
         let pending = requested(&mut conn, &worker());
+        let mut try_as = |who: &Caller| decide(&mut conn, t0(), who, &pending.id, &approve(None)).unwrap_err();
         let other_unit = caller(OTHER_BOSS, "HLN-HR", Some("unit-b"), &["unit_supervisor"]);
-        assert_eq!(decide(&mut conn, t0(), &other_unit, &pending.id, &approve(None)).unwrap_err().code(), "other_unit");
+        assert!(matches!(try_as(&other_unit), BrokerError::OtherUnit));
         let no_unit = caller(OTHER_BOSS, "HLN-HR", None, &["unit_supervisor"]);
-        assert_eq!(decide(&mut conn, t0(), &no_unit, &pending.id, &approve(None)).unwrap_err().code(), "other_unit");
+        assert!(matches!(try_as(&no_unit), BrokerError::OtherUnit));
         let manager = caller(OTHER_BOSS, "HLN-HR", Some("unit-a"), &["account_manager"]);
-        assert_eq!(decide(&mut conn, t0(), &manager, &pending.id, &approve(None)).unwrap_err().code(), "role_required");
+        assert!(matches!(try_as(&manager), BrokerError::UnitSupervisorRequired));
         let colleague = caller(OTHER_BOSS, "HLN-HR", Some("unit-a"), &["caseworker"]);
-        assert_eq!(decide(&mut conn, t0(), &colleague, &pending.id, &approve(None)).unwrap_err().status(), 403);
+        assert!(matches!(try_as(&colleague), BrokerError::UnitSupervisorRequired));
         let foreign = caller(OTHER_BOSS, "TPE-SW", Some("unit-a"), &["unit_supervisor"]);
-        assert_eq!(decide(&mut conn, t0(), &foreign, &pending.id, &approve(None)).unwrap_err().status(), 404);
+        assert!(matches!(try_as(&foreign), BrokerError::NotFound(_)));
 
-        let reject = ParsedDecision::parse(
-            DecisionBody {
-                decision: Some(Decision::Rejected),
-                reason: Some("與戶政業務無關".into()),
-                valid_until: None,
-            },
-            t0(),
-        )
-        .unwrap();
+        let reject = decision(t0(), Some(Decision::Rejected), Some("與戶政業務無關".into()), None).unwrap();
         let rejected = decide(&mut conn, t0(), &boss(), &pending.id, &reject).unwrap();
         assert_eq!(
             (rejected.status, rejected.decision_reason.as_deref()),
             (ApprovalStatus::Rejected, Some("與戶政業務無關"))
         );
-        assert!(refusal(check(&mut conn, t0())).contains("rejected"));
+        assert_eq!(because(check(&mut conn, t0())), MissingBecause::Rejected);
         let twice = decide(&mut conn, t0(), &boss(), &pending.id, &approve(None)).unwrap_err();
-        assert_eq!((twice.status().as_u16(), twice.code()), (409, "already_decided"));
+        assert!(matches!(twice, BrokerError::AlreadyDecided), "{twice:?}");
 
         // Nothing was written by the refused attempts: one decision event only.
         let decisions = outbox::pending(&mut conn, 20)
@@ -685,11 +685,10 @@ mod tests {
     fn r_qry_10_requests_need_a_caseworker_with_a_unit() {
         let test_db = TestDb::new();
         let mut conn = conn(&test_db);
-        let new = NewPurposeApproval::parse(body()).unwrap();
         let unitless = caller(WORKER, "HLN-HR", None, &["caseworker"]);
-        assert_eq!(request(&mut conn, t0(), &unitless, &new).unwrap_err().code(), "unit_required");
+        assert!(matches!(request(&mut conn, t0(), &unitless, &new()), Err(BrokerError::NoUnit)));
         let auditor = caller(WORKER, "HLN-HR", Some("unit-a"), &["auditor"]);
-        assert_eq!(request(&mut conn, t0(), &auditor, &new).unwrap_err().code(), "role_required");
+        assert!(matches!(request(&mut conn, t0(), &auditor, &new()), Err(BrokerError::CaseworkerRequired)));
     }
 
     #[test]
@@ -700,21 +699,24 @@ mod tests {
         let elsewhere = requested(&mut conn, &caller(OTHER_BOSS, "HLN-HR", Some("unit-b"), &["caseworker"]));
         decide(&mut conn, t0(), &boss(), &mine.id, &approve(None)).unwrap();
 
-        let ids = |views: Vec<PurposeApprovalView>| views.into_iter().map(|v| v.id).collect::<Vec<_>>();
+        let ids = |records: Vec<PurposeApproval>| records.into_iter().map(|v| v.id).collect::<Vec<_>>();
         let all = ApprovalFilter::default();
-        assert_eq!(ids(list(&mut conn, t0(), &worker(), &all).unwrap()), [mine.id.as_str()]);
-        assert_eq!(ids(list(&mut conn, t0(), &boss(), &all).unwrap()), [mine.id.as_str()]);
+        let page = Page::first();
+        assert_eq!(ids(list(&mut conn, t0(), &worker(), &all, &page).unwrap()), std::slice::from_ref(&mine.id));
+        assert_eq!(ids(list(&mut conn, t0(), &boss(), &all, &page).unwrap()), std::slice::from_ref(&mine.id));
         let auditor = caller(BOSS, "HLN-HR", None, &["auditor"]);
-        assert_eq!(ids(list(&mut conn, t0(), &auditor, &all).unwrap()), [elsewhere.id.as_str(), mine.id.as_str()]);
+        assert_eq!(ids(list(&mut conn, t0(), &auditor, &all, &page).unwrap()), [elsewhere.id.clone(), mine.id.clone()]);
         let foreign = caller(BOSS, "TPE-SW", None, &["account_manager"]);
-        assert!(list(&mut conn, t0(), &foreign, &all).unwrap().is_empty());
-        let pending = ApprovalFilter { status: Some(ApprovalStatus::Pending), ..ApprovalFilter::default() };
-        assert_eq!(ids(list(&mut conn, t0(), &auditor, &pending).unwrap()), [elsewhere.id.as_str()]);
+        assert!(list(&mut conn, t0(), &foreign, &all, &page).unwrap().is_empty());
+        let pending = ApprovalFilter { status: Some(ApprovalStatus::Pending) };
+        assert_eq!(ids(list(&mut conn, t0(), &auditor, &pending, &page).unwrap()), std::slice::from_ref(&elsewhere.id));
+        let second_page = Page { limit: 1, cursor: Some(elsewhere.id.to_string()) };
+        assert_eq!(ids(list(&mut conn, t0(), &auditor, &all, &second_page).unwrap()), std::slice::from_ref(&mine.id));
 
         assert!(get(&mut conn, t0(), &boss(), &mine.id).is_ok());
-        assert_eq!(get(&mut conn, t0(), &boss(), &elsewhere.id).unwrap_err().status(), 404);
-        assert_eq!(get(&mut conn, t0(), &worker(), &elsewhere.id).unwrap_err().status(), 404);
-        assert_eq!(get(&mut conn, t0(), &foreign, &mine.id).unwrap_err().status(), 404);
+        assert!(matches!(get(&mut conn, t0(), &boss(), &elsewhere.id), Err(BrokerError::NotFound(_))));
+        assert!(matches!(get(&mut conn, t0(), &worker(), &elsewhere.id), Err(BrokerError::NotFound(_))));
+        assert!(matches!(get(&mut conn, t0(), &foreign, &mine.id), Err(BrokerError::NotFound(_))));
     }
 
     #[test]

@@ -1,9 +1,11 @@
-//! HTTP handlers: parse, authorise, call a domain function, map the result.
+//! HTTP handlers: parse the request into domain types, authorize, call one domain function, map the
+//! record to its response. Request and response DTOs and their OpenAPI derives live here.
 
 mod batches;
 mod catalogue;
 mod doubt_queries;
 mod lookups;
+mod problems;
 mod proxy_authorizations;
 mod purpose_approvals;
 

@@ -1,16 +1,116 @@
 //! Unit-supervisor approvals of "other business" purposes (R-QRY-10).
 
 use actix_web::{get, post, web, HttpResponse};
-use immilink_shared::extractors::Authenticated;
-use immilink_shared::extractors::{ApiJson, ApiQuery};
+use chrono::{DateTime, Utc};
+use immilink_shared::catalogue;
+use immilink_shared::extractors::{ApiJson, ApiQuery, Authenticated, PageQuery};
 use immilink_shared::problem::Problem;
 use immilink_shared::ApiResult;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::domain::approvals::{
-    self, ApprovalFilter, DecisionBody, NewPurposeApproval, ParsedDecision, PurposeApprovalBody, PurposeApprovalView,
+    self, ApprovalFilter, ApprovalStatus, Decision, NewDecision, NewPurposeApproval, PurposeApproval,
 };
-use crate::domain::forms::Caller;
+use crate::domain::{fields, BrokerError, PurposeApprovalId};
 use crate::State;
+
+/// A caseworker's request for approval.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "purpose_code": "hr_other_approved",
+    "case_number": "HLN-HR-2026-0042",
+    "business_description": "受理初設戶籍登記，需確認申請人最近一年在臺居住期間"
+}))]
+pub struct PurposeApprovalBody {
+    /// A purpose whose catalogue entry requires supervisor approval.
+    #[schema(schema_with = catalogue::purpose_code_schema, required = true)]
+    pub purpose_code: Option<String>,
+    /// The case the lookups serve (案號).
+    #[schema(required = true, nullable = false, min_length = 1, max_length = 64)]
+    pub case_number: Option<String>,
+    /// The business the lookups serve, for the supervisor to judge (at most 500 characters).
+    #[schema(required = true, nullable = false, min_length = 1, max_length = 500)]
+    pub business_description: Option<String>,
+}
+
+impl PurposeApprovalBody {
+    fn parse(self) -> Result<NewPurposeApproval, BrokerError> {
+        Ok(NewPurposeApproval {
+            purpose_code: approvals::approvable_purpose(self.purpose_code)?,
+            case_number: fields::case_number(self.case_number, approvals::RULE)?,
+            business_description: approvals::business_description(self.business_description)?,
+        })
+    }
+}
+
+/// A unit supervisor's decision.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(example = json!({"decision": "approved", "valid_until": "2026-12-23T00:00:00+08:00"}))]
+pub struct DecisionBody {
+    #[schema(required = true, nullable = false)]
+    pub decision: Option<Decision>,
+    /// Required when rejecting.
+    pub reason: Option<String>,
+    /// Approvals only: when it lapses (RFC 3339); default 30 days after the decision, at most 90.
+    pub valid_until: Option<DateTime<Utc>>,
+}
+
+impl DecisionBody {
+    fn parse(self, now: DateTime<Utc>) -> Result<NewDecision, BrokerError> {
+        approvals::decision(now, self.decision, self.reason, self.valid_until)
+    }
+}
+
+/// A request for approval of an "other business" purpose and its decision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PurposeApprovalView {
+    pub id: String,
+    pub agency: String,
+    /// The requester's unit when they asked; a supervisor of this unit decides.
+    pub unit: String,
+    pub requester_user_id: String,
+    pub purpose_code: String,
+    pub case_number: String,
+    pub business_description: String,
+    pub status: ApprovalStatus,
+    pub requested_at: DateTime<Utc>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub decided_by: Option<String>,
+    pub decision_reason: Option<String>,
+    /// When an approval lapses.
+    pub valid_until: Option<DateTime<Utc>>,
+    /// Approved and not lapsed at the time of the answer: lookups may run under it.
+    pub in_force: bool,
+}
+
+impl From<PurposeApproval> for PurposeApprovalView {
+    fn from(record: PurposeApproval) -> Self {
+        Self {
+            id: record.id.into_inner(),
+            agency: record.agency.into_inner(),
+            unit: record.unit.into_inner(),
+            requester_user_id: record.requester_user_id.into_inner(),
+            purpose_code: record.purpose_code,
+            case_number: record.case_number.into_inner(),
+            business_description: record.business_description,
+            status: record.status,
+            requested_at: record.requested_at,
+            decided_at: record.decided_at,
+            decided_by: record.decided_by.map(|user| user.into_inner()),
+            decision_reason: record.decision_reason,
+            valid_until: record.valid_until,
+            in_force: record.in_force,
+        }
+    }
+}
+
+/// `GET /v1/purpose-approvals` filters.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ApprovalListFilter {
+    pub status: Option<ApprovalStatus>,
+}
 
 /// Ask the unit supervisor to approve a purpose that needs it (R-QRY-10), for one case.
 ///
@@ -30,32 +130,35 @@ pub async fn create(
     caller: Authenticated,
     body: ApiJson<PurposeApprovalBody>,
 ) -> ApiResult<HttpResponse> {
-    let caller = Caller::from(&caller.claims);
+    let caller = caller.caller();
     let now = state.clock.now();
-    let new = NewPurposeApproval::parse(body.into_inner())?;
-    let view = state.db.run(move |conn| approvals::request(conn, now, &caller, &new)).await?;
+    let new = body.into_inner().parse()?;
+    let record = state.db.run(move |conn| approvals::request(conn, now, &caller, &new)).await?;
     state.relay.wake();
-    Ok(HttpResponse::Created().json(view))
+    Ok(HttpResponse::Created().json(PurposeApprovalView::from(record)))
 }
 
 /// The caller's own requests; a unit supervisor also sees their unit's, account managers and
 /// auditors their agency's. Newest first.
 #[utoipa::path(get, path = "/v1/purpose-approvals", tag = "purpose-approvals", security(("bearer" = [])),
-    params(ApprovalFilter),
+    params(ApprovalListFilter, PageQuery),
     responses(
         (status = 200, body = Vec<PurposeApprovalView>),
         (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "An unknown filter value", body = Problem, content_type = "application/problem+json")))]
+        (status = 422, description = "An unknown filter value, or `limit` outside 1–500", body = Problem, content_type = "application/problem+json")))]
 #[get("/v1/purpose-approvals")]
 pub async fn list(
     state: web::Data<State>,
     caller: Authenticated,
-    query: ApiQuery<ApprovalFilter>,
+    filter: ApiQuery<ApprovalListFilter>,
+    page: ApiQuery<PageQuery>,
 ) -> ApiResult<web::Json<Vec<PurposeApprovalView>>> {
-    let caller = Caller::from(&caller.claims);
+    let caller = caller.caller();
     let now = state.clock.now();
-    let filter = query.into_inner();
-    Ok(web::Json(state.db.run(move |conn| approvals::list(conn, now, &caller, &filter)).await?))
+    let filter = ApprovalFilter { status: filter.into_inner().status };
+    let page = page.into_inner().page()?;
+    let records = state.db.run(move |conn| approvals::list(conn, now, &caller, &filter, &page)).await?;
+    Ok(web::Json(records.into_iter().map(PurposeApprovalView::from).collect()))
 }
 
 /// One request, for its requester, the supervisors of its unit, and the account managers and
@@ -72,10 +175,11 @@ pub async fn get(
     caller: Authenticated,
     id: web::Path<String>,
 ) -> ApiResult<web::Json<PurposeApprovalView>> {
-    let caller = Caller::from(&caller.claims);
+    let caller = caller.caller();
     let now = state.clock.now();
-    let id = id.into_inner();
-    Ok(web::Json(state.db.run(move |conn| approvals::get(conn, now, &caller, &id)).await?))
+    let id = PurposeApprovalId::new(id.into_inner());
+    let record = state.db.run(move |conn| approvals::get(conn, now, &caller, &id)).await?;
+    Ok(web::Json(record.into()))
 }
 
 /// Approve or reject a pending request: a unit supervisor of the requester's unit, never for their
@@ -97,24 +201,60 @@ pub async fn decide(
     id: web::Path<String>,
     body: ApiJson<DecisionBody>,
 ) -> ApiResult<web::Json<PurposeApprovalView>> {
-    let caller = Caller::from(&caller.claims);
+    let caller = caller.caller();
     let now = state.clock.now();
-    let decision = ParsedDecision::parse(body.into_inner(), now)?;
-    let id = id.into_inner();
-    let view = state.db.run(move |conn| approvals::decide(conn, now, &caller, &id, &decision)).await?;
+    let decision = body.into_inner().parse(now)?;
+    let id = PurposeApprovalId::new(id.into_inner());
+    let record = state.db.run(move |conn| approvals::decide(conn, now, &caller, &id, &decision)).await?;
     state.relay.wake();
-    Ok(web::Json(view))
+    Ok(web::Json(record.into()))
 }
 
 #[cfg(test)]
 mod tests {
+    use chrono::TimeZone;
+    use immilink_shared::ApiError;
+
+    use super::*;
+
+    fn problem(err: BrokerError) -> (u16, Option<String>, Option<String>) {
+        let problem = ApiError::from(err).to_problem();
+        (problem.status, problem.field, problem.rule)
+    }
+
+    /// The bodies become the domain's request and decision through its field rules; every refusal
+    /// is a 422 naming its field and R-QRY-10.
     #[test]
-    fn r_qry_10_purpose_approval_routes_are_registered_and_documented() {
+    fn purpose_approval_and_decision_bodies_are_parsed_field_by_field() {
+        let body = || PurposeApprovalBody {
+            purpose_code: Some("hr_other_approved".into()),
+            case_number: Some("HLN-2026-42".into()),
+            business_description: Some("戶籍登記疑義".into()),
+        };
+        assert_eq!(body().parse().unwrap().case_number.as_str(), "HLN-2026-42");
+        let refused = |body: PurposeApprovalBody| problem(body.parse().unwrap_err());
+        let rule = Some("R-QRY-10".to_owned());
+        let no_case = PurposeApprovalBody { case_number: None, ..body() };
+        assert_eq!(refused(no_case), (422, Some("case_number".into()), rule.clone()));
+        let no_description = PurposeApprovalBody { business_description: None, ..body() };
+        assert_eq!(refused(no_description), (422, Some("business_description".into()), rule.clone()));
+        let needs_none = PurposeApprovalBody { purpose_code: Some("hr_nationality_change".into()), ..body() };
+        assert_eq!(refused(needs_none), (422, Some("purpose_code".into()), rule.clone()));
+
+        let now = Utc.with_ymd_and_hms(2026, 11, 23, 2, 0, 0).unwrap();
+        let undecided = DecisionBody { decision: None, reason: None, valid_until: None };
+        assert_eq!(problem(undecided.parse(now).unwrap_err()), (422, Some("decision".into()), rule.clone()));
+        let unreasoned = DecisionBody { decision: Some(Decision::Rejected), reason: None, valid_until: None };
+        assert_eq!(problem(unreasoned.parse(now).unwrap_err()), (422, Some("reason".into()), rule));
+    }
+
+    #[test]
+    fn purpose_approval_routes_are_registered_and_documented() {
         let doc = serde_json::to_value(crate::openapi()).expect("the document serialises");
         let paths = &doc["paths"];
         for (path, method, statuses) in [
             ("/v1/purpose-approvals", "post", &["201", "403", "409", "422"][..]),
-            ("/v1/purpose-approvals", "get", &["200", "401"][..]),
+            ("/v1/purpose-approvals", "get", &["200", "401", "422"][..]),
             ("/v1/purpose-approvals/{id}", "get", &["200", "404"][..]),
             ("/v1/purpose-approvals/{id}/decision", "post", &["200", "403", "404", "409", "422"][..]),
         ] {
