@@ -221,6 +221,29 @@ impl ResponseError for ApiError {
     }
 }
 
+/// What a domain error case answers on the wire: status, code, field, rule.
+pub type WireAnswer = (u16, &'static str, Option<&'static str>, Option<&'static str>);
+
+/// The table test every service runs on its one error mapping (`impl From<<Name>Error> for
+/// ApiError`): each sample must become the problem `expected` gives for it, with a detail, and the
+/// samples must cover all `variants` cases of the enum. `expected` is an exhaustive match without a
+/// wildcard, so a new case does not compile until it has a row, and this fails until it has a sample.
+pub fn assert_every_case_maps<E: std::fmt::Debug>(samples: Vec<E>, variants: usize, expected: impl Fn(&E) -> WireAnswer)
+where
+    ApiError: From<E>,
+{
+    let covered: std::collections::HashSet<_> = samples.iter().map(std::mem::discriminant).collect();
+    assert_eq!(covered.len(), variants, "every case of the error needs a sample");
+    for sample in samples {
+        let want = expected(&sample);
+        let case = format!("{sample:?}");
+        let problem = ApiError::from(sample).to_problem();
+        let got = (problem.status, problem.code.as_str(), problem.field.as_deref(), problem.rule.as_deref());
+        assert_eq!(got, want, "{case}");
+        assert!(!problem.detail.is_empty(), "{case} says what was refused");
+    }
+}
+
 /// Turns actix's own extractor failures (bad path or query parameters) into problems too.
 pub fn query_error_handler(
     err: actix_web::error::QueryPayloadError,

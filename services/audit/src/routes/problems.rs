@@ -22,52 +22,34 @@ impl From<AuditError> for ApiError {
 #[cfg(test)]
 mod tests {
     use immilink_shared::db::DbError;
+    use immilink_shared::problem::{assert_every_case_maps, WireAnswer};
 
     use super::*;
     use crate::domain::records::READERS;
 
-    type Wire = (u16, &'static str, Option<&'static str>);
-
-    /// Each case's (status, code, field), by an exhaustive match: a new case needs a row here and a
-    /// sample below.
-    fn expected(err: &AuditError) -> (usize, Wire) {
+    /// Each case's wire answer, by an exhaustive match: a new case needs a row here and a sample below.
+    fn expected(err: &AuditError) -> WireAnswer {
         use AuditError as E;
         match err {
-            E::RoleRequired { .. } => (0, (403, "role_required", None)),
-            E::OtherAgency => (1, (403, "other_agency", Some("agency"))),
-            E::NotFound(_) => (2, (404, "not_found", None)),
-            E::Invalid { .. } => (3, (422, "invalid_field", Some("events[0]"))),
-            E::Db(_) => (4, (503, "database_unavailable", None)),
+            E::RoleRequired { .. } => (403, "role_required", None, None),
+            E::OtherAgency => (403, "other_agency", Some("agency"), None),
+            E::NotFound(_) => (404, "not_found", None, None),
+            E::Invalid { .. } => (422, "invalid_field", Some("events[0]"), None),
+            E::Db(_) => (503, "database_unavailable", None, None),
         }
     }
-
-    const CASES: usize = 5;
 
     #[test]
     fn every_case_maps_to_its_wire_answer() {
         use AuditError as E;
-        let samples = [
+        let samples = vec![
             E::RoleRequired { roles: READERS },
             E::OtherAgency,
             E::NotFound("the audit record"),
             E::Invalid { field: "events[0]".into(), detail: "id and kind are required".into() },
             E::Db(DbError::Unavailable("timed out waiting for a connection".into())),
         ];
-        let mut seen = Vec::new();
-        for err in samples {
-            let (index, (status, code, field)) = expected(&err);
-            seen.push(index);
-            let case = format!("{err:?}");
-            let problem = ApiError::from(err).to_problem();
-            assert_eq!(
-                (problem.status, problem.code.as_str(), problem.field.as_deref()),
-                (status, code, field),
-                "{case}"
-            );
-            assert_eq!(problem.rule, None, "{case}");
-        }
-        seen.sort_unstable();
-        assert_eq!(seen, (0..CASES).collect::<Vec<_>>(), "every case has exactly one sample");
+        assert_every_case_maps(samples, 5, expected);
     }
 
     #[test]

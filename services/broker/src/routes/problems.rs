@@ -113,13 +113,14 @@ mod tests {
     use immilink_shared::catalogue::QueryType;
     use immilink_shared::db::DbError;
     use immilink_shared::ids::IdError;
+    use immilink_shared::problem::{assert_every_case_maps, WireAnswer};
 
     use super::*;
     use crate::domain::approvals::{ApprovalMissing, MissingBecause};
 
     /// One of every case, with what it must answer: (status, code, field, rule). The match in
     /// `expected` has no wildcard, so a new case does not compile until it is listed here.
-    fn expected(err: &BrokerError) -> (u16, &'static str, Option<&'static str>, Option<&'static str>) {
+    fn expected(err: &BrokerError) -> WireAnswer {
         use BrokerError as E;
         match err {
             E::Missing { .. } => (422, "missing_field", Some("case_number"), Some("R-QRY-01")),
@@ -235,18 +236,7 @@ mod tests {
     /// Every case keeps the wire answer clients and the OpenAPI documents rely on.
     #[test]
     fn every_broker_error_maps_to_its_problem() {
-        let cases = every_case();
-        let kinds: std::collections::HashSet<_> = cases.iter().map(std::mem::discriminant).collect();
-        // One sample per case of the enum (the match in `expected` lists them all).
-        assert_eq!(kinds.len(), 39, "a case of BrokerError has no sample here");
-        for err in cases {
-            let want = expected(&err);
-            let detail = err.to_string();
-            let problem = ApiError::from(err).to_problem();
-            let got = (problem.status, problem.code.as_str(), problem.field.as_deref(), problem.rule.as_deref());
-            assert_eq!(got, (want.0, want.1, want.2, want.3), "{detail}");
-            assert!(!problem.detail.is_empty());
-        }
+        assert_every_case_maps(every_case(), 39, expected);
     }
 
     #[test]

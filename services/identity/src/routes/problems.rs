@@ -58,51 +58,48 @@ impl From<IdentityError> for ApiError {
 #[cfg(test)]
 mod tests {
     use immilink_shared::db::DbError;
+    use immilink_shared::problem::{assert_every_case_maps, WireAnswer};
 
     use super::*;
     use crate::domain::accounts::AccountStatus;
     use crate::domain::applications::{ApplicationStatus, ReviewStep};
     use crate::domain::sessions::{SessionEndReason, SessionRefusal};
 
-    type Wire = (u16, &'static str, Option<&'static str>, Option<&'static str>);
-
     /// The wire answer (status, code, field, rule) of each case, by an exhaustive match: a new case
     /// does not compile until it has a row here, and `every_case_maps_to_its_wire_answer` fails until
-    /// it has a sample. The index numbers the cases.
-    fn expected(err: &IdentityError) -> (usize, Wire) {
+    /// it has a sample.
+    fn expected(err: &IdentityError) -> WireAnswer {
         use IdentityError as E;
         match err {
-            E::LoginRefused => (0, (401, "login_refused", None, None)),
-            E::Throttled { .. } => (1, (429, "too_many_attempts", None, None)),
-            E::SessionEnded(_) => (2, (401, "unauthenticated", None, None)),
-            E::LoginBusy => (3, (503, "login_busy", None, None)),
-            E::RoleRequired { .. } => (4, (403, "role_required", None, None)),
-            E::NotFound(_) => (5, (404, "not_found", None, None)),
-            E::NotAwaitingReview { .. } => (6, (409, "not_awaiting_review", None, Some("R-ACC-01"))),
-            E::ReviewedMeanwhile => (7, (409, "not_awaiting_review", None, Some("R-ACC-01"))),
-            E::NotYourStep { .. } => (8, (403, "wrong_reviewer", None, Some("R-ACC-01"))),
-            E::NotApplicantsSupervisor => (9, (403, "wrong_reviewer", None, Some("R-ACC-01"))),
-            E::OwnApplication => (10, (403, "own_application", None, Some("R-ACC-04"))),
-            E::AlreadyReviewed => (11, (403, "already_reviewed", None, Some("R-ACC-04"))),
-            E::ContractorApplicant => (12, (403, "vendor_personnel", None, Some("R-ACC-08"))),
-            E::UsernameTaken => (13, (409, "username_taken", Some("username"), None)),
-            E::CertificateInUse => (14, (409, "certificate_in_use", Some("certificate_serial"), None)),
-            E::OwnAccount { .. } => (15, (403, "own_account", None, Some("R-ACC-04"))),
-            E::AccountClosed { .. } => (16, (409, "account_closed", None, None)),
-            E::NotActive { .. } => (17, (409, "not_active", None, None)),
-            E::NotSuspended { .. } => (18, (409, "not_suspended", None, None)),
-            E::LastAccountManager => (19, (409, "last_account_manager", None, Some("R-ACC-06"))),
-            E::HandoverNotPermitted => (20, (403, "handover_not_permitted", None, Some("R-ACC-06"))),
-            E::Missing { .. } => (21, (422, "missing_field", Some("reason"), None)),
-            E::Invalid { .. } => (22, (422, "invalid_field", Some("ips[1]"), None)),
-            E::Unavailable(Dependency::Vendors) => (23, (503, "vendors_unavailable", None, None)),
-            E::Unavailable(Dependency::ImmigrationAgency) => (24, (503, "nia_unavailable", None, None)),
-            E::Db(_) => (25, (503, "database_unavailable", None, None)),
-            E::Internal(_) => (26, (500, "internal_error", None, None)),
+            E::LoginRefused => (401, "login_refused", None, None),
+            E::Throttled { .. } => (429, "too_many_attempts", None, None),
+            E::SessionEnded(_) => (401, "unauthenticated", None, None),
+            E::LoginBusy => (503, "login_busy", None, None),
+            E::RoleRequired { .. } => (403, "role_required", None, None),
+            E::NotFound(_) => (404, "not_found", None, None),
+            E::NotAwaitingReview { .. } => (409, "not_awaiting_review", None, Some("R-ACC-01")),
+            E::ReviewedMeanwhile => (409, "not_awaiting_review", None, Some("R-ACC-01")),
+            E::NotYourStep { .. } => (403, "wrong_reviewer", None, Some("R-ACC-01")),
+            E::NotApplicantsSupervisor => (403, "wrong_reviewer", None, Some("R-ACC-01")),
+            E::OwnApplication => (403, "own_application", None, Some("R-ACC-04")),
+            E::AlreadyReviewed => (403, "already_reviewed", None, Some("R-ACC-04")),
+            E::ContractorApplicant => (403, "vendor_personnel", None, Some("R-ACC-08")),
+            E::UsernameTaken => (409, "username_taken", Some("username"), None),
+            E::CertificateInUse => (409, "certificate_in_use", Some("certificate_serial"), None),
+            E::OwnAccount { .. } => (403, "own_account", None, Some("R-ACC-04")),
+            E::AccountClosed { .. } => (409, "account_closed", None, None),
+            E::NotActive { .. } => (409, "not_active", None, None),
+            E::NotSuspended { .. } => (409, "not_suspended", None, None),
+            E::LastAccountManager => (409, "last_account_manager", None, Some("R-ACC-06")),
+            E::HandoverNotPermitted => (403, "handover_not_permitted", None, Some("R-ACC-06")),
+            E::Missing { .. } => (422, "missing_field", Some("reason"), None),
+            E::Invalid { .. } => (422, "invalid_field", Some("ips[1]"), None),
+            E::Unavailable(Dependency::Vendors) => (503, "vendors_unavailable", None, None),
+            E::Unavailable(Dependency::ImmigrationAgency) => (503, "nia_unavailable", None, None),
+            E::Db(_) => (503, "database_unavailable", None, None),
+            E::Internal(_) => (500, "internal_error", None, None),
         }
     }
-
-    const CASES: usize = 27;
 
     fn samples() -> Vec<IdentityError> {
         use IdentityError as E;
@@ -139,20 +136,8 @@ mod tests {
 
     #[test]
     fn every_case_maps_to_its_wire_answer() {
-        let mut seen = Vec::new();
-        for err in samples() {
-            let (index, (status, code, field, rule)) = expected(&err);
-            seen.push(index);
-            let case = format!("{err:?}");
-            let problem = ApiError::from(err).to_problem();
-            assert_eq!(
-                (problem.status, problem.code.as_str(), problem.field.as_deref(), problem.rule.as_deref()),
-                (status, code, field, rule),
-                "{case}"
-            );
-        }
-        seen.sort_unstable();
-        assert_eq!(seen, (0..CASES).collect::<Vec<_>>(), "every case has exactly one sample");
+        // 26 cases; `Unavailable` has two samples, one per dependency.
+        assert_every_case_maps(samples(), 26, expected);
     }
 
     #[test]

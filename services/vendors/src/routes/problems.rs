@@ -25,34 +25,30 @@ impl From<VendorsError> for ApiError {
 #[cfg(test)]
 mod tests {
     use immilink_shared::db::DbError;
+    use immilink_shared::problem::{assert_every_case_maps, WireAnswer};
 
     use super::*;
     use crate::domain::personnel::PersonnelStatus;
 
-    type Wire = (u16, &'static str, Option<&'static str>);
-
-    /// Each case's (status, code, field), by an exhaustive match: a new case needs a row here and a
-    /// sample below.
-    fn expected(err: &VendorsError) -> (usize, Wire) {
+    /// Each case's wire answer, by an exhaustive match: a new case needs a row here and a sample below.
+    fn expected(err: &VendorsError) -> WireAnswer {
         use VendorsError as E;
         match err {
-            E::RoleRequired { .. } => (0, (403, "role_required", None)),
-            E::NotFound(_) => (1, (404, "not_found", None)),
-            E::VendorExists { .. } => (2, (409, "vendor_exists", Some("business_number"))),
-            E::PersonnelExists => (3, (409, "personnel_exists", Some("national_id"))),
-            E::IllegalMove { .. } => (4, (409, "illegal_status_change", None)),
-            E::Missing { .. } => (5, (422, "missing_field", Some("name"))),
-            E::Invalid { .. } => (6, (422, "invalid_field", Some("national_id"))),
-            E::Db(_) => (7, (503, "database_unavailable", None)),
+            E::RoleRequired { .. } => (403, "role_required", None, None),
+            E::NotFound(_) => (404, "not_found", None, None),
+            E::VendorExists { .. } => (409, "vendor_exists", Some("business_number"), None),
+            E::PersonnelExists => (409, "personnel_exists", Some("national_id"), None),
+            E::IllegalMove { .. } => (409, "illegal_status_change", None, None),
+            E::Missing { .. } => (422, "missing_field", Some("name"), None),
+            E::Invalid { .. } => (422, "invalid_field", Some("national_id"), None),
+            E::Db(_) => (503, "database_unavailable", None, None),
         }
     }
-
-    const CASES: usize = 8;
 
     #[test]
     fn every_case_maps_to_its_wire_answer() {
         use VendorsError as E;
-        let samples = [
+        let samples = vec![
             E::RoleRequired { roles: crate::domain::MANAGERS },
             E::NotFound("the vendor"),
             E::VendorExists { business_number: "22099131".into() },
@@ -62,21 +58,7 @@ mod tests {
             E::Invalid { field: "national_id".into(), detail: "the check digit does not match".into() },
             E::Db(DbError::Unavailable("timed out waiting for a connection".into())),
         ];
-        let mut seen = Vec::new();
-        for err in samples {
-            let (index, (status, code, field)) = expected(&err);
-            seen.push(index);
-            let case = format!("{err:?}");
-            let problem = ApiError::from(err).to_problem();
-            assert_eq!(
-                (problem.status, problem.code.as_str(), problem.field.as_deref()),
-                (status, code, field),
-                "{case}"
-            );
-            assert_eq!(problem.rule, None, "{case}");
-        }
-        seen.sort_unstable();
-        assert_eq!(seen, (0..CASES).collect::<Vec<_>>(), "every case has exactly one sample");
+        assert_every_case_maps(samples, 8, expected);
     }
 
     #[test]
