@@ -22,6 +22,9 @@ pub const DEMO_PASSWORD: &str = "immilink-demo";
 /// The longest one request of a test may take (a loaded CI machine included).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a test waits for the broker's relay to get a record to the audit service.
+pub const AUDIT_DELIVERY_WITHIN: Duration = Duration::from_secs(30);
+
 /// Tracing and W3C propagation as the binaries set them up, once per test process.
 fn init_telemetry() {
     static TELEMETRY: std::sync::OnceLock<immilink_shared::telemetry::Telemetry> = std::sync::OnceLock::new();
@@ -231,16 +234,21 @@ impl TestStack {
         me["user_id"].as_str().expect("user_id").to_owned()
     }
 
-    /// Waits (bounded) until the audit service holds a record with this id.
+    /// Waits (bounded by a deadline, not a count of tries: a loaded machine relays more slowly) until
+    /// the audit service holds a record with this id.
     pub async fn wait_for_audit_record(&self, token: &str, id: &str) -> Value {
-        for _ in 0..100 {
+        let deadline = std::time::Instant::now() + AUDIT_DELIVERY_WITHIN;
+        loop {
             let response = self.get(token, &format!("/v1/audit/records/{id}")).await;
             if response.status() == 200 {
                 return response.json().await.expect("record body");
             }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "audit record {id} did not arrive within {AUDIT_DELIVERY_WITHIN:?}"
+            );
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        panic!("audit record {id} never arrived");
     }
 }
 
