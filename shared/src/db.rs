@@ -469,7 +469,11 @@ impl Db {
         actix_web::web::block(move || {
             span.in_scope(|| {
                 let mut conn = pool.get().map_err(|err| E::from(DbError::Unavailable(err.to_string())))?;
-                work(&mut conn)
+                let result = work(&mut conn);
+                if result.is_err() && !conn.still_answers() {
+                    tracing::warn!("a pooled database connection was found dead; the pool drops it");
+                }
+                result
             })
         })
         .await
@@ -537,6 +541,19 @@ impl DbConn {
 
     pub fn ping(&mut self) -> diesel::QueryResult<()> {
         self.batch_execute("SELECT 1")
+    }
+
+    /// After work on the connection failed: whether it still answers. A PostgreSQL connection that
+    /// does not is marked broken by the failed ping, so the pool drops it instead of handing it out
+    /// again. Diesel does not always notice by itself: a statement that fails while being prepared
+    /// (the first use of a query on that connection) leaves a dead connection looking healthy, and
+    /// every later use fails with "no connection to the server". Costs a round trip, on failures
+    /// only; SQLite has no connection to lose.
+    pub fn still_answers(&mut self) -> bool {
+        match self {
+            DbConn::Pg(_) => self.ping().is_ok(),
+            DbConn::Sqlite(_) => true,
+        }
     }
 
     pub fn backend(&self) -> Backend {

@@ -574,3 +574,37 @@ async fn a_postgres_connection_cut_silently_fails_within_its_bounds_instead_of_h
             .expect("connects again");
     fresh.batch_execute("SELECT 1").expect("answers again");
 }
+
+/// A pooled connection that the network closed (no goodbye from the server) is dropped by the pool
+/// after the work that found it dead, so work succeeds again as soon as the database is back. The
+/// first statement after the cut is one the connection never prepared: diesel does not notice a
+/// connection lost while preparing, and the pool handed the dead connection out again forever (the
+/// broker's audit relay failed "no connection to the server" long after the database was back).
+#[actix_web::test]
+async fn a_pooled_connection_lost_to_the_network_is_dropped_and_work_resumes_when_the_database_is_back() {
+    use immilink_shared::db::{Db, DbSettings};
+    use immilink_stack::broker::domain::{outbox, BrokerDbError};
+    let test_db = immilink_shared::testing::TestDb::new();
+    if !test_db.is_postgres() {
+        return; // a network fault: PostgreSQL only
+    }
+    let mut url = test_db.url().to_owned();
+    let cut = crate::harness::DbCut::install(&mut url);
+    let db = Db::connect(&DbSettings::new(url), &immilink_stack::broker::MIGRATIONS).expect("connects");
+    // Connections in the pool that have not yet prepared the outbox query.
+    db.run(|conn| conn.ping().map_err(immilink_shared::db::DbError::from)).await.expect("answers");
+    cut.cut().await;
+    let pending = |db: &Db| {
+        let db = db.clone();
+        async move { db.run(|conn| outbox::pending(conn, 10).map(|_| ())).await }
+    };
+    assert!(pending(&db).await.is_err(), "the work on the cut connection fails");
+    cut.restore().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut last: Result<(), BrokerDbError> = pending(&db).await;
+    while let Err(err) = &last {
+        assert!(Instant::now() < deadline, "work succeeds again once the database is back: {err}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        last = pending(&db).await;
+    }
+}

@@ -365,7 +365,7 @@ fn commit_on(conn: &mut DbConn, job: &Job) -> Attempt {
     match result {
         Ok(()) => Attempt::Committed,
         Err(BrokerDbError(err)) => {
-            let connection_lost = err.is_connection_lost() || conn.is_broken();
+            let connection_lost = err.is_connection_lost() || conn.is_broken() || !conn.still_answers();
             match (began, connection_lost) {
                 (false, true) => Attempt::NotBegun(err.to_string()),
                 _ => Attempt::Failed { error: err.to_string(), connection_lost },
