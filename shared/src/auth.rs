@@ -399,9 +399,12 @@ impl SessionChecker {
         if self.cached(&key) {
             return Ok(());
         }
+        // The answer holds from when it was asked, not from when it arrived: a slow answer must not
+        // stretch the revocation bound (R-ACC-10) past the cache time.
+        let asked = Instant::now();
         let liveness = self.ask_identity(sid, ip).await?;
         if liveness.live {
-            self.remember(key);
+            self.remember(key, asked);
             Ok(())
         } else {
             Err(ApiError::unauthenticated(format!(
@@ -422,13 +425,13 @@ impl SessionChecker {
         live.get(key).is_some_and(|at| at.elapsed() < self.ttl)
     }
 
-    fn remember(&self, key: (String, std::net::IpAddr)) {
+    fn remember(&self, key: (String, std::net::IpAddr), asked: Instant) {
         let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
         if live.len() >= MAX_CACHED_SESSIONS {
             let ttl = self.ttl;
             live.retain(|_, at| at.elapsed() < ttl);
         }
-        live.insert(key, Instant::now());
+        live.insert(key, asked);
     }
 
     async fn ask_identity(&self, sid: &str, ip: std::net::IpAddr) -> Result<Liveness, ApiError> {

@@ -120,7 +120,7 @@ impl ServiceSettings {
         let embedded = url.starts_with("sqlite:");
         Ok(Self {
             addr: string_or(&format!("{prefix}_ADDR"), &format!("127.0.0.1:{default_port}")),
-            database: crate::db::DbSettings::new(url),
+            database: database_settings(service, url)?,
             identity_url: string_or("IDENTITY_URL", "http://127.0.0.1:8081"),
             name: service.to_owned(),
             secrets: match secrets {
@@ -138,7 +138,7 @@ impl ServiceSettings {
     pub fn local(service: &str, database_url: &str, secrets: ServiceSecrets) -> Self {
         Self {
             addr: "127.0.0.1:0".into(),
-            database: crate::db::DbSettings::new(database_url),
+            database: crate::db::DbSettings::for_service(service, database_url),
             identity_url: "http://127.0.0.1:0".into(),
             name: service.to_owned(),
             secrets,
@@ -151,6 +151,40 @@ impl ServiceSettings {
     pub fn is_embedded(&self) -> bool {
         self.database.url.starts_with("sqlite:")
     }
+}
+
+/// A service's database settings: its URL, and the bounds on every wait of a PostgreSQL connection
+/// (see [`crate::db::PgTimeouts`]), each with a documented default and a variable to change it:
+/// - `IMMILINK_DB_CONNECT_TIMEOUT_SECS` (5): opening a connection (libpq `connect_timeout`), and the
+///   longest a request waits for a pooled one;
+/// - `IMMILINK_DB_KEEPALIVE_IDLE_SECS` (5), `IMMILINK_DB_KEEPALIVE_INTERVAL_SECS` (5),
+///   `IMMILINK_DB_KEEPALIVE_COUNT` (3): TCP keepalives, both ends;
+/// - `IMMILINK_DB_TCP_USER_TIMEOUT_MS` (15000): unacknowledged data or probes this long close the
+///   connection, so a silent peer is noticed within about 15 s;
+/// - `IMMILINK_<SERVICE>_DB_STATEMENT_TIMEOUT_MS` (broker 5000, audit 60000, others 10000);
+/// - `IMMILINK_DB_IDLE_IN_TRANSACTION_TIMEOUT_SECS` (60): the server ends a session idle inside a
+///   transaction this long, releasing its locks.
+pub fn database_settings(service: &str, url: String) -> Result<crate::db::DbSettings, ConfigError> {
+    use std::time::Duration;
+    let mut settings = crate::db::DbSettings::for_service(service, url);
+    let prefix = service.to_ascii_uppercase().replace('-', "_");
+    let defaults = settings.postgres.clone();
+    settings.connect_timeout =
+        Duration::from_secs(parse_or("DB_CONNECT_TIMEOUT_SECS", settings.connect_timeout.as_secs())?.max(1));
+    let pg = &mut settings.postgres;
+    pg.keepalive_idle = Duration::from_secs(parse_or("DB_KEEPALIVE_IDLE_SECS", defaults.keepalive_idle.as_secs())?);
+    pg.keepalive_interval =
+        Duration::from_secs(parse_or("DB_KEEPALIVE_INTERVAL_SECS", defaults.keepalive_interval.as_secs())?);
+    pg.keepalive_count = parse_or("DB_KEEPALIVE_COUNT", defaults.keepalive_count)?;
+    pg.tcp_user_timeout =
+        Duration::from_millis(parse_or("DB_TCP_USER_TIMEOUT_MS", defaults.tcp_user_timeout.as_millis() as u64)?);
+    pg.statement = Duration::from_millis(parse_or(
+        &format!("{prefix}_DB_STATEMENT_TIMEOUT_MS"),
+        defaults.statement.as_millis() as u64,
+    )?);
+    pg.idle_in_transaction =
+        Duration::from_secs(parse_or("DB_IDLE_IN_TRANSACTION_TIMEOUT_SECS", defaults.idle_in_transaction.as_secs())?);
+    Ok(settings)
 }
 
 /// Secrets by name, from a variable of comma-separated `name:secret` pairs: the service credentials

@@ -94,6 +94,22 @@ impl DbError {
             DbError::Query(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _))
         )
     }
+
+    /// The database could not be reached or the connection was lost mid-use: nothing about the
+    /// work itself was wrong, and whatever it was doing may or may not have been committed.
+    pub fn is_connection_lost(&self) -> bool {
+        match self {
+            DbError::Unavailable(_) => true,
+            DbError::Query(err) => is_connection_lost(err),
+            _ => false,
+        }
+    }
+}
+
+/// A diesel error that means the connection, not the statement, failed.
+pub fn is_connection_lost(err: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    matches!(err, Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) | Error::BrokenTransactionManager)
 }
 
 impl From<DbError> for ApiError {
@@ -104,6 +120,12 @@ impl From<DbError> for ApiError {
                 ApiError::unavailable("database_unavailable", "the database is not answering; try again shortly")
             }
             DbError::Query(diesel::result::Error::NotFound) => ApiError::not_found("the record"),
+            // The connection was lost mid-use (the database restarted or the network dropped): the
+            // pool drops it and the next request gets a fresh one.
+            lost if lost.is_connection_lost() => {
+                tracing::warn!(error = %lost, "database connection lost");
+                ApiError::unavailable("database_unavailable", "the database is not answering; try again shortly")
+            }
             other => ApiError::internal(other),
         }
     }
@@ -124,10 +146,23 @@ macro_rules! insert_rows {
     };
 }
 
-/// r2d2 manager that opens the backend named by the URL and sets SQLite up for durability.
+/// r2d2 manager that opens the backend named by the URL and sets SQLite up for durability. A
+/// PostgreSQL URL is opened with the bounds of [`PgTimeouts`] added ([`bounded_postgres_url`]).
 #[derive(Debug, Clone)]
 pub struct Manager {
     target: Target,
+    /// What PostgreSQL connections are opened with: the URL with every wait bounded.
+    postgres_url: Option<String>,
+}
+
+impl Manager {
+    fn new(target: Target, settings: &DbSettings) -> Self {
+        let postgres_url = match &target {
+            Target::Postgres(url) => Some(bounded_postgres_url(url, settings)),
+            Target::Sqlite(_) => None,
+        };
+        Self { target, postgres_url }
+    }
 }
 
 /// SQLite settings: a busy timeout instead of an immediate "database is locked" (first, so the others
@@ -142,7 +177,9 @@ impl ManageConnection for Manager {
 
     fn connect(&self) -> Result<DbConn, r2d2::Error> {
         match &self.target {
-            Target::Postgres(url) => PgConnection::establish(url).map(DbConn::Pg).map_err(r2d2::Error::ConnectionError),
+            Target::Postgres(url) => PgConnection::establish(self.postgres_url.as_deref().unwrap_or(url))
+                .map(DbConn::Pg)
+                .map_err(r2d2::Error::ConnectionError),
             Target::Sqlite(path) => {
                 let path = path.to_string_lossy();
                 let mut conn = SqliteConnection::establish(&path).map_err(r2d2::Error::ConnectionError)?;
@@ -156,6 +193,9 @@ impl ManageConnection for Manager {
         conn.ping().map_err(r2d2::Error::QueryError)
     }
 
+    /// A connection whose server went away is broken too: diesel marks its transaction manager
+    /// broken on the first statement that finds the connection lost, so it is dropped on its way
+    /// back into the pool and the next caller gets a fresh one.
     fn has_broken(&self, conn: &mut DbConn) -> bool {
         conn.is_broken()
     }
@@ -171,7 +211,9 @@ pub struct Migrations {
 #[derive(Clone)]
 pub struct Db {
     pool: Pool<Manager>,
+    manager: Manager,
     backend: Backend,
+    work_bound: Option<Duration>,
 }
 
 pub type PooledConn = PooledConnection<Manager>;
@@ -180,13 +222,183 @@ pub type PooledConn = PooledConnection<Manager>;
 pub struct DbSettings {
     pub url: String,
     pub pool_size: u32,
+    /// How long a caller waits for a pooled connection (r2d2's `connection_timeout`), and on
+    /// PostgreSQL libpq's `connect_timeout` for opening one. Default 5 s.
     pub connect_timeout: Duration,
+    /// The other bounds on a PostgreSQL connection's waits (ignored for SQLite, which has its busy
+    /// timeout).
+    pub postgres: PgTimeouts,
+    /// The connection's `application_name` on PostgreSQL when the URL names none (`pg_stat_activity`).
+    pub application_name: Option<String>,
 }
 
 impl DbSettings {
     pub fn new(url: impl Into<String>) -> Self {
-        Self { url: url.into(), pool_size: 8, connect_timeout: Duration::from_secs(5) }
+        Self {
+            url: url.into(),
+            pool_size: 8,
+            connect_timeout: PgTimeouts::DEFAULT_CONNECT,
+            postgres: PgTimeouts::default(),
+            application_name: None,
+        }
     }
+
+    /// As [`DbSettings::new`], for `service`: its statement timeout and its name on the connection.
+    pub fn for_service(service: &str, url: impl Into<String>) -> Self {
+        let mut settings = Self::new(url);
+        settings.postgres.statement = PgTimeouts::default_statement_timeout(service);
+        settings.application_name = Some(format!("immilink-{service}"));
+        settings
+    }
+
+    /// The longest one unit of database work should wait on PostgreSQL: a pooled connection, then
+    /// its statements (each bounded by the statement timeout). `None` on SQLite.
+    pub fn work_bound(&self) -> Option<Duration> {
+        match Target::parse(&self.url) {
+            Ok(Target::Postgres(_)) => Some(self.connect_timeout + self.postgres.statement),
+            _ => None,
+        }
+    }
+}
+
+/// Bounds on every wait of a PostgreSQL connection, so that a database that goes away mid-use (a
+/// killed connection, a network partition, a peer that stops answering) becomes an error within a
+/// known time instead of a thread blocked forever in libpq. They are passed in the connection URL:
+/// to libpq for the client side, and as `options` to the server for its side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgTimeouts {
+    /// TCP keepalives on both ends: the first probe after this long without traffic. Default 5 s.
+    pub keepalive_idle: Duration,
+    /// Then a probe every `keepalive_interval` (default 5 s), `keepalive_count` of them (default 3):
+    /// a silent peer is noticed within about 20 s even where `tcp_user_timeout` is not supported.
+    pub keepalive_interval: Duration,
+    pub keepalive_count: u32,
+    /// `tcp_user_timeout`: data (or a keepalive probe) left unacknowledged this long closes the
+    /// connection. Default 15 s.
+    pub tcp_user_timeout: Duration,
+    /// `statement_timeout`, set per service: the server cancels a statement that runs longer.
+    /// Default 10 s; see [`PgTimeouts::default_statement_timeout`].
+    pub statement: Duration,
+    /// `idle_in_transaction_session_timeout`: the server ends a session that holds a transaction
+    /// open without a statement this long (a client that froze or vanished mid-transaction, whose
+    /// locks would otherwise block every other writer). Default 60 s.
+    pub idle_in_transaction: Duration,
+}
+
+impl PgTimeouts {
+    pub const DEFAULT_CONNECT: Duration = Duration::from_secs(5);
+
+    /// The statement timeout of each service: the broker answers lookups, so its statements are
+    /// short and a stuck one must fail within seconds (the lookup is then refused, R-QRY-08); audit
+    /// verifies and searches the whole chain; the others run ordinary requests.
+    pub fn default_statement_timeout(service: &str) -> Duration {
+        match service {
+            "broker" => Duration::from_secs(5),
+            "audit" => Duration::from_secs(60),
+            _ => Duration::from_secs(10),
+        }
+    }
+}
+
+impl Default for PgTimeouts {
+    fn default() -> Self {
+        Self {
+            keepalive_idle: Duration::from_secs(5),
+            keepalive_interval: Duration::from_secs(5),
+            keepalive_count: 3,
+            tcp_user_timeout: Duration::from_secs(15),
+            statement: Duration::from_secs(10),
+            idle_in_transaction: Duration::from_secs(60),
+        }
+    }
+}
+
+/// `url` with the bounds of `settings` added as libpq parameters: `connect_timeout`, `keepalives*`,
+/// `tcp_user_timeout`, `fallback_application_name`, and the server's side (its own keepalives and
+/// user timeout, `statement_timeout`, `idle_in_transaction_session_timeout`) as `-c` settings in ONE
+/// `options` parameter, put before whatever `options` the URL already carries (the test URLs carry
+/// `-csearch_path=…`), so the URL's own settings win. A parameter the URL already sets is kept.
+pub fn bounded_postgres_url(url: &str, settings: &DbSettings) -> String {
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let mut params: Vec<(String, String)> = query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(key), percent_decode(value))
+        })
+        .collect();
+    let t = &settings.postgres;
+    let secs = |d: Duration| d.as_secs().max(1).to_string();
+    let millis = |d: Duration| d.as_millis().to_string();
+    // libpq takes whole seconds and treats anything below 2 as 2.
+    let connect = settings.connect_timeout.as_secs_f64().ceil().max(2.0) as u64;
+    let mut client = vec![
+        ("connect_timeout", connect.to_string()),
+        ("keepalives", "1".to_owned()),
+        ("keepalives_idle", secs(t.keepalive_idle)),
+        ("keepalives_interval", secs(t.keepalive_interval)),
+        ("keepalives_count", t.keepalive_count.max(1).to_string()),
+        ("tcp_user_timeout", millis(t.tcp_user_timeout)),
+    ];
+    if let Some(name) = &settings.application_name {
+        client.push(("fallback_application_name", name.clone()));
+    }
+    for (key, value) in client {
+        if !params.iter().any(|(k, _)| k == key) {
+            params.push((key.to_owned(), value));
+        }
+    }
+    let server = [
+        ("tcp_keepalives_idle", secs(t.keepalive_idle)),
+        ("tcp_keepalives_interval", secs(t.keepalive_interval)),
+        ("tcp_keepalives_count", t.keepalive_count.max(1).to_string()),
+        ("tcp_user_timeout", millis(t.tcp_user_timeout)),
+        ("statement_timeout", millis(t.statement)),
+        ("idle_in_transaction_session_timeout", millis(t.idle_in_transaction)),
+    ];
+    let ours = server.iter().map(|(name, value)| format!("-c {name}={value}")).collect::<Vec<_>>().join(" ");
+    match params.iter_mut().find(|(key, _)| key == "options") {
+        Some((_, theirs)) => *theirs = format!("{ours} {theirs}"),
+        None => params.push(("options".to_owned(), ours)),
+    }
+    let query = params
+        .iter()
+        .map(|(key, value)| format!("{}={}", percent_encode(key), percent_encode(value)))
+        .collect::<Vec<_>>()
+        .join("&");
+    format!("{base}?{query}")
+}
+
+/// Decodes `%XX` escapes as libpq does (a `+` stays a `+`).
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Escapes everything but unreserved characters (a space becomes `%20`: libpq does not read `+`).
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (byte as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
 }
 
 impl Db {
@@ -198,18 +410,22 @@ impl Db {
             ensure_parent_dir(path)?;
         }
         let backend = target.backend();
-        let manager = Manager { target };
+        let manager = Manager::new(target, settings);
         // Build lazily (min_idle 0), then take one connection ourselves so a refused connection
         // reports the real driver error instead of r2d2's generic timeout.
         let mut first = manager.connect().map_err(|err| DbError::Unavailable(err.to_string()))?;
+        if let DbConn::Pg(pg) = &mut first {
+            // A migration may rewrite a large table: the per-statement bound is for requests.
+            pg.batch_execute("SET statement_timeout = 0").map_err(|err| DbError::Migration(err.to_string()))?;
+        }
         run_migrations(&mut first, migrations)?;
         let pool = Pool::builder()
             .max_size(settings.pool_size.max(1))
             .min_idle(Some(0))
             .connection_timeout(settings.connect_timeout)
             .test_on_check_out(false)
-            .build_unchecked(manager);
-        Ok(Self { pool, backend })
+            .build_unchecked(manager.clone());
+        Ok(Self { pool, manager, backend, work_bound: settings.work_bound() })
     }
 
     /// [`Db::connect`] from async startup code, off the executor.
@@ -222,6 +438,18 @@ impl Db {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// The longest one unit of work should take on PostgreSQL (see [`DbSettings::work_bound`]); `None`
+    /// on SQLite, whose waits are bounded by its busy timeout.
+    pub fn work_bound(&self) -> Option<Duration> {
+        self.work_bound
+    }
+
+    /// A connection of its own, outside the pool, for a long-lived user that keeps one (the broker's
+    /// journal); opened as the pool opens its, with the same bounds. Blocking.
+    pub fn open_connection(&self) -> Result<DbConn, DbError> {
+        self.manager.connect().map_err(|err| DbError::Unavailable(err.to_string()))
     }
 
     /// A connection for blocking code that is already off the executor.
@@ -241,7 +469,11 @@ impl Db {
         actix_web::web::block(move || {
             span.in_scope(|| {
                 let mut conn = pool.get().map_err(|err| E::from(DbError::Unavailable(err.to_string())))?;
-                work(&mut conn)
+                let result = work(&mut conn);
+                if result.is_err() && !conn.still_answers() {
+                    tracing::warn!("a pooled database connection was found dead; the pool drops it");
+                }
+                result
             })
         })
         .await
@@ -311,6 +543,19 @@ impl DbConn {
         self.batch_execute("SELECT 1")
     }
 
+    /// After work on the connection failed: whether it still answers. A PostgreSQL connection that
+    /// does not is marked broken by the failed ping, so the pool drops it instead of handing it out
+    /// again. Diesel does not always notice by itself: a statement that fails while being prepared
+    /// (the first use of a query on that connection) leaves a dead connection looking healthy, and
+    /// every later use fails with "no connection to the server". Costs a round trip, on failures
+    /// only; SQLite has no connection to lose.
+    pub fn still_answers(&mut self) -> bool {
+        match self {
+            DbConn::Pg(_) => self.ping().is_ok(),
+            DbConn::Sqlite(_) => true,
+        }
+    }
+
     pub fn backend(&self) -> Backend {
         match self {
             DbConn::Pg(_) => Backend::Postgres,
@@ -356,6 +601,83 @@ mod tests {
         assert_eq!(Target::parse("sqlite:x.db").unwrap().backend(), Backend::Sqlite);
         assert!(matches!(Target::parse("mysql://h/db"), Err(DbError::Config(_))));
         assert!(matches!(Target::parse("sqlite://"), Err(DbError::Config(_))));
+    }
+
+    /// Every bound reaches libpq and the server, in one `options` parameter merged with the one the
+    /// URL already carries (whose own settings come last, so they win), and nothing the URL sets
+    /// itself is overridden.
+    #[test]
+    fn postgres_urls_get_every_bound_and_keep_their_own_settings() {
+        let mut settings = DbSettings::for_service("broker", "postgres://u@h:5432/db");
+        let url = bounded_postgres_url(&settings.url, &settings);
+        let (base, query) = url.split_once('?').unwrap();
+        assert_eq!(base, "postgres://u@h:5432/db");
+        let params: Vec<(String, String)> = query
+            .split('&')
+            .map(|pair| pair.split_once('=').unwrap())
+            .map(|(k, v)| (k.to_owned(), percent_decode(v)))
+            .collect();
+        let get = |key: &str| params.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+        assert_eq!(get("connect_timeout").as_deref(), Some("5"));
+        assert_eq!(get("keepalives").as_deref(), Some("1"));
+        assert_eq!(get("keepalives_idle").as_deref(), Some("5"));
+        assert_eq!(get("keepalives_interval").as_deref(), Some("5"));
+        assert_eq!(get("keepalives_count").as_deref(), Some("3"));
+        assert_eq!(get("tcp_user_timeout").as_deref(), Some("15000"));
+        assert_eq!(get("fallback_application_name").as_deref(), Some("immilink-broker"));
+        let options = get("options").unwrap();
+        for setting in [
+            "-c statement_timeout=5000",
+            "-c idle_in_transaction_session_timeout=60000",
+            "-c tcp_keepalives_idle=5",
+            "-c tcp_user_timeout=15000",
+        ] {
+            assert!(options.contains(setting), "{setting} in {options}");
+        }
+        assert!(!query.contains(' ') && !query.contains('+'), "spaces are escaped as %20 for libpq: {query}");
+
+        // A test URL: its own options (URL-encoded) and a connect timeout of its own.
+        settings.url = "postgres://u@h/db?connect_timeout=9&options=-csearch_path%3Dt_1".into();
+        settings.postgres.statement = Duration::from_millis(1500);
+        let url = bounded_postgres_url(&settings.url, &settings);
+        assert!(url.contains("connect_timeout=9") && !url.contains("connect_timeout=5"), "{url}");
+        assert_eq!(url.matches("options=").count(), 1, "one options parameter: {url}");
+        let options = percent_decode(url.split("options=").nth(1).unwrap().split('&').next().unwrap());
+        assert!(options.starts_with("-c tcp_keepalives_idle=5 "), "{options}");
+        assert!(options.contains("-c statement_timeout=1500 "), "{options}");
+        assert!(options.ends_with(" -csearch_path=t_1"), "the URL's own settings last: {options}");
+    }
+
+    #[test]
+    fn each_service_has_its_statement_timeout() {
+        assert_eq!(DbSettings::for_service("broker", "x").postgres.statement, Duration::from_secs(5));
+        assert_eq!(DbSettings::for_service("audit", "x").postgres.statement, Duration::from_secs(60));
+        assert_eq!(DbSettings::for_service("identity", "x").postgres.statement, Duration::from_secs(10));
+        assert_eq!(DbSettings::new("sqlite://x.db").work_bound(), None, "SQLite waits on its busy timeout");
+        assert_eq!(DbSettings::for_service("broker", "postgres://h/db").work_bound(), Some(Duration::from_secs(10)));
+    }
+
+    /// The bounds are in force on the server: a statement longer than the service's statement
+    /// timeout is cancelled, and the connection stays usable.
+    #[test]
+    fn a_statement_longer_than_the_statement_timeout_is_cancelled() {
+        let test_db = crate::testing::TestDb::new();
+        if !test_db.is_postgres() {
+            return;
+        }
+        let mut settings = DbSettings::new(test_db.url());
+        settings.postgres.statement = Duration::from_millis(300);
+        let migrations = Migrations {
+            postgres: diesel_migrations::embed_migrations!("src/testdata/no_migrations"),
+            sqlite: diesel_migrations::embed_migrations!("src/testdata/no_migrations"),
+        };
+        let db = Db::connect(&settings, &migrations).unwrap();
+        let mut conn = db.get().unwrap();
+        let started = std::time::Instant::now();
+        let err = conn.batch_execute("SELECT pg_sleep(5)").unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(3), "cancelled at the bound: {:?}", started.elapsed());
+        assert!(err.to_string().contains("statement timeout"), "{err}");
+        conn.batch_execute("SELECT 1").expect("the connection is still usable");
     }
 
     #[test]
@@ -441,6 +763,21 @@ mod tests {
         };
         let err = Db::connect(&settings, &migrations).err().unwrap();
         assert!(matches!(err, DbError::Unavailable(ref m) if m.contains("127.0.0.1") || m.contains("onnect")), "{err}");
+    }
+
+    #[test]
+    fn a_connection_lost_mid_use_is_503_not_500() {
+        use diesel::result::{DatabaseErrorKind, Error};
+        let lost = DbError::Query(Error::DatabaseError(
+            DatabaseErrorKind::ClosedConnection,
+            Box::new("server closed the connection unexpectedly".to_owned()),
+        ));
+        assert!(lost.is_connection_lost());
+        let problem: ApiError = lost.into();
+        assert_eq!(problem.status(), actix_web::http::StatusCode::SERVICE_UNAVAILABLE);
+        let refused =
+            DbError::Query(Error::DatabaseError(DatabaseErrorKind::UniqueViolation, Box::new("dup".to_owned())));
+        assert!(!refused.is_connection_lost());
     }
 
     #[actix_web::test]

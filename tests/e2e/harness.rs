@@ -1,7 +1,16 @@
 //! Spawning a stack and talking to it like a client.
+//!
+//! Every wait is bounded: the harness's HTTP client times out ([`REQUEST_TIMEOUT`]), the test
+//! databases drop within a bound (`TestDb`), and [`within`] / [`step`] bound a whole test body or
+//! one await of it, so a test that gets stuck fails with a message naming the wait instead of
+//! holding CI. [`TestStack::shutdown`] stops the stack whatever the body did.
 
+use std::future::Future;
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use immilink_shared::clock::{system_clock, SharedClock};
 use immilink_shared::testing::TestDb;
@@ -9,6 +18,12 @@ use immilink_stack::{start, RunningStack, StackConfig};
 use serde_json::{json, Value};
 
 pub const DEMO_PASSWORD: &str = "immilink-demo";
+
+/// The longest one request of a test may take (a loaded CI machine included).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a test waits for the broker's relay to get a record to the audit service.
+pub const AUDIT_DELIVERY_WITHIN: Duration = Duration::from_secs(30);
 
 /// Tracing and W3C propagation as the binaries set them up, once per test process.
 fn init_telemetry() {
@@ -58,7 +73,7 @@ impl TestStack {
         config.upstream_override = options.upstream_override;
         (options.adjust)(&mut config);
         let db_cut = match options.cuttable_broker_db {
-            true => Some(DbCut::install(&mut config.broker.service.database.url).await),
+            true => Some(DbCut::install(&mut config.broker.service.database.url)),
             false => None,
         };
         let metrics_token = config.gateway.metrics_token.clone().expect("the launcher sets a metrics token");
@@ -166,8 +181,25 @@ impl TestStack {
         self.db_cut.as_ref().expect("spawned with cuttable_broker_db").cut().await;
     }
 
+    /// PostgreSQL only: the broker's connections stop getting answers (packets dropped, nothing
+    /// closed), as in a network partition.
+    pub async fn cut_broker_db_silently(&self) {
+        self.db_cut.as_ref().expect("spawned with cuttable_broker_db").cut_silently().await;
+    }
+
     pub async fn restore_broker_db(&self) {
         self.db_cut.as_ref().expect("spawned with cuttable_broker_db").restore().await;
+    }
+
+    /// Stops the stack (bounded), then drops the proxy and the test databases (bounded too). Fault
+    /// tests call it whether their body passed, failed or timed out (see [`within`]).
+    pub async fn shutdown(self) {
+        let TestStack { stack, db_cut, _databases, .. } = self;
+        if tokio::time::timeout(Duration::from_secs(20), stack.stop()).await.is_err() {
+            eprintln!("the stack did not stop within 20 s; its databases are dropped anyway");
+        }
+        drop(db_cut);
+        drop(_databases);
     }
 
     /// Every audit record of `kind`, read page by page as `token`'s holder may.
@@ -202,22 +234,83 @@ impl TestStack {
         me["user_id"].as_str().expect("user_id").to_owned()
     }
 
-    /// Waits (bounded) until the audit service holds a record with this id.
+    /// Waits (bounded by a deadline, not a count of tries: a loaded machine relays more slowly) until
+    /// the audit service holds a record with this id.
     pub async fn wait_for_audit_record(&self, token: &str, id: &str) -> Value {
-        for _ in 0..100 {
+        let deadline = std::time::Instant::now() + AUDIT_DELIVERY_WITHIN;
+        loop {
             let response = self.get(token, &format!("/v1/audit/records/{id}")).await;
             if response.status() == 200 {
                 return response.json().await.expect("record body");
             }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "audit record {id} did not arrive within {AUDIT_DELIVERY_WITHIN:?}"
+            );
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        panic!("audit record {id} never arrived");
     }
 }
 
 /// A client, optionally bound to a local address (another loopback IP, for the IP-binding tests).
+/// Its requests time out after [`REQUEST_TIMEOUT`].
 pub fn client(local: Option<IpAddr>) -> reqwest::Client {
-    reqwest::Client::builder().local_address(local).build().expect("a client")
+    reqwest::Client::builder().local_address(local).timeout(REQUEST_TIMEOUT).build().expect("a client")
+}
+
+/// How a bounded test body ended.
+pub enum Ended {
+    Passed,
+    Failed(Box<dyn std::any::Any + Send>),
+    TimedOut(Duration),
+}
+
+impl Ended {
+    /// Passes, or fails the test as the body did (its own panic message), or with the time limit.
+    pub fn conclude(self) {
+        match self {
+            Ended::Passed => {}
+            Ended::Failed(panic) => std::panic::resume_unwind(panic),
+            Ended::TimedOut(limit) => {
+                panic!("the test did not finish within {limit:?}: one of its waits is stuck (the log says where)")
+            }
+        }
+    }
+}
+
+/// Runs a test body with a time limit, catching its panic, so the caller can stop the stack and
+/// drop the databases before failing: `let ended = within(limit, async { … }).await;
+/// t.shutdown().await; ended.conclude();`.
+pub async fn within(limit: Duration, body: impl Future<Output = ()>) -> Ended {
+    match tokio::time::timeout(limit, CatchUnwind(Box::pin(body))).await {
+        Ok(Ok(())) => Ended::Passed,
+        Ok(Err(panic)) => Ended::Failed(panic),
+        Err(_) => Ended::TimedOut(limit),
+    }
+}
+
+/// Awaits one step of a test, failing with `what` if it takes longer than `limit`.
+pub async fn step<T>(what: &str, limit: Duration, future: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(limit, future).await {
+        Ok(value) => value,
+        Err(_) => panic!("{what}: still waiting after {limit:?}"),
+    }
+}
+
+/// A future whose panic is returned instead of unwinding through the caller.
+struct CatchUnwind<F>(Pin<Box<F>>);
+
+impl<F: Future<Output = ()>> Future for CatchUnwind<F> {
+    type Output = Result<(), Box<dyn std::any::Any + Send>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(())) => Poll::Ready(Ok(())),
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    }
 }
 
 /// A lookup the demo caseworker of TPE-SW is permitted to run.
@@ -255,21 +348,21 @@ pub enum DbCut {
 
 impl DbCut {
     /// Routes a PostgreSQL URL through a new proxy (rewriting `url`), or remembers the SQLite file.
-    async fn install(url: &mut String) -> Self {
+    pub fn install(url: &mut String) -> Self {
         if let Some(path) = url.strip_prefix("sqlite://") {
             return DbCut::SqliteLock { path: path.to_owned(), held: std::sync::Mutex::new(None) };
         }
         let at = url.find('@').expect("a PostgreSQL URL with a user") + 1;
         let end = url[at..].find('/').map_or(url.len(), |i| at + i);
         let target: std::net::SocketAddr = url[at..end].parse().expect("host:port as an IP address");
-        let proxy = crate::tcp_proxy::TcpProxy::start(target).await;
+        let proxy = crate::tcp_proxy::TcpProxy::start(target);
         url.replace_range(at..end, &format!("127.0.0.1:{}", proxy.port));
         DbCut::Proxy(proxy)
     }
 
-    async fn cut(&self) {
+    pub async fn cut(&self) {
         match self {
-            DbCut::Proxy(proxy) => proxy.cut(),
+            DbCut::Proxy(proxy) => proxy.cut().await,
             DbCut::SqliteLock { path, held } => {
                 use diesel::connection::SimpleConnection;
                 use diesel::Connection;
@@ -280,7 +373,15 @@ impl DbCut {
         }
     }
 
-    async fn restore(&self) {
+    /// PostgreSQL only: packets dropped, nothing closed (see [`crate::tcp_proxy::TcpProxy::cut_silently`]).
+    pub async fn cut_silently(&self) {
+        match self {
+            DbCut::Proxy(proxy) => proxy.cut_silently().await,
+            DbCut::SqliteLock { .. } => panic!("a silent cut needs the PostgreSQL proxy"),
+        }
+    }
+
+    pub async fn restore(&self) {
         match self {
             DbCut::Proxy(proxy) => proxy.restore(),
             DbCut::SqliteLock { held, .. } => {

@@ -262,9 +262,19 @@ impl Breaker {
 mod tests {
     use super::*;
 
+    /// Waits (bounded) until the open period has passed, instead of sleeping a guess at it.
+    fn until_probe_allowed(breaker: &Breaker) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while breaker.check().is_err() {
+            assert!(Instant::now() < deadline, "the open period ends");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     #[test]
     fn r_qry_09_breaker_opens_after_consecutive_failures_and_probes_once() {
-        let breaker = Breaker::new(3, Duration::from_millis(50));
+        // Long enough that the checks right after it opens cannot race it on a loaded machine.
+        let breaker = Breaker::new(3, Duration::from_millis(500));
         for _ in 0..2 {
             assert!(breaker.admit().is_ok());
             breaker.record(true);
@@ -277,13 +287,13 @@ mod tests {
         }
         assert!(matches!(breaker.admit(), Err(NotSent::CircuitOpen { .. })));
         assert!(breaker.check().is_err());
-        std::thread::sleep(Duration::from_millis(60));
+        until_probe_allowed(&breaker);
         assert!(breaker.check().is_ok(), "after the open period a probe may go");
         assert!(breaker.admit().is_ok(), "the probe");
         assert!(breaker.admit().is_err(), "only one probe at a time");
         breaker.record(true);
         assert!(breaker.admit().is_err(), "a failed probe opens the circuit again");
-        std::thread::sleep(Duration::from_millis(60));
+        until_probe_allowed(&breaker);
         assert!(breaker.admit().is_ok());
         breaker.record(false);
         assert!(breaker.admit().is_ok() && breaker.admit().is_ok(), "a good probe closes it");
