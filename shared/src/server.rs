@@ -4,7 +4,7 @@
 //! [`Server::start`]. The server wraps every request in the request context, tracing, the
 //! service-caller check and metrics; answers problem+json for unknown routes, bad paths and queries
 //! (405 with `Allow` for a known path with another method); and serves the generated `/openapi.json`,
-//! `/healthz`, `/readyz` and `/metrics`. [`shutdown_signal`] is the one place SIGTERM and SIGINT are
+//! `/healthz`, `/readyz` and `/metrics`. [`ShutdownSignal`] is the one place SIGTERM and SIGINT are
 //! handled.
 
 use std::future::Future;
@@ -371,7 +371,7 @@ impl Server {
     }
 
     /// Binds (port 0 picks a free one), spawns the background tasks and builds the server. The
-    /// server does not watch signals itself: [`shutdown_signal`] does, once per process.
+    /// server does not watch signals itself: [`ShutdownSignal`] does, once per process.
     pub fn start(self) -> std::io::Result<Running> {
         use utoipa_actix_web::AppExt;
         let Self { addr, workers, routes, configure, tasks } = self;
@@ -411,35 +411,57 @@ impl Server {
     }
 }
 
-/// Resolves at the first SIGTERM (what `kill`, systemd and container runtimes send) or SIGINT
-/// (Ctrl-C): the one place a process learns it must stop. Servers do not watch signals themselves.
-pub async fn shutdown_signal() {
+/// The one place a process learns it must stop: the first SIGTERM (what `kill`, systemd and container
+/// runtimes send) or SIGINT (Ctrl-C). Servers do not watch signals themselves. Listening starts when
+/// this is made, so a process makes it before it reports that it runs: a signal that arrives in
+/// between is then a request to stop, not the default action that kills the process.
+pub struct ShutdownSignal {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
-            (Ok(mut terminate), Ok(mut interrupt)) => {
-                tokio::select! {
-                    _ = terminate.recv() => tracing::info!("SIGTERM: stopping"),
-                    _ = interrupt.recv() => tracing::info!("SIGINT: stopping"),
+    signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl ShutdownSignal {
+    /// Starts listening for SIGTERM and SIGINT. Needs a Tokio runtime.
+    pub fn listen() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+                (Ok(terminate), Ok(interrupt)) => Self { signals: Some((terminate, interrupt)) },
+                (Err(err), _) | (_, Err(err)) => {
+                    tracing::warn!(error = %err, "cannot watch SIGTERM; Ctrl-C only");
+                    Self { signals: None }
                 }
-                return;
             }
-            (Err(err), _) | (_, Err(err)) => tracing::warn!(error = %err, "cannot watch SIGTERM; Ctrl-C only"),
         }
+        #[cfg(not(unix))]
+        Self {}
     }
-    if let Err(err) = tokio::signal::ctrl_c().await {
-        tracing::error!(error = %err, "cannot watch Ctrl-C either; stopping now");
+
+    /// Resolves at the first SIGTERM or SIGINT since [`ShutdownSignal::listen`].
+    pub async fn received(self) {
+        #[cfg(unix)]
+        if let Some((mut terminate, mut interrupt)) = self.signals {
+            tokio::select! {
+                _ = terminate.recv() => tracing::info!("SIGTERM: stopping"),
+                _ = interrupt.recv() => tracing::info!("SIGINT: stopping"),
+            }
+            return;
+        }
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %err, "cannot watch Ctrl-C either; stopping now");
+        }
     }
 }
 
 /// Runs one service binary until SIGTERM or SIGINT, then stops it gracefully (requests in flight
 /// finish), stops its background tasks and flushes spans.
 pub async fn run_until_stopped(running: Running, telemetry: crate::telemetry::Telemetry) -> std::io::Result<()> {
+    let stop = ShutdownSignal::listen();
     let Running { server, tasks, .. } = running;
     let handle = server.handle();
     let server = actix_web::rt::spawn(server);
-    shutdown_signal().await;
+    stop.received().await;
     Running::abort_tasks(tasks);
     handle.stop(true).await;
     let result = server.await.unwrap_or_else(|err| Err(std::io::Error::other(err)));

@@ -16,6 +16,8 @@ const DEMO_USERS: &[(&str, &str)] = &[
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
     let telemetry = telemetry::init("immilink");
+    // Listen before anything runs: a SIGTERM from now on stops the stack gracefully.
+    let stop = immilink_shared::server::ShutdownSignal::listen();
     let config = StackConfig::from_env()?;
     let demo = config.identity.demo;
     let stack = start(config, system_clock()).await?;
@@ -33,7 +35,7 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     println!("Ctrl-C (or SIGTERM) stops it.");
-    immilink_shared::server::shutdown_signal().await;
+    stop.received().await;
     stack.stop().await;
     telemetry.shutdown().await;
     Ok(())
