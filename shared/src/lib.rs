@@ -7,7 +7,8 @@
 //! (the test `modules_use_only_lower_layers` below reads the sources and fails on one).
 //!
 //! 0. leaves: `context` (the request id and language of the request being served, header names),
-//!    `clock`, `catalogue`, `ids`, `events`, `rate_limit`, `testing`
+//!    `clock`, `catalogue`, `ids`, `events`, `rate_limit`, `testing`, `transparency` (checkpoint
+//!    cosignatures and key files)
 //! 1. `problem` (problem+json errors), `telemetry`, `documents`
 //! 2. `db` (the two-backend connection, migrations; database errors become problems here)
 //! 3. `typed` (states and ids stored as text), `config` (plain settings data)
@@ -23,6 +24,7 @@ pub mod events;
 pub mod ids;
 pub mod rate_limit;
 pub mod testing;
+pub mod transparency;
 
 pub mod documents;
 pub mod problem;
@@ -53,6 +55,7 @@ const LAYERS: &[(&str, usize, &str)] = &[
     ("ids", 0, include_str!("ids.rs")),
     ("rate_limit", 0, include_str!("rate_limit.rs")),
     ("testing", 0, include_str!("testing.rs")),
+    ("transparency", 0, include_str!("transparency.rs")),
     ("documents", 1, include_str!("documents.rs")),
     ("problem", 1, include_str!("problem.rs")),
     ("telemetry", 1, include_str!("telemetry.rs")),

@@ -1,8 +1,10 @@
-//! immilink audit: the append-only, hash-chained audit log (R-AUD-02). Services deliver events to
-//! `/internal/v1/events` (idempotent by event id); authorized roles search records and verify the chain.
+//! immilink audit: the append-only, hash-chained audit log (R-AUD-02), with an RFC 6962 Merkle tree
+//! over its records. Services deliver events to `/internal/v1/events` (idempotent by event id);
+//! authorized roles search records, verify the log and fetch inclusion and consistency proofs.
 //!
-//! Invariants: records are never updated or deleted through any endpoint; every append goes through
-//! [`domain::chain::append`], which serialises on the chain head.
+//! Invariants: records are never updated or deleted (database triggers refuse it on both backends);
+//! every append goes through [`domain::chain::append`], which serialises on the chain head and
+//! writes the records' Merkle tree hashes in the same transaction.
 
 pub mod domain;
 mod routes;
@@ -63,6 +65,12 @@ pub struct Application;
 impl Application {
     pub async fn build(settings: Settings, clock: SharedClock) -> anyhow::Result<Running> {
         let service = Service::open(settings, &MIGRATIONS).await?;
+        let tree_size = service
+            .db
+            .run(domain::chain::complete_tree)
+            .await
+            .map_err(|err: domain::AuditError| anyhow::anyhow!(err))?;
+        tracing::info!(tree_size, "audit log Merkle tree complete");
         let state = web::Data::new(State { db: service.db.clone(), clock });
         Ok(service.server(ROUTES).data(state).start()?)
     }

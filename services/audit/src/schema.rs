@@ -5,6 +5,7 @@ diesel::table! {
         id -> Integer,
         next_sequence -> BigInt,
         last_hash -> Text,
+        tree_size -> BigInt,
     }
 }
 
@@ -23,5 +24,23 @@ diesel::table! {
         payload -> Text,
         prev_hash -> Text,
         hash -> Text,
+        hash_scheme -> SmallInt,
+    }
+}
+
+diesel::table! {
+    audit_tree_hashes (hash_index) {
+        hash_index -> BigInt,
+        hash -> Binary,
+    }
+}
+
+diesel::table! {
+    audit_checkpoints (tree_size) {
+        tree_size -> BigInt,
+        root_hash -> Text,
+        note -> Text,
+        issued_at -> Timestamp,
+        witnessed_at -> Nullable<Timestamp>,
     }
 }

@@ -5,7 +5,7 @@ use actix_web::{test as actix_test, web, App};
 use chrono::{TimeZone, Utc};
 use diesel::prelude::*;
 use immilink_shared::clock::{Clock, ManualClock};
-use immilink_shared::db::{Db, DbSettings};
+use immilink_shared::db::{Db, DbConn, DbSettings};
 use immilink_shared::events::AuditEvent;
 use immilink_shared::server::ServiceName;
 use immilink_shared::testing::TestDb;
@@ -47,30 +47,176 @@ fn r_aud_02_chain_of_appended_records_verifies() {
     assert_eq!(verification.first_bad_sequence, None);
 }
 
-#[test]
-fn r_aud_02_an_altered_record_is_detected_and_located() {
-    let test_db = TestDb::new();
-    let mut conn = db(&test_db).get().unwrap();
-    chain::append(&mut conn, Utc::now(), &(1..=5).map(event).collect::<Vec<_>>()).unwrap();
-    // Someone with database access rewrites the purpose of record 3.
-    diesel::update(audit_records::table.filter(audit_records::sequence.eq(3)))
-        .set(audit_records::payload.eq(r#"{"case_number":"C-3","purpose_code":"hr_other_approved"}"#))
-        .execute(&mut conn)
-        .unwrap();
-    let verification = chain::verify(&mut conn).unwrap();
-    assert!(!verification.ok);
-    assert_eq!(verification.first_bad_sequence, Some(3));
-    assert_eq!(verification.records, 2);
+/// Acts as someone with write access to the database would: the append-only triggers are turned
+/// off (PostgreSQL) or dropped (SQLite) first, as such a person could.
+fn as_intruder(conn: &mut DbConn, tamper: impl FnOnce(&mut DbConn)) {
+    let statements: &[&str] = match conn {
+        DbConn::Pg(_) => {
+            &["ALTER TABLE audit_records DISABLE TRIGGER USER", "ALTER TABLE audit_tree_hashes DISABLE TRIGGER USER"]
+        }
+        DbConn::Sqlite(_) => &[
+            "DROP TRIGGER IF EXISTS audit_records_no_update",
+            "DROP TRIGGER IF EXISTS audit_records_no_delete",
+            "DROP TRIGGER IF EXISTS audit_tree_hashes_no_update",
+            "DROP TRIGGER IF EXISTS audit_tree_hashes_no_delete",
+        ],
+    };
+    for statement in statements {
+        diesel::sql_query(*statement).execute(conn).unwrap();
+    }
+    tamper(conn);
+}
+
+fn logged(conn: &mut DbConn, records: u32) {
+    chain::append(conn, Utc::now(), &(1..=records).map(event).collect::<Vec<_>>()).unwrap();
+    assert!(chain::verify(conn).unwrap().ok);
+}
+
+fn broken_at(conn: &mut DbConn) -> (Option<i64>, String) {
+    let verification = chain::verify(conn).unwrap();
+    assert!(!verification.ok, "tampering went unnoticed: {verification:?}");
+    (verification.first_bad_sequence, verification.reason.unwrap_or_default())
 }
 
 #[test]
-fn r_aud_02_a_deleted_record_is_detected_at_the_gap() {
+fn r_aud_02_the_database_refuses_to_change_or_remove_a_record() {
     let test_db = TestDb::new();
     let mut conn = db(&test_db).get().unwrap();
-    chain::append(&mut conn, Utc::now(), &(1..=4).map(event).collect::<Vec<_>>()).unwrap();
-    diesel::delete(audit_records::table.filter(audit_records::sequence.eq(2))).execute(&mut conn).unwrap();
-    let verification = chain::verify(&mut conn).unwrap();
-    assert_eq!(verification.first_bad_sequence, Some(2));
+    logged(&mut conn, 3);
+    let edit = diesel::update(audit_records::table.filter(audit_records::sequence.eq(2)))
+        .set(audit_records::subject_id.eq("B223456789"))
+        .execute(&mut conn);
+    assert!(edit.is_err(), "an UPDATE of a record was accepted");
+    let removal = diesel::delete(audit_records::table.filter(audit_records::sequence.eq(3))).execute(&mut conn);
+    assert!(removal.is_err(), "a DELETE of a record was accepted");
+    let hashes = diesel::delete(crate::schema::audit_tree_hashes::table).execute(&mut conn);
+    assert!(hashes.is_err(), "a DELETE of the tree's hashes was accepted");
+    if test_db.is_postgres() {
+        assert!(diesel::sql_query("TRUNCATE audit_records").execute(&mut conn).is_err(), "TRUNCATE accepted");
+    }
+    let kept: i64 = audit_records::table.count().get_result(&mut conn).unwrap();
+    assert_eq!(kept, 3);
+    assert!(chain::verify(&mut conn).unwrap().ok);
+}
+
+/// Sets one column of record 3 to a different value, as an intruder would.
+fn edit_record_3(conn: &mut DbConn, field: &str) {
+    use audit_records as r;
+    let later = Utc.with_ymd_and_hms(2026, 11, 24, 1, 0, 0).unwrap().naive_utc();
+    let on_3 = audit_records::table.filter(r::sequence.eq(3));
+    let edited = match field {
+        "kind" => diesel::update(on_3).set(r::kind.eq("lookup.refused")).execute(conn),
+        "occurred_at" => diesel::update(on_3).set(r::occurred_at.eq(later)).execute(conn),
+        "recorded_at" => diesel::update(on_3).set(r::recorded_at.eq(later)).execute(conn),
+        "source" => diesel::update(on_3).set(r::source.eq("vendors")).execute(conn),
+        "actor_user_id" => diesel::update(on_3).set(r::actor_user_id.eq("user-9")).execute(conn),
+        "agency" => diesel::update(on_3).set(r::agency.eq("HLN-HR")).execute(conn),
+        "correlation_id" => diesel::update(on_3).set(r::correlation_id.eq("lookup-9")).execute(conn),
+        "subject_id" => diesel::update(on_3).set(r::subject_id.eq("B223456789")).execute(conn),
+        "payload" => diesel::update(on_3)
+            .set(r::payload.eq(r#"{"case_number":"C-3","purpose_code":"hr_other_approved"}"#))
+            .execute(conn),
+        "hash_scheme" => diesel::update(on_3).set(r::hash_scheme.eq(1_i16)).execute(conn),
+        other => panic!("no edit for {other}"),
+    };
+    assert_eq!(edited.unwrap(), 1);
+}
+
+#[test]
+fn r_aud_02_an_edit_of_any_stored_field_is_detected_and_located() {
+    let fields = [
+        "kind",
+        "occurred_at",
+        "recorded_at",
+        "source",
+        "actor_user_id",
+        "agency",
+        "correlation_id",
+        "subject_id",
+        "payload",
+        "hash_scheme",
+    ];
+    let test_db = TestDb::new();
+    let database = db(&test_db);
+    for field in fields {
+        // A fresh log per field, in the same database: the previous one is emptied first.
+        let mut conn = database.get().unwrap();
+        as_intruder(&mut conn, |conn| {
+            for table in ["audit_records", "audit_tree_hashes", "audit_checkpoints"] {
+                diesel::sql_query(format!("DELETE FROM {table}")).execute(conn).unwrap();
+            }
+            diesel::sql_query(format!(
+                "UPDATE audit_chain_head SET next_sequence = 1, tree_size = 0, last_hash = '{}'",
+                chain::GENESIS_HASH
+            ))
+            .execute(conn)
+            .unwrap();
+        });
+        logged(&mut conn, 5);
+        as_intruder(&mut conn, |conn| edit_record_3(conn, field));
+        let (first_bad, reason) = broken_at(&mut conn);
+        assert_eq!(first_bad, Some(3), "an edited {field}: {reason}");
+    }
+}
+
+#[test]
+fn r_aud_02_a_record_deleted_in_the_middle_is_located() {
+    let test_db = TestDb::new();
+    let mut conn = db(&test_db).get().unwrap();
+    logged(&mut conn, 4);
+    as_intruder(&mut conn, |conn| {
+        diesel::delete(audit_records::table.filter(audit_records::sequence.eq(2))).execute(conn).unwrap();
+    });
+    assert_eq!(broken_at(&mut conn).0, Some(2));
+}
+
+#[test]
+fn r_aud_02_a_truncated_tail_is_caught_by_the_chain_head() {
+    let test_db = TestDb::new();
+    let mut conn = db(&test_db).get().unwrap();
+    logged(&mut conn, 6);
+    // The newest two records go: what is left is an unbroken chain, but not the whole log.
+    as_intruder(&mut conn, |conn| {
+        diesel::delete(audit_records::table.filter(audit_records::sequence.gt(4))).execute(conn).unwrap();
+    });
+    let (first_bad, reason) = broken_at(&mut conn);
+    assert_eq!(first_bad, Some(5));
+    assert!(reason.contains("6 records, 4 are stored"), "{reason}");
+}
+
+#[test]
+fn r_aud_02_reordered_records_are_located() {
+    let test_db = TestDb::new();
+    let mut conn = db(&test_db).get().unwrap();
+    logged(&mut conn, 5);
+    as_intruder(&mut conn, |conn| {
+        let renumber = |conn: &mut DbConn, from: i64, to: i64| {
+            diesel::update(audit_records::table.filter(audit_records::sequence.eq(from)))
+                .set(audit_records::sequence.eq(to))
+                .execute(conn)
+                .unwrap();
+        };
+        renumber(conn, 2, -2);
+        renumber(conn, 3, 2);
+        renumber(conn, -2, 3);
+    });
+    assert_eq!(broken_at(&mut conn).0, Some(2));
+}
+
+#[test]
+fn r_aud_02_a_tree_that_is_not_the_tree_of_the_records_is_caught() {
+    use crate::schema::audit_tree_hashes;
+    let test_db = TestDb::new();
+    let mut conn = db(&test_db).get().unwrap();
+    logged(&mut conn, 5);
+    as_intruder(&mut conn, |conn| {
+        diesel::update(audit_tree_hashes::table.filter(audit_tree_hashes::hash_index.eq(0)))
+            .set(audit_tree_hashes::hash.eq(vec![0_u8; 32]))
+            .execute(conn)
+            .unwrap();
+    });
+    let (_, reason) = broken_at(&mut conn);
+    assert!(reason.contains("Merkle tree"), "{reason}");
 }
 
 #[test]
@@ -143,7 +289,7 @@ fn reader(agency: &str, roles: &[&str]) -> immilink_shared::auth::Caller {
 }
 
 #[test]
-fn agency_bound_readers_see_their_own_agency_and_the_auditor_sees_all() {
+fn readers_see_their_own_agency_and_only_the_immigration_agency_sees_all() {
     use crate::domain::records;
     use crate::domain::AuditError;
     let test_db = TestDb::new();
@@ -155,20 +301,263 @@ fn agency_bound_readers_see_their_own_agency_and_the_auditor_sees_all() {
     batch.push(hln);
     chain::append(&mut conn, Utc::now(), &batch).unwrap();
     let everything = Page::first();
-    let manager = reader("TPE-SW", &["account_manager"]);
-    let own = records::search(&mut conn, &manager, RecordQuery::default(), &everything).unwrap();
-    assert_eq!(own.len(), 3);
-    assert!(own.iter().all(|r| r.agency.as_deref() == Some("TPE-SW")));
     let other =
-        RecordQuery { agency: Some(immilink_shared::typed::AgencyCode::new("HLN-HR")), ..RecordQuery::default() };
-    assert!(matches!(records::search(&mut conn, &manager, other, &everything), Err(AuditError::OtherAgency)));
-    assert!(matches!(records::get(&mut conn, &manager, &hln_id), Err(AuditError::NotFound(_))));
-    let auditor = reader("TPE-SW", &["auditor"]);
-    assert_eq!(records::search(&mut conn, &auditor, RecordQuery::default(), &everything).unwrap().len(), 4);
-    assert_eq!(records::get(&mut conn, &auditor, &hln_id).unwrap().agency.as_deref(), Some("HLN-HR"));
+        || RecordQuery { agency: Some(immilink_shared::typed::AgencyCode::new("HLN-HR")), ..RecordQuery::default() };
+    // Every agency-bound reader, the auditor included, reads Taipei's records and nothing of Hualien's:
+    // not by search, not by id, not as a proof.
+    for role in ["auditor", "account_manager", "ethics_officer", "unit_supervisor"] {
+        let tpe = reader("TPE-SW", &[role]);
+        let own = records::search(&mut conn, &tpe, RecordQuery::default(), &everything).unwrap();
+        assert_eq!(own.len(), 3, "{role}");
+        assert!(own.iter().all(|r| r.agency.as_deref() == Some("TPE-SW")), "{role}");
+        assert!(
+            matches!(records::search(&mut conn, &tpe, other(), &everything), Err(AuditError::OtherAgency)),
+            "{role}"
+        );
+        assert!(matches!(records::get(&mut conn, &tpe, &hln_id), Err(AuditError::NotFound(_))), "{role}");
+        let proof = records::inclusion_proof(&mut conn, &tpe, &hln_id, None);
+        assert!(matches!(proof, Err(AuditError::NotFound(_))), "{role}");
+    }
+    let nia = reader("NIA", &["nia_reviewer"]);
+    assert_eq!(records::search(&mut conn, &nia, RecordQuery::default(), &everything).unwrap().len(), 4);
+    assert_eq!(records::get(&mut conn, &nia, &hln_id).unwrap().agency.as_deref(), Some("HLN-HR"));
+    assert_eq!(records::inclusion_proof(&mut conn, &nia, &hln_id, None).unwrap().index, 3);
     let caseworker = reader("TPE-SW", &["caseworker"]);
     assert!(matches!(records::verify(&mut conn, &caseworker), Err(AuditError::RoleRequired { .. })));
-    assert!(records::verify(&mut conn, &auditor).unwrap().ok);
+    assert!(matches!(records::consistency_proof(&mut conn, &caseworker, 1, 2), Err(AuditError::RoleRequired { .. })));
+    assert!(records::verify(&mut conn, &reader("TPE-SW", &["auditor"])).unwrap().ok);
+}
+
+/// RFC 6962 section 2.1, written from the text and independent of `tlog_tiles`: the hash of a
+/// list of leaf hashes.
+fn textbook_root(leaves: &[tlog_tiles::Hash]) -> tlog_tiles::Hash {
+    use sha2::{Digest, Sha256};
+    match leaves.len() {
+        0 => tlog_tiles::Hash(Sha256::digest(b"").into()),
+        1 => leaves[0],
+        n => {
+            let k = 1 << (usize::BITS - (n - 1).leading_zeros() - 1);
+            let (left, right) = (textbook_root(&leaves[..k]), textbook_root(&leaves[k..]));
+            tlog_tiles::Hash(
+                Sha256::new().chain_update([1]).chain_update(left.0).chain_update(right.0).finalize().into(),
+            )
+        }
+    }
+}
+
+fn node(left: &[u8; 32], right: &[u8; 32]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::new().chain_update([1]).chain_update(left).chain_update(right).finalize().into()
+}
+
+/// RFC 9162 section 2.1.3.2, step by step: does `proof` show `leaf` at `index` in the tree of
+/// `size` leaves with root `root`?
+fn textbook_inclusion(index: u64, size: u64, leaf: [u8; 32], proof: &[[u8; 32]], root: [u8; 32]) -> bool {
+    if index >= size {
+        return false;
+    }
+    let (mut fnode, mut snode, mut r) = (index, size - 1, leaf);
+    for p in proof {
+        if snode == 0 {
+            return false;
+        }
+        if fnode & 1 == 1 || fnode == snode {
+            r = node(p, &r);
+            if fnode & 1 == 0 {
+                while fnode & 1 == 0 && fnode != 0 {
+                    fnode >>= 1;
+                    snode >>= 1;
+                }
+            }
+        } else {
+            r = node(&r, p);
+        }
+        fnode >>= 1;
+        snode >>= 1;
+    }
+    snode == 0 && r == root
+}
+
+/// RFC 9162 section 2.1.4.2, step by step: does `proof` show the tree of `second` leaves (root
+/// `second_root`) extends the tree of `first` leaves (root `first_root`)?
+fn textbook_consistency(
+    first: u64,
+    second: u64,
+    first_root: [u8; 32],
+    second_root: [u8; 32],
+    proof: &[[u8; 32]],
+) -> bool {
+    if first == second {
+        return proof.is_empty() && first_root == second_root;
+    }
+    if proof.is_empty() {
+        return false;
+    }
+    let mut path = proof.to_vec();
+    if first.is_power_of_two() {
+        path.insert(0, first_root);
+    }
+    let (mut fnode, mut snode) = (first - 1, second - 1);
+    while fnode & 1 == 1 {
+        fnode >>= 1;
+        snode >>= 1;
+    }
+    let (mut fr, mut sr) = (path[0], path[0]);
+    for c in &path[1..] {
+        if snode == 0 {
+            return false;
+        }
+        if fnode & 1 == 1 || fnode == snode {
+            fr = node(c, &fr);
+            sr = node(c, &sr);
+            if fnode & 1 == 0 {
+                while fnode & 1 == 0 && fnode != 0 {
+                    fnode >>= 1;
+                    snode >>= 1;
+                }
+            }
+        } else {
+            sr = node(&sr, c);
+        }
+        fnode >>= 1;
+        snode >>= 1;
+    }
+    fr == first_root && sr == second_root && snode == 0
+}
+
+#[test]
+fn r_aud_02_every_proof_checks_out_with_an_independent_rfc_9162_verifier() {
+    use crate::domain::{records, tree};
+    let test_db = TestDb::new();
+    let mut conn = db(&test_db).get().unwrap();
+    let nia = reader("NIA", &["nia_reviewer"]);
+    let mut leaves = Vec::new();
+    let mut ids = Vec::new();
+    // Appended in uneven batches, so stored hashes cross batch boundaries.
+    for batch in [1_u32, 2, 4, 6] {
+        let events: Vec<_> = (0..batch).map(|n| event(n + leaves.len() as u32)).collect();
+        chain::append(&mut conn, Utc::now(), &events).unwrap();
+        let stored = chain::search(&mut conn, &RecordQuery::default(), &Page::new(Some(500), None).unwrap()).unwrap();
+        leaves = stored.iter().map(|r| tree::leaf_hash(&r.hash).unwrap()).collect();
+        ids = stored.iter().map(|r| r.id.clone()).collect();
+    }
+    assert_eq!(leaves.len(), 13);
+    for size in 1..=13_u64 {
+        let root = tree::root(&mut conn, size).unwrap();
+        assert_eq!(root, textbook_root(&leaves[..size as usize]), "root of {size}");
+        for index in 0..size {
+            let proof = records::inclusion_proof(&mut conn, &nia, &ids[index as usize], Some(size)).unwrap();
+            let path: Vec<[u8; 32]> = proof.hashes.iter().map(|h| h.0).collect();
+            assert!(textbook_inclusion(index, size, leaves[index as usize].0, &path, root.0), "{index} in {size}");
+            assert!(!textbook_inclusion(index, size, [7; 32], &path, root.0), "a foreign leaf must not prove");
+        }
+        for first in 1..=size {
+            let proof = records::consistency_proof(&mut conn, &nia, first, size).unwrap();
+            let path: Vec<[u8; 32]> = proof.iter().map(|h| h.0).collect();
+            let first_root = tree::root(&mut conn, first).unwrap();
+            assert!(textbook_consistency(first, size, first_root.0, root.0, &path), "{first} to {size}");
+        }
+    }
+    // Sizes outside the tree are refused naming the parameter, not answered.
+    let refused = records::inclusion_proof(&mut conn, &nia, &ids[5], Some(5));
+    assert!(matches!(refused, Err(crate::domain::AuditError::Invalid { field, .. }) if field == "tree_size"));
+    let refused = records::consistency_proof(&mut conn, &nia, 3, 14);
+    assert!(matches!(refused, Err(crate::domain::AuditError::Invalid { field, .. }) if field == "second"));
+    let refused = records::consistency_proof(&mut conn, &nia, 0, 4);
+    assert!(matches!(refused, Err(crate::domain::AuditError::Invalid { field, .. }) if field == "first"));
+}
+
+#[test]
+fn the_tree_matches_the_rfc_6962_test_vectors() {
+    use crate::domain::tree;
+    // The leaves and roots of RFC 6962's reference test data (certificate-transparency, merkle_tree_test).
+    let leaves: Vec<Vec<u8>> =
+        ["", "00", "10", "2021", "3031", "40414243", "5051525354555657", "606162636465666768696a6b6c6d6e6f"]
+            .iter()
+            .map(|h| hex::decode(h).unwrap())
+            .collect();
+    let roots = [
+        "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
+        "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
+        "aeb6bcfe274b70a14fb067a5e5578264db0fa9b51af5e0ba159158f329e06e77",
+        "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+        "4e3bbb1f7b478dcfe71fb631631519a3bca12c9aefca1612bfce4c13a86264d4",
+        "76e67dadbcdf1e10e1b74ddc608abd2f98dfb16fbce75277b5232a127f2087ef",
+        "ddb89be403809e325750d3d263cd78929c2942b7942a34b77e122c9594a74c8c",
+        "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328",
+    ];
+    let test_db = TestDb::new();
+    let mut conn = db(&test_db).get().unwrap();
+    let mut running = tree::RunningRoot::default();
+    for (n, leaf) in leaves.iter().enumerate() {
+        let leaf = tlog_tiles::record_hash(leaf);
+        // Stored hashes (as appends write them) and the streaming root (as verify computes it).
+        conn.write_transaction(|conn| tree::extend(conn, n as u64, &[leaf])).unwrap();
+        running.push(leaf);
+        let expected = roots[n];
+        assert_eq!(hex::encode(tree::root(&mut conn, n as u64 + 1).unwrap().0), expected, "stored, size {}", n + 1);
+        assert_eq!(hex::encode(running.root().0), expected, "running, size {}", n + 1);
+    }
+}
+
+#[test]
+fn records_stored_before_the_tree_existed_join_it_and_still_verify() {
+    use crate::domain::chain::{record_hash, AuditRecord, HashScheme};
+    let test_db = TestDb::new();
+    let mut conn = db(&test_db).get().unwrap();
+    // Three records as the previous version stored them: hashed without recorded_at, no tree.
+    let mut prev = chain::GENESIS_HASH.to_owned();
+    for sequence in 1..=3_i64 {
+        let e = event(sequence as u32);
+        let mut record = AuditRecord {
+            sequence,
+            id: e.id,
+            kind: e.kind,
+            occurred_at: e.occurred_at.naive_utc(),
+            recorded_at: e.occurred_at.naive_utc(),
+            source: e.source,
+            actor_user_id: e.actor_user_id,
+            agency: e.agency,
+            correlation_id: e.correlation_id,
+            subject_id: e.subject_id,
+            payload: e.payload.to_string(),
+            prev_hash: prev.clone(),
+            hash: String::new(),
+            hash_scheme: HashScheme::WithoutRecordedAt as i16,
+        };
+        record.hash = record_hash(&record).unwrap();
+        prev = record.hash.clone();
+        diesel::insert_into(audit_records::table)
+            .values((
+                audit_records::sequence.eq(record.sequence),
+                audit_records::id.eq(&record.id),
+                audit_records::kind.eq(&record.kind),
+                audit_records::occurred_at.eq(record.occurred_at),
+                audit_records::recorded_at.eq(record.recorded_at),
+                audit_records::source.eq(&record.source),
+                audit_records::actor_user_id.eq(&record.actor_user_id),
+                audit_records::agency.eq(&record.agency),
+                audit_records::correlation_id.eq(&record.correlation_id),
+                audit_records::subject_id.eq(&record.subject_id),
+                audit_records::payload.eq(&record.payload),
+                audit_records::prev_hash.eq(&record.prev_hash),
+                audit_records::hash.eq(&record.hash),
+                audit_records::hash_scheme.eq(record.hash_scheme),
+            ))
+            .execute(&mut conn)
+            .unwrap();
+    }
+    diesel::sql_query(format!("UPDATE audit_chain_head SET next_sequence = 4, last_hash = '{prev}'"))
+        .execute(&mut conn)
+        .unwrap();
+    let before = chain::verify(&mut conn).unwrap();
+    assert_eq!(before.reason.as_deref(), Some("the Merkle tree covers 0 of the 3 records"));
+    assert_eq!(chain::complete_tree(&mut conn).unwrap(), 3);
+    assert!(chain::verify(&mut conn).unwrap().ok);
+    // New records follow under the scheme that covers every field, in the same tree.
+    logged(&mut conn, 2);
+    let verification = chain::verify(&mut conn).unwrap();
+    assert_eq!((verification.ok, verification.records), (true, 5));
 }
 
 #[test]

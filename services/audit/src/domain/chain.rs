@@ -11,7 +11,7 @@ use immilink_shared::extractors::Page;
 use immilink_shared::typed::{AgencyCode, UserId};
 use sha2::{Digest, Sha256};
 
-use super::AuditError;
+use super::{tree, AuditError};
 use crate::schema::{audit_chain_head, audit_records};
 
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -34,14 +34,38 @@ pub struct AuditRecord {
     pub payload: String,
     pub prev_hash: String,
     pub hash: String,
+    /// Which fields the hash covers: see [`HashScheme`].
+    pub hash_scheme: i16,
 }
 
-/// The hash of a record: SHA-256 over the previous hash and every stored field except
-/// `recorded_at`, separated by a byte that cannot occur in them unescaped.
-pub fn record_hash(record: &AuditRecord) -> String {
+/// What a record's hash covers. Records are appended under [`HashScheme::EveryField`]; records
+/// stored before it existed keep the hash they were stored with, and may only precede it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashScheme {
+    /// Every field but `recorded_at` (records appended before the Merkle tree existed).
+    WithoutRecordedAt = 1,
+    /// Every stored field, the scheme's own number included.
+    EveryField = 2,
+}
+
+impl HashScheme {
+    pub fn of(record: &AuditRecord) -> Option<Self> {
+        match record.hash_scheme {
+            1 => Some(Self::WithoutRecordedAt),
+            2 => Some(Self::EveryField),
+            _ => None,
+        }
+    }
+}
+
+/// The hash of a record: SHA-256 over the previous hash and the stored fields its scheme covers,
+/// each prefixed by its length, so no two different records hash alike. `None` for an unknown
+/// scheme.
+pub fn record_hash(record: &AuditRecord) -> Option<String> {
+    let scheme = HashScheme::of(record)?;
     let at = |t: &chrono::NaiveDateTime| t.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     let opt = |v: &Option<String>| v.clone().unwrap_or_default();
-    let parts = [
+    let mut parts = vec![
         record.prev_hash.clone(),
         record.sequence.to_string(),
         record.id.clone(),
@@ -54,13 +78,17 @@ pub fn record_hash(record: &AuditRecord) -> String {
         opt(&record.subject_id),
         record.payload.clone(),
     ];
+    if scheme == HashScheme::EveryField {
+        parts.push(at(&record.recorded_at));
+        parts.push(record.hash_scheme.to_string());
+    }
     let mut hasher = Sha256::new();
     for part in parts {
         hasher.update(part.len().to_string().as_bytes());
         hasher.update(b":");
         hasher.update(part.as_bytes());
     }
-    hex::encode(hasher.finalize())
+    Some(hex::encode(hasher.finalize()))
 }
 
 /// Appends a batch atomically; events already stored are counted as duplicates and skipped.
@@ -104,22 +132,42 @@ pub fn append(conn: &mut DbConn, now: DateTime<Utc>, events: &[AuditEvent]) -> R
                 payload: serde_json::to_string(&event.payload).unwrap_or_else(|_| "null".into()),
                 prev_hash: last_hash.clone(),
                 hash: String::new(),
+                hash_scheme: HashScheme::EveryField as i16,
             };
-            record.hash = record_hash(&record);
+            record.hash = record_hash(&record).unwrap_or_default();
             last_hash = record.hash.clone();
             next_sequence += 1;
             receipt.appended += 1;
             records.push(record);
         }
         insert_all(conn, &records)?;
+        // The tree covers every record before these (older records are added first), then these.
+        let tree_size = tree::catch_up(conn)?;
+        let leaves: Vec<_> = records.iter().filter_map(|r| tree::leaf_hash(&r.hash)).collect();
+        let tree_size = tree::extend(conn, tree_size, &leaves)?;
         diesel::update(audit_chain_head::table.filter(audit_chain_head::id.eq(1)))
-            .set((audit_chain_head::next_sequence.eq(next_sequence), audit_chain_head::last_hash.eq(&last_hash)))
+            .set((
+                audit_chain_head::next_sequence.eq(next_sequence),
+                audit_chain_head::last_hash.eq(&last_hash),
+                audit_chain_head::tree_size.eq(tree_size as i64),
+            ))
             .execute(conn)?;
         Ok(receipt)
     })
 }
 
-/// Rows per statement: 13 columns each stays well under both backends' parameter limits.
+/// Adds to the Merkle tree any records it does not cover yet (those stored before it existed), under
+/// the chain lock. Run when the service starts, so proofs cover every record from the start.
+pub fn complete_tree(conn: &mut DbConn) -> Result<u64, AuditError> {
+    conn.write_transaction(|conn| {
+        diesel::update(audit_chain_head::table.filter(audit_chain_head::id.eq(1)))
+            .set(audit_chain_head::tree_size.eq(audit_chain_head::tree_size))
+            .execute(conn)?;
+        tree::catch_up(conn)
+    })
+}
+
+/// Rows per statement: 14 columns each stays well under both backends' parameter limits.
 const ROWS_PER_STATEMENT: usize = 500;
 
 /// Inserts the records with one multi-row INSERT per few hundred.
@@ -142,6 +190,7 @@ fn insert_all(conn: &mut DbConn, records: &[AuditRecord]) -> QueryResult<()> {
                     audit_records::payload.eq(&r.payload),
                     audit_records::prev_hash.eq(&r.prev_hash),
                     audit_records::hash.eq(&r.hash),
+                    audit_records::hash_scheme.eq(r.hash_scheme),
                 )
             })
             .collect();
@@ -150,47 +199,166 @@ fn insert_all(conn: &mut DbConn, records: &[AuditRecord]) -> QueryResult<()> {
     Ok(())
 }
 
-/// Result of walking the chain.
+/// Result of checking the log.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verification {
     pub ok: bool,
-    /// Records walked.
+    /// Records found intact, in sequence order from the first.
     pub records: i64,
-    /// The first record whose link, content or position is wrong.
+    /// The first record whose link, content or position is wrong, or the first that is missing.
     pub first_bad_sequence: Option<i64>,
+    /// What is wrong, when something is.
+    pub reason: Option<String>,
+}
+
+impl Verification {
+    fn intact(records: i64) -> Self {
+        Self { ok: true, records, first_bad_sequence: None, reason: None }
+    }
+
+    fn broken(records: i64, first_bad_sequence: Option<i64>, reason: impl Into<String>) -> Self {
+        Self { ok: false, records, first_bad_sequence, reason: Some(reason.into()) }
+    }
+}
+
+/// What the chain head says the log holds.
+#[derive(Debug, Clone, Queryable)]
+pub struct Head {
+    pub next_sequence: i64,
+    pub last_hash: String,
+    pub tree_size: i64,
+}
+
+pub fn head(conn: &mut DbConn) -> Result<Head, AuditError> {
+    Ok(audit_chain_head::table
+        .filter(audit_chain_head::id.eq(1))
+        .select((audit_chain_head::next_sequence, audit_chain_head::last_hash, audit_chain_head::tree_size))
+        .first(conn)?)
+}
+
+/// The walk over the records in sequence order: each must follow the previous one, carry the hash
+/// of its own content, and use a scheme no older than the record before it. The Merkle root of the
+/// records walked grows alongside.
+struct Walk {
+    expected_sequence: i64,
+    expected_prev: String,
+    newest_scheme: HashScheme,
+    root: tree::RunningRoot,
+    /// How many records the stored tree covers, as the chain head says.
+    tree_size: u64,
+}
+
+impl Walk {
+    fn new(tree_size: u64) -> Self {
+        Self {
+            tree_size,
+            expected_sequence: 1,
+            expected_prev: GENESIS_HASH.to_owned(),
+            newest_scheme: HashScheme::WithoutRecordedAt,
+            root: tree::RunningRoot::default(),
+        }
+    }
+
+    fn records(&self) -> i64 {
+        self.expected_sequence - 1
+    }
+
+    /// Takes the next record, or says what is wrong with it: the record itself, or the tree hashes
+    /// stored for it.
+    fn admit(
+        &mut self,
+        conn: &mut DbConn,
+        stored: &mut tree::StoredHashStream,
+        record: &AuditRecord,
+    ) -> Result<Result<(), String>, AuditError> {
+        if let Err(reason) = self.admit_record(record) {
+            return Ok(Err(reason));
+        }
+        let index = (record.sequence - 1) as u64;
+        let Some(leaf) = tree::leaf_hash(&record.hash) else {
+            return Ok(Err(format!("record {} has a malformed hash", record.sequence)));
+        };
+        let first = tlog_tiles::stored_hash_index(0, index);
+        let expected = self.root.push_with_stored_hashes(leaf);
+        // Records the tree does not cover yet have no stored hashes; the head check reports them.
+        let covered = if index < self.tree_size { expected } else { Vec::new() };
+        for (k, expected) in covered.into_iter().enumerate() {
+            match stored.next(conn)? {
+                Some((at, hash)) if at == first + k as u64 && hash == expected.0 => {}
+                _ => {
+                    let reason = format!(
+                        "the stored Merkle tree hashes for record {} are not the tree of the records",
+                        record.sequence
+                    );
+                    return Ok(Err(reason));
+                }
+            }
+        }
+        self.expected_prev = record.hash.clone();
+        self.expected_sequence += 1;
+        Ok(Ok(()))
+    }
+
+    fn admit_record(&mut self, record: &AuditRecord) -> Result<(), String> {
+        if record.sequence != self.expected_sequence {
+            return Err(format!("record {} is missing or out of place", self.expected_sequence));
+        }
+        if record.prev_hash != self.expected_prev {
+            return Err(format!("record {} does not link to the record before it", record.sequence));
+        }
+        let scheme = HashScheme::of(record)
+            .filter(|scheme| *scheme as i16 >= self.newest_scheme as i16)
+            .ok_or_else(|| format!("record {} claims a hash scheme it may not use", record.sequence))?;
+        if record_hash(record).as_deref() != Some(record.hash.as_str()) {
+            return Err(format!("record {} does not match its hash", record.sequence));
+        }
+        self.newest_scheme = scheme;
+        Ok(())
+    }
 }
 
 const VERIFY_PAGE: i64 = 1000;
 
-/// Walks the whole chain page by page (memory stays flat however long the chain is).
+/// Checks the whole log, streaming the records and the tree's stored hashes side by side page by
+/// page (memory stays flat however long the log is): every record's link, content and position;
+/// that every stored tree hash is the one these records give; and that the records end where the
+/// chain head says.
 pub fn verify(conn: &mut DbConn) -> Result<Verification, AuditError> {
-    let mut expected_prev = GENESIS_HASH.to_owned();
-    let mut expected_sequence = 1_i64;
+    let head = head(conn)?;
+    let mut walk = Walk::new(head.tree_size.max(0) as u64);
+    let mut stored_hashes = tree::StoredHashStream::new();
     loop {
         let page: Vec<AuditRecord> = audit_records::table
-            .filter(audit_records::sequence.ge(expected_sequence))
+            .filter(audit_records::sequence.ge(walk.expected_sequence))
             .order(audit_records::sequence.asc())
             .limit(VERIFY_PAGE)
             .select(AuditRecord::as_select())
             .load(conn)?;
         if page.is_empty() {
-            return Ok(Verification { ok: true, records: expected_sequence - 1, first_bad_sequence: None });
+            break;
         }
         for record in &page {
-            let intact = record.sequence == expected_sequence
-                && record.prev_hash == expected_prev
-                && record_hash(record) == record.hash;
-            if !intact {
-                return Ok(Verification {
-                    ok: false,
-                    records: expected_sequence - 1,
-                    first_bad_sequence: Some(expected_sequence.min(record.sequence)),
-                });
+            if let Err(reason) = walk.admit(conn, &mut stored_hashes, record)? {
+                return Ok(Verification::broken(walk.records(), Some(walk.expected_sequence), reason));
             }
-            expected_prev = record.hash.clone();
-            expected_sequence += 1;
         }
     }
+    let stored = walk.records();
+    if stored != head.next_sequence - 1 {
+        let reason = format!("the chain head counts {} records, {stored} are stored", head.next_sequence - 1);
+        return Ok(Verification::broken(stored, Some(stored.min(head.next_sequence - 1) + 1), reason));
+    }
+    if stored > 0 && walk.expected_prev != head.last_hash {
+        return Ok(Verification::broken(stored, Some(stored), "the last record is not the one the chain head names"));
+    }
+    if head.tree_size != stored {
+        let reason = format!("the Merkle tree covers {} of the {stored} records", head.tree_size);
+        return Ok(Verification::broken(stored, None, reason));
+    }
+    if stored_hashes.next(conn)?.is_some() {
+        return Ok(Verification::broken(stored, None, "the Merkle tree holds hashes beyond the records"));
+    }
+    Ok(Verification::intact(stored))
 }
 
 /// What a search matches: every given field, and `occurred_at` within [from, to).

@@ -5,6 +5,7 @@
 
 pub mod chain;
 pub mod records;
+pub mod tree;
 
 use immilink_shared::db::DbError;
 
@@ -23,6 +24,9 @@ pub enum AuditError {
     /// A field is present but its value is not acceptable.
     #[error("{field}: {detail}")]
     Invalid { field: String, detail: String },
+    /// The stored Merkle tree hashes do not form the tree of the records (tampering, or a bug).
+    #[error("the audit log's Merkle tree is inconsistent: {0}")]
+    TreeInconsistent(String),
     #[error(transparent)]
     Db(#[from] DbError),
 }

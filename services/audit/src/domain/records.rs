@@ -1,6 +1,7 @@
-//! Who reads the audit log, and what reaches it: agency-bound readers see their own agency's records
-//! only; the auditor and the immigration agency's reviewer see every agency's. Deliveries are checked
-//! as a batch before anything is appended.
+//! Who reads the audit log, and what reaches it. Every reader sees their own agency's records only,
+//! except the immigration agency's reviewer, who inspects every agency (seed 003 pt 7, 9): one
+//! agency's auditor never reads another's. Proofs follow the record's visibility; proofs between
+//! tree sizes carry only hashes. Deliveries are checked as a batch before anything is appended.
 
 use chrono::{DateTime, Utc};
 use immilink_shared::auth::{roles, Caller};
@@ -9,13 +10,13 @@ use immilink_shared::events::{AuditEvent, BatchReceipt};
 use immilink_shared::extractors::Page;
 
 use super::chain::{self, AuditRecord, RecordQuery, Verification};
-use super::AuditError;
+use super::{tree, AuditError};
 
 /// Roles that may read the audit log.
 pub const READERS: &[&str] =
     &[roles::AUDITOR, roles::ACCOUNT_MANAGER, roles::ETHICS_OFFICER, roles::NIA_REVIEWER, roles::UNIT_SUPERVISOR];
 /// Roles that see every agency's records; the others see their own agency's only.
-pub const CROSS_AGENCY: &[&str] = &[roles::AUDITOR, roles::NIA_REVIEWER];
+pub const CROSS_AGENCY: &[&str] = &[roles::NIA_REVIEWER];
 
 fn require_reader(caller: &Caller) -> Result<(), AuditError> {
     if caller.has_any(READERS) {
@@ -54,6 +55,55 @@ pub fn get(conn: &mut DbConn, caller: &Caller, id: &str) -> Result<AuditRecord, 
     chain::find(conn, id)?
         .filter(|record| sees_all_agencies(caller) || record.agency.as_deref() == Some(caller.agency.as_str()))
         .ok_or(AuditError::NotFound("the audit record"))
+}
+
+/// A record's place in the tree and the RFC 9162 inclusion proof of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InclusionProof {
+    pub index: u64,
+    pub tree_size: u64,
+    pub hashes: Vec<tlog_tiles::Hash>,
+}
+
+/// The inclusion proof of a record the caller may read, in the tree of `tree_size` records (default:
+/// the whole tree), which must contain it.
+pub fn inclusion_proof(
+    conn: &mut DbConn,
+    caller: &Caller,
+    id: &str,
+    tree_size: Option<u64>,
+) -> Result<InclusionProof, AuditError> {
+    let record = get(conn, caller, id)?;
+    let index = (record.sequence - 1) as u64;
+    let size = tree::size(conn)?;
+    let tree_size = tree_size.unwrap_or(size);
+    if tree_size <= index || tree_size > size {
+        return Err(AuditError::Invalid {
+            field: "tree_size".into(),
+            detail: format!("must be between {} (the tree holding this record) and {size} (the whole tree)", index + 1),
+        });
+    }
+    let hashes = tree::inclusion_proof(conn, index, tree_size)?;
+    Ok(InclusionProof { index, tree_size, hashes })
+}
+
+/// The RFC 9162 consistency proof between two tree sizes, 1 <= first <= second <= the tree's size.
+pub fn consistency_proof(
+    conn: &mut DbConn,
+    caller: &Caller,
+    first: u64,
+    second: u64,
+) -> Result<Vec<tlog_tiles::Hash>, AuditError> {
+    require_reader(caller)?;
+    let size = tree::size(conn)?;
+    let invalid = |field: &str, detail: String| AuditError::Invalid { field: field.into(), detail };
+    if second == 0 || second > size {
+        return Err(invalid("second", format!("must be between 1 and {size} (the tree's size)")));
+    }
+    if first == 0 || first > second {
+        return Err(invalid("first", format!("must be between 1 and second ({second})")));
+    }
+    tree::consistency_proof(conn, first, second)
 }
 
 /// Walks the whole chain for a reader (R-AUD-02).

@@ -3,6 +3,7 @@
 
 mod internal;
 mod problems;
+mod proofs;
 mod records;
 mod verify;
 
@@ -13,6 +14,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(immilink_shared::server::readyz)
         .service(verify::verify)
         .service(records::search)
+        .service(proofs::inclusion)
+        .service(proofs::consistency)
         .service(records::get);
 }
 

@@ -14,6 +14,7 @@ impl From<AuditError> for ApiError {
             E::OtherAgency => ApiError::forbidden("other_agency", detail).field("agency"),
             E::NotFound(what) => ApiError::not_found(what),
             E::Invalid { field, detail } => ApiError::invalid_field(field, detail),
+            E::TreeInconsistent(_) => ApiError::internal(detail),
             E::Db(db) => db.into(),
         }
     }
@@ -35,6 +36,7 @@ mod tests {
             E::OtherAgency => (403, "other_agency", Some("agency"), None),
             E::NotFound(_) => (404, "not_found", None, None),
             E::Invalid { .. } => (422, "invalid_field", Some("events[0]"), None),
+            E::TreeInconsistent(_) => (500, "internal_error", None, None),
             E::Db(_) => (503, "database_unavailable", None, None),
         }
     }
@@ -47,9 +49,10 @@ mod tests {
             E::OtherAgency,
             E::NotFound("the audit record"),
             E::Invalid { field: "events[0]".into(), detail: "id and kind are required".into() },
+            E::TreeInconsistent("index 3 is not in the tree".into()),
             E::Db(DbError::Unavailable("timed out waiting for a connection".into())),
         ];
-        assert_every_case_maps(samples, 5, expected);
+        assert_every_case_maps(samples, 6, expected);
     }
 
     #[test]
