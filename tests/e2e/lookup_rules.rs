@@ -13,9 +13,10 @@ use serde_json::{json, Value};
 use crate::harness::{permitted_lookup, problem, Options, TestStack};
 
 /// The parsed payloads of the audit records of `kind` (of one lookup, when `correlation` names it),
-/// waiting (bounded) for the relay to deliver them.
+/// waiting (bounded) for the relay to deliver them. Read as the immigration agency's reviewer, the
+/// one reader who sees every agency's records.
 async fn payload_of(t: &TestStack, kind: &str, correlation: Option<&str>) -> Vec<Value> {
-    let auditor = t.login("tpe.auditor").await;
+    let auditor = t.login("nia.reviewer").await;
     for _ in 0..100 {
         let records = t.audit_records(&auditor, kind).await;
         let matching: Vec<Value> = records

@@ -11,10 +11,15 @@ mod routes;
 pub mod schema;
 #[cfg(test)]
 mod tests;
+pub mod witness;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::web;
 use immilink_shared::clock::SharedClock;
-use immilink_shared::config::{ConfigError, ServiceSecrets, ServiceSettings};
+use immilink_shared::config::{self, ConfigError, ServiceSecrets, ServiceSettings};
 use immilink_shared::db::{Db, Migrations};
 use immilink_shared::openapi::BearerSecurity;
 use immilink_shared::server::{Routes, Running, Service};
@@ -27,17 +32,87 @@ pub static MIGRATIONS: Migrations = Migrations {
     sqlite: diesel_migrations::embed_migrations!("../../migrations/audit/sqlite"),
 };
 
-/// Audit reads only the common service settings (default port 8083).
-pub type Settings = ServiceSettings;
+/// The common service settings (default port 8083) and the log's.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub service: ServiceSettings,
+    pub log: LogSettings,
+}
+
+/// The log's identity, its witness and how often it issues checkpoints.
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    /// `IMMILINK_AUDIT_LOG_ORIGIN`, default `immilink.local/audit`: the checkpoints' origin line and
+    /// the log key's name.
+    pub origin: String,
+    /// `IMMILINK_AUDIT_LOG_KEY_FILE`: the log's Ed25519 key (its 32-byte seed, base64), a Secret in
+    /// Kubernetes; default `./data/keys/audit-log.key`, generated there in the embedded mode.
+    pub key_file: PathBuf,
+    /// Generate the key file when it does not exist (the embedded mode and tests only).
+    pub generate_key: bool,
+    /// `IMMILINK_AUDIT_WITNESS_URL`: the witness (the immigration agency); none: checkpoints are
+    /// signed but not witnessed.
+    pub witness_url: Option<String>,
+    /// `IMMILINK_AUDIT_WITNESS_KEYS`: the verifier keys of the witnesses whose cosignatures count,
+    /// comma-separated.
+    pub witness_keys: Vec<String>,
+    /// `IMMILINK_AUDIT_CHECKPOINT_INTERVAL_SECS`, default 10: how often a checkpoint is issued while
+    /// the log grows.
+    pub checkpoint_interval: Duration,
+}
+
+impl LogSettings {
+    pub fn from_env(embedded: bool) -> Result<Self, ConfigError> {
+        let interval: u64 = config::parse_or("AUDIT_CHECKPOINT_INTERVAL_SECS", 10)?;
+        if interval == 0 {
+            return Err(ConfigError {
+                name: "IMMILINK_AUDIT_CHECKPOINT_INTERVAL_SECS".into(),
+                reason: "must be at least 1".into(),
+            });
+        }
+        Ok(Self {
+            origin: config::string_or("AUDIT_LOG_ORIGIN", "immilink.local/audit"),
+            key_file: PathBuf::from(config::string_or("AUDIT_LOG_KEY_FILE", "./data/keys/audit-log.key")),
+            generate_key: embedded,
+            witness_url: config::var("AUDIT_WITNESS_URL"),
+            witness_keys: config::var("AUDIT_WITNESS_KEYS")
+                .map(|keys| keys.split(',').map(str::trim).filter(|k| !k.is_empty()).map(str::to_owned).collect())
+                .unwrap_or_default(),
+            checkpoint_interval: Duration::from_secs(interval),
+        })
+    }
+
+    /// For tests: a generated key in `key_dir`, no witness, a checkpoint every second.
+    pub fn local(key_dir: &std::path::Path) -> Self {
+        Self {
+            origin: "immilink.local/audit".into(),
+            key_file: key_dir.join("audit-log.key"),
+            generate_key: true,
+            witness_url: None,
+            witness_keys: Vec::new(),
+            checkpoint_interval: Duration::from_secs(1),
+        }
+    }
+
+    /// The log's keys: its own from the key file, the witnesses' as configured.
+    pub fn keys(&self) -> anyhow::Result<domain::checkpoints::LogKeys> {
+        let key = immilink_shared::transparency::load_or_generate_key(&self.key_file, self.generate_key)?;
+        Ok(domain::checkpoints::LogKeys::new(&self.origin, &key, self.witness_keys.clone())?)
+    }
+}
 
 /// `IMMILINK_AUDIT_*` and the common variables; the launcher passes the secrets it generated.
 pub fn settings_from_env(secrets: Option<ServiceSecrets>) -> Result<Settings, ConfigError> {
-    ServiceSettings::from_env(SERVICE, 8083, secrets)
+    let service = ServiceSettings::from_env(SERVICE, 8083, secrets)?;
+    let embedded = service.database.url.starts_with("sqlite:");
+    Ok(Settings { log: LogSettings::from_env(embedded)?, service })
 }
 
 pub struct State {
     pub db: Db,
     pub clock: SharedClock,
+    pub keys: Arc<domain::checkpoints::LogKeys>,
+    pub witness: Option<witness::WitnessClient>,
 }
 
 #[derive(OpenApi)]
@@ -63,15 +138,30 @@ const ROUTES: Routes = Routes {
 pub struct Application;
 
 impl Application {
+    /// Reads the log's keys, connects and migrates, completes the Merkle tree, starts the
+    /// checkpointer, binds.
     pub async fn build(settings: Settings, clock: SharedClock) -> anyhow::Result<Running> {
-        let service = Service::open(settings, &MIGRATIONS).await?;
+        let keys = Arc::new(settings.log.keys()?);
+        let service = Service::open(settings.service, &MIGRATIONS).await?;
         let tree_size = service
             .db
             .run(domain::chain::complete_tree)
             .await
             .map_err(|err: domain::AuditError| anyhow::anyhow!(err))?;
-        tracing::info!(tree_size, "audit log Merkle tree complete");
-        let state = web::Data::new(State { db: service.db.clone(), clock });
-        Ok(service.server(ROUTES).data(state).start()?)
+        tracing::info!(tree_size, origin = keys.origin(), "audit log Merkle tree complete");
+        let witness = settings
+            .log
+            .witness_url
+            .as_deref()
+            .map(|url| witness::WitnessClient::new(service.http.clone(), url, keys.origin()));
+        let checkpointer = witness::run_checkpointer(
+            service.db.clone(),
+            clock.clone(),
+            Arc::clone(&keys),
+            witness.clone(),
+            settings.log.checkpoint_interval,
+        );
+        let state = web::Data::new(State { db: service.db.clone(), clock, keys, witness });
+        Ok(service.server(ROUTES).data(state).task(checkpointer).start()?)
     }
 }

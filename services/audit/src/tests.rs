@@ -41,7 +41,7 @@ fn r_aud_02_chain_of_appended_records_verifies() {
     let now = ManualClock::starting_at(Utc::now()).now();
     let receipt = chain::append(&mut conn, now, &(1..=5).map(event).collect::<Vec<_>>()).unwrap();
     assert_eq!(receipt.appended, 5);
-    let verification = chain::verify(&mut conn).unwrap();
+    let verification = chain::verify(&mut conn, None).unwrap();
     assert!(verification.ok);
     assert_eq!(verification.records, 5);
     assert_eq!(verification.first_bad_sequence, None);
@@ -69,11 +69,11 @@ fn as_intruder(conn: &mut DbConn, tamper: impl FnOnce(&mut DbConn)) {
 
 fn logged(conn: &mut DbConn, records: u32) {
     chain::append(conn, Utc::now(), &(1..=records).map(event).collect::<Vec<_>>()).unwrap();
-    assert!(chain::verify(conn).unwrap().ok);
+    assert!(chain::verify(conn, None).unwrap().ok);
 }
 
 fn broken_at(conn: &mut DbConn) -> (Option<i64>, String) {
-    let verification = chain::verify(conn).unwrap();
+    let verification = chain::verify(conn, None).unwrap();
     assert!(!verification.ok, "tampering went unnoticed: {verification:?}");
     (verification.first_bad_sequence, verification.reason.unwrap_or_default())
 }
@@ -96,7 +96,7 @@ fn r_aud_02_the_database_refuses_to_change_or_remove_a_record() {
     }
     let kept: i64 = audit_records::table.count().get_result(&mut conn).unwrap();
     assert_eq!(kept, 3);
-    assert!(chain::verify(&mut conn).unwrap().ok);
+    assert!(chain::verify(&mut conn, None).unwrap().ok);
 }
 
 /// Sets one column of record 3 to a different value, as an intruder would.
@@ -229,7 +229,7 @@ fn redelivered_events_are_stored_once() {
     assert_eq!((again.appended, again.duplicates), (0, 3));
     let all = chain::search(&mut conn, &RecordQuery::default(), &Page::first()).unwrap();
     assert_eq!(all.len(), 3);
-    assert!(chain::verify(&mut conn).unwrap().ok);
+    assert!(chain::verify(&mut conn, None).unwrap().ok);
 }
 
 #[test]
@@ -250,7 +250,7 @@ fn concurrent_appends_keep_one_unbroken_chain() {
     for writer in writers {
         writer.join().unwrap();
     }
-    let verification = chain::verify(&mut database.get().unwrap()).unwrap();
+    let verification = chain::verify(&mut database.get().unwrap(), None).unwrap();
     assert!(verification.ok, "{verification:?}");
     assert_eq!(verification.records, 40);
 }
@@ -323,9 +323,9 @@ fn readers_see_their_own_agency_and_only_the_immigration_agency_sees_all() {
     assert_eq!(records::get(&mut conn, &nia, &hln_id).unwrap().agency.as_deref(), Some("HLN-HR"));
     assert_eq!(records::inclusion_proof(&mut conn, &nia, &hln_id, None).unwrap().index, 3);
     let caseworker = reader("TPE-SW", &["caseworker"]);
-    assert!(matches!(records::verify(&mut conn, &caseworker), Err(AuditError::RoleRequired { .. })));
+    assert!(matches!(records::verify(&mut conn, &caseworker, None), Err(AuditError::RoleRequired { .. })));
     assert!(matches!(records::consistency_proof(&mut conn, &caseworker, 1, 2), Err(AuditError::RoleRequired { .. })));
-    assert!(records::verify(&mut conn, &reader("TPE-SW", &["auditor"])).unwrap().ok);
+    assert!(records::verify(&mut conn, &reader("TPE-SW", &["auditor"]), None).unwrap().ok);
 }
 
 /// RFC 6962 section 2.1, written from the text and independent of `tlog_tiles`: the hash of a
@@ -550,13 +550,13 @@ fn records_stored_before_the_tree_existed_join_it_and_still_verify() {
     diesel::sql_query(format!("UPDATE audit_chain_head SET next_sequence = 4, last_hash = '{prev}'"))
         .execute(&mut conn)
         .unwrap();
-    let before = chain::verify(&mut conn).unwrap();
+    let before = chain::verify(&mut conn, None).unwrap();
     assert_eq!(before.reason.as_deref(), Some("the Merkle tree covers 0 of the 3 records"));
     assert_eq!(chain::complete_tree(&mut conn).unwrap(), 3);
-    assert!(chain::verify(&mut conn).unwrap().ok);
+    assert!(chain::verify(&mut conn, None).unwrap().ok);
     // New records follow under the scheme that covers every field, in the same tree.
     logged(&mut conn, 2);
-    let verification = chain::verify(&mut conn).unwrap();
+    let verification = chain::verify(&mut conn, None).unwrap();
     assert_eq!((verification.ok, verification.records), (true, 5));
 }
 
@@ -586,4 +586,191 @@ fn a_delivery_is_checked_before_anything_is_appended() {
     let too_many = Batch::parse((0..=MAX_BATCH as u32).map(|n| event(n % 60)).collect());
     assert!(matches!(too_many, Err(AuditError::Invalid { field, .. }) if field == "events"));
     assert_eq!(Batch::parse(vec![event(3)]).unwrap().len(), 1);
+}
+
+mod checkpoints {
+    use ed25519_dalek::SigningKey;
+    use immilink_shared::transparency::Cosigner;
+    use signed_note::Note;
+
+    use super::*;
+    use crate::domain::chain::Anchors;
+    use crate::domain::checkpoints::{self, LogKeys};
+
+    const ORIGIN: &str = "immilink.test/audit";
+
+    fn witness() -> Cosigner {
+        Cosigner::new("nia.witness.test/immilink", SigningKey::from_bytes(&[4; 32]), 1_764_640_000)
+    }
+
+    fn keys() -> LogKeys {
+        LogKeys::new(ORIGIN, &SigningKey::from_bytes(&[1; 32]), vec![witness().verifier_key()]).unwrap()
+    }
+
+    /// The witness's cosignature of a stored checkpoint, stored as the checkpointer stores it.
+    fn cosign(conn: &mut DbConn, keys: &LogKeys, note: &str) -> String {
+        let mut cosigned = Note::from_bytes(note.as_bytes()).unwrap();
+        cosigned.add_sigs(&[&witness()]).unwrap();
+        let text = String::from_utf8(cosigned.to_bytes()).unwrap();
+        let line = text.lines().last().unwrap().to_owned() + "\n";
+        checkpoints::record_cosignature(conn, Utc::now(), keys, note, &line).unwrap();
+        checkpoints::latest_witnessed(conn).unwrap().unwrap().note
+    }
+
+    /// What someone with database access (and, in the worst case, the log's key) can do: drop the
+    /// records from `from` on and append others in their place through the real append, so every
+    /// hash, the chain head and the tree are recomputed and consistent.
+    fn rewrite_from(conn: &mut DbConn, from: i64, records: u32) {
+        use crate::schema::{audit_chain_head, audit_tree_hashes};
+        as_intruder(conn, |conn| {
+            diesel::delete(audit_records::table.filter(audit_records::sequence.ge(from))).execute(conn).unwrap();
+            let keep = tlog_tiles::stored_hash_index(0, (from - 1) as u64) as i64;
+            diesel::delete(audit_tree_hashes::table.filter(audit_tree_hashes::hash_index.ge(keep)))
+                .execute(conn)
+                .unwrap();
+            let last: String = audit_records::table
+                .filter(audit_records::sequence.eq(from - 1))
+                .select(audit_records::hash)
+                .first(conn)
+                .unwrap();
+            diesel::update(audit_chain_head::table)
+                .set((
+                    audit_chain_head::next_sequence.eq(from),
+                    audit_chain_head::last_hash.eq(last),
+                    audit_chain_head::tree_size.eq(from - 1),
+                ))
+                .execute(conn)
+                .unwrap();
+        });
+        let forged: Vec<_> =
+            (0..records).map(|n| AuditEvent { subject_id: Some("B223456789".into()), ..event(50 + n) }).collect();
+        chain::append(conn, Utc::now(), &forged).unwrap();
+    }
+
+    #[test]
+    fn r_aud_02_a_checkpoint_is_signed_by_the_log_and_verifies_with_its_key() {
+        let test_db = TestDb::new();
+        let mut conn = db(&test_db).get().unwrap();
+        let keys = keys();
+        assert_eq!(checkpoints::issue(&mut conn, Utc::now(), &keys).unwrap(), None, "no checkpoint of an empty log");
+        logged(&mut conn, 5);
+        let first = checkpoints::issue(&mut conn, Utc::now(), &keys).unwrap().unwrap();
+        assert_eq!(first.tree_size, 5);
+        let lines: Vec<&str> = first.note.lines().collect();
+        assert_eq!(&lines[..3], &[ORIGIN, "5", first.root_hash.as_str()]);
+        assert!(lines[4].starts_with(&format!("— {ORIGIN} ")), "{}", first.note);
+        let checked = checkpoints::check_note(&keys, &first.note).unwrap();
+        assert!(checked.signed_by_log && !checked.cosigned);
+        // Nothing new, nothing issued; growth, a new checkpoint.
+        assert_eq!(checkpoints::issue(&mut conn, Utc::now(), &keys).unwrap().unwrap().tree_size, 5);
+        logged(&mut conn, 2);
+        assert_eq!(checkpoints::issue(&mut conn, Utc::now(), &keys).unwrap().unwrap().tree_size, 7);
+        // Another key's checkpoint is not this log's.
+        let other = LogKeys::new(ORIGIN, &SigningKey::from_bytes(&[2; 32]), Vec::new()).unwrap();
+        assert!(!checkpoints::check_note(&other, &first.note).unwrap().signed_by_log);
+        let anchors = Anchors { keys: &keys, witness_view: None };
+        let verification = chain::verify(&mut conn, Some(&anchors)).unwrap();
+        assert!(verification.ok, "{verification:?}");
+        assert_eq!(verification.checkpoint, Some((7, true)));
+        assert!(!verification.witnessed, "nothing was cosigned yet");
+    }
+
+    #[test]
+    fn r_aud_02_a_rewrite_with_every_hash_recomputed_is_caught_by_the_signed_checkpoint() {
+        let test_db = TestDb::new();
+        let mut conn = db(&test_db).get().unwrap();
+        let keys = keys();
+        logged(&mut conn, 8);
+        checkpoints::issue(&mut conn, Utc::now(), &keys).unwrap();
+        rewrite_from(&mut conn, 5, 4);
+        // The records, chain head and tree agree with each other again…
+        assert!(chain::verify(&mut conn, None).unwrap().ok, "the rewrite is self-consistent");
+        // …but not with the checkpoint the log signed, which the intruder cannot re-sign.
+        let anchors = Anchors { keys: &keys, witness_view: None };
+        let verification = chain::verify(&mut conn, Some(&anchors)).unwrap();
+        assert!(!verification.ok);
+        assert_eq!(verification.checkpoint, Some((8, false)));
+        assert!(verification.reason.unwrap().contains("latest checkpoint (8 records)"));
+    }
+
+    #[test]
+    fn r_aud_02_a_rewrite_re_signed_with_the_log_key_is_caught_by_the_witness() {
+        let test_db = TestDb::new();
+        let mut conn = db(&test_db).get().unwrap();
+        let keys = keys();
+        logged(&mut conn, 8);
+        let issued = checkpoints::issue(&mut conn, Utc::now(), &keys).unwrap().unwrap();
+        let witness_holds = cosign(&mut conn, &keys, &issued.note);
+        let honest =
+            chain::verify(&mut conn, Some(&Anchors { keys: &keys, witness_view: Some(witness_holds.clone()) }))
+                .unwrap();
+        assert!(honest.ok && honest.witnessed, "{honest:?}");
+        // The worst case: the intruder also holds the log's key. They rewrite from record 5, remove
+        // every checkpoint and sign a fresh one of the rewritten tree.
+        rewrite_from(&mut conn, 5, 6);
+        as_intruder(&mut conn, |conn| {
+            diesel::delete(crate::schema::audit_checkpoints::table).execute(conn).unwrap();
+        });
+        checkpoints::issue(&mut conn, Utc::now(), &keys).unwrap();
+        let here_only = chain::verify(&mut conn, Some(&Anchors { keys: &keys, witness_view: None })).unwrap();
+        assert!(here_only.ok && !here_only.witnessed, "nothing here is witnessed any more: {here_only:?}");
+        // What the witness holds outside the agency no longer matches.
+        let asked =
+            chain::verify(&mut conn, Some(&Anchors { keys: &keys, witness_view: Some(witness_holds) })).unwrap();
+        assert!(!asked.ok && !asked.witnessed, "{asked:?}");
+        assert_eq!(asked.reason.as_deref(), Some("the records are not the tree the witness cosigned at 8 records"));
+    }
+
+    #[test]
+    fn r_aud_02_a_truncated_tail_with_a_rewritten_head_is_caught_by_the_checkpoint() {
+        use crate::schema::{audit_chain_head, audit_tree_hashes};
+        let test_db = TestDb::new();
+        let mut conn = db(&test_db).get().unwrap();
+        let keys = keys();
+        logged(&mut conn, 6);
+        checkpoints::issue(&mut conn, Utc::now(), &keys).unwrap();
+        as_intruder(&mut conn, |conn| {
+            diesel::delete(audit_records::table.filter(audit_records::sequence.gt(4))).execute(conn).unwrap();
+            let keep = tlog_tiles::stored_hash_index(0, 4) as i64;
+            diesel::delete(audit_tree_hashes::table.filter(audit_tree_hashes::hash_index.ge(keep)))
+                .execute(conn)
+                .unwrap();
+            let last: String = audit_records::table
+                .filter(audit_records::sequence.eq(4))
+                .select(audit_records::hash)
+                .first(conn)
+                .unwrap();
+            diesel::update(audit_chain_head::table)
+                .set((
+                    audit_chain_head::next_sequence.eq(5),
+                    audit_chain_head::last_hash.eq(last),
+                    audit_chain_head::tree_size.eq(4),
+                ))
+                .execute(conn)
+                .unwrap();
+        });
+        assert!(chain::verify(&mut conn, None).unwrap().ok, "without the checkpoint the cut is invisible");
+        let verification = chain::verify(&mut conn, Some(&Anchors { keys: &keys, witness_view: None })).unwrap();
+        assert!(!verification.ok);
+        assert_eq!(verification.first_bad_sequence, Some(5));
+        assert_eq!(verification.reason.as_deref(), Some("the latest checkpoint covers 6 records, 4 are stored"));
+    }
+
+    #[test]
+    fn a_cosignature_is_kept_only_when_a_trusted_witness_made_it_over_that_checkpoint() {
+        let test_db = TestDb::new();
+        let mut conn = db(&test_db).get().unwrap();
+        let keys = keys();
+        logged(&mut conn, 3);
+        let issued = checkpoints::issue(&mut conn, Utc::now(), &keys).unwrap().unwrap();
+        let stranger = Cosigner::new("someone.else/w", SigningKey::from_bytes(&[9; 32]), 1);
+        let mut note = Note::from_bytes(issued.note.as_bytes()).unwrap();
+        note.add_sigs(&[&stranger]).unwrap();
+        let line = String::from_utf8(note.to_bytes()).unwrap().lines().last().unwrap().to_owned();
+        let refused = checkpoints::record_cosignature(&mut conn, Utc::now(), &keys, &issued.note, &line);
+        assert!(matches!(refused, Err(crate::domain::AuditError::WitnessRefused(_))));
+        assert_eq!(checkpoints::latest_witnessed(&mut conn).unwrap(), None);
+        let kept = cosign(&mut conn, &keys, &issued.note);
+        assert!(checkpoints::check_note(&keys, &kept).unwrap().cosigned);
+    }
 }

@@ -17,6 +17,7 @@ mod routes;
 pub mod synthetic;
 #[cfg(test)]
 mod tests;
+pub mod witness;
 
 use std::sync::RwLock;
 
@@ -57,6 +58,9 @@ pub struct Settings {
     pub agency_items: AgencyItems,
     /// `IMMILINK_NIA_FAULTS`: faults in force at start, as JSON (see [`FaultSettings`]); default none.
     pub faults: FaultSettings,
+    /// The witness of immilink's audit log; none: the witness endpoints answer 404. Enabled by
+    /// `IMMILINK_NIA_WITNESS_KEY_FILE` (see [`witness::WitnessSettings`]).
+    pub witness: Option<witness::WitnessSettings>,
 }
 
 impl Settings {
@@ -71,6 +75,7 @@ impl Settings {
             agency_keys: NamedSecrets::default(),
             agency_items: AgencyItems::demo(),
             faults: FaultSettings::default(),
+            witness: None,
         }
     }
 
@@ -84,6 +89,15 @@ impl Settings {
             agency_keys: NamedSecrets::from_env("NIA_AGENCY_KEYS")?,
             agency_items: config::parse_or("NIA_AGENCY_ITEMS", AgencyItems::demo())?,
             faults: FaultSettings::from_env()?,
+            witness: config::var("NIA_WITNESS_KEY_FILE").map(|key_file| witness::WitnessSettings {
+                name: config::string_or("NIA_WITNESS_NAME", "nia.witness.local/immilink"),
+                key_file: key_file.into(),
+                generate_key: false,
+                logs: config::var("NIA_WITNESS_LOGS")
+                    .map(|logs| logs.split(',').map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect())
+                    .unwrap_or_default(),
+                state_file: config::var("NIA_WITNESS_STATE_FILE").map(Into::into),
+            }),
         })
     }
 }
@@ -97,13 +111,16 @@ pub struct State {
     /// The faults in force; the admin endpoints change them.
     pub faults: Faults,
     pub calls: CallLog,
+    /// The audit log's witness, when this mock plays it.
+    pub witness: Option<std::sync::Arc<witness::Witness>>,
     /// The account review policy in force; the admin endpoint changes it.
     review: RwLock<ReviewSetting>,
 }
 
 impl State {
-    pub fn new(clock: SharedClock, settings: &Settings) -> Self {
+    pub fn new(clock: SharedClock, settings: &Settings, witness: Option<std::sync::Arc<witness::Witness>>) -> Self {
         Self {
+            witness,
             clock,
             api_key: settings.api_key.clone(),
             admin_key: settings.admin_key.clone(),
@@ -147,7 +164,8 @@ pub struct Application;
 
 impl Application {
     pub async fn build(settings: Settings, clock: SharedClock) -> anyhow::Result<Running> {
-        let state = web::Data::new(State::new(clock, &settings));
+        let witness = settings.witness.as_ref().map(witness::Witness::new).transpose()?.map(std::sync::Arc::new);
+        let state = web::Data::new(State::new(clock, &settings, witness));
         Ok(Server::new(&settings.addr, settings.workers, ROUTES).data(state).start()?)
     }
 }

@@ -36,7 +36,7 @@ macro_rules! app {
         let clock = Arc::new(ManualClock::starting_at(Utc.with_ymd_and_hms(2026, 11, 23, 2, 0, 0).unwrap()));
         actix_test::init_service(
             immilink_shared::server::base_app()
-                .app_data(web::Data::new(State::new(clock, &$settings)))
+                .app_data(web::Data::new(State::new(clock, &$settings, None)))
                 .into_utoipa_app()
                 .configure(crate::routes::configure)
                 .into_app()

@@ -53,7 +53,7 @@ impl StackConfig {
         for (service, settings) in [
             ("identity", &mut stack.identity.service),
             ("broker", &mut stack.broker.service),
-            ("audit", &mut stack.audit),
+            ("audit", &mut stack.audit.service),
             ("vendors", &mut stack.vendors),
         ] {
             if config::var(&format!("{}_DATABASE_URL", service.to_ascii_uppercase())).is_none() {
@@ -63,6 +63,17 @@ impl StackConfig {
         if config::var("SIGNING_KEY_FILE").is_none() {
             stack.identity.signing_key_file = data_dir.join("keys/identity-ed25519.pk8");
         }
+        if config::var("AUDIT_LOG_KEY_FILE").is_none() {
+            stack.audit.log.key_file = data_dir.join("keys/audit-log.key");
+        }
+        stack.audit.log.generate_key = true;
+        stack.nia.witness = Some(nia_mock::witness::WitnessSettings {
+            name: config::string_or("NIA_WITNESS_NAME", "nia.witness.local/immilink"),
+            key_file: data_dir.join("keys/nia-witness.key"),
+            generate_key: true,
+            logs: Vec::new(),
+            state_file: Some(data_dir.join("nia-witness-state.json")),
+        });
         stack.nia.api_key = Some(nia_key.clone());
         stack.identity.nia_api_key = Some(nia_key.clone());
         stack.broker.nia_api_key = Some(nia_key);
@@ -105,12 +116,22 @@ impl StackConfig {
                 upstream_timeout: std::time::Duration::from_secs(5),
                 ..broker::Settings::local(local("broker", database_urls[1]))
             },
-            audit: local("audit", database_urls[2]),
+            audit: audit::Settings {
+                service: local("audit", database_urls[2]),
+                log: audit::LogSettings::local(key_dir),
+            },
             vendors: local("vendors", database_urls[3]),
             nia: nia_mock::Settings {
                 api_key: Some(nia_key),
                 admin_key: Some(Secret::generate()),
                 agency_keys: agency_keys.clone(),
+                witness: Some(nia_mock::witness::WitnessSettings {
+                    name: "nia.witness.local/immilink".into(),
+                    key_file: key_dir.join("nia-witness.key"),
+                    generate_key: true,
+                    logs: Vec::new(),
+                    state_file: None,
+                }),
                 ..nia_mock::Settings::local()
             },
             gateway: gateway::Settings {
@@ -165,6 +186,19 @@ fn sqlite_url(data_dir: &Path, service: &str) -> String {
     format!("sqlite://{}", data_dir.join(format!("{service}.db")).display())
 }
 
+/// Introduces the audit log and its witness (nia-mock) to each other: the witness learns the log's
+/// verifier key, and the witness's key is returned for the log to trust. Both keys are read from
+/// (or generated into) their key files first. Nothing to do when nia-mock plays no witness.
+fn introduce_witness(nia: &mut nia_mock::Settings, audit: &audit::Settings) -> anyhow::Result<Option<String>> {
+    let Some(witness) = nia.witness.as_mut() else { return Ok(None) };
+    let log_keys = audit.log.keys().context("the audit log key")?;
+    if !witness.logs.iter().any(|key| key == log_keys.verifier_key()) {
+        witness.logs.push(log_keys.verifier_key().to_owned());
+    }
+    let witness_key = immilink_shared::transparency::load_or_generate_key(&witness.key_file, witness.generate_key)?;
+    Ok(Some(immilink_shared::transparency::Cosigner::new(&witness.name, witness_key, 0).verifier_key()))
+}
+
 /// The running stack: where each service listens, and the handles to stop them.
 pub struct RunningStack {
     pub gateway_url: String,
@@ -211,8 +245,13 @@ pub async fn start(mut config: StackConfig, clock: SharedClock) -> anyhow::Resul
     config.vendors.identity_url = identity_url.clone();
     let vendors = vendors::Application::build(config.vendors, Arc::clone(&clock)).await.context("starting vendors")?;
     let vendors_url = launch(&mut services, "vendors", vendors);
+    let witness_keys = introduce_witness(&mut config.nia, &config.audit)?;
     let nia = nia_mock::Application::build(config.nia, Arc::clone(&clock)).await.context("starting nia-mock")?;
     let nia_url = launch(&mut services, "nia-mock", nia);
+    if let Some(witness_key) = witness_keys {
+        config.audit.log.witness_url = Some(nia_url.clone());
+        config.audit.log.witness_keys = vec![witness_key];
+    }
     config.identity.vendors_url = vendors_url.clone();
     config.identity.nia_url = nia_url.clone();
     config.identity.service.addr = format!("127.0.0.1:{}", identity_listener.1);
@@ -220,9 +259,9 @@ pub async fn start(mut config: StackConfig, clock: SharedClock) -> anyhow::Resul
     let identity =
         identity::Application::build(config.identity, Arc::clone(&clock)).await.context("starting identity")?;
     launch(&mut services, "identity", identity);
-    config.audit.identity_url = identity_url.clone();
+    config.audit.service.identity_url = identity_url.clone();
     let audit = audit::Application::build(config.audit.clone(), Arc::clone(&clock)).await.context("starting audit")?;
-    config.audit.addr = format!("127.0.0.1:{}", audit.port);
+    config.audit.service.addr = format!("127.0.0.1:{}", audit.port);
     let audit_url = launch(&mut services, "audit", audit);
     config.broker.service.identity_url = identity_url.clone();
     config.broker.audit_url = audit_url.clone();

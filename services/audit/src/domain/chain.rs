@@ -11,7 +11,7 @@ use immilink_shared::extractors::Page;
 use immilink_shared::typed::{AgencyCode, UserId};
 use sha2::{Digest, Sha256};
 
-use super::{tree, AuditError};
+use super::{checkpoints, tree, AuditError};
 use crate::schema::{audit_chain_head, audit_records};
 
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -209,16 +209,29 @@ pub struct Verification {
     pub first_bad_sequence: Option<i64>,
     /// What is wrong, when something is.
     pub reason: Option<String>,
+    /// The latest stored checkpoint: its size, and whether it is signed by the log and is the tree
+    /// of the records.
+    pub checkpoint: Option<(u64, bool)>,
+    /// Whether the newest checkpoint the witness cosigned is the tree of these records.
+    pub witnessed: bool,
 }
 
 impl Verification {
     fn intact(records: i64) -> Self {
-        Self { ok: true, records, first_bad_sequence: None, reason: None }
+        Self { ok: true, records, first_bad_sequence: None, reason: None, checkpoint: None, witnessed: false }
     }
 
     fn broken(records: i64, first_bad_sequence: Option<i64>, reason: impl Into<String>) -> Self {
-        Self { ok: false, records, first_bad_sequence, reason: Some(reason.into()) }
+        Self { ok: false, records, first_bad_sequence, reason: Some(reason.into()), checkpoint: None, witnessed: false }
     }
+}
+
+/// What a verification checks the records against besides themselves: the log's keys, and the
+/// witness's own latest cosigned checkpoint when it could be asked (otherwise the newest cosigned
+/// checkpoint stored here stands in).
+pub struct Anchors<'k> {
+    pub keys: &'k checkpoints::LogKeys,
+    pub witness_view: Option<String>,
 }
 
 /// What the chain head says the log holds.
@@ -246,12 +259,15 @@ struct Walk {
     root: tree::RunningRoot,
     /// How many records the stored tree covers, as the chain head says.
     tree_size: u64,
+    /// The root of the records at each tree size a checkpoint names, once the walk has passed it.
+    roots: std::collections::BTreeMap<u64, Option<tlog_tiles::Hash>>,
 }
 
 impl Walk {
-    fn new(tree_size: u64) -> Self {
+    fn new(tree_size: u64, checkpoint_sizes: impl IntoIterator<Item = u64>) -> Self {
         Self {
             tree_size,
+            roots: checkpoint_sizes.into_iter().map(|size| (size, None)).collect(),
             expected_sequence: 1,
             expected_prev: GENESIS_HASH.to_owned(),
             newest_scheme: HashScheme::WithoutRecordedAt,
@@ -280,6 +296,9 @@ impl Walk {
         };
         let first = tlog_tiles::stored_hash_index(0, index);
         let expected = self.root.push_with_stored_hashes(leaf);
+        if let Some(root) = self.roots.get_mut(&self.root.size()) {
+            *root = Some(self.root.root());
+        }
         // Records the tree does not cover yet have no stored hashes; the head check reports them.
         let covered = if index < self.tree_size { expected } else { Vec::new() };
         for (k, expected) in covered.into_iter().enumerate() {
@@ -321,11 +340,21 @@ const VERIFY_PAGE: i64 = 1000;
 
 /// Checks the whole log, streaming the records and the tree's stored hashes side by side page by
 /// page (memory stays flat however long the log is): every record's link, content and position;
-/// that every stored tree hash is the one these records give; and that the records end where the
-/// chain head says.
-pub fn verify(conn: &mut DbConn) -> Result<Verification, AuditError> {
+/// that every stored tree hash is the one these records give; that the records end where the
+/// chain head says; and, with `anchors`, that the latest checkpoint is signed by the log and is
+/// the tree of the records, and that so is the newest checkpoint the witness cosigned. A log
+/// rewritten from some point, with every hash recomputed, passes the first checks and fails these.
+pub fn verify(conn: &mut DbConn, anchors: Option<&Anchors>) -> Result<Verification, AuditError> {
     let head = head(conn)?;
-    let mut walk = Walk::new(head.tree_size.max(0) as u64);
+    let latest = anchors.map(|_| checkpoints::latest(conn)).transpose()?.flatten();
+    let witnessed = match anchors {
+        Some(Anchors { witness_view: Some(view), .. }) => Some(view.clone()),
+        Some(_) => checkpoints::latest_witnessed(conn)?.map(|c| c.note),
+        None => None,
+    };
+    let witnessed = witnessed.and_then(|note| anchors.and_then(|a| checkpoints::check_note(a.keys, &note)));
+    let sizes = latest.iter().map(|c| c.tree_size as u64).chain(witnessed.iter().map(|w| w.tree_size));
+    let mut walk = Walk::new(head.tree_size.max(0) as u64, sizes);
     let mut stored_hashes = tree::StoredHashStream::new();
     loop {
         let page: Vec<AuditRecord> = audit_records::table
@@ -358,7 +387,49 @@ pub fn verify(conn: &mut DbConn) -> Result<Verification, AuditError> {
     if stored_hashes.next(conn)?.is_some() {
         return Ok(Verification::broken(stored, None, "the Merkle tree holds hashes beyond the records"));
     }
-    Ok(Verification::intact(stored))
+    let mut verification = Verification::intact(stored);
+    let Some(anchors) = anchors else { return Ok(verification) };
+    if let Some(latest) = latest {
+        let size = latest.tree_size as u64;
+        let checked = checkpoints::check_note(anchors.keys, &latest.note);
+        let matches = checked.is_some_and(|c| {
+            c.signed_by_log && c.tree_size == size && walk.roots.get(&size).copied().flatten() == Some(c.root)
+        });
+        verification.checkpoint = Some((size, matches));
+        if size > stored as u64 {
+            let reason = format!("the latest checkpoint covers {size} records, {stored} are stored");
+            return Ok(Verification {
+                ok: false,
+                reason: Some(reason),
+                first_bad_sequence: Some(stored + 1),
+                ..verification
+            });
+        }
+        if !matches {
+            let reason = format!(
+                "the latest checkpoint ({size} records) is not signed by this log or is not the tree of the records"
+            );
+            return Ok(Verification { ok: false, reason: Some(reason), ..verification });
+        }
+    }
+    if let Some(witnessed) = witnessed.filter(|w| w.signed_by_log && w.cosigned) {
+        let size = witnessed.tree_size;
+        if size > stored as u64 {
+            let reason = format!("the witness has cosigned {size} records, {stored} are stored");
+            return Ok(Verification {
+                ok: false,
+                reason: Some(reason),
+                first_bad_sequence: Some(stored + 1),
+                ..verification
+            });
+        }
+        if walk.roots.get(&size).copied().flatten() != Some(witnessed.root) {
+            let reason = format!("the records are not the tree the witness cosigned at {size} records");
+            return Ok(Verification { ok: false, reason: Some(reason), ..verification });
+        }
+        verification.witnessed = true;
+    }
+    Ok(verification)
 }
 
 /// What a search matches: every given field, and `occurred_at` within [from, to).

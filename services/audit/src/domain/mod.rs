@@ -4,6 +4,7 @@
 //! becomes a problem.
 
 pub mod chain;
+pub mod checkpoints;
 pub mod records;
 pub mod tree;
 
@@ -24,6 +25,15 @@ pub enum AuditError {
     /// A field is present but its value is not acceptable.
     #[error("{field}: {detail}")]
     Invalid { field: String, detail: String },
+    /// A checkpoint could not be signed.
+    #[error("the checkpoint could not be signed: {0}")]
+    Signing(String),
+    /// The witness did not cosign, or its answer is not a valid cosignature of a trusted witness.
+    #[error("the witness did not cosign the checkpoint: {0}")]
+    WitnessRefused(String),
+    /// The witness has cosigned a larger tree than this log holds: records were removed.
+    #[error("the witness has cosigned {witness} records but the log holds {log}")]
+    WitnessAhead { witness: u64, log: u64 },
     /// The stored Merkle tree hashes do not form the tree of the records (tampering, or a bug).
     #[error("the audit log's Merkle tree is inconsistent: {0}")]
     TreeInconsistent(String),

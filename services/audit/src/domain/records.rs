@@ -18,7 +18,7 @@ pub const READERS: &[&str] =
 /// Roles that see every agency's records; the others see their own agency's only.
 pub const CROSS_AGENCY: &[&str] = &[roles::NIA_REVIEWER];
 
-fn require_reader(caller: &Caller) -> Result<(), AuditError> {
+pub fn require_reader(caller: &Caller) -> Result<(), AuditError> {
     if caller.has_any(READERS) {
         Ok(())
     } else {
@@ -106,10 +106,14 @@ pub fn consistency_proof(
     tree::consistency_proof(conn, first, second)
 }
 
-/// Walks the whole chain for a reader (R-AUD-02).
-pub fn verify(conn: &mut DbConn, caller: &Caller) -> Result<Verification, AuditError> {
+/// Checks the whole log for a reader (R-AUD-02), against its checkpoints and witness when given.
+pub fn verify(
+    conn: &mut DbConn,
+    caller: &Caller,
+    anchors: Option<&chain::Anchors>,
+) -> Result<Verification, AuditError> {
     require_reader(caller)?;
-    chain::verify(conn)
+    chain::verify(conn, anchors)
 }
 
 /// Most events one delivery may carry.

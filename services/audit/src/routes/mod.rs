@@ -1,6 +1,7 @@
 //! HTTP handlers: parse, authorize, call a domain function, map the result. Request and response
 //! DTOs live beside their handlers; `problems` turns the service's errors into problems.
 
+mod checkpoints;
 mod internal;
 mod problems;
 mod proofs;
@@ -16,6 +17,10 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(records::search)
         .service(proofs::inclusion)
         .service(proofs::consistency)
+        .service(checkpoints::log_key)
+        .service(checkpoints::latest)
+        .service(checkpoints::list)
+        .service(checkpoints::issue)
         .service(records::get);
 }
 

@@ -14,7 +14,9 @@ impl From<AuditError> for ApiError {
             E::OtherAgency => ApiError::forbidden("other_agency", detail).field("agency"),
             E::NotFound(what) => ApiError::not_found(what),
             E::Invalid { field, detail } => ApiError::invalid_field(field, detail),
-            E::TreeInconsistent(_) => ApiError::internal(detail),
+            E::TreeInconsistent(_) | E::Signing(_) => ApiError::internal(detail),
+            E::WitnessRefused(_) => ApiError::unavailable("witness_refused", detail),
+            E::WitnessAhead { .. } => ApiError::conflict("witness_ahead", detail),
             E::Db(db) => db.into(),
         }
     }
@@ -36,7 +38,9 @@ mod tests {
             E::OtherAgency => (403, "other_agency", Some("agency"), None),
             E::NotFound(_) => (404, "not_found", None, None),
             E::Invalid { .. } => (422, "invalid_field", Some("events[0]"), None),
-            E::TreeInconsistent(_) => (500, "internal_error", None, None),
+            E::TreeInconsistent(_) | E::Signing(_) => (500, "internal_error", None, None),
+            E::WitnessRefused(_) => (503, "witness_refused", None, None),
+            E::WitnessAhead { .. } => (409, "witness_ahead", None, None),
             E::Db(_) => (503, "database_unavailable", None, None),
         }
     }
@@ -50,9 +54,12 @@ mod tests {
             E::NotFound("the audit record"),
             E::Invalid { field: "events[0]".into(), detail: "id and kind are required".into() },
             E::TreeInconsistent("index 3 is not in the tree".into()),
+            E::Signing("malformed note".into()),
+            E::WitnessRefused("invalid signature".into()),
+            E::WitnessAhead { witness: 12, log: 10 },
             E::Db(DbError::Unavailable("timed out waiting for a connection".into())),
         ];
-        assert_every_case_maps(samples, 6, expected);
+        assert_every_case_maps(samples, 9, expected);
     }
 
     #[test]
