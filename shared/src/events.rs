@@ -8,6 +8,17 @@ use utoipa::ToSchema;
 
 /// Event kinds.
 pub mod kind {
+    /// The audit service's own acts, recorded in the log they act on (source `audit`).
+    /// A legal hold was placed on records (R-AUD-01): they are kept past retention until it is lifted.
+    pub const AUDIT_HOLD_PLACED: &str = "audit.hold_placed";
+    /// A legal hold was lifted, by someone other than who placed it.
+    pub const AUDIT_HOLD_LIFTED: &str = "audit.hold_lifted";
+    /// The content of records past retention and not held was removed (R-AUD-01, PDPA art. 11); the
+    /// payload names how many, their sequence ranges and the tree they stay in. Never disposed itself.
+    pub const AUDIT_RECORDS_DISPOSED: &str = "audit.records_disposed";
+    /// Records were exported as a bundle for inspection: who, which period, how many, which tree.
+    pub const AUDIT_EXPORTED: &str = "audit.exported";
+
     /// A lookup was declared and accepted; written durably before anything is forwarded (R-QRY-08).
     pub const LOOKUP_REQUESTED: &str = "lookup.requested";
     /// The upstream answered (or failed) for a requested lookup.

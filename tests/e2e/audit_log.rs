@@ -75,6 +75,27 @@ async fn r_aud_02_a_lookup_is_proven_against_a_checkpoint_the_witness_cosigned()
     assert_eq!(verify["ok"], true, "{verify}");
     assert_eq!(verify["witnessed"], true, "{verify}");
     assert_eq!(verify["checkpoint"]["ok"], true, "{verify}");
+    // The export an inspector takes away, checked offline with the keys they were given.
+    let export = t.get(&manager, "/v1/audit/export").await;
+    assert_eq!(export.status(), 200);
+    let bundle: Value = export.json().await.unwrap();
+    assert!(bundle["records"].as_array().unwrap().iter().all(|r| r["agency"] == "TPE-SW"), "own agency only");
+    assert!(bundle["records"].as_array().unwrap().iter().any(|r| r["id"] == record["id"]));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bundle.json");
+    std::fs::write(&file, serde_json::to_vec(&bundle).unwrap()).unwrap();
+    let args = |extra: &[&str]| {
+        let mut args = vec![file.to_str().unwrap().to_owned()];
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
+        args
+    };
+    let (log_key, witness_key) = (keys["log"].as_str().unwrap(), keys["witnesses"][0].as_str().unwrap());
+    let verify_bundle = immilink_stack::audit::verify_bundle_command;
+    assert_eq!(verify_bundle(args(&["--log-key", log_key, "--witness-key", witness_key])), 0);
+    let mut forged = bundle.clone();
+    forged["records"][0]["subject_id"] = Value::from("B223456789");
+    std::fs::write(&file, serde_json::to_vec(&forged).unwrap()).unwrap();
+    assert_eq!(verify_bundle(args(&["--log-key", log_key])), 1, "an edited record fails offline");
     // Proof parameters outside the tree are refused naming the parameter.
     let beyond = format!("/v1/audit/records/{id}/proof?tree_size={}", grown.0 + 10);
     assert_eq!(problem(t.get(&manager, &beyond).await, 422).await["field"], "tree_size");
@@ -117,5 +138,37 @@ async fn another_agencys_readers_are_refused_at_every_audit_endpoint_that_shows_
     // A caseworker reads no audit records at all.
     problem(t.get(&caseworker, &format!("/v1/audit/records/{id}")).await, 403).await;
     problem(t.get(&caseworker, "/v1/audit/consistency?first=1&second=1").await, 403).await;
+    t.stack.stop().await;
+}
+
+#[actix_web::test]
+async fn r_aud_01_a_legal_hold_is_placed_with_a_reason_and_lifted_only_by_someone_else() {
+    let t = TestStack::spawn().await;
+    let auditor = t.login("tpe.auditor").await;
+    let manager = t.login("tpe.manager").await;
+    let body = serde_json::json!({"subject_id": "A123456789", "reason": "臺北地方法院調閱"});
+    let placed = t.post(&auditor, "/v1/audit/holds", &body).await;
+    assert_eq!(placed.status(), 201);
+    let hold: Value = placed.json().await.unwrap();
+    assert_eq!((hold["agency"].as_str(), hold["lifted_at"].is_null()), (Some("TPE-SW"), true));
+    // Bad input names the field; another agency's records cannot be held by Taipei's auditor.
+    let missing = problem(t.post(&auditor, "/v1/audit/holds", &serde_json::json!({"reason": " "})).await, 422).await;
+    assert_eq!(missing["field"], "reason");
+    let other = serde_json::json!({"agency": "HLN-HR", "reason": "x"});
+    assert_eq!(problem(t.post(&auditor, "/v1/audit/holds", &other).await, 403).await["field"], "agency");
+    let lift = format!("/v1/audit/holds/{}/lift", hold["id"].as_str().unwrap());
+    let own = problem(t.post(&auditor, &lift, &serde_json::json!({"reason": "結案"})).await, 403).await;
+    assert_eq!(own["code"], "four_eyes");
+    let lifted: Value = t.post(&manager, &lift, &serde_json::json!({"reason": "結案"})).await.json().await.unwrap();
+    assert!(lifted["lifted_at"].is_string(), "{lifted}");
+    problem(t.post(&manager, &lift, &serde_json::json!({"reason": "again"})).await, 409).await;
+    let active: Value = t.get(&auditor, "/v1/audit/holds?active=true").await.json().await.unwrap();
+    assert_eq!(active.as_array().unwrap().len(), 0);
+    // Both acts are in the log under the audit service's own source.
+    let placed_acts = t.audit_records(&auditor, "audit.hold_placed").await;
+    let lifted_acts = t.audit_records(&auditor, "audit.hold_lifted").await;
+    assert_eq!((placed_acts.len(), lifted_acts.len()), (1, 1));
+    assert_eq!(placed_acts[0]["source"], "audit");
+    assert_eq!(placed_acts[0]["subject_id"], Value::Null, "the hold's record carries no subject");
     t.stack.stop().await;
 }

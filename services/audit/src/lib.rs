@@ -59,6 +59,11 @@ pub struct LogSettings {
     /// `IMMILINK_AUDIT_CHECKPOINT_INTERVAL_SECS`, default 10: how often a checkpoint is issued while
     /// the log grows.
     pub checkpoint_interval: Duration,
+    /// `IMMILINK_AUDIT_RETENTION_YEARS`, default 5, refused below 5 (R-AUD-01).
+    pub retention: domain::retention::Retention,
+    /// `IMMILINK_AUDIT_DISPOSAL_INTERVAL_SECS`, default 86400: how often the disposal job runs in the
+    /// service (in Kubernetes a CronJob runs `immilink-audit dispose` instead, and this is 0: off).
+    pub disposal_interval: Option<Duration>,
 }
 
 impl LogSettings {
@@ -79,7 +84,18 @@ impl LogSettings {
                 .map(|keys| keys.split(',').map(str::trim).filter(|k| !k.is_empty()).map(str::to_owned).collect())
                 .unwrap_or_default(),
             checkpoint_interval: Duration::from_secs(interval),
+            retention: Self::retention(config::parse_or("AUDIT_RETENTION_YEARS", domain::retention::MINIMUM_YEARS)?)?,
+            disposal_interval: match config::parse_or("AUDIT_DISPOSAL_INTERVAL_SECS", 86_400_u64)? {
+                0 => None,
+                secs => Some(Duration::from_secs(secs)),
+            },
         })
+    }
+
+    /// The configured retention, refused below five years (R-AUD-01).
+    pub fn retention(years: u32) -> Result<domain::retention::Retention, ConfigError> {
+        domain::retention::Retention::years(years)
+            .map_err(|err| ConfigError { name: "IMMILINK_AUDIT_RETENTION_YEARS".into(), reason: err.to_string() })
     }
 
     /// For tests: a generated key in `key_dir`, no witness, a checkpoint every second.
@@ -91,6 +107,9 @@ impl LogSettings {
             witness_url: None,
             witness_keys: Vec::new(),
             checkpoint_interval: Duration::from_secs(1),
+            retention: domain::retention::Retention::years(domain::retention::MINIMUM_YEARS)
+                .unwrap_or_else(|_| unreachable!("the minimum is allowed")),
+            disposal_interval: None,
         }
     }
 
@@ -161,7 +180,84 @@ impl Application {
             witness.clone(),
             settings.log.checkpoint_interval,
         );
+        let disposal = settings
+            .log
+            .disposal_interval
+            .map(|every| run_disposal(service.db.clone(), clock.clone(), settings.log.retention, every));
         let state = web::Data::new(State { db: service.db.clone(), clock, keys, witness });
-        Ok(service.server(ROUTES).data(state).task(checkpointer).start()?)
+        let mut server = service.server(ROUTES).data(state).task(checkpointer);
+        if let Some(disposal) = disposal {
+            server = server.task(disposal);
+        }
+        Ok(server.start()?)
+    }
+}
+
+/// The disposal job on a timer (the embedded mode); Kubernetes runs `immilink-audit dispose` as a
+/// CronJob instead. Idempotent: a run with nothing due changes nothing.
+async fn run_disposal(db: Db, clock: SharedClock, retention: domain::retention::Retention, every: Duration) {
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        if let Err(err) = dispose_once(&db, &clock, retention).await {
+            tracing::error!(error = %err, "disposal failed; records stay until the next run");
+        }
+    }
+}
+
+/// One disposal run, logged.
+pub async fn dispose_once(
+    db: &Db,
+    clock: &SharedClock,
+    retention: domain::retention::Retention,
+) -> Result<domain::retention::Disposal, domain::AuditError> {
+    let now = clock.now();
+    let done = db.run(move |conn| domain::retention::dispose(conn, now, retention)).await?;
+    tracing::info!(disposed = done.disposed, held = done.held, record = ?done.record_sequence, "disposal run");
+    Ok(done)
+}
+
+/// `immilink-audit dispose`: one disposal run against the configured database, for a CronJob.
+pub async fn dispose_command(settings: Settings, clock: SharedClock) -> anyhow::Result<domain::retention::Disposal> {
+    let db = Db::open(&settings.service.database, &MIGRATIONS).await?;
+    Ok(dispose_once(&db, &clock, settings.log.retention).await?)
+}
+
+/// `immilink-audit verify-bundle FILE [--log-key VKEY] [--witness-key VKEY]...`: checks an exported
+/// bundle with no server and returns the process's exit code (0 intact, 1 a check failed, 2 usage).
+pub fn verify_bundle_command(args: Vec<String>) -> i32 {
+    let mut file = None;
+    let (mut log_key, mut witness_keys) = (None, Vec::new());
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--log-key" => log_key = args.next(),
+            "--witness-key" => witness_keys.extend(args.next()),
+            _ if file.is_none() => file = Some(arg),
+            _ => file = None,
+        }
+    }
+    let Some(file) = file else {
+        eprintln!("usage: immilink-audit verify-bundle FILE [--log-key VKEY] [--witness-key VKEY]...");
+        return 2;
+    };
+    let checked = std::fs::read(&file)
+        .map_err(|err| format!("{file}: {err}"))
+        .and_then(|bytes| serde_json::from_slice(&bytes).map_err(|err| format!("{file}: not a bundle: {err}")))
+        .and_then(|bundle| domain::bundle::check(&bundle, log_key.as_deref(), &witness_keys));
+    match checked {
+        Ok(report) => {
+            let witnessed = if report.witnessed { "cosigned by the witness" } else { "NOT cosigned by a witness" };
+            println!(
+                "ok: {} records proven in the tree of {} records; checkpoint signed by the log, {witnessed}",
+                report.records, report.tree_size
+            );
+            0
+        }
+        Err(failure) => {
+            eprintln!("FAILED: {failure}");
+            1
+        }
     }
 }

@@ -25,6 +25,7 @@ diesel::table! {
         prev_hash -> Text,
         hash -> Text,
         hash_scheme -> SmallInt,
+        disposed_at -> Nullable<Timestamp>,
     }
 }
 
@@ -42,5 +43,22 @@ diesel::table! {
         note -> Text,
         issued_at -> Timestamp,
         witnessed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    audit_legal_holds (id) {
+        id -> Text,
+        agency -> Nullable<Text>,
+        subject_id -> Nullable<Text>,
+        case_number -> Nullable<Text>,
+        from_sequence -> Nullable<BigInt>,
+        to_sequence -> Nullable<BigInt>,
+        reason -> Text,
+        placed_by -> Text,
+        placed_at -> Timestamp,
+        lifted_by -> Nullable<Text>,
+        lifted_at -> Nullable<Timestamp>,
+        lift_reason -> Nullable<Text>,
     }
 }

@@ -524,6 +524,7 @@ fn records_stored_before_the_tree_existed_join_it_and_still_verify() {
             prev_hash: prev.clone(),
             hash: String::new(),
             hash_scheme: HashScheme::WithoutRecordedAt as i16,
+            disposed_at: None,
         };
         record.hash = record_hash(&record).unwrap();
         prev = record.hash.clone();
@@ -772,5 +773,391 @@ mod checkpoints {
         assert_eq!(checkpoints::latest_witnessed(&mut conn).unwrap(), None);
         let kept = cosign(&mut conn, &keys, &issued.note);
         assert!(checkpoints::check_note(&keys, &kept).unwrap().cosigned);
+    }
+}
+
+mod retention {
+    use chrono::{DateTime, Duration, Months};
+    use immilink_shared::events::kind;
+
+    use super::*;
+    use crate::domain::retention::{self, HoldRequest, Retention};
+    use crate::domain::{tree, AuditError};
+
+    fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 15, 3, 0, 0).unwrap()
+    }
+
+    fn five_years() -> Retention {
+        Retention::years(5).unwrap()
+    }
+
+    /// Appends records that happened at `at`, of `subject`, in case `case`, recorded at `at`.
+    fn logged_at(conn: &mut DbConn, at: DateTime<Utc>, subjects: &[(&str, &str)]) {
+        let events: Vec<_> = subjects
+            .iter()
+            .enumerate()
+            .map(|(n, (subject, case))| AuditEvent {
+                occurred_at: at,
+                subject_id: Some((*subject).into()),
+                payload: json!({"case_number": case, "purpose_code": "sw_statutory_business"}),
+                ..event(n as u32)
+            })
+            .collect();
+        chain::append(conn, at, &events).unwrap();
+    }
+
+    fn record(conn: &mut DbConn, sequence: i64) -> chain::AuditRecord {
+        audit_records::table
+            .filter(audit_records::sequence.eq(sequence))
+            .select(chain::AuditRecord::as_select())
+            .first(conn)
+            .unwrap()
+    }
+
+    #[test]
+    fn r_aud_01_a_record_is_kept_five_years_and_its_content_disposed_of_after_with_proofs_intact() {
+        let test_db = TestDb::new();
+        let mut conn = db(&test_db).get().unwrap();
+        logged_at(&mut conn, t0(), &[("A123456789", "C-1"), ("B223456789", "C-2"), ("A123456789", "C-3")]);
+        let size = tree::size(&mut conn).unwrap();
+        let root = tree::root(&mut conn, size).unwrap();
+        let five = t0().checked_add_months(Months::new(60)).unwrap();
+        let kept = retention::dispose(&mut conn, five - Duration::days(1), five_years()).unwrap();
+        assert_eq!((kept.disposed, kept.record_sequence), (0, None), "five years less a day: kept");
+        assert_eq!(record(&mut conn, 2).subject_id.as_deref(), Some("B223456789"));
+        let done = retention::dispose(&mut conn, five + Duration::days(1), five_years()).unwrap();
+        assert_eq!(done.disposed, 3);
+        assert_eq!(done.ranges.0, vec![(1, 3)]);
+        for sequence in 1..=3 {
+            let gone = record(&mut conn, sequence);
+            assert_eq!(
+                (gone.subject_id, gone.actor_user_id, gone.correlation_id, gone.payload.as_str()),
+                (None, None, None, "")
+            );
+            assert!(gone.disposed_at.is_some());
+        }
+        // The disposal is in the log, and the log still verifies, as does every earlier proof.
+        let disposal = record(&mut conn, done.record_sequence.unwrap());
+        assert_eq!((disposal.kind.as_str(), disposal.source.as_str()), (kind::AUDIT_RECORDS_DISPOSED, "audit"));
+        let payload: serde_json::Value = serde_json::from_str(&disposal.payload).unwrap();
+        assert_eq!((payload["count"].as_u64(), payload["retention_years"].as_u64()), (Some(3), Some(5)));
+        assert_eq!(payload["ranges"], json!([[1, 3]]));
+        assert!(chain::verify(&mut conn, None).unwrap().ok);
+        let leaf = tree::leaf_hash(&record(&mut conn, 2).hash).unwrap();
+        let proof = tree::inclusion_proof(&mut conn, 1, size).unwrap();
+        tlog_tiles::check_record(&proof, size, root, 1, leaf).expect("a disposed record's proof still checks");
+        // A second run finds nothing due and writes nothing.
+        let again = retention::dispose(&mut conn, five + Duration::days(2), five_years()).unwrap();
+        assert_eq!((again.disposed, again.record_sequence), (0, None));
+    }
+
+    #[test]
+    fn r_aud_01_a_retention_below_five_years_is_refused() {
+        assert!(matches!(Retention::years(4), Err(AuditError::Invalid { field, .. }) if field == "retention_years"));
+        let refused = crate::LogSettings::retention(4).unwrap_err();
+        assert_eq!(refused.name, "IMMILINK_AUDIT_RETENTION_YEARS");
+        assert_eq!(crate::LogSettings::retention(7).unwrap().in_years(), 7);
+        // Seven years keep a record that five would let go.
+        let six_years_on = t0().checked_add_months(Months::new(72)).unwrap();
+        assert!(Retention::years(7).unwrap().cutoff(six_years_on) < t0());
+        assert!(five_years().cutoff(six_years_on) > t0());
+    }
+
+    #[test]
+    fn r_aud_01_nothing_deletes_a_record_and_only_a_disposal_may_clear_its_content() {
+        let test_db = TestDb::new();
+        let mut conn = db(&test_db).get().unwrap();
+        logged_at(&mut conn, t0(), &[("A123456789", "C-1"), ("B223456789", "C-2")]);
+        let on_1 = || audit_records::table.filter(audit_records::sequence.eq(1));
+        assert!(diesel::delete(on_1()).execute(&mut conn).is_err(), "DELETE refused");
+        assert!(
+            diesel::update(on_1()).set(audit_records::subject_id.eq(None::<String>)).execute(&mut conn).is_err(),
+            "clearing without disposal refused"
+        );
+        let later = (t0() + Duration::days(1)).naive_utc();
+        let rewrite = diesel::update(on_1())
+            .set((
+                audit_records::payload.eq(""),
+                audit_records::subject_id.eq(None::<String>),
+                audit_records::actor_user_id.eq(None::<String>),
+                audit_records::correlation_id.eq(None::<String>),
+                audit_records::disposed_at.eq(later),
+                audit_records::hash.eq("00"),
+            ))
+            .execute(&mut conn);
+        assert!(rewrite.is_err(), "a 'disposal' that changes the hash is refused");
+        assert_eq!(record(&mut conn, 1).subject_id.as_deref(), Some("A123456789"));
+        // Clearing content the way a disposal does, but outside the disposal job, is allowed by the
+        // database and caught by verification: no disposal record names it.
+        diesel::update(on_1())
+            .set((
+                audit_records::payload.eq(""),
+                audit_records::subject_id.eq(None::<String>),
+                audit_records::actor_user_id.eq(None::<String>),
+                audit_records::correlation_id.eq(None::<String>),
+                audit_records::disposed_at.eq(later),
+            ))
+            .execute(&mut conn)
+            .unwrap();
+        let verification = chain::verify(&mut conn, None).unwrap();
+        assert!(!verification.ok);
+        assert_eq!(verification.first_bad_sequence, Some(1));
+        assert_eq!(
+            verification.reason.as_deref(),
+            Some("the content of record 1 was removed, but no disposal record names it")
+        );
+    }
+
+    #[test]
+    fn r_aud_01_held_records_outlive_retention_until_someone_else_lifts_the_hold() {
+        let test_db = TestDb::new();
+        let mut conn = db(&test_db).get().unwrap();
+        logged_at(
+            &mut conn,
+            t0(),
+            &[
+                ("A123456789", "C-1"),
+                ("B223456789", "C-2"),
+                ("A123456789", "C-3"),
+                ("D123456789", "C-4"),
+                ("E123456789", "C-5"),
+            ],
+        );
+        let auditor = reader("TPE-SW", &["auditor"]);
+        let manager = reader("TPE-SW", &["account_manager"]);
+        let manager =
+            immilink_shared::auth::Caller { user_id: immilink_shared::typed::UserId::new("manager-1"), ..manager };
+        let past = t0().checked_add_months(Months::new(61)).unwrap();
+        // Holds placed a day before the disposal run (their own records are then within retention).
+        let placed = past - Duration::days(1);
+        let hold = |request: HoldRequest| {
+            retention::place_hold(&mut db(&test_db).get().unwrap(), placed, &auditor, &request).unwrap()
+        };
+        let by_subject = hold(HoldRequest {
+            subject_id: Some("a123456789".into()),
+            reason: "地方法院調閱".into(),
+            ..Default::default()
+        });
+        assert_eq!(by_subject.subject_id.as_deref(), Some("A123456789"), "normalised as IDs are");
+        hold(HoldRequest { case_number: Some("C-2".into()), reason: "申訴調查".into(), ..Default::default() });
+        hold(HoldRequest {
+            from_sequence: Some(4),
+            to_sequence: Some(4),
+            reason: "稽核抽查".into(),
+            ..Default::default()
+        });
+        let first = retention::dispose(&mut conn, past, five_years()).unwrap();
+        assert_eq!((first.disposed, first.held), (1, 4), "only record 5 is free");
+        assert_eq!(record(&mut conn, 5).subject_id, None);
+        assert_eq!(record(&mut conn, 1).subject_id.as_deref(), Some("A123456789"));
+        // The one who placed a hold cannot lift it; someone else can, once.
+        let refused = retention::lift_hold(&mut conn, past, &auditor, &by_subject.id, "結案");
+        assert!(matches!(refused, Err(AuditError::LiftedByPlacer)));
+        let lifted = retention::lift_hold(&mut conn, past, &manager, &by_subject.id, "結案").unwrap();
+        assert_eq!(lifted.lifted_by.as_deref(), Some("manager-1"));
+        assert!(matches!(
+            retention::lift_hold(&mut conn, past, &manager, &by_subject.id, "again"),
+            Err(AuditError::HoldAlreadyLifted)
+        ));
+        let second = retention::dispose(&mut conn, past, five_years()).unwrap();
+        assert_eq!((second.disposed, second.held), (2, 2));
+        // Each act is in the log, and the log verifies.
+        let kinds: Vec<String> =
+            chain::search(&mut conn, &RecordQuery::default(), &Page::new(Some(500), None).unwrap())
+                .unwrap()
+                .into_iter()
+                .filter(|r| r.source == "audit")
+                .map(|r| r.kind)
+                .collect();
+        assert_eq!(
+            kinds,
+            [
+                "audit.hold_placed",
+                "audit.hold_placed",
+                "audit.hold_placed",
+                "audit.records_disposed",
+                "audit.hold_lifted",
+                "audit.records_disposed"
+            ]
+        );
+        assert!(chain::verify(&mut conn, None).unwrap().ok);
+        assert_eq!(retention::list_holds(&mut conn, &manager, true).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn holds_are_checked_and_kept_to_the_callers_agency() {
+        let test_db = TestDb::new();
+        let mut conn = db(&test_db).get().unwrap();
+        let auditor = reader("TPE-SW", &["auditor"]);
+        let refused = |conn: &mut DbConn, caller: &immilink_shared::auth::Caller, request: HoldRequest| {
+            retention::place_hold(conn, t0(), caller, &request).unwrap_err()
+        };
+        let reason = || "調閱".to_owned();
+        assert!(
+            matches!(refused(&mut conn, &auditor, HoldRequest::default()), AuditError::Invalid { field, .. } if field == "reason")
+        );
+        assert!(matches!(
+            refused(
+                &mut conn,
+                &auditor,
+                HoldRequest { agency: Some("HLN-HR".into()), reason: reason(), ..Default::default() }
+            ),
+            AuditError::OtherAgency
+        ));
+        assert!(
+            matches!(refused(&mut conn, &auditor, HoldRequest { subject_id: Some("A 1".into()), reason: reason(), ..Default::default() }), AuditError::Invalid { field, .. } if field == "subject_id")
+        );
+        assert!(
+            matches!(refused(&mut conn, &auditor, HoldRequest { from_sequence: Some(5), to_sequence: Some(2), reason: reason(), ..Default::default() }), AuditError::Invalid { field, .. } if field == "to_sequence")
+        );
+        assert!(
+            matches!(refused(&mut conn, &auditor, HoldRequest { from_sequence: Some(5), reason: reason(), ..Default::default() }), AuditError::Invalid { field, .. } if field == "to_sequence")
+        );
+        assert!(matches!(
+            refused(
+                &mut conn,
+                &auditor,
+                HoldRequest {
+                    subject_id: Some("A123456789".into()),
+                    case_number: Some("C-1".into()),
+                    reason: reason(),
+                    ..Default::default()
+                }
+            ),
+            AuditError::Invalid { .. }
+        ));
+        assert!(matches!(
+            refused(
+                &mut conn,
+                &reader("TPE-SW", &["caseworker"]),
+                HoldRequest { reason: reason(), ..Default::default() }
+            ),
+            AuditError::RoleRequired { .. }
+        ));
+        let count: i64 = crate::schema::audit_legal_holds::table.count().get_result(&mut conn).unwrap();
+        assert_eq!(count, 0, "nothing refused was stored");
+        // The immigration agency may hold any agency's records, or every agency's.
+        let nia = reader("NIA", &["nia_reviewer"]);
+        let across =
+            retention::place_hold(&mut conn, t0(), &nia, &HoldRequest { reason: reason(), ..Default::default() })
+                .unwrap();
+        assert_eq!(across.agency, None);
+        assert!(retention::list_holds(&mut conn, &auditor, false).unwrap().is_empty(), "not Taipei's hold");
+        assert!(matches!(
+            retention::lift_hold(&mut conn, t0(), &auditor, &across.id, "x"),
+            Err(AuditError::NotFound(_))
+        ));
+    }
+}
+
+mod bundles {
+    use ed25519_dalek::SigningKey;
+    use immilink_shared::transparency::Cosigner;
+    use signed_note::Note;
+
+    use super::*;
+    use crate::domain::bundle::{self, Bundle};
+    use crate::domain::checkpoints::{self, LogKeys};
+
+    fn witness() -> Cosigner {
+        Cosigner::new("nia.witness.test/immilink", SigningKey::from_bytes(&[4; 32]), 1_764_640_000)
+    }
+
+    fn keys() -> LogKeys {
+        LogKeys::new("immilink.test/audit", &SigningKey::from_bytes(&[1; 32]), vec![witness().verifier_key()]).unwrap()
+    }
+
+    /// Eight records, a cosigned checkpoint, and Taipei's bundle of them.
+    fn exported(conn: &mut DbConn) -> Bundle {
+        let keys = keys();
+        let mut hln = event(7);
+        hln.agency = Some("HLN-HR".into());
+        let mut events: Vec<_> = (1..=7).map(event).collect();
+        events.insert(3, hln);
+        chain::append(conn, Utc::now(), &events).unwrap();
+        let issued = checkpoints::issue(conn, Utc::now(), &keys).unwrap().unwrap();
+        let mut note = Note::from_bytes(issued.note.as_bytes()).unwrap();
+        note.add_sigs(&[&witness()]).unwrap();
+        let line = String::from_utf8(note.to_bytes()).unwrap().lines().last().unwrap().to_owned();
+        let cosigned = checkpoints::record_cosignature(conn, Utc::now(), &keys, &issued.note, &line).unwrap();
+        bundle::export(conn, Utc::now(), &reader("TPE-SW", &["auditor"]), &keys, &cosigned, None, None).unwrap()
+    }
+
+    #[test]
+    fn r_aud_02_an_exported_bundle_checks_offline_and_names_the_first_failure() {
+        let test_db = TestDb::new();
+        let mut conn = db(&test_db).get().unwrap();
+        let bundle = exported(&mut conn);
+        assert_eq!(bundle.records.len(), 7, "Taipei's records only");
+        assert!(bundle.records.iter().all(|r| r.agency.as_deref() == Some("TPE-SW")));
+        let log_key = keys().verifier_key().to_owned();
+        let witness_key = witness().verifier_key();
+        let report = bundle::check(&bundle, Some(&log_key), std::slice::from_ref(&witness_key)).unwrap();
+        assert_eq!((report.records, report.tree_size, report.witnessed), (7, 8, true));
+        // The export is itself in the log.
+        let exports = chain::search(
+            &mut conn,
+            &RecordQuery { kind: Some("audit.exported".into()), ..Default::default() },
+            &Page::first(),
+        )
+        .unwrap();
+        assert_eq!(exports.len(), 1);
+        // Each tampering names what failed.
+        let mut edited = bundle.clone();
+        edited.records[2].subject_id = Some("B223456789".into());
+        let failure = bundle::check(&edited, None, &[]).unwrap_err();
+        assert_eq!(
+            failure,
+            format!("record {} (sequence 3): its content does not match its hash", edited.records[2].id)
+        );
+        let mut moved = bundle.clone();
+        moved.records[1].proof.swap(0, 1);
+        assert!(bundle::check(&moved, None, &[])
+            .unwrap_err()
+            .ends_with("its inclusion proof does not lead to the checkpoint's root"));
+        let mut grown = bundle.clone();
+        grown.checkpoint.tree_size = 9;
+        assert_eq!(
+            bundle::check(&grown, None, &[]).unwrap_err(),
+            "the checkpoint's size or root differs from the signed note"
+        );
+        let other_log = LogKeys::new("immilink.test/audit", &SigningKey::from_bytes(&[2; 32]), Vec::new()).unwrap();
+        let mut resigned = bundle.clone();
+        resigned.log_key = other_log.verifier_key().to_owned();
+        assert_eq!(
+            bundle::check(&resigned, Some(&log_key), &[]).unwrap_err(),
+            "the bundle's log key is not the one you trust"
+        );
+        assert_eq!(bundle::check(&resigned, None, &[]).unwrap_err(), "the checkpoint is not signed by the log's key");
+        let mut unwitnessed = bundle.clone();
+        unwitnessed.checkpoint.note =
+            unwitnessed.checkpoint.note.lines().filter(|l| !l.contains("nia.witness")).collect::<Vec<_>>().join("\n")
+                + "\n";
+        assert!(!bundle::check(&unwitnessed, None, &[]).unwrap().witnessed);
+        assert_eq!(
+            bundle::check(&unwitnessed, None, &[witness_key]).unwrap_err(),
+            "the checkpoint carries no valid cosignature of the witness you trust"
+        );
+    }
+
+    #[test]
+    fn verify_bundle_exits_zero_when_intact_one_when_not_and_two_on_misuse() {
+        let test_db = TestDb::new();
+        let mut conn = db(&test_db).get().unwrap();
+        let bundle = exported(&mut conn);
+        let dir = tempfile::tempdir().unwrap();
+        let intact = dir.path().join("bundle.json");
+        std::fs::write(&intact, serde_json::to_vec(&bundle).unwrap()).unwrap();
+        let mut broken = bundle.clone();
+        broken.records[0].payload = "{}".into();
+        let tampered = dir.path().join("tampered.json");
+        std::fs::write(&tampered, serde_json::to_vec(&broken).unwrap()).unwrap();
+        let run = |args: &[&str]| crate::verify_bundle_command(args.iter().map(|a| (*a).to_owned()).collect());
+        let log_key = keys().verifier_key().to_owned();
+        assert_eq!(run(&[intact.to_str().unwrap(), "--log-key", &log_key]), 0);
+        assert_eq!(run(&[tampered.to_str().unwrap()]), 1);
+        assert_eq!(run(&[dir.path().join("missing.json").to_str().unwrap()]), 1);
+        assert_eq!(run(&[]), 2);
     }
 }

@@ -36,6 +36,10 @@ pub struct AuditRecord {
     pub hash: String,
     /// Which fields the hash covers: see [`HashScheme`].
     pub hash_scheme: i16,
+    /// When the record's content was disposed of after retention (R-AUD-01): its personal data
+    /// (actor, correlation, subject, payload) is gone, its hash and place in the chain and tree stay.
+    /// Not hashed: it is set after the fact, and a disposal record in the log names every disposal.
+    pub disposed_at: Option<NaiveDateTime>,
 }
 
 /// What a record's hash covers. Records are appended under [`HashScheme::EveryField`]; records
@@ -95,10 +99,25 @@ pub fn record_hash(record: &AuditRecord) -> Option<String> {
 pub fn append(conn: &mut DbConn, now: DateTime<Utc>, events: &[AuditEvent]) -> Result<BatchReceipt, AuditError> {
     conn.write_transaction(|conn| {
         conn.plan_for_actual_values()?;
-        // Take the chain lock first, before reading anything, so concurrent appenders queue here.
-        diesel::update(audit_chain_head::table.filter(audit_chain_head::id.eq(1)))
-            .set(audit_chain_head::next_sequence.eq(audit_chain_head::next_sequence))
-            .execute(conn)?;
+        lock_chain(conn)?;
+        append_locked(conn, now, events)
+    })
+}
+
+/// Takes the chain lock: every transaction that appends, or reads the tree to sign or dispose,
+/// updates the head row first, which takes its row lock on PostgreSQL (SQLite's IMMEDIATE
+/// transactions hold the write lock already), so appenders queue here.
+pub fn lock_chain(conn: &mut DbConn) -> Result<(), AuditError> {
+    diesel::update(audit_chain_head::table.filter(audit_chain_head::id.eq(1)))
+        .set(audit_chain_head::next_sequence.eq(audit_chain_head::next_sequence))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Appends inside the caller's transaction, which holds the chain lock ([`lock_chain`]): for the
+/// audit service's own acts, recorded in the same transaction as the act.
+pub fn append_locked(conn: &mut DbConn, now: DateTime<Utc>, events: &[AuditEvent]) -> Result<BatchReceipt, AuditError> {
+    {
         let (mut next_sequence, mut last_hash): (i64, String) = audit_chain_head::table
             .filter(audit_chain_head::id.eq(1))
             .select((audit_chain_head::next_sequence, audit_chain_head::last_hash))
@@ -133,6 +152,7 @@ pub fn append(conn: &mut DbConn, now: DateTime<Utc>, events: &[AuditEvent]) -> R
                 prev_hash: last_hash.clone(),
                 hash: String::new(),
                 hash_scheme: HashScheme::EveryField as i16,
+                disposed_at: None,
             };
             record.hash = record_hash(&record).unwrap_or_default();
             last_hash = record.hash.clone();
@@ -153,7 +173,7 @@ pub fn append(conn: &mut DbConn, now: DateTime<Utc>, events: &[AuditEvent]) -> R
             ))
             .execute(conn)?;
         Ok(receipt)
-    })
+    }
 }
 
 /// Adds to the Merkle tree any records it does not cover yet (those stored before it existed), under
@@ -261,6 +281,31 @@ struct Walk {
     tree_size: u64,
     /// The root of the records at each tree size a checkpoint names, once the walk has passed it.
     roots: std::collections::BTreeMap<u64, Option<tlog_tiles::Hash>>,
+    /// Sequence ranges whose content was disposed of, and those the log's disposal records name.
+    disposed: Ranges,
+    announced: Ranges,
+}
+
+/// Inclusive sequence ranges, in order, adjacent ones merged.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Ranges(pub Vec<(i64, i64)>);
+
+impl Ranges {
+    pub fn push(&mut self, sequence: i64) {
+        match self.0.last_mut() {
+            Some((_, to)) if *to + 1 == sequence => *to = sequence,
+            _ => self.0.push((sequence, sequence)),
+        }
+    }
+
+    fn contains(&self, sequence: i64) -> bool {
+        self.0.iter().any(|&(from, to)| (from..=to).contains(&sequence))
+    }
+
+    /// The first sequence of `self` that `other` does not contain.
+    fn first_outside(&self, other: &Ranges) -> Option<i64> {
+        self.0.iter().flat_map(|&(from, to)| from..=to).find(|&sequence| !other.contains(sequence))
+    }
 }
 
 impl Walk {
@@ -268,6 +313,8 @@ impl Walk {
         Self {
             tree_size,
             roots: checkpoint_sizes.into_iter().map(|size| (size, None)).collect(),
+            disposed: Ranges::default(),
+            announced: Ranges::default(),
             expected_sequence: 1,
             expected_prev: GENESIS_HASH.to_owned(),
             newest_scheme: HashScheme::WithoutRecordedAt,
@@ -328,12 +375,28 @@ impl Walk {
         let scheme = HashScheme::of(record)
             .filter(|scheme| *scheme as i16 >= self.newest_scheme as i16)
             .ok_or_else(|| format!("record {} claims a hash scheme it may not use", record.sequence))?;
-        if record_hash(record).as_deref() != Some(record.hash.as_str()) {
+        if record.disposed_at.is_some() {
+            // Its content is gone, so its hash cannot be recomputed; its link, its leaf in the tree
+            // and a disposal record naming it must all hold instead.
+            self.disposed.push(record.sequence);
+        } else if record_hash(record).as_deref() != Some(record.hash.as_str()) {
             return Err(format!("record {} does not match its hash", record.sequence));
+        } else if let Some(ranges) = disposal_ranges(record) {
+            self.announced.0.extend(ranges.0);
         }
         self.newest_scheme = scheme;
         Ok(())
     }
+}
+
+/// The sequence ranges an intact disposal record of the audit service names.
+fn disposal_ranges(record: &AuditRecord) -> Option<Ranges> {
+    if record.kind != immilink_shared::events::kind::AUDIT_RECORDS_DISPOSED || record.source != crate::SERVICE {
+        return None;
+    }
+    let payload: serde_json::Value = serde_json::from_str(&record.payload).ok()?;
+    let ranges = payload.get("ranges")?.as_array()?;
+    Some(Ranges(ranges.iter().filter_map(|range| Some((range.get(0)?.as_i64()?, range.get(1)?.as_i64()?))).collect()))
 }
 
 const VERIFY_PAGE: i64 = 1000;
@@ -386,6 +449,10 @@ pub fn verify(conn: &mut DbConn, anchors: Option<&Anchors>) -> Result<Verificati
     }
     if stored_hashes.next(conn)?.is_some() {
         return Ok(Verification::broken(stored, None, "the Merkle tree holds hashes beyond the records"));
+    }
+    if let Some(sequence) = walk.disposed.first_outside(&walk.announced) {
+        let reason = format!("the content of record {sequence} was removed, but no disposal record names it");
+        return Ok(Verification::broken(stored, Some(sequence), reason));
     }
     let mut verification = Verification::intact(stored);
     let Some(anchors) = anchors else { return Ok(verification) };

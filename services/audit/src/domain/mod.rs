@@ -3,9 +3,11 @@
 //! domain types, and fail with a case of [`AuditError`]; `routes::problems` is the one place a case
 //! becomes a problem.
 
+pub mod bundle;
 pub mod chain;
 pub mod checkpoints;
 pub mod records;
+pub mod retention;
 pub mod tree;
 
 use immilink_shared::db::DbError;
@@ -25,6 +27,12 @@ pub enum AuditError {
     /// A field is present but its value is not acceptable.
     #[error("{field}: {detail}")]
     Invalid { field: String, detail: String },
+    /// A legal hold is lifted by someone other than who placed it.
+    #[error("a legal hold is lifted by someone other than who placed it")]
+    LiftedByPlacer,
+    /// The legal hold was lifted already.
+    #[error("the legal hold was lifted already")]
+    HoldAlreadyLifted,
     /// A checkpoint could not be signed.
     #[error("the checkpoint could not be signed: {0}")]
     Signing(String),

@@ -2,6 +2,8 @@
 //! DTOs live beside their handlers; `problems` turns the service's errors into problems.
 
 mod checkpoints;
+mod export;
+mod holds;
 mod internal;
 mod problems;
 mod proofs;
@@ -21,6 +23,10 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(checkpoints::latest)
         .service(checkpoints::list)
         .service(checkpoints::issue)
+        .service(export::export)
+        .service(holds::place)
+        .service(holds::list)
+        .service(holds::lift)
         .service(records::get);
 }
 

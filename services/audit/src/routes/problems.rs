@@ -16,6 +16,8 @@ impl From<AuditError> for ApiError {
             E::Invalid { field, detail } => ApiError::invalid_field(field, detail),
             E::TreeInconsistent(_) | E::Signing(_) => ApiError::internal(detail),
             E::WitnessRefused(_) => ApiError::unavailable("witness_refused", detail),
+            E::LiftedByPlacer => ApiError::forbidden("four_eyes", detail),
+            E::HoldAlreadyLifted => ApiError::conflict("hold_lifted", detail),
             E::WitnessAhead { .. } => ApiError::conflict("witness_ahead", detail),
             E::Db(db) => db.into(),
         }
@@ -40,6 +42,8 @@ mod tests {
             E::Invalid { .. } => (422, "invalid_field", Some("events[0]"), None),
             E::TreeInconsistent(_) | E::Signing(_) => (500, "internal_error", None, None),
             E::WitnessRefused(_) => (503, "witness_refused", None, None),
+            E::LiftedByPlacer => (403, "four_eyes", None, None),
+            E::HoldAlreadyLifted => (409, "hold_lifted", None, None),
             E::WitnessAhead { .. } => (409, "witness_ahead", None, None),
             E::Db(_) => (503, "database_unavailable", None, None),
         }
@@ -57,9 +61,11 @@ mod tests {
             E::Signing("malformed note".into()),
             E::WitnessRefused("invalid signature".into()),
             E::WitnessAhead { witness: 12, log: 10 },
+            E::LiftedByPlacer,
+            E::HoldAlreadyLifted,
             E::Db(DbError::Unavailable("timed out waiting for a connection".into())),
         ];
-        assert_every_case_maps(samples, 9, expected);
+        assert_every_case_maps(samples, 11, expected);
     }
 
     #[test]
