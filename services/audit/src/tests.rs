@@ -99,6 +99,14 @@ fn r_aud_02_the_database_refuses_to_change_or_remove_a_record() {
     assert!(chain::verify(&mut conn, None).unwrap().ok);
 }
 
+/// Changes the subject of record `sequence`, as an intruder would.
+fn edit_record_at(conn: &mut DbConn, sequence: i64) {
+    diesel::update(audit_records::table.filter(audit_records::sequence.eq(sequence)))
+        .set(audit_records::subject_id.eq("Z999999999"))
+        .execute(conn)
+        .unwrap();
+}
+
 /// Sets one column of record 3 to a different value, as an intruder would.
 fn edit_record_3(conn: &mut DbConn, field: &str) {
     use audit_records as r;
@@ -755,6 +763,42 @@ mod checkpoints {
         assert!(!verification.ok);
         assert_eq!(verification.first_bad_sequence, Some(5));
         assert_eq!(verification.reason.as_deref(), Some("the latest checkpoint covers 6 records, 4 are stored"));
+    }
+
+    #[test]
+    fn r_aud_02_an_incremental_verify_checks_what_came_after_a_checkpoint_and_guards_the_next() {
+        use crate::schema::audit_tree_hashes;
+        let test_db = TestDb::new();
+        let mut conn = db(&test_db).get().unwrap();
+        let keys = keys();
+        logged(&mut conn, 6);
+        let first = checkpoints::issue(&mut conn, Utc::now(), &keys).unwrap().unwrap();
+        let root = tlog_tiles::Hash::parse_hash(&first.root_hash).unwrap();
+        chain::append(&mut conn, Utc::now(), &(10..13).map(event).collect::<Vec<_>>()).unwrap();
+        let since = chain::verify_since(&mut conn, 6, root).unwrap();
+        assert_eq!((since.ok, since.records), (true, 3), "only the three new records are walked");
+        assert_eq!(chain::verify_since(&mut conn, 0, tlog_tiles::EMPTY_HASH).unwrap().records, 9);
+        // A record changed after the checkpoint: found, and no checkpoint is signed over it.
+        as_intruder(&mut conn, |conn| edit_record_at(conn, 8));
+        let broken = chain::verify_since(&mut conn, 6, root).unwrap();
+        assert_eq!((broken.ok, broken.first_bad_sequence), (false, Some(8)));
+        assert!(matches!(
+            checkpoints::issue(&mut conn, Utc::now(), &keys),
+            Err(crate::domain::AuditError::TreeInconsistent(_))
+        ));
+        assert_eq!(checkpoints::latest(&mut conn).unwrap().unwrap().tree_size, 6);
+        // The stored tree beneath the checkpoint changed (the root of its first four records): its
+        // root no longer comes out.
+        let first_four = tlog_tiles::stored_hash_index(2, 0) as i64;
+        as_intruder(&mut conn, |conn| {
+            diesel::update(audit_tree_hashes::table.filter(audit_tree_hashes::hash_index.eq(first_four)))
+                .set(audit_tree_hashes::hash.eq(vec![1_u8; 32]))
+                .execute(conn)
+                .unwrap();
+        });
+        let beneath = chain::verify_since(&mut conn, 6, root).unwrap();
+        assert!(!beneath.ok);
+        assert!(beneath.reason.unwrap().contains("no longer gives the root"));
     }
 
     #[test]

@@ -401,6 +401,90 @@ fn disposal_ranges(record: &AuditRecord) -> Option<Ranges> {
 
 const VERIFY_PAGE: i64 = 1000;
 
+/// Walks the records from where `walk` stands to the end, then checks the end against the chain
+/// head and that no tree hash is left over. `Some` names what is broken.
+fn walk_to_the_head(
+    conn: &mut DbConn,
+    head: &Head,
+    walk: &mut Walk,
+    stored_hashes: &mut tree::StoredHashStream,
+) -> Result<Option<Verification>, AuditError> {
+    loop {
+        let page: Vec<AuditRecord> = audit_records::table
+            .filter(audit_records::sequence.ge(walk.expected_sequence))
+            .order(audit_records::sequence.asc())
+            .limit(VERIFY_PAGE)
+            .select(AuditRecord::as_select())
+            .load(conn)?;
+        if page.is_empty() {
+            break;
+        }
+        for record in &page {
+            if let Err(reason) = walk.admit(conn, stored_hashes, record)? {
+                return Ok(Some(Verification::broken(walk.records(), Some(walk.expected_sequence), reason)));
+            }
+        }
+    }
+    let stored = walk.records();
+    if stored != head.next_sequence - 1 {
+        let reason = format!("the chain head counts {} records, {stored} are stored", head.next_sequence - 1);
+        return Ok(Some(Verification::broken(stored, Some(stored.min(head.next_sequence - 1) + 1), reason)));
+    }
+    if stored > 0 && walk.expected_prev != head.last_hash {
+        let reason = "the last record is not the one the chain head names";
+        return Ok(Some(Verification::broken(stored, Some(stored), reason)));
+    }
+    if head.tree_size != stored {
+        let reason = format!("the Merkle tree covers {} of the {stored} records", head.tree_size);
+        return Ok(Some(Verification::broken(stored, None, reason)));
+    }
+    if stored_hashes.next(conn)?.is_some() {
+        return Ok(Some(Verification::broken(stored, None, "the Merkle tree holds hashes beyond the records")));
+    }
+    Ok(None)
+}
+
+/// Checks only what was appended after a checkpoint of `size` records with root `root`, in time
+/// proportional to the new records: the stored tree still gives that root, and every record since
+/// follows the last one it covered, matches its hash and its stored tree hashes, up to the head. The
+/// checkpointer runs it before signing the next checkpoint, so a checkpoint is never signed over a
+/// log that changed beneath the previous one.
+pub fn verify_since(conn: &mut DbConn, size: u64, root: tlog_tiles::Hash) -> Result<Verification, AuditError> {
+    let head = head(conn)?;
+    let since = size as i64;
+    if since > head.tree_size {
+        let reason = format!("the checkpoint covers {size} records, the tree {}", head.tree_size);
+        return Ok(Verification::broken(head.tree_size, Some(head.tree_size + 1), reason));
+    }
+    let running = match tree::RunningRoot::from_stored(conn, size) {
+        Ok(running) if running.root() == root => running,
+        Ok(_) | Err(AuditError::TreeInconsistent(_)) => {
+            let reason = format!("the stored tree no longer gives the root of the checkpoint of {size} records");
+            return Ok(Verification::broken(0, None, reason));
+        }
+        Err(err) => return Err(err),
+    };
+    let mut walk = Walk::new(head.tree_size.max(0) as u64, []);
+    walk.root = running;
+    walk.expected_sequence = since + 1;
+    if since > 0 {
+        let last: AuditRecord = audit_records::table
+            .filter(audit_records::sequence.eq(since))
+            .select(AuditRecord::as_select())
+            .first(conn)
+            .optional()?
+            .ok_or_else(|| AuditError::TreeInconsistent(format!("record {since} is missing")))?;
+        walk.newest_scheme = HashScheme::of(&last).unwrap_or(HashScheme::EveryField);
+        walk.expected_prev = last.hash;
+    }
+    let mut stored_hashes = tree::StoredHashStream::starting_at(tlog_tiles::stored_hash_index(0, size));
+    if let Some(mut broken) = walk_to_the_head(conn, &head, &mut walk, &mut stored_hashes)? {
+        broken.records -= since;
+        return Ok(broken);
+    }
+    Ok(Verification::intact(walk.records() - since))
+}
+
 /// Checks the whole log, streaming the records and the tree's stored hashes side by side page by
 /// page (memory stays flat however long the log is): every record's link, content and position;
 /// that every stored tree hash is the one these records give; that the records end where the
@@ -419,41 +503,14 @@ pub fn verify(conn: &mut DbConn, anchors: Option<&Anchors>) -> Result<Verificati
     let sizes = latest.iter().map(|c| c.tree_size as u64).chain(witnessed.iter().map(|w| w.tree_size));
     let mut walk = Walk::new(head.tree_size.max(0) as u64, sizes);
     let mut stored_hashes = tree::StoredHashStream::new();
-    loop {
-        let page: Vec<AuditRecord> = audit_records::table
-            .filter(audit_records::sequence.ge(walk.expected_sequence))
-            .order(audit_records::sequence.asc())
-            .limit(VERIFY_PAGE)
-            .select(AuditRecord::as_select())
-            .load(conn)?;
-        if page.is_empty() {
-            break;
-        }
-        for record in &page {
-            if let Err(reason) = walk.admit(conn, &mut stored_hashes, record)? {
-                return Ok(Verification::broken(walk.records(), Some(walk.expected_sequence), reason));
-            }
-        }
-    }
-    let stored = walk.records();
-    if stored != head.next_sequence - 1 {
-        let reason = format!("the chain head counts {} records, {stored} are stored", head.next_sequence - 1);
-        return Ok(Verification::broken(stored, Some(stored.min(head.next_sequence - 1) + 1), reason));
-    }
-    if stored > 0 && walk.expected_prev != head.last_hash {
-        return Ok(Verification::broken(stored, Some(stored), "the last record is not the one the chain head names"));
-    }
-    if head.tree_size != stored {
-        let reason = format!("the Merkle tree covers {} of the {stored} records", head.tree_size);
-        return Ok(Verification::broken(stored, None, reason));
-    }
-    if stored_hashes.next(conn)?.is_some() {
-        return Ok(Verification::broken(stored, None, "the Merkle tree holds hashes beyond the records"));
+    if let Some(broken) = walk_to_the_head(conn, &head, &mut walk, &mut stored_hashes)? {
+        return Ok(broken);
     }
     if let Some(sequence) = walk.disposed.first_outside(&walk.announced) {
         let reason = format!("the content of record {sequence} was removed, but no disposal record names it");
-        return Ok(Verification::broken(stored, Some(sequence), reason));
+        return Ok(Verification::broken(walk.records(), Some(sequence), reason));
     }
+    let stored = walk.records();
     let mut verification = Verification::intact(stored);
     let Some(anchors) = anchors else { return Ok(verification) };
     if let Some(latest) = latest {

@@ -100,6 +100,19 @@ pub fn issue(conn: &mut DbConn, now: DateTime<Utc>, keys: &LogKeys) -> Result<Op
         if size == 0 || latest.as_ref().is_some_and(|c| c.tree_size as u64 >= size) {
             return Ok(latest);
         }
+        // Never sign over a log that changed beneath the last checkpoint: check what is new since.
+        let (since, since_root) = match &latest {
+            Some(latest) => (
+                latest.tree_size as u64,
+                tlog_tiles::Hash::parse_hash(&latest.root_hash)
+                    .map_err(|_| AuditError::TreeInconsistent("the latest checkpoint's root is malformed".into()))?,
+            ),
+            None => (0, tlog_tiles::EMPTY_HASH),
+        };
+        let checked = super::chain::verify_since(conn, since, since_root)?;
+        if !checked.ok {
+            return Err(AuditError::TreeInconsistent(checked.reason.unwrap_or_default()));
+        }
         let root = tree::root(conn, size)?;
         let body = Checkpoint::new(&keys.origin, size, root, "")
             .map_err(|_| AuditError::Invalid { field: "origin".into(), detail: "not a checkpoint origin".into() })?

@@ -207,6 +207,20 @@ impl RunningRoot {
         self.size
     }
 
+    /// The compact range of the tree of the first `size` records, read from the stored hashes (the
+    /// roots of its perfect subtrees, largest first), to carry on from there.
+    pub fn from_stored(conn: &mut DbConn, size: u64) -> Result<Self, AuditError> {
+        let indexes = tlog_tiles::sub_tree_index(0, size, Vec::new());
+        let reader = StoredHashes::new(conn);
+        let hashes = reader.read_hashes(&indexes).map_err(|e| reader.error(e))?;
+        let subtrees = indexes
+            .iter()
+            .zip(hashes)
+            .map(|(&index, hash)| (u32::from(tlog_tiles::split_stored_hash_index(index).0), hash))
+            .collect();
+        Ok(Self { subtrees, size })
+    }
+
     /// The RFC 6962 root of the leaves pushed so far.
     pub fn root(&self) -> Hash {
         let mut subtrees = self.subtrees.iter().rev();
@@ -244,7 +258,12 @@ const STREAM_PAGE: i64 = 2000;
 
 impl StoredHashStream {
     pub fn new() -> Self {
-        Self { next_index: 0, page: Default::default() }
+        Self::starting_at(0)
+    }
+
+    /// From the stored hash of this index on.
+    pub fn starting_at(index: u64) -> Self {
+        Self { next_index: index as i64, page: Default::default() }
     }
 
     /// The next stored hash, if any.
