@@ -377,7 +377,7 @@ fn print_table(rows: &[Row]) {
 async fn main() -> anyhow::Result<()> {
     let records = env_number("AUDIT_BENCH_RECORDS", 1_000_000)? as usize;
     anyhow::ensure!(
-        records >= APPEND_MEASURED && records % BATCH == 0,
+        records >= APPEND_MEASURED && records.is_multiple_of(BATCH),
         "AUDIT_BENCH_RECORDS: a multiple of 1000, at least {APPEND_MEASURED}"
     );
     println!("audit-bench: {records} records per database; release build: {}", !cfg!(debug_assertions));
