@@ -68,29 +68,29 @@ impl HashScheme {
 pub fn record_hash(record: &AuditRecord) -> Option<String> {
     let scheme = HashScheme::of(record)?;
     let at = |t: &chrono::NaiveDateTime| t.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-    let opt = |v: &Option<String>| v.clone().unwrap_or_default();
-    let mut parts = vec![
-        record.prev_hash.clone(),
-        record.sequence.to_string(),
-        record.id.clone(),
-        record.kind.clone(),
-        at(&record.occurred_at),
-        record.source.clone(),
-        opt(&record.actor_user_id),
-        opt(&record.agency),
-        opt(&record.correlation_id),
-        opt(&record.subject_id),
-        record.payload.clone(),
-    ];
-    if scheme == HashScheme::EveryField {
-        parts.push(at(&record.recorded_at));
-        parts.push(record.hash_scheme.to_string());
+    fn opt(v: &Option<String>) -> &str {
+        v.as_deref().unwrap_or_default()
     }
     let mut hasher = Sha256::new();
-    for part in parts {
-        hasher.update(part.len().to_string().as_bytes());
+    let mut part = |bytes: &[u8]| {
+        hasher.update(bytes.len().to_string().as_bytes());
         hasher.update(b":");
-        hasher.update(part.as_bytes());
+        hasher.update(bytes);
+    };
+    part(record.prev_hash.as_bytes());
+    part(record.sequence.to_string().as_bytes());
+    part(record.id.as_bytes());
+    part(record.kind.as_bytes());
+    part(at(&record.occurred_at).as_bytes());
+    part(record.source.as_bytes());
+    part(opt(&record.actor_user_id).as_bytes());
+    part(opt(&record.agency).as_bytes());
+    part(opt(&record.correlation_id).as_bytes());
+    part(opt(&record.subject_id).as_bytes());
+    part(record.payload.as_bytes());
+    if scheme == HashScheme::EveryField {
+        part(at(&record.recorded_at).as_bytes());
+        part(record.hash_scheme.to_string().as_bytes());
     }
     Some(hex::encode(hasher.finalize()))
 }
@@ -326,43 +326,40 @@ impl Walk {
         self.expected_sequence - 1
     }
 
-    /// Takes the next record, or says what is wrong with it: the record itself, or the tree hashes
-    /// stored for it.
-    fn admit(
-        &mut self,
-        conn: &mut DbConn,
-        stored: &mut tree::StoredHashStream,
-        record: &AuditRecord,
-    ) -> Result<Result<(), String>, AuditError> {
-        if let Err(reason) = self.admit_record(record) {
-            return Ok(Err(reason));
-        }
-        let index = (record.sequence - 1) as u64;
-        let Some(leaf) = tree::leaf_hash(&record.hash) else {
-            return Ok(Err(format!("record {} has a malformed hash", record.sequence)));
-        };
-        let first = tlog_tiles::stored_hash_index(0, index);
-        let expected = self.root.push_with_stored_hashes(leaf);
-        if let Some(root) = self.roots.get_mut(&self.root.size()) {
-            *root = Some(self.root.root());
-        }
-        // Records the tree does not cover yet have no stored hashes; the head check reports them.
-        let covered = if index < self.tree_size { expected } else { Vec::new() };
-        for (k, expected) in covered.into_iter().enumerate() {
-            match stored.next(conn)? {
-                Some((at, hash)) if at == first + k as u64 && hash == expected.0 => {}
-                _ => {
-                    let reason = format!(
-                        "the stored Merkle tree hashes for record {} are not the tree of the records",
-                        record.sequence
-                    );
-                    return Ok(Err(reason));
+    /// Takes one page of records with the tree hashes stored for them (in index order), or says
+    /// what is wrong: a record itself, or the tree hashes stored for it.
+    fn admit_page(&mut self, page: &WalkPage) -> Result<(), String> {
+        let mut stored = page.hashes.iter();
+        for record in &page.records {
+            self.admit_record(record)?;
+            let index = (record.sequence - 1) as u64;
+            let leaf = tree::leaf_hash(&record.hash)
+                .ok_or_else(|| format!("record {} has a malformed hash", record.sequence))?;
+            let first = tlog_tiles::stored_hash_index(0, index);
+            let expected = self.root.push_with_stored_hashes(leaf);
+            if let Some(root) = self.roots.get_mut(&self.root.size()) {
+                *root = Some(self.root.root());
+            }
+            // Records the tree does not cover yet have no stored hashes; the head check reports them.
+            let covered = if index < self.tree_size { expected } else { Vec::new() };
+            for (k, expected) in covered.into_iter().enumerate() {
+                match stored.next() {
+                    Some((at, hash)) if *at as u64 == first + k as u64 && hash[..] == expected.0[..] => {}
+                    _ => {
+                        return Err(format!(
+                            "the stored Merkle tree hashes for record {} are not the tree of the records",
+                            record.sequence
+                        ))
+                    }
                 }
             }
+            self.expected_prev = record.hash.clone();
+            self.expected_sequence += 1;
         }
-        self.expected_prev = record.hash.clone();
-        self.expected_sequence += 1;
-        Ok(Ok(()))
+        match stored.next() {
+            Some((at, _)) => Err(format!("the Merkle tree holds a hash (index {at}) no record gives")),
+            None => Ok(()),
+        }
     }
 
     fn admit_record(&mut self, record: &AuditRecord) -> Result<(), String> {
@@ -399,31 +396,80 @@ fn disposal_ranges(record: &AuditRecord) -> Option<Ranges> {
     Some(Ranges(ranges.iter().filter_map(|range| Some((range.get(0)?.as_i64()?, range.get(1)?.as_i64()?))).collect()))
 }
 
-const VERIFY_PAGE: i64 = 1000;
+/// Records per page of a verification.
+const VERIFY_PAGE: i64 = 5000;
+
+/// One page of the walk: records in sequence order, and the tree hashes stored for them.
+struct WalkPage {
+    records: Vec<AuditRecord>,
+    hashes: Vec<(i64, Vec<u8>)>,
+}
+
+/// Reads the next page from sequence `from` on: the records, and the stored tree hashes written for
+/// those of them the tree covers (a contiguous range of indexes in tlog's layout).
+fn read_page(conn: &mut DbConn, from: i64, tree_size: u64) -> Result<WalkPage, AuditError> {
+    use crate::schema::audit_tree_hashes as t;
+    let records: Vec<AuditRecord> = audit_records::table
+        .filter(audit_records::sequence.ge(from))
+        .order(audit_records::sequence.asc())
+        .limit(VERIFY_PAGE)
+        .select(AuditRecord::as_select())
+        .load(conn)?;
+    let (Some(first), Some(last)) = (records.first(), records.last()) else {
+        return Ok(WalkPage { records, hashes: Vec::new() });
+    };
+    let covered_to = (last.sequence as u64).min(tree_size);
+    let start = (first.sequence - 1).max(0) as u64;
+    let hashes = if start < covered_to {
+        let (lo, hi) = (tlog_tiles::stored_hash_index(0, start), tlog_tiles::stored_hash_index(0, covered_to));
+        t::table
+            .filter(t::hash_index.ge(lo as i64))
+            .filter(t::hash_index.lt(hi as i64))
+            .order(t::hash_index.asc())
+            .select((t::hash_index, t::hash))
+            .load(conn)?
+    } else {
+        Vec::new()
+    };
+    Ok(WalkPage { records, hashes })
+}
 
 /// Walks the records from where `walk` stands to the end, then checks the end against the chain
-/// head and that no tree hash is left over. `Some` names what is broken.
-fn walk_to_the_head(
-    conn: &mut DbConn,
-    head: &Head,
-    walk: &mut Walk,
-    stored_hashes: &mut tree::StoredHashStream,
-) -> Result<Option<Verification>, AuditError> {
-    loop {
-        let page: Vec<AuditRecord> = audit_records::table
-            .filter(audit_records::sequence.ge(walk.expected_sequence))
-            .order(audit_records::sequence.asc())
-            .limit(VERIFY_PAGE)
-            .select(AuditRecord::as_select())
-            .load(conn)?;
-        if page.is_empty() {
-            break;
-        }
-        for record in &page {
-            if let Err(reason) = walk.admit(conn, stored_hashes, record)? {
-                return Ok(Some(Verification::broken(walk.records(), Some(walk.expected_sequence), reason)));
+/// head and that no tree hash is left over. Reading and checking overlap: this thread reads pages
+/// while another hashes and compares the previous one, so a verification costs about what reading
+/// the rows costs, in the memory of a few pages. `Some` names what is broken.
+fn walk_to_the_head(conn: &mut DbConn, head: &Head, walk: &mut Walk) -> Result<Option<Verification>, AuditError> {
+    let tree_size = walk.tree_size;
+    let mut from = walk.expected_sequence;
+    let (pages, checked) = std::sync::mpsc::sync_channel::<WalkPage>(2);
+    let checking = &mut *walk;
+    let (read, check) = std::thread::scope(|scope| {
+        let checker = scope.spawn(move || -> Result<(), String> {
+            for page in checked {
+                checking.admit_page(&page)?;
             }
+            Ok(())
+        });
+        let read = (|| -> Result<(), AuditError> {
+            loop {
+                let page = read_page(conn, from, tree_size)?;
+                let Some(last) = page.records.last() else { return Ok(()) };
+                from = last.sequence + 1;
+                if pages.send(page).is_err() {
+                    return Ok(()); // the checker stopped at a broken record
+                }
+            }
+        })();
+        drop(pages);
+        (read, checker.join())
+    });
+    read?;
+    match check {
+        Ok(Ok(())) => {}
+        Ok(Err(reason)) => {
+            return Ok(Some(Verification::broken(walk.records(), Some(walk.expected_sequence), reason)));
         }
+        Err(_) => return Err(AuditError::TreeInconsistent("the verification thread failed".into())),
     }
     let stored = walk.records();
     if stored != head.next_sequence - 1 {
@@ -438,7 +484,12 @@ fn walk_to_the_head(
         let reason = format!("the Merkle tree covers {} of the {stored} records", head.tree_size);
         return Ok(Some(Verification::broken(stored, None, reason)));
     }
-    if stored_hashes.next(conn)?.is_some() {
+    let beyond = tlog_tiles::stored_hash_index(0, stored as u64) as i64;
+    let extra: i64 = crate::schema::audit_tree_hashes::table
+        .filter(crate::schema::audit_tree_hashes::hash_index.ge(beyond))
+        .count()
+        .get_result(conn)?;
+    if extra > 0 {
         return Ok(Some(Verification::broken(stored, None, "the Merkle tree holds hashes beyond the records")));
     }
     Ok(None)
@@ -477,8 +528,7 @@ pub fn verify_since(conn: &mut DbConn, size: u64, root: tlog_tiles::Hash) -> Res
         walk.newest_scheme = HashScheme::of(&last).unwrap_or(HashScheme::EveryField);
         walk.expected_prev = last.hash;
     }
-    let mut stored_hashes = tree::StoredHashStream::starting_at(tlog_tiles::stored_hash_index(0, size));
-    if let Some(mut broken) = walk_to_the_head(conn, &head, &mut walk, &mut stored_hashes)? {
+    if let Some(mut broken) = walk_to_the_head(conn, &head, &mut walk)? {
         broken.records -= since;
         return Ok(broken);
     }
@@ -502,8 +552,7 @@ pub fn verify(conn: &mut DbConn, anchors: Option<&Anchors>) -> Result<Verificati
     let witnessed = witnessed.and_then(|note| anchors.and_then(|a| checkpoints::check_note(a.keys, &note)));
     let sizes = latest.iter().map(|c| c.tree_size as u64).chain(witnessed.iter().map(|w| w.tree_size));
     let mut walk = Walk::new(head.tree_size.max(0) as u64, sizes);
-    let mut stored_hashes = tree::StoredHashStream::new();
-    if let Some(broken) = walk_to_the_head(conn, &head, &mut walk, &mut stored_hashes)? {
+    if let Some(broken) = walk_to_the_head(conn, &head, &mut walk)? {
         return Ok(broken);
     }
     if let Some(sequence) = walk.disposed.first_outside(&walk.announced) {
