@@ -3,6 +3,7 @@
 //! through the gateway.
 
 mod accounts;
+mod audit_sources;
 mod batches;
 mod faults;
 mod harness;
