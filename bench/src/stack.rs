@@ -36,14 +36,14 @@ impl Tuning {
         config.identity.service.workers = self.workers;
         config.broker.service.workers = self.workers;
         config.audit.service.workers = self.workers;
-        config.vendors.workers = self.workers;
+        config.vendors.service.workers = self.workers;
         config.nia.workers = self.workers;
         config.gateway.workers = self.workers;
         config.gateway.session_cache = self.session_cache;
         config.identity.service.session_cache = self.session_cache;
         config.broker.service.session_cache = self.session_cache;
         config.audit.service.session_cache = self.session_cache;
-        config.vendors.session_cache = self.session_cache;
+        config.vendors.service.session_cache = self.session_cache;
         config.identity.login_concurrency = self.login_concurrency;
     }
 

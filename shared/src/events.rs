@@ -1,6 +1,7 @@
-//! Audit events: what services send to the audit service. The broker writes them to its outbox in
-//! the same transaction as the state they describe, and relays them at least once; the audit service
-//! stores each id once (idempotent), so redelivery is harmless.
+//! Audit events: what services send to the audit service. Each service (the broker, identity,
+//! vendors) writes them to its outbox (`outbox`) in the same transaction as the state they describe,
+//! and relays them at least once; the audit service stores each id once (idempotent), so redelivery
+//! is harmless, and admits each service for its own `source` only.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -42,6 +43,55 @@ pub mod kind {
     pub const DOUBT_QUERY_FILED: &str = "doubt_query.filed";
     /// The official follow-up document of a doubt query was recorded.
     pub const DOUBT_QUERY_FOLLOWED_UP: &str = "doubt_query.followed_up";
+
+    // --- identity: account applications (R-ACC-01..04, 08) ----------------------------------------
+    /// Someone without an account applied for one (R-ACC-01); the applicant has no account yet, so
+    /// the event has no actor.
+    pub const ACCOUNT_APPLICATION_SUBMITTED: &str = "account_application.submitted";
+    /// A review step of an application decided (the unit supervisor, the account manager, the agency
+    /// head, the contractor check or the immigration agency): approved or rejected, with the reason.
+    pub const ACCOUNT_APPLICATION_REVIEWED: &str = "account_application.reviewed";
+
+    // --- identity: accounts (R-ACC-05..11) -------------------------------------------------------
+    /// An approved application opened an account, with its roles, grants and registered IPs.
+    pub const ACCOUNT_ACTIVATED: &str = "account.activated";
+    /// An HR event (resignation, leave, suspension from duty, transfer) cancelled an account the
+    /// same day (R-ACC-05).
+    pub const ACCOUNT_HR_EVENT: &str = "account.hr_event";
+    /// The account manager suspended an account (R-ACC-07).
+    pub const ACCOUNT_SUSPENDED: &str = "account.suspended";
+    /// The account manager reinstated a suspended account.
+    pub const ACCOUNT_REINSTATED: &str = "account.reinstated";
+    /// A lost citizen certificate terminated an account (R-ACC-09).
+    pub const ACCOUNT_CERTIFICATE_LOST: &str = "account.certificate_lost";
+    /// An account's registered IP addresses changed (R-ACC-11).
+    pub const ACCOUNT_IPS_CHANGED: &str = "account.ips_changed";
+    /// A login was refused because the account was live elsewhere: possible lending (R-ACC-07).
+    pub const ACCOUNT_LENDING_FLAGGED: &str = "account.lending_flagged";
+    /// Repeated failed logins locked an account for a while.
+    pub const ACCOUNT_LOCKED_OUT: &str = "account.locked_out";
+    /// A permission change: an account gained a role (the account-manager handover, R-ACC-06).
+    pub const ACCOUNT_ROLE_GRANTED: &str = "account.role_granted";
+    /// A permission change: an account lost a role (the account-manager handover, R-ACC-06).
+    pub const ACCOUNT_ROLE_REVOKED: &str = "account.role_revoked";
+
+    // --- identity: login and sessions (R-ACC-03, 07, 10..12) --------------------------------------
+    /// A login succeeded and opened a session (R-ACC-12: the login time).
+    pub const SESSION_OPENED: &str = "session.opened";
+    /// A session ended: logout, idle timeout, superseded, or forced by a cancellation, suspension,
+    /// lost certificate, role change or IP change (R-ACC-10, R-ACC-12: the logout time).
+    pub const SESSION_ENDED: &str = "session.ended";
+    /// A login was refused (unknown user, wrong password or certificate, locked or inactive account,
+    /// unregistered IP, a live session elsewhere). Never carries the password.
+    pub const LOGIN_FAILED: &str = "login.failed";
+
+    // --- vendors (R-VEN-06, R-ACC-08) -------------------------------------------------------------
+    /// A contractor was registered with the agency.
+    pub const VENDOR_REGISTERED: &str = "vendor.registered";
+    /// A person was added to a contractor's staff list (their national ID is not in the event).
+    pub const VENDOR_PERSONNEL_ADDED: &str = "vendor_personnel.added";
+    /// A person left a contractor's staff (R-VEN-06); they no longer match the contractor check.
+    pub const VENDOR_PERSONNEL_DEPARTED: &str = "vendor_personnel.departed";
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
@@ -54,13 +104,31 @@ pub struct AuditEvent {
     pub source: String,
     pub actor_user_id: Option<String>,
     pub agency: Option<String>,
-    /// Groups events of one business object (the lookup id).
+    /// Groups events of one business object (the lookup, application, session or vendor id).
     pub correlation_id: Option<String>,
     /// Whose data was accessed (for the right of inquiry, R-GOV-02).
     pub subject_id: Option<String>,
     /// Event details; stored as canonical JSON (sorted keys).
     #[schema(value_type = Object)]
     pub payload: serde_json::Value,
+}
+
+impl AuditEvent {
+    /// A new event (a fresh UUIDv7 id) recorded by `source`, with no actor, agency, correlation or
+    /// subject: set those with struct update syntax.
+    pub fn new(source: &str, kind: &str, occurred_at: DateTime<Utc>, payload: serde_json::Value) -> Self {
+        Self {
+            id: uuid::Uuid::now_v7().to_string(),
+            kind: kind.to_owned(),
+            occurred_at,
+            source: source.to_owned(),
+            actor_user_id: None,
+            agency: None,
+            correlation_id: None,
+            subject_id: None,
+            payload,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

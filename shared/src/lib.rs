@@ -13,7 +13,8 @@
 //! 2. `db` (the two-backend connection, migrations; database errors become problems here)
 //! 3. `typed` (states and ids stored as text), `config` (plain settings data)
 //! 4. `auth` (token verification, session liveness, service tokens)
-//! 5. `extractors` (what handlers take from a request), `metrics`, `openapi`
+//! 5. `extractors` (what handlers take from a request), `metrics`, `openapi`, `outbox` (the
+//!    transactional outbox of audit events and its relay)
 //! 6. `server` (a service assembled: middleware, routes, state, tasks, signals)
 
 pub mod context;
@@ -40,6 +41,7 @@ pub mod auth;
 pub mod extractors;
 pub mod metrics;
 pub mod openapi;
+pub mod outbox;
 
 pub mod server;
 
@@ -66,6 +68,7 @@ const LAYERS: &[(&str, usize, &str)] = &[
     ("extractors", 5, include_str!("extractors.rs")),
     ("metrics", 5, include_str!("metrics.rs")),
     ("openapi", 5, include_str!("openapi.rs")),
+    ("outbox", 5, include_str!("outbox.rs")),
     ("server", 6, include_str!("server.rs")),
 ];
 

@@ -585,7 +585,7 @@ async fn a_postgres_connection_cut_silently_fails_within_its_bounds_instead_of_h
 #[actix_web::test]
 async fn a_pooled_connection_lost_to_the_network_is_dropped_and_work_resumes_when_the_database_is_back() {
     use immilink_shared::db::{Db, DbSettings};
-    use immilink_stack::broker::domain::{outbox, BrokerError};
+    use immilink_shared::outbox::{self, OutboxError};
     let test_db = immilink_shared::testing::TestDb::new();
     if !test_db.is_postgres() {
         return; // a network fault: PostgreSQL only
@@ -603,7 +603,7 @@ async fn a_pooled_connection_lost_to_the_network_is_dropped_and_work_resumes_whe
     assert!(pending(&db).await.is_err(), "the work on the cut connection fails");
     cut.restore().await;
     let deadline = Instant::now() + Duration::from_secs(10);
-    let mut last: Result<(), BrokerError> = pending(&db).await;
+    let mut last: Result<(), OutboxError> = pending(&db).await;
     while let Err(err) = &last {
         assert!(Instant::now() < deadline, "work succeeds again once the database is back: {err}");
         tokio::time::sleep(Duration::from_millis(100)).await;

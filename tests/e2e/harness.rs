@@ -252,6 +252,21 @@ impl TestStack {
     }
 }
 
+impl TestStack {
+    /// Waits (bounded by [`AUDIT_DELIVERY_WITHIN`]) until the audit service holds a record of `kind`
+    /// that `wanted` accepts, read as `token`'s holder may; returns it.
+    pub async fn wait_for_audit_record_of(&self, token: &str, kind: &str, wanted: impl Fn(&Value) -> bool) -> Value {
+        let deadline = std::time::Instant::now() + AUDIT_DELIVERY_WITHIN;
+        loop {
+            if let Some(record) = self.audit_records(token, kind).await.into_iter().find(|r| wanted(r)) {
+                return record;
+            }
+            assert!(std::time::Instant::now() < deadline, "no {kind} record arrived within {AUDIT_DELIVERY_WITHIN:?}");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}
+
 /// A client, optionally bound to a local address (another loopback IP, for the IP-binding tests).
 /// Its requests time out after [`REQUEST_TIMEOUT`].
 pub fn client(local: Option<IpAddr>) -> reqwest::Client {

@@ -5,7 +5,8 @@ use std::sync::{Arc, Mutex};
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use diesel::prelude::*;
 use immilink_shared::db::{Db, DbSettings};
-use immilink_stack::broker::schema::{lookups, outbox};
+use immilink_shared::outbox::outbox;
+use immilink_stack::broker::schema::lookups;
 use serde_json::{json, Value};
 
 use crate::harness::{permitted_lookup, problem, Options, TestStack};

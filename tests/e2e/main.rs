@@ -4,6 +4,7 @@
 
 mod accounts;
 mod audit_log;
+mod audit_sources;
 mod batches;
 mod faults;
 mod harness;

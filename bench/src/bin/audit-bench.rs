@@ -93,7 +93,7 @@ fn event(n: usize) -> AuditEvent {
 }
 
 fn batch(start: usize) -> Batch {
-    Batch::parse((start..start + BATCH).map(event).collect()).expect("a valid batch")
+    Batch::parse("broker", (start..start + BATCH).map(event).collect()).expect("a valid batch")
 }
 
 /// Appends `count` events through the intake, returning the seconds it took.

@@ -590,11 +590,81 @@ fn a_delivery_is_checked_before_anything_is_appended() {
     use crate::domain::AuditError;
     let mut nameless = event(1);
     nameless.kind = " ".into();
-    let refused = Batch::parse(vec![event(2), nameless]);
+    let refused = Batch::parse("broker", vec![event(2), nameless]);
     assert!(matches!(refused, Err(AuditError::Invalid { field, .. }) if field == "events[1]"));
-    let too_many = Batch::parse((0..=MAX_BATCH as u32).map(|n| event(n % 60)).collect());
+    let too_many = Batch::parse("broker", (0..=MAX_BATCH as u32).map(|n| event(n % 60)).collect());
     assert!(matches!(too_many, Err(AuditError::Invalid { field, .. }) if field == "events"));
-    assert_eq!(Batch::parse(vec![event(3)]).unwrap().len(), 1);
+    assert_eq!(Batch::parse("broker", vec![event(3)]).unwrap().len(), 1);
+}
+
+/// Audit intake admits each service for its own source only: vendors delivering an event that claims
+/// to be the broker's is refused whole (422 naming the event's `source`) and nothing is stored;
+/// its own events are stored; a service that records no audited acts is refused.
+#[actix_web::test]
+async fn a_service_delivers_only_events_of_its_own_source() {
+    use actix_web::dev::Service as _;
+    use immilink_shared::auth::CallingService;
+    use immilink_shared::problem::Problem;
+    let test_db = TestDb::new();
+    let database = db(&test_db);
+    let clock: immilink_shared::clock::SharedClock =
+        std::sync::Arc::new(ManualClock::starting_at(Utc.with_ymd_and_hms(2026, 12, 2, 1, 0, 0).unwrap()));
+    // Stands in for `verify_service_caller`: the caller named in `x-test-service` has a verified token.
+    let app = actix_test::init_service(
+        immilink_shared::server::base_app()
+            .wrap_fn(|req, srv| {
+                let service = req.headers().get("x-test-service").and_then(|v| v.to_str().ok()).map(str::to_owned);
+                if let Some(service) = service {
+                    actix_web::HttpMessage::extensions_mut(&req).insert(CallingService(service));
+                }
+                srv.call(req)
+            })
+            .app_data(web::Data::new(crate::State {
+                db: database.clone(),
+                clock,
+                keys: std::sync::Arc::new(
+                    crate::domain::checkpoints::LogKeys::new(
+                        "immilink.test/audit",
+                        &ed25519_dalek::SigningKey::from_bytes(&[1; 32]),
+                        Vec::new(),
+                    )
+                    .unwrap(),
+                ),
+                witness: None,
+            }))
+            .configure(crate::routes::configure_internal),
+    )
+    .await;
+    let deliver = |service: &str, events: Vec<AuditEvent>| {
+        actix_test::TestRequest::post()
+            .uri("/internal/v1/events")
+            .insert_header(("x-test-service", service.to_owned()))
+            .set_json(json!({ "events": events }))
+            .to_request()
+    };
+    let stored = || -> i64 { audit_records::table.count().get_result(&mut database.get().unwrap()).unwrap() };
+    let vendors_event = |n: u32| AuditEvent { source: "vendors".into(), subject_id: None, ..event(n) };
+
+    let forged = actix_test::call_service(&app, deliver("vendors", vec![vendors_event(1), event(2)])).await;
+    assert_eq!(forged.status(), 422);
+    let problem: Problem = actix_test::read_body_json(forged).await;
+    assert_eq!(problem.field.as_deref(), Some("events[1].source"));
+    assert_eq!(stored(), 0, "nothing of the delivery is appended");
+
+    let own = actix_test::call_service(&app, deliver("vendors", vec![vendors_event(1), vendors_event(2)])).await;
+    assert_eq!(own.status(), 200);
+    assert_eq!(stored(), 2);
+    let identity_event = AuditEvent { source: "identity".into(), ..event(3) };
+    let identity = actix_test::call_service(&app, deliver("identity", vec![identity_event])).await;
+    assert_eq!(identity.status(), 200);
+    let broker = actix_test::call_service(&app, deliver("broker", vec![event(4)])).await;
+    assert_eq!(broker.status(), 200);
+    assert_eq!(stored(), 4);
+
+    let gateway_event = AuditEvent { source: "gateway".into(), ..event(5) };
+    let gateway = actix_test::call_service(&app, deliver("gateway", vec![gateway_event])).await;
+    assert_eq!(gateway.status(), 403, "the gateway records no audited acts");
+    assert_eq!(stored(), 4);
 }
 
 mod checkpoints {

@@ -41,7 +41,8 @@ use immilink_shared::events::AuditEvent;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::domain::lookup::{self, NewLookup, Outcome};
-use crate::domain::{outbox, BrokerError};
+use crate::domain::BrokerError;
+use immilink_shared::outbox;
 
 /// Entries one transaction takes at most.
 const MAX_BATCH: usize = 512;
@@ -401,7 +402,7 @@ fn write_batch(conn: &mut DbConn, now: chrono::DateTime<chrono::Utc>, batch: &[R
             Record::Outcome { lookup_id, event, .. } => open.contains(lookup_id).then(|| event.clone()),
         })
         .collect();
-    outbox::enqueue_many(conn, now, &events)
+    Ok(outbox::enqueue_many(conn, now, &events)?)
 }
 
 fn settle(entry: Entry, result: Result<(), String>) {

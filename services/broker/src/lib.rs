@@ -13,7 +13,6 @@ pub mod identity_client;
 pub mod journal;
 pub mod limits;
 pub mod pipeline;
-pub mod relay;
 pub mod results;
 mod routes;
 pub mod schema;
@@ -34,10 +33,10 @@ use utoipa::OpenApi;
 use std::sync::Arc;
 
 use identity_client::IdentityClient;
+use immilink_shared::outbox::Relay;
 use journal::Journal;
 use limits::LookupLimits;
 use pipeline::Lookups;
-use relay::Relay;
 use upstream::{NiaClient, UpstreamSettings};
 
 pub const SERVICE: &str = "broker";

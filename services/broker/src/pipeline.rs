@@ -19,9 +19,9 @@ use crate::domain::lookup::{Context, LookupStatus, NewLookup, Outcome, RecordedL
 use crate::domain::request::LookupRequest;
 use crate::domain::BrokerError;
 use crate::journal::Journal;
-use crate::relay::Relay;
 use crate::results::{minimise, LookupResult};
 use crate::upstream::{NiaClient, NotSent, UpstreamAnswer};
+use immilink_shared::outbox::Relay;
 
 /// A declaration that passed every check, with what it was accepted under.
 #[derive(Debug, Clone)]

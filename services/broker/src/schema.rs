@@ -63,16 +63,7 @@ diesel::table! {
     }
 }
 
-diesel::table! {
-    outbox (id) {
-        id -> Text,
-        event -> Text,
-        created_at -> Timestamp,
-        delivered_at -> Nullable<Timestamp>,
-        attempts -> Integer,
-        last_error -> Nullable<Text>,
-    }
-}
+// The outbox table is immilink_shared::outbox::outbox (the same in every service).
 
 // Paperwork (migrations/broker/*/2026-11-23-000002_paperwork): R-QRY-06, R-QRY-10, R-QRY-09.
 

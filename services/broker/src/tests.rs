@@ -10,11 +10,11 @@ use immilink_shared::auth::Caller;
 use immilink_shared::typed::{AgencyCode, SessionId, UserId};
 
 use crate::domain::lookup::{self, LookupStatus, Outcome};
-use crate::domain::outbox;
 use crate::domain::request::{self, LookupRequest};
 use crate::domain::LookupId;
 use crate::schema::lookups;
 use crate::MIGRATIONS;
+use immilink_shared::outbox;
 
 fn db(test_db: &TestDb) -> Db {
     Db::connect(&DbSettings::new(test_db.url()), &MIGRATIONS).expect("test database")
@@ -118,7 +118,7 @@ mod journal {
     fn count(db: &Db) -> (i64, i64) {
         let mut conn = db.get().unwrap();
         let lookups: i64 = lookups::table.count().get_result(&mut conn).unwrap();
-        let events: i64 = crate::schema::outbox::table.count().get_result(&mut conn).unwrap();
+        let events: i64 = outbox::outbox::table.count().get_result(&mut conn).unwrap();
         (lookups, events)
     }
 

@@ -26,6 +26,7 @@ use immilink_shared::clock::SharedClock;
 use immilink_shared::config::{self, ConfigError, Secret, ServiceSecrets, ServiceSettings};
 use immilink_shared::db::{Db, Migrations};
 use immilink_shared::openapi::BearerSecurity;
+use immilink_shared::outbox::Relay;
 use immilink_shared::server::{outbound_client, Routes, Running, Server};
 use utoipa::OpenApi;
 
@@ -57,6 +58,9 @@ pub struct Settings {
     pub previous_signing_key_files: Vec<PathBuf>,
     /// `IMMILINK_VENDORS_URL`, default `http://127.0.0.1:8084` (the contractor check, R-ACC-08).
     pub vendors_url: String,
+    /// `IMMILINK_AUDIT_URL`, default `http://127.0.0.1:8083`: where the outbox relay delivers
+    /// identity's audit events.
+    pub audit_url: String,
     /// `IMMILINK_NIA_URL` and `IMMILINK_NIA_API_KEY`: the immigration agency's account review.
     pub nia_url: String,
     pub nia_api_key: Option<Secret>,
@@ -105,6 +109,7 @@ impl Settings {
                 .map(|list| list.split(',').map(str::trim).filter(|p| !p.is_empty()).map(PathBuf::from).collect())
                 .unwrap_or_default(),
             vendors_url: config::string_or("VENDORS_URL", "http://127.0.0.1:8084"),
+            audit_url: config::string_or("AUDIT_URL", "http://127.0.0.1:8083"),
             nia_url: config::string_or("NIA_URL", "http://127.0.0.1:8085"),
             nia_api_key: config::var("NIA_API_KEY").map(Secret::new),
             smtp_url: config::var("SMTP_URL"),
@@ -129,6 +134,8 @@ pub struct State {
     pub nia: clients::NiaClient,
     pub hasher: workflow::PasswordHasher,
     pub notifier: notifier::Notifier,
+    /// Delivers the outbox to the audit service; woken after commits that add events.
+    pub relay: Relay,
     /// Failed logins per client IP (throttling before the per-account lockout).
     pub login_failures: immilink_shared::rate_limit::RateLimiter<std::net::IpAddr>,
     /// Account applications per client IP: the submission endpoint needs no token.
@@ -170,7 +177,8 @@ const ROUTES: Routes = Routes {
 pub struct Application;
 
 impl Application {
-    /// Connects and migrates the database, seeds demo data if asked, loads the signing key and binds.
+    /// Connects and migrates the database, seeds demo data if asked, loads the signing key, starts
+    /// the audit relay and the background work, and binds.
     pub async fn build(settings: Settings, clock: SharedClock) -> anyhow::Result<Running> {
         let db = Db::open(&settings.service.database, &MIGRATIONS).await?;
         if settings.demo {
@@ -191,9 +199,11 @@ impl Application {
             let (kid, key) = (keys.kid().to_owned(), keys.encoding_key().clone());
             Arc::new(ServiceTokens::local(move || tokens::issue_service(&kid, &key, SERVICE)))
         };
+        let relay = Relay::new(db.clone(), clock.clone(), http.clone(), &settings.audit_url, own_tokens.clone());
         let state = Arc::new(State {
             db: db.clone(),
             keys,
+            relay: relay.clone(),
             clock,
             token_ttl: settings.token_ttl,
             idle_timeout: settings.idle_timeout,
@@ -212,7 +222,8 @@ impl Application {
             .data(web::Data::from(Arc::clone(&state)))
             .data(web::Data::new(db))
             .data(web::Data::new(verifier))
-            .task(workflow::background(state, settings.background_interval));
+            .task(workflow::background(state, settings.background_interval))
+            .task(relay.run());
         if let Some(token) = MetricsToken::configured(&settings.service) {
             server = server.data(web::Data::new(token));
         }

@@ -342,7 +342,7 @@ fn r_acc_12_every_session_records_login_and_logout_time() {
     let at = Utc::now();
     let session = login(&mut conn, at, &attempt("tpe.caseworker")).unwrap();
     let later = at + Duration::minutes(3);
-    end_session(&mut conn, later, &session.session_id, SessionEndReason::Logout).unwrap();
+    end_session(&mut conn, later, &session.session_id, SessionEndReason::Logout, None).unwrap();
     let (login_at, logout_at, reason): (
         chrono::NaiveDateTime,
         Option<chrono::NaiveDateTime>,
@@ -755,4 +755,200 @@ fn lists_page_in_their_order_after_the_last_id() {
         accounts::directory(&mut conn, &after).unwrap().iter().map(|a| a.code.as_str()).collect::<Vec<_>>(),
         ["TPE-SW"]
     );
+}
+
+// --- audit events through the outbox ----------------------------------------------------------------
+
+/// The events waiting in identity's outbox, oldest first.
+fn audit_events(conn: &mut PooledConn) -> Vec<immilink_shared::events::AuditEvent> {
+    immilink_shared::outbox::pending(conn, 1000).unwrap()
+}
+
+fn kinds_since(conn: &mut PooledConn, seen: usize) -> Vec<String> {
+    audit_events(conn).into_iter().skip(seen).map(|event| event.kind).collect()
+}
+
+/// Every account application step, login, logout, forced session end and account change writes its
+/// audit event in the transaction of the change: source identity, the actor, the agency, the business
+/// object as correlation, no subject, and what changed with its reason.
+#[test]
+fn every_account_change_writes_its_audit_event_in_the_same_transaction() {
+    use immilink_shared::events::kind;
+    let test_db = TestDb::new();
+    let mut conn = seeded(&test_db);
+    let now = Utc::now();
+    assert!(audit_events(&mut conn).is_empty(), "the demo seed is not an audited act");
+
+    // The application and each review step, then the account it opens.
+    let id = apply(&mut conn, now, "TPE-SW", "tpe.newcomer", 900);
+    approve(&mut conn, now, "tpe.supervisor", &id);
+    approve(&mut conn, now, "tpe.manager", &id);
+    applications::finish(&mut conn, now, &id, &nia(true)).unwrap();
+    let events = audit_events(&mut conn);
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            kind::ACCOUNT_APPLICATION_SUBMITTED,
+            kind::ACCOUNT_APPLICATION_REVIEWED,
+            kind::ACCOUNT_APPLICATION_REVIEWED,
+            kind::ACCOUNT_APPLICATION_REVIEWED,
+            kind::ACCOUNT_ACTIVATED
+        ]
+    );
+    assert!(events.iter().all(|e| e.source == "identity" && e.subject_id.is_none()));
+    assert!(events.iter().all(|e| e.agency.as_deref() == Some("TPE-SW")));
+    assert!(events[..4].iter().all(|e| e.correlation_id.as_deref() == Some(id.as_str())));
+    let submitted = &events[0];
+    assert_eq!(submitted.actor_user_id, None, "the applicant has no account yet");
+    assert_eq!(submitted.payload["username"], "tpe.newcomer");
+    let text = serde_json::to_string(&events).unwrap();
+    assert!(!text.contains("a-long-passphrase-2026") && !text.contains("argon2"), "no password, no hash");
+    assert!(!text.contains(&demo_national_id(900)), "no national ID");
+    let supervisor_review = &events[1];
+    assert_eq!(supervisor_review.actor_user_id.as_deref(), Some(user_id(&mut conn, "tpe.supervisor").as_str()));
+    assert_eq!(supervisor_review.payload["step"], "supervisor_review");
+    assert_eq!(supervisor_review.payload["decision"], "approved");
+    assert_eq!(supervisor_review.payload["reason"], "業務需要");
+    assert_eq!(supervisor_review.payload["status"], "manager_review");
+    assert_eq!(events[3].payload["step"], "nia_review");
+    assert_eq!(events[3].actor_user_id, None, "the immigration agency is not a local account");
+    let newcomer = user_id(&mut conn, "tpe.newcomer");
+    assert_eq!(events[4].correlation_id.as_deref(), Some(newcomer.as_str()));
+    assert_eq!(events[4].payload["roles"], serde_json::json!(["caseworker"]));
+    assert_eq!(events[4].payload["grants"].as_array().map(Vec::len), Some(2));
+
+    // Login, logout, and sessions ended by the manager's acts.
+    let seen = audit_events(&mut conn).len();
+    let session = login(&mut conn, now, &attempt("tpe.caseworker")).unwrap();
+    end_session(&mut conn, now, &session.session_id, SessionEndReason::Logout, Some(&session.user_id)).unwrap();
+    let session = login(&mut conn, now, &attempt("tpe.caseworker")).unwrap();
+    let manager = actor(&mut conn, "tpe.manager");
+    let target = session.user_id.clone();
+    accounts::suspend(&mut conn, now, &manager, &target, "疑似帳號借用").unwrap();
+    accounts::reinstate(&mut conn, now, &manager, &target, "查明為誤判").unwrap();
+    login(&mut conn, now, &attempt("tpe.caseworker")).unwrap();
+    let ips = RegisteredIps::parse(Some(vec!["10.0.0.9".into()])).unwrap();
+    accounts::set_ips(&mut conn, now, &manager, &target, &ips, "更換工作站").unwrap();
+    let it = user_id(&mut conn, "tpe.it");
+    accounts::hand_over_manager(&mut conn, now, &manager, &manager.user_id, &it, "業務移交").unwrap();
+    let new_manager = actor(&mut conn, "tpe.it");
+    accounts::record_hr_event(&mut conn, now, &new_manager, &target, HrEvent::Transfer, "調任他機關").unwrap();
+    let clerk = actor(&mut conn, "hln.clerk");
+    accounts::report_certificate_lost(&mut conn, now, &clerk, &clerk.user_id, "遺失").unwrap();
+    assert_eq!(
+        kinds_since(&mut conn, seen),
+        [
+            kind::SESSION_OPENED,
+            kind::SESSION_ENDED,
+            kind::SESSION_OPENED,
+            kind::SESSION_ENDED,
+            kind::ACCOUNT_SUSPENDED,
+            kind::ACCOUNT_REINSTATED,
+            kind::SESSION_OPENED,
+            kind::SESSION_ENDED,
+            kind::ACCOUNT_IPS_CHANGED,
+            kind::ACCOUNT_ROLE_REVOKED,
+            kind::ACCOUNT_ROLE_GRANTED,
+            kind::ACCOUNT_HR_EVENT,
+            kind::ACCOUNT_CERTIFICATE_LOST,
+        ]
+    );
+    let events: Vec<_> = audit_events(&mut conn).into_iter().skip(seen).collect();
+    let (opened, logout, suspended_session) = (&events[0], &events[1], &events[3]);
+    assert_eq!(opened.actor_user_id.as_deref(), Some(target.as_str()));
+    assert_eq!(opened.payload["ip"], "127.0.0.1");
+    assert_eq!(logout.correlation_id, opened.correlation_id, "a session's events share its id");
+    assert_eq!(logout.payload["reason"], "logout");
+    assert_eq!(suspended_session.payload["reason"], "account_suspended");
+    assert_eq!(suspended_session.actor_user_id.as_deref(), Some(manager.user_id.as_str()), "forced by the manager");
+    assert_eq!(events[4].payload["reason"], "疑似帳號借用");
+    assert_eq!(events[4].payload["status"], "suspended");
+    assert_eq!(events[7].payload["reason"], "ip_unregistered");
+    assert_eq!(events[8].payload["ips"], serde_json::json!(["10.0.0.9"]));
+    assert_eq!(events[10].payload["role"], "account_manager");
+    assert_eq!(events[10].correlation_id.as_deref(), Some(it.as_str()));
+    assert_eq!(events[11].payload["hr_event"], "transfer");
+    assert_eq!(events[11].payload["status"], "cancelled");
+    assert_eq!(events[12].agency.as_deref(), Some("HLN-HR"));
+
+    // The idle timeout ends a session on its next use, with no actor.
+    let seen = audit_events(&mut conn).len();
+    let session = login(&mut conn, now, &attempt("tpe.auditor")).unwrap();
+    let later = now + Duration::minutes(20);
+    assert!(check_live(&mut conn, later, &session.session_id, None, Duration::minutes(15)).is_err());
+    let events: Vec<_> = audit_events(&mut conn).into_iter().skip(seen).collect();
+    assert_eq!(events.len(), 2);
+    assert_eq!((events[1].kind.as_str(), events[1].actor_user_id.as_deref()), (kind::SESSION_ENDED, None));
+    assert_eq!(events[1].payload["reason"], "idle_timeout");
+}
+
+/// A refused login is recorded, with or without an account behind the username, in a transaction of
+/// its own; the event names who tried, from where and why, and never carries the password.
+#[test]
+fn a_failed_login_writes_an_event_without_the_password() {
+    use immilink_shared::events::kind;
+    let test_db = TestDb::new();
+    let mut conn = seeded(&test_db);
+    let now = Utc::now();
+    let mut unknown = attempt("nobody.here");
+    unknown.password = "secret-typed-by-mistake".into();
+    assert!(matches!(login(&mut conn, now, &unknown), Err(IdentityError::LoginRefused)));
+    let mut wrong = attempt("tpe.caseworker");
+    wrong.password = "not-the-password".into();
+    assert!(matches!(login(&mut conn, now, &wrong), Err(IdentityError::LoginRefused)));
+    let events = audit_events(&mut conn);
+    assert_eq!(events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(), [kind::LOGIN_FAILED, kind::LOGIN_FAILED]);
+    let (stranger, caseworker) = (&events[0], &events[1]);
+    assert_eq!((stranger.actor_user_id.as_deref(), stranger.agency.as_deref()), (None, None));
+    assert_eq!(stranger.payload["username"], "nobody.here");
+    assert_eq!(stranger.payload["reason"], "unknown username");
+    let id = user_id(&mut conn, "tpe.caseworker");
+    assert_eq!(caseworker.actor_user_id.as_deref(), Some(id.as_str()));
+    assert_eq!(caseworker.agency.as_deref(), Some("TPE-SW"));
+    assert_eq!(caseworker.payload["reason"], "wrong password");
+    assert_eq!(caseworker.payload["ip"], "127.0.0.1");
+    let text = serde_json::to_string(&events).unwrap();
+    assert!(!text.contains("secret-typed-by-mistake") && !text.contains("not-the-password"));
+    assert!(!text.contains("DEMO-tpe.caseworker"), "nor the certificate serial presented");
+    // The failure count committed with its event.
+    let failed: i32 = users::table.filter(users::id.eq(&id)).select(users::failed_logins).first(&mut conn).unwrap();
+    assert_eq!(failed, 1);
+}
+
+/// The event and the change are one transaction: when the event cannot be written, the change is
+/// not made either (no status change, no ended session, no account_events row, no new session).
+#[test]
+fn a_failed_audit_event_insert_rolls_back_the_account_change() {
+    let test_db = TestDb::new();
+    let mut conn = seeded(&test_db);
+    let now = Utc::now();
+    let session = login(&mut conn, now, &attempt("tpe.caseworker")).unwrap();
+    let manager = actor(&mut conn, "tpe.manager");
+    let history =
+        |conn: &mut PooledConn| -> i64 { crate::schema::account_events::table.count().get_result(conn).unwrap() };
+    let sessions_before: i64 = sessions::table.count().get_result(&mut conn).unwrap();
+    let events_before = history(&mut conn);
+    // Sabotage the outbox so the next event insert fails.
+    diesel::sql_query("DROP TABLE outbox").execute(&mut conn).unwrap();
+
+    assert!(accounts::suspend(&mut conn, now, &manager, &session.user_id, "疑似帳號借用").is_err());
+    assert_eq!(status_of(&mut conn, "tpe.caseworker"), AccountStatus::Active);
+    check_live(&mut conn, now, &session.session_id, None, Duration::minutes(15)).unwrap();
+    assert_eq!(history(&mut conn), events_before);
+
+    assert!(matches!(login(&mut conn, now, &attempt("tpe.auditor")), Err(IdentityError::Db(_))));
+    let mut wrong = attempt("tpe.auditor");
+    wrong.password = "not-the-password".into();
+    assert!(matches!(login(&mut conn, now, &wrong), Err(IdentityError::Db(_))));
+    let failed: i32 =
+        users::table.filter(users::username.eq("tpe.auditor")).select(users::failed_logins).first(&mut conn).unwrap();
+    assert_eq!(failed, 0, "the failure count rolled back with its event");
+    assert!(end_session(&mut conn, now, &session.session_id, SessionEndReason::Logout, None).is_err());
+    check_live(&mut conn, now, &session.session_id, None, Duration::minutes(15)).unwrap();
+    assert_eq!(sessions::table.count().get_result::<i64>(&mut conn).unwrap(), sessions_before);
+    let new = application(&mut conn, "TPE-SW", "tpe.newcomer", 901);
+    let hash = crate::domain::sessions::hash_password("a-long-passphrase-2026").unwrap();
+    assert!(applications::submit(&mut conn, now, &new, &hash).is_err());
+    assert_eq!(crate::schema::account_applications::table.count().get_result::<i64>(&mut conn).unwrap(), 0);
 }

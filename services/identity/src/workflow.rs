@@ -56,7 +56,9 @@ pub async fn submit_application(
     refuse_vendor_personnel(&state.vendors, &application.national_id).await?;
     let password_hash = state.hasher.hash(password).await?;
     let now = state.clock.now();
-    state.db.run(move |conn| applications::submit(conn, now, &application, &password_hash)).await
+    let submitted = state.db.run(move |conn| applications::submit(conn, now, &application, &password_hash)).await?;
+    state.relay.wake();
+    Ok(submitted)
 }
 
 async fn refuse_vendor_personnel(vendors: &VendorsClient, national_id: &str) -> Result<(), IdentityError> {
@@ -83,6 +85,7 @@ pub async fn review_application(
         .db
         .run(move |conn| applications::review(conn, now, &actor, &review_id, decision, &reason, granted))
         .await?;
+    state.relay.wake();
     if view.status != ApplicationStatus::NiaReview {
         return Ok(view);
     }
@@ -120,6 +123,7 @@ pub async fn advance_to_nia(state: &State, id: ApplicationId) -> Result<(), Iden
     };
     let now = state.clock.now();
     state.db.run(move |conn| applications::finish(conn, now, &id, &outcome)).await?;
+    state.relay.wake();
     Ok(())
 }
 

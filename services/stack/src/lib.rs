@@ -54,7 +54,7 @@ impl StackConfig {
             ("identity", &mut stack.identity.service),
             ("broker", &mut stack.broker.service),
             ("audit", &mut stack.audit.service),
-            ("vendors", &mut stack.vendors),
+            ("vendors", &mut stack.vendors.service),
         ] {
             if config::var(&format!("{}_DATABASE_URL", service.to_ascii_uppercase())).is_none() {
                 settings.database = DbSettings::new(sqlite_url(&data_dir, service));
@@ -102,6 +102,7 @@ impl StackConfig {
                 idle_timeout: chrono::Duration::minutes(15),
                 previous_signing_key_files: Vec::new(),
                 vendors_url: unwired.clone(),
+                audit_url: unwired.clone(),
                 nia_url: unwired.clone(),
                 nia_api_key: Some(nia_key.clone()),
                 smtp_url: None,
@@ -120,7 +121,7 @@ impl StackConfig {
                 service: local("audit", database_urls[2]),
                 log: audit::LogSettings::local(key_dir),
             },
-            vendors: local("vendors", database_urls[3]),
+            vendors: vendors::Settings { service: local("vendors", database_urls[3]), audit_url: unwired.clone() },
             nia: nia_mock::Settings {
                 api_key: Some(nia_key),
                 admin_key: Some(Secret::generate()),
@@ -242,7 +243,13 @@ pub async fn start(mut config: StackConfig, clock: SharedClock) -> anyhow::Resul
     // vendors and nia-mock only when an application is reviewed: bind identity's port first.
     let identity_listener = immilink_shared::server::bind(&config.identity.service.addr)?;
     let identity_url = url(identity_listener.1);
-    config.vendors.identity_url = identity_url.clone();
+    // Identity and vendors relay their audit events to audit, which starts after them (it verifies
+    // tokens with identity): reserve audit's port first too.
+    let audit_listener = immilink_shared::server::bind(&config.audit.service.addr)?;
+    let audit_url = url(audit_listener.1);
+    config.identity.audit_url = audit_url.clone();
+    config.vendors.audit_url = audit_url.clone();
+    config.vendors.service.identity_url = identity_url.clone();
     let vendors = vendors::Application::build(config.vendors, Arc::clone(&clock)).await.context("starting vendors")?;
     let vendors_url = launch(&mut services, "vendors", vendors);
     let witness_keys = introduce_witness(&mut config.nia, &config.audit)?;
@@ -260,9 +267,11 @@ pub async fn start(mut config: StackConfig, clock: SharedClock) -> anyhow::Resul
         identity::Application::build(config.identity, Arc::clone(&clock)).await.context("starting identity")?;
     launch(&mut services, "identity", identity);
     config.audit.service.identity_url = identity_url.clone();
+    config.audit.service.addr = format!("127.0.0.1:{}", audit_listener.1);
+    drop(audit_listener);
     let audit = audit::Application::build(config.audit.clone(), Arc::clone(&clock)).await.context("starting audit")?;
     config.audit.service.addr = format!("127.0.0.1:{}", audit.port);
-    let audit_url = launch(&mut services, "audit", audit);
+    launch(&mut services, "audit", audit);
     config.broker.service.identity_url = identity_url.clone();
     config.broker.audit_url = audit_url.clone();
     config.broker.nia_url = config.upstream_override.clone().unwrap_or_else(|| nia_url.clone());

@@ -12,9 +12,10 @@ pub use routes::internal::{PersonnelLookup, PersonnelLookupAnswer, PersonnelVend
 
 use actix_web::web;
 use immilink_shared::clock::SharedClock;
-use immilink_shared::config::{ConfigError, ServiceSecrets, ServiceSettings};
+use immilink_shared::config::{self, ConfigError, ServiceSecrets, ServiceSettings};
 use immilink_shared::db::{Db, Migrations};
 use immilink_shared::openapi::BearerSecurity;
+use immilink_shared::outbox::Relay;
 use immilink_shared::server::{Routes, Running, Service};
 use utoipa::OpenApi;
 
@@ -25,17 +26,28 @@ pub static MIGRATIONS: Migrations = Migrations {
     sqlite: diesel_migrations::embed_migrations!("../../migrations/vendors/sqlite"),
 };
 
-/// Vendors reads only the common service settings (default port 8084).
-pub type Settings = ServiceSettings;
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `IMMILINK_VENDORS_ADDR` (default `127.0.0.1:8084`), `IMMILINK_VENDORS_DATABASE_URL`, …
+    pub service: ServiceSettings,
+    /// `IMMILINK_AUDIT_URL`, default `http://127.0.0.1:8083`: where the outbox relay delivers the
+    /// vendors service's audit events.
+    pub audit_url: String,
+}
 
 /// `IMMILINK_VENDORS_*` and the common variables; the launcher passes the secrets it generated.
 pub fn settings_from_env(secrets: Option<ServiceSecrets>) -> Result<Settings, ConfigError> {
-    ServiceSettings::from_env(SERVICE, 8084, secrets)
+    Ok(Settings {
+        service: ServiceSettings::from_env(SERVICE, 8084, secrets)?,
+        audit_url: config::string_or("AUDIT_URL", "http://127.0.0.1:8083"),
+    })
 }
 
 pub struct State {
     pub db: Db,
     pub clock: SharedClock,
+    /// Delivers the outbox to the audit service; woken after commits that add events.
+    pub relay: Relay,
 }
 
 #[derive(OpenApi)]
@@ -61,9 +73,17 @@ const ROUTES: Routes = Routes {
 pub struct Application;
 
 impl Application {
+    /// Opens the database, starts the audit relay and binds.
     pub async fn build(settings: Settings, clock: SharedClock) -> anyhow::Result<Running> {
-        let service = Service::open(settings, &MIGRATIONS).await?;
-        let state = web::Data::new(State { db: service.db.clone(), clock });
-        Ok(service.server(ROUTES).data(state).start()?)
+        let service = Service::open(settings.service, &MIGRATIONS).await?;
+        let relay = Relay::new(
+            service.db.clone(),
+            clock.clone(),
+            service.http.clone(),
+            &settings.audit_url,
+            service.tokens.clone(),
+        );
+        let state = web::Data::new(State { db: service.db.clone(), clock, relay: relay.clone() });
+        Ok(service.server(ROUTES).data(state).task(relay.run()).start()?)
     }
 }

@@ -73,6 +73,18 @@ fn hex_decode(text: &str) -> Vec<u8> {
     (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap()).collect()
 }
 
+/// A relay that is never run: the tests read the outbox itself.
+fn idle_relay(db: &Db) -> immilink_shared::outbox::Relay {
+    let tokens = std::sync::Arc::new(immilink_shared::auth::ServiceTokens::local(|| Err("no audit in tests".into())));
+    immilink_shared::outbox::Relay::new(
+        db.clone(),
+        system_clock(),
+        reqwest::Client::new(),
+        "http://127.0.0.1:0",
+        tokens,
+    )
+}
+
 /// The service as `serve` assembles it, on `test_db`.
 macro_rules! app {
     ($test_db:expr) => {{
@@ -80,7 +92,7 @@ macro_rules! app {
         actix_test::init_service(
             immilink_shared::server::base_app()
                 .wrap(actix_web::middleware::from_fn(immilink_shared::auth::verify_service_caller))
-                .app_data(web::Data::new(State { db: db.clone(), clock: system_clock() }))
+                .app_data(web::Data::new(State { db: db.clone(), clock: system_clock(), relay: idle_relay(&db) }))
                 .app_data(web::Data::new(db))
                 .app_data(web::Data::new(verifier()))
                 .into_utoipa_app()

@@ -119,12 +119,25 @@ pub fn verify(
 /// Most events one delivery may carry.
 pub const MAX_BATCH: usize = 1000;
 
-/// A delivery that may be appended: at most [`MAX_BATCH`] events, each with an id and a kind.
+/// The services that deliver events, each for its own `source` only.
+pub const SOURCES: &[&str] = &["broker", "identity", "vendors"];
+
+/// A delivery that may be appended: at most [`MAX_BATCH`] events, each with an id and a kind, and
+/// each recorded by the service that delivers it.
 #[derive(Debug, Clone)]
 pub struct Batch(Vec<AuditEvent>);
 
 impl Batch {
-    pub fn parse(events: Vec<AuditEvent>) -> Result<Self, AuditError> {
+    /// A delivery from the service `caller` (as its service token names it). An event whose `source`
+    /// is another service's refuses the whole delivery: a service writes only its own events
+    /// (vendors cannot write one that claims to be the broker's).
+    pub fn parse(caller: &str, events: Vec<AuditEvent>) -> Result<Self, AuditError> {
+        if let Some(index) = events.iter().position(|e| e.source != caller) {
+            return Err(AuditError::Invalid {
+                field: format!("events[{index}].source"),
+                detail: format!("the {caller} service delivers only its own events (source `{caller}`)"),
+            });
+        }
         if events.len() > MAX_BATCH {
             return Err(AuditError::Invalid {
                 field: "events".into(),

@@ -196,15 +196,10 @@ pub(crate) fn own_act(
     payload: serde_json::Value,
 ) -> AuditEvent {
     AuditEvent {
-        id: uuid::Uuid::now_v7().to_string(),
-        kind: kind.to_owned(),
-        occurred_at: now,
-        source: crate::SERVICE.into(),
         actor_user_id: caller.map(|c| c.user_id.to_string()),
         agency,
         correlation_id: Some(correlation_id.to_owned()),
-        subject_id: None,
-        payload,
+        ..AuditEvent::new(crate::SERVICE, kind, now, payload)
     }
 }
 

@@ -1,4 +1,5 @@
-//! Event delivery from other services (the broker's outbox relay). Idempotent by event id.
+//! Event delivery from other services (the outbox relays of the broker, identity and vendors), each
+//! for its own source only. Idempotent by event id.
 
 use actix_web::{post, web};
 use immilink_shared::events::{BatchReceipt, EventBatch};
@@ -14,9 +15,9 @@ pub async fn ingest(
     state: web::Data<State>,
     body: ApiJson<EventBatch>,
 ) -> ApiResult<web::Json<BatchReceipt>> {
-    // Only the services that record audited work deliver events.
-    caller.require(&["broker"])?;
-    let batch = Batch::parse(body.into_inner().events)?;
+    // Only the services that record audited work deliver events, each its own.
+    caller.require(records::SOURCES)?;
+    let batch = Batch::parse(&caller.service, body.into_inner().events)?;
     let now = state.clock.now();
     let started = std::time::Instant::now();
     let count = batch.len();

@@ -16,8 +16,9 @@ use immilink_shared::typed::{AgencyCode, CaseNumber, UnitId, UserId};
 use serde_json::json;
 
 use super::fields::{self, Lines};
-use super::{is_unique_violation, new_id, outbox, BrokerError, PurposeApprovalId};
+use super::{is_unique_violation, new_id, BrokerError, PurposeApprovalId};
 use crate::schema::purpose_approvals as pa;
+use immilink_shared::outbox;
 
 pub const RULE: &str = "R-QRY-10";
 /// An approval without an explicit end lapses this long after it is given.
@@ -249,6 +250,7 @@ pub fn request(
     let unit = caller.unit.clone().ok_or(BrokerError::NoUnit)?;
     let id = PurposeApprovalId::new(new_id());
     let event = outbox::event(
+        crate::SERVICE,
         kind::PURPOSE_APPROVAL_REQUESTED,
         now,
         caller,
@@ -292,7 +294,7 @@ pub fn request(
             Err(err) if is_unique_violation(&err) => return Err(BrokerError::AlreadyPending),
             Err(err) => return Err(err.into()),
         }
-        outbox::enqueue(conn, now, &event)
+        Ok(outbox::enqueue(conn, now, &event)?)
     })?;
     get(conn, now, caller, &id)
 }
@@ -332,6 +334,7 @@ pub fn decide(
             return Err(BrokerError::AlreadyDecided);
         }
         let event = outbox::event(
+            crate::SERVICE,
             kind::PURPOSE_APPROVAL_DECIDED,
             now,
             caller,
@@ -346,7 +349,7 @@ pub fn decide(
                 "valid_until": decision.valid_until,
             }),
         );
-        outbox::enqueue(conn, now, &event)
+        Ok(outbox::enqueue(conn, now, &event)?)
     })?;
     get(conn, now, caller, id)
 }

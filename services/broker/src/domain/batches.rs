@@ -28,8 +28,9 @@ use serde_json::json;
 
 use super::colleagues::{self, Permission};
 use super::lookup::LookupStatus;
-use super::{approvals, new_id, outbox, request, BatchId, BrokerError, LookupId, PurposeApprovalId};
+use super::{approvals, new_id, request, BatchId, BrokerError, LookupId, PurposeApprovalId};
 use crate::schema::{batch_items, batches, lookups};
+use immilink_shared::outbox;
 
 text_enum! {
     /// A bulk job's life.

@@ -26,8 +26,9 @@ use serde_json::json;
 
 use super::colleagues::{self, Permission};
 use super::fields::{self, Lines};
-use super::{approvals, is_unique_violation, new_id, outbox, BrokerError, DoubtQueryId, LookupId, PurposeApprovalId};
+use super::{approvals, is_unique_violation, new_id, BrokerError, DoubtQueryId, LookupId, PurposeApprovalId};
 use crate::schema::{doubt_queries as dq, doubt_query_follow_ups as fu, lookups};
+use immilink_shared::outbox;
 
 pub const RULE: &str = "R-QRY-09";
 /// The follow-up document is due this many days after the fax date (counted from the next day).
@@ -635,6 +636,7 @@ pub fn file(
         };
         diesel::insert_into(dq::table).values(&row).execute(conn)?;
         let event = outbox::event(
+            crate::SERVICE,
             kind::DOUBT_QUERY_FILED,
             now,
             caller,
@@ -659,7 +661,7 @@ pub fn file(
                 "session_id": caller.session_id,
             }),
         );
-        outbox::enqueue(conn, now, &event)
+        Ok(outbox::enqueue(conn, now, &event)?)
     })?;
     get(conn, now, caller, &id)
 }
@@ -767,6 +769,7 @@ pub fn record_follow_up(
             Err(err) => return Err(err.into()),
         }
         let event = outbox::event(
+            crate::SERVICE,
             kind::DOUBT_QUERY_FOLLOWED_UP,
             now,
             caller,
@@ -781,7 +784,7 @@ pub fn record_follow_up(
                 "case_number": row.case_number,
             }),
         );
-        outbox::enqueue(conn, now, &event)
+        Ok(outbox::enqueue(conn, now, &event)?)
     })?;
     get(conn, now, caller, id)
 }

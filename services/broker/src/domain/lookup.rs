@@ -15,10 +15,10 @@ use serde_json::json;
 
 use super::request::LookupRequest;
 use super::{
-    approvals, new_id, outbox, proxy, AuditEventId, BatchId, BrokerError, LookupId, ProxyAuthorizationId,
-    PurposeApprovalId,
+    approvals, new_id, proxy, AuditEventId, BatchId, BrokerError, LookupId, ProxyAuthorizationId, PurposeApprovalId,
 };
 use crate::schema::lookups;
+use immilink_shared::outbox;
 
 text_enum! {
     /// A lookup's life: recorded before it is forwarded, then its outcome, recorded once (R-QRY-08,
@@ -254,9 +254,9 @@ pub fn record_requested(
 ) -> Result<RecordedLookup, BrokerError> {
     let lookup = NewLookup::new(now, who, request, &Context::default());
     let event = lookup.requested_event();
-    conn.write_transaction(|conn| {
+    conn.write_transaction(|conn| -> Result<(), BrokerError> {
         insert_requested(conn, &lookup)?;
-        outbox::enqueue(conn, now, &event)
+        Ok(outbox::enqueue(conn, now, &event)?)
     })?;
     Ok(lookup.recorded())
 }

@@ -9,7 +9,6 @@ pub mod colleagues;
 pub mod doubt;
 pub mod fields;
 pub mod lookup;
-pub mod outbox;
 pub mod proxy;
 pub mod request;
 #[cfg(test)]
@@ -18,6 +17,7 @@ pub(crate) mod testkit;
 use immilink_shared::catalogue::QueryType;
 use immilink_shared::db::DbError;
 use immilink_shared::ids::IdError;
+use immilink_shared::outbox::OutboxError;
 use immilink_shared::text_id;
 
 use approvals::ApprovalMissing;
@@ -202,6 +202,15 @@ pub enum BrokerError {
     /// Something that should not happen (a stored value that does not parse, a task that died).
     #[error("{0}")]
     Internal(String),
+}
+
+impl From<OutboxError> for BrokerError {
+    fn from(err: OutboxError) -> Self {
+        match err {
+            OutboxError::Db(db) => BrokerError::Db(db),
+            OutboxError::Serialise(detail) => BrokerError::Internal(detail),
+        }
+    }
 }
 
 impl From<diesel::result::Error> for BrokerError {

@@ -19,8 +19,9 @@ use serde_json::json;
 
 use super::colleagues::UserSummary;
 use super::fields::{self, Lines};
-use super::{new_id, outbox, BrokerError, ProxyAuthorizationId};
+use super::{new_id, BrokerError, ProxyAuthorizationId};
 use crate::schema::proxy_authorizations as pa;
+use immilink_shared::outbox;
 
 pub const RULE: &str = "R-QRY-06";
 /// Longest validity period of one authorization.
@@ -308,6 +309,7 @@ pub fn issue(
     let codes: Vec<&str> = new.query_types.iter().map(|q| q.code()).collect();
     let codes_json = serde_json::to_string(&codes).map_err(|err| BrokerError::Internal(err.to_string()))?;
     let event = outbox::event(
+        crate::SERVICE,
         kind::PROXY_AUTHORIZATION_ISSUED,
         now,
         caller,
@@ -323,7 +325,7 @@ pub fn issue(
             "reason": new.reason,
         }),
     );
-    conn.write_transaction(|conn| {
+    conn.write_transaction(|conn| -> Result<(), BrokerError> {
         diesel::insert_into(pa::table)
             .values((
                 pa::id.eq(&id),
@@ -340,7 +342,7 @@ pub fn issue(
                 pa::created_at.eq(to_db(now)),
             ))
             .execute(conn)?;
-        outbox::enqueue(conn, now, &event)
+        Ok(outbox::enqueue(conn, now, &event)?)
     })?;
     get(conn, now, caller, &id)
 }
@@ -420,6 +422,7 @@ pub fn revoke(
             return Err(BrokerError::AlreadyRevoked);
         }
         let event = outbox::event(
+            crate::SERVICE,
             kind::PROXY_AUTHORIZATION_REVOKED,
             now,
             caller,
@@ -432,7 +435,7 @@ pub fn revoke(
                 "reason": reason,
             }),
         );
-        outbox::enqueue(conn, now, &event)
+        Ok(outbox::enqueue(conn, now, &event)?)
     })?;
     get(conn, now, caller, id)
 }

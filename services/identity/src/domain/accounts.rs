@@ -11,14 +11,16 @@ use diesel::prelude::*;
 use immilink_shared::auth::{roles, Caller};
 use immilink_shared::clock::{business_date, to_db};
 use immilink_shared::db::DbConn;
+use immilink_shared::events::kind;
 use immilink_shared::extractors::Page;
 use immilink_shared::text_enum;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use super::fields::RegisteredIps;
 use super::permissions::{self, Permission, UnitRef};
-use super::sessions::{self, SessionEndReason};
-use super::{new_id, notifications, AgencyCode, AgencyId, IdentityError, SessionId, UnitId, UserId};
+use super::sessions::{self, Ending, SessionEndReason};
+use super::{audit, new_id, notifications, AgencyCode, AgencyId, IdentityError, SessionId, UnitId, UserId};
 use crate::schema::{
     account_events, agencies, sessions as session_rows, units, user_grants, user_ips, user_roles, users,
 };
@@ -182,6 +184,10 @@ pub fn load_actor(conn: &mut DbConn, user_id: &UserId) -> Result<Actor, Identity
         national_id,
         certificate_serial,
     })
+}
+
+fn ips_of(conn: &mut DbConn, user_id: &UserId) -> Result<Vec<String>, IdentityError> {
+    Ok(user_ips::table.filter(user_ips::user_id.eq(user_id)).select(user_ips::ip).order(user_ips::ip).load(conn)?)
 }
 
 pub fn roles_of(conn: &mut DbConn, user_id: &UserId) -> Result<Vec<String>, IdentityError> {
@@ -440,7 +446,28 @@ fn group<K: Ord, V>(rows: Vec<(K, V)>) -> BTreeMap<K, Vec<V>> {
     grouped
 }
 
-/// Records what happened to an account. Part of the caller's transaction.
+impl AccountEventKind {
+    /// The audit event kind that records it (`immilink_shared::events::kind`).
+    pub fn audit_kind(self) -> &'static str {
+        use AccountEventKind::*;
+        match self {
+            HrResignation | HrLeave | HrSuspension | HrTransfer => kind::ACCOUNT_HR_EVENT,
+            Suspended => kind::ACCOUNT_SUSPENDED,
+            Reinstated => kind::ACCOUNT_REINSTATED,
+            CertificateLost => kind::ACCOUNT_CERTIFICATE_LOST,
+            IpsChanged => kind::ACCOUNT_IPS_CHANGED,
+            PossibleAccountLending => kind::ACCOUNT_LENDING_FLAGGED,
+            AccountManagerGranted => kind::ACCOUNT_ROLE_GRANTED,
+            AccountManagerRevoked => kind::ACCOUNT_ROLE_REVOKED,
+            Activated => kind::ACCOUNT_ACTIVATED,
+            LockedOut => kind::ACCOUNT_LOCKED_OUT,
+        }
+    }
+}
+
+/// Records what happened to an account: its `account_events` row and its audit event (the one
+/// place both are written, so every account change reaches the audit log). Part of the caller's
+/// transaction.
 pub fn record_event(
     conn: &mut DbConn,
     now: DateTime<Utc>,
@@ -449,7 +476,48 @@ pub fn record_event(
     reason: &str,
     actor_id: Option<&UserId>,
 ) -> Result<(), IdentityError> {
-    let agency_id: AgencyId = users::table.filter(users::id.eq(user_id)).select(users::agency_id).first(conn)?;
+    let (agency_id, agency_code, status): (AgencyId, AgencyCode, AccountStatus) = users::table
+        .inner_join(agencies::table)
+        .filter(users::id.eq(user_id))
+        .select((users::agency_id, agencies::code, users::status))
+        .first(conn)?;
+    let mut payload = json!({
+        "account_user_id": user_id,
+        "event": kind,
+        "reason": reason,
+        "status": status,
+        "effective_date": business_date(now),
+    });
+    // What changed, as it stands now in this transaction.
+    match kind {
+        AccountEventKind::HrResignation
+        | AccountEventKind::HrLeave
+        | AccountEventKind::HrSuspension
+        | AccountEventKind::HrTransfer => {
+            payload["hr_event"] = json!(kind.as_str().trim_start_matches("hr_"));
+        }
+        AccountEventKind::AccountManagerGranted | AccountEventKind::AccountManagerRevoked => {
+            payload["role"] = json!(roles::ACCOUNT_MANAGER);
+            payload["roles"] = json!(roles_of(conn, user_id)?);
+        }
+        AccountEventKind::IpsChanged => payload["ips"] = json!(ips_of(conn, user_id)?),
+        AccountEventKind::Activated => {
+            let grants: Vec<(String, String)> = user_grants::table
+                .filter(user_grants::user_id.eq(user_id))
+                .order((user_grants::query_type, user_grants::purpose_code))
+                .select((user_grants::query_type, user_grants::purpose_code))
+                .load(conn)?;
+            payload["roles"] = json!(roles_of(conn, user_id)?);
+            payload["ips"] = json!(ips_of(conn, user_id)?);
+            payload["grants"] = json!(grants
+                .into_iter()
+                .map(|(query_type, purpose_code)| Grant { query_type, purpose_code })
+                .collect::<Vec<_>>());
+        }
+        _ => {}
+    }
+    let about = audit::About { actor: actor_id, agency: Some(&agency_code), correlation_id: Some(user_id.as_str()) };
+    audit::record(conn, now, kind.audit_kind(), about, payload)?;
     diesel::insert_into(account_events::table)
         .values((
             account_events::id.eq(new_id()),
@@ -465,18 +533,16 @@ pub fn record_event(
     Ok(())
 }
 
-/// Ends every live session of an account at once (R-ACC-05, R-ACC-09, R-ACC-10). Returns how many.
+/// Ends every live session of an account at once (R-ACC-05, R-ACC-09, R-ACC-10), each with its
+/// audit event; `by` is the manager who forced it. Returns how many.
 pub fn end_all_sessions(
     conn: &mut DbConn,
     now: DateTime<Utc>,
     user_id: &UserId,
     reason: SessionEndReason,
+    by: &UserId,
 ) -> Result<usize, IdentityError> {
-    Ok(diesel::update(
-        session_rows::table.filter(session_rows::user_id.eq(user_id)).filter(session_rows::logout_at.is_null()),
-    )
-    .set((session_rows::logout_at.eq(to_db(now)), session_rows::end_reason.eq(reason)))
-    .execute(conn)?)
+    sessions::close(conn, now, Ending::AllOf(user_id), reason, Some(by))
 }
 
 /// Moves an account from `from` (as read in this transaction) to `to`, if [`AccountStatus::transition`]
@@ -576,7 +642,7 @@ pub fn record_hr_event(
         ensure_not_last_manager(conn, &actor.agency_id, user_id)?;
         let kind = event.event_kind();
         set_status(conn, now, user_id, status, AccountStatus::Cancelled, kind.as_str())?;
-        let ended = end_all_sessions(conn, now, user_id, SessionEndReason::AccountCancelled)?;
+        let ended = end_all_sessions(conn, now, user_id, SessionEndReason::AccountCancelled, &actor.user_id)?;
         record_event(conn, now, user_id, kind, reason, Some(&actor.user_id))?;
         notify_holder(
             conn,
@@ -627,7 +693,7 @@ pub fn report_certificate_lost(
         let was_last_manager = ensure_not_last_manager(conn, &actor.agency_id, user_id).is_err();
         let lost = AccountEventKind::CertificateLost;
         set_status(conn, now, user_id, status, AccountStatus::Terminated, lost.as_str())?;
-        end_all_sessions(conn, now, user_id, SessionEndReason::CertificateLost)?;
+        end_all_sessions(conn, now, user_id, SessionEndReason::CertificateLost, &actor.user_id)?;
         record_event(conn, now, user_id, lost, reason, Some(&actor.user_id))?;
         notify_holder(
             conn,
@@ -662,7 +728,7 @@ pub fn suspend(
         // As for HR events: only an active account can be the last manager.
         ensure_not_last_manager(conn, &actor.agency_id, user_id)?;
         set_status(conn, now, user_id, status, AccountStatus::Suspended, reason)?;
-        end_all_sessions(conn, now, user_id, SessionEndReason::AccountSuspended)?;
+        end_all_sessions(conn, now, user_id, SessionEndReason::AccountSuspended, &actor.user_id)?;
         record_event(conn, now, user_id, AccountEventKind::Suspended, reason, Some(&actor.user_id))?;
         notify_holder(
             conn,
@@ -725,15 +791,10 @@ pub fn set_ips(
         diesel::delete(user_ips::table.filter(user_ips::user_id.eq(user_id))).execute(conn)?;
         let rows: Vec<_> = wanted.iter().map(|ip| (user_ips::user_id.eq(user_id), user_ips::ip.eq(ip))).collect();
         immilink_shared::insert_rows!(conn, user_ips::table, &rows);
-        diesel::update(
-            session_rows::table
-                .filter(session_rows::user_id.eq(user_id))
-                .filter(session_rows::logout_at.is_null())
-                .filter(session_rows::ip.ne_all(wanted.iter().cloned().collect::<Vec<_>>())),
-        )
-        .set((session_rows::logout_at.eq(to_db(now)), session_rows::end_reason.eq(SessionEndReason::IpUnregistered)))
-        .execute(conn)?;
-        let listed = wanted.iter().cloned().collect::<Vec<_>>().join(", ");
+        let wanted: Vec<String> = wanted.iter().cloned().collect();
+        let ending = Ending::AllOfExceptFrom(user_id, &wanted);
+        sessions::close(conn, now, ending, SessionEndReason::IpUnregistered, Some(&actor.user_id))?;
+        let listed = wanted.join(", ");
         let reason = format!("{reason} [{listed}]");
         record_event(conn, now, user_id, AccountEventKind::IpsChanged, &reason, Some(&actor.user_id))
     })?;
@@ -781,7 +842,7 @@ pub fn hand_over_manager(
         )
         .execute(conn)?;
         // Tokens carry roles: the outgoing manager's sessions end so the old role is not used on.
-        end_all_sessions(conn, now, from_user_id, SessionEndReason::RolesChanged)?;
+        end_all_sessions(conn, now, from_user_id, SessionEndReason::RolesChanged, &actor.user_id)?;
         let by = Some(&actor.user_id);
         record_event(conn, now, from_user_id, AccountEventKind::AccountManagerRevoked, reason, by)?;
         record_event(conn, now, to_user_id, AccountEventKind::AccountManagerGranted, reason, by)?;

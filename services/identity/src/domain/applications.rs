@@ -14,12 +14,15 @@ use immilink_shared::auth::roles;
 use immilink_shared::catalogue::{self, AgencyKind, QueryType};
 use immilink_shared::clock::to_db;
 use immilink_shared::db::{DbConn, DbError};
+use immilink_shared::events::kind;
 use immilink_shared::extractors::Page;
 use immilink_shared::ids::SubjectId;
 use immilink_shared::text_enum;
 use serde::Serialize;
+use serde_json::json;
 
 use super::accounts::{self, AccountEventKind, AccountStatus, Actor, Grant};
+use super::audit::{self, About};
 use super::fields::{self, RegisteredIps};
 use super::{new_id, notifications, AgencyCode, AgencyId, ApplicationId, IdentityError, UnitId, UserId};
 use crate::schema::{account_applications, agencies, application_reviews, user_grants, user_ips, user_roles, users};
@@ -375,6 +378,21 @@ pub fn submit(
                 e if e.is_unique_violation() => IdentityError::UsernameTaken,
                 e => IdentityError::Db(e),
             })?;
+        // The applicant has no account yet: no actor. No password (nor its hash), no national ID.
+        let about = About { actor: None, agency: Some(&new.agency_code), correlation_id: Some(id.as_str()) };
+        let payload = json!({
+            "application_id": id,
+            "username": new.username,
+            "display_name": new.display_name,
+            "unit_id": new.unit_id,
+            "legal_basis": new.legal_basis,
+            "business_handled": new.business_handled,
+            "requested_grants": new.grants,
+            "ips": ips,
+            "submitted_ip": new.submitted_ip.to_string(),
+            "status": ApplicationStatus::SupervisorReview,
+        });
+        audit::record(conn, now, kind::ACCOUNT_APPLICATION_SUBMITTED, about, payload)?;
         notifications::enqueue(
             conn,
             now,
@@ -661,11 +679,12 @@ pub fn review(
             }
         }
         let recorded = decision.recorded();
-        insert_review(conn, now, id, step, Some(&actor.user_id), &actor.display_name, recorded, reason)?;
         let next = status.transition(match decision {
             Decision::Reject => ApplicationStatus::Rejected,
             Decision::Approve => status.after_approval(requires_head),
         })?;
+        let review = Reviewing { step, reviewer_id: Some(&actor.user_id), reviewer_name: &actor.display_name, reason };
+        insert_review(conn, now, id, &review, recorded, next, granted.as_deref())?;
         diesel::update(account_applications::table.filter(account_applications::id.eq(id)))
             .set((account_applications::status.eq(next), account_applications::updated_at.eq(to_db(now))))
             .execute(conn)?;
@@ -686,17 +705,44 @@ pub fn review(
     load(conn, id)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Who reviewed which step, and why.
+struct Reviewing<'a> {
+    step: ReviewStep,
+    /// `None` for an outside review (the immigration agency, the contractor check).
+    reviewer_id: Option<&'a UserId>,
+    reviewer_name: &'a str,
+    reason: &'a str,
+}
+
+/// Records one review step's decision and its audit event (the one place both are written, so every
+/// step reaches the audit log): `next` is where the application goes, `granted` the pairs the
+/// account manager narrowed the request to.
 fn insert_review(
     conn: &mut DbConn,
     now: DateTime<Utc>,
     id: &ApplicationId,
-    step: ReviewStep,
-    reviewer_id: Option<&UserId>,
-    reviewer_name: &str,
+    review: &Reviewing<'_>,
     decision: ReviewDecision,
-    reason: &str,
+    next: ApplicationStatus,
+    granted: Option<&[Grant]>,
 ) -> Result<(), IdentityError> {
+    let Reviewing { step, reviewer_id, reviewer_name, reason } = *review;
+    let agency: AgencyCode = account_applications::table
+        .inner_join(agencies::table)
+        .filter(account_applications::id.eq(id))
+        .select(agencies::code)
+        .first(conn)?;
+    let about = About { actor: reviewer_id, agency: Some(&agency), correlation_id: Some(id.as_str()) };
+    let payload = json!({
+        "application_id": id,
+        "step": step,
+        "decision": decision,
+        "reviewer_name": reviewer_name,
+        "reason": reason,
+        "status": next,
+        "granted": granted,
+    });
+    audit::record(conn, now, kind::ACCOUNT_APPLICATION_REVIEWED, about, payload)?;
     diesel::insert_into(application_reviews::table)
         .values((
             application_reviews::id.eq(new_id()),
@@ -815,7 +861,13 @@ pub fn finish(
             false => (ReviewDecision::Rejected, ApplicationStatus::Rejected),
         };
         let next = ApplicationStatus::NiaReview.transition(next)?;
-        insert_review(conn, now, id, outcome.step, None, &outcome.reviewer_name, decision, &outcome.reason)?;
+        let review = Reviewing {
+            step: outcome.step,
+            reviewer_id: None,
+            reviewer_name: &outcome.reviewer_name,
+            reason: &outcome.reason,
+        };
+        insert_review(conn, now, id, &review, decision, next, None)?;
         let email: String = account_applications::table
             .filter(account_applications::id.eq(id))
             .select(account_applications::email)

@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod applications;
+pub mod audit;
 pub mod demo;
 pub mod fields;
 pub mod notifications;

@@ -16,9 +16,12 @@ use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use immilink_shared::clock::{from_db, to_db};
 use immilink_shared::db::DbConn;
+use immilink_shared::events::kind;
 use immilink_shared::text_enum;
+use serde_json::json;
 
 use super::accounts::{self, AccountEventKind, AccountStatus};
+use super::audit::{self, About};
 use super::{new_id, AgencyCode, AgencyId, IdentityError, SessionId, UnitId, UserId};
 use crate::schema::{agencies, sessions, user_ips, users};
 
@@ -190,10 +193,19 @@ pub fn complete_login(
     idle_timeout: Duration,
 ) -> Result<OpenedSession, IdentityError> {
     let Some(credentials) = credentials else {
-        return refuse(&attempt.username, "unknown username");
+        let cause = "unknown username";
+        conn.write_transaction(|conn| record_failed_login(conn, now, attempt, None, cause))?;
+        return refuse(&attempt.username, cause);
     };
-    let outcome =
-        conn.write_transaction(|conn| decide(conn, now, attempt, &credentials.user_id, password_ok, idle_timeout))?;
+    // Every refusal is recorded with the failure count and lending flag it causes, in one transaction.
+    let outcome = conn.write_transaction(|conn| {
+        let outcome = decide(conn, now, attempt, &credentials.user_id, password_ok, idle_timeout)?;
+        if let Outcome::Refused(cause) = outcome {
+            let account = (&credentials.user_id, &audit::agency_of(conn, &credentials.user_id)?);
+            record_failed_login(conn, now, attempt, Some(account), cause)?;
+        }
+        Ok::<_, IdentityError>(outcome)
+    })?;
     match outcome {
         Outcome::Opened(session) => {
             tracing::info!(user_id = %session.user_id, session_id = %session.session_id, ip = %attempt.ip, "login");
@@ -253,9 +265,7 @@ fn decide(
         return Ok(Outcome::Refused("concurrent session from another IP or device"));
     }
     // The same workstation and browser logging in again replaces its earlier session.
-    diesel::update(sessions::table.filter(sessions::user_id.eq(user_id)).filter(sessions::logout_at.is_null()))
-        .set((sessions::logout_at.eq(to_db(now)), sessions::end_reason.eq(SessionEndReason::Superseded)))
-        .execute(conn)?;
+    close(conn, now, Ending::AllOf(user_id), SessionEndReason::Superseded, Some(user_id))?;
     diesel::update(users::table.filter(users::id.eq(user_id)))
         .set((users::failed_logins.eq(0), users::locked_until.eq(None::<NaiveDateTime>)))
         .execute(conn)?;
@@ -270,6 +280,14 @@ fn decide(
             sessions::last_seen_at.eq(to_db(now)),
         ))
         .execute(conn)?;
+    let about = About { actor: Some(user_id), agency: Some(&agency_code), correlation_id: Some(session_id.as_str()) };
+    let payload = json!({
+        "session_id": session_id,
+        "user_id": user_id,
+        "ip": attempt.ip.to_string(),
+        "user_agent": attempt.user_agent,
+    });
+    audit::record(conn, now, kind::SESSION_OPENED, about, payload)?;
     Ok(Outcome::Opened(OpenedSession {
         session_id,
         user_id: user_id.clone(),
@@ -317,6 +335,30 @@ fn live_session_elsewhere(
     Ok(live.into_iter().find(|(_, session_ip, agent)| *session_ip != ip || *agent != attempt.user_agent))
 }
 
+/// The `login.failed` event of a refused login: who tried (the account, when the username is one),
+/// from where, and why. Never the password, nor the certificate serial presented.
+fn record_failed_login(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    attempt: &LoginAttempt,
+    account: Option<(&UserId, &AgencyCode)>,
+    cause: &str,
+) -> Result<(), IdentityError> {
+    let about = About {
+        actor: account.map(|(user_id, _)| user_id),
+        agency: account.map(|(_, agency)| agency),
+        correlation_id: account.map(|(user_id, _)| user_id.as_str()),
+    };
+    let payload = json!({
+        "username": attempt.username,
+        "user_id": account.map(|(user_id, _)| user_id),
+        "ip": attempt.ip.to_string(),
+        "user_agent": attempt.user_agent,
+        "reason": cause,
+    });
+    audit::record(conn, now, kind::LOGIN_FAILED, about, payload)
+}
+
 fn refuse<T>(username: &str, cause: &str) -> Result<T, IdentityError> {
     tracing::info!(username, cause, "login refused");
     Err(IdentityError::LoginRefused)
@@ -331,17 +373,78 @@ fn ip_is_bound(conn: &mut DbConn, user_id: &UserId, ip: IpAddr) -> Result<bool, 
     Ok(count > 0)
 }
 
-/// Ends a session now (logout, or an administrative end).
+/// Ends a session now (logout, or an end found on use: idle, account no longer active), with its
+/// audit event, in a transaction of its own. `by` is who ended it (the user at logout; `None` when
+/// the system did).
 pub fn end_session(
     conn: &mut DbConn,
     now: DateTime<Utc>,
     session_id: &SessionId,
     reason: SessionEndReason,
+    by: Option<&UserId>,
 ) -> Result<(), IdentityError> {
-    diesel::update(sessions::table.filter(sessions::id.eq(session_id)).filter(sessions::logout_at.is_null()))
+    conn.write_transaction(|conn| close(conn, now, Ending::One(session_id), reason, by))?;
+    Ok(())
+}
+
+/// Which live sessions [`close`] ends.
+#[derive(Debug, Clone, Copy)]
+pub enum Ending<'a> {
+    One(&'a SessionId),
+    /// Every live session of the account.
+    AllOf(&'a UserId),
+    /// The account's live sessions from an address not in the list (R-ACC-11).
+    AllOfExceptFrom(&'a UserId, &'a [String]),
+}
+
+/// Ends the live sessions `which` names, for `reason`, each with its `session.ended` audit event
+/// (R-ACC-12: the logout time): the one place a session ends. `by` is who ended them (`None`: the
+/// system). Part of the caller's transaction. Returns how many ended.
+pub fn close(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    which: Ending<'_>,
+    reason: SessionEndReason,
+    by: Option<&UserId>,
+) -> Result<usize, IdentityError> {
+    let mut live = sessions::table.filter(sessions::logout_at.is_null()).into_boxed();
+    live = match which {
+        Ending::One(session_id) => live.filter(sessions::id.eq(session_id.clone())),
+        Ending::AllOf(user_id) => live.filter(sessions::user_id.eq(user_id.clone())),
+        Ending::AllOfExceptFrom(user_id, ips) => {
+            live.filter(sessions::user_id.eq(user_id.clone())).filter(sessions::ip.ne_all(ips.to_vec()))
+        }
+    };
+    let ending: Vec<(SessionId, UserId, String, NaiveDateTime)> =
+        live.select((sessions::id, sessions::user_id, sessions::ip, sessions::login_at)).load(conn)?;
+    if ending.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<SessionId> = ending.iter().map(|(id, ..)| id.clone()).collect();
+    let ended = diesel::update(sessions::table.filter(sessions::id.eq_any(&ids)).filter(sessions::logout_at.is_null()))
         .set((sessions::logout_at.eq(to_db(now)), sessions::end_reason.eq(reason)))
         .execute(conn)?;
-    Ok(())
+    let mut agencies: Vec<(UserId, AgencyCode)> = Vec::new();
+    for (session_id, user_id, ip, login_at) in &ending {
+        let agency = match agencies.iter().find(|(known, _)| known == user_id) {
+            Some((_, agency)) => agency.clone(),
+            None => {
+                let agency = audit::agency_of(conn, user_id)?;
+                agencies.push((user_id.clone(), agency.clone()));
+                agency
+            }
+        };
+        let about = About { actor: by, agency: Some(&agency), correlation_id: Some(session_id.as_str()) };
+        let payload = json!({
+            "session_id": session_id,
+            "user_id": user_id,
+            "ip": ip,
+            "reason": reason,
+            "login_at": from_db(*login_at),
+        });
+        audit::record(conn, now, kind::SESSION_ENDED, about, payload)?;
+    }
+    Ok(ended)
 }
 
 /// How often a live session's `last_seen_at` is written: often enough for a minutes-long idle
@@ -373,11 +476,11 @@ pub fn check_live(
     }
     let ended_for = |reason| IdentityError::SessionEnded(SessionRefusal::Ended(reason));
     if user_status != AccountStatus::Active {
-        end_session(conn, now, session_id, SessionEndReason::AccountInactive)?;
+        end_session(conn, now, session_id, SessionEndReason::AccountInactive, None)?;
         return Err(ended_for(SessionEndReason::AccountInactive));
     }
     if now - from_db(last_seen) > idle_timeout {
-        end_session(conn, now, session_id, SessionEndReason::IdleTimeout)?;
+        end_session(conn, now, session_id, SessionEndReason::IdleTimeout, None)?;
         return Err(ended_for(SessionEndReason::IdleTimeout));
     }
     if let Some(ip) = ip {

@@ -65,6 +65,7 @@ pub async fn login(req: HttpRequest, state: web::Data<State>, body: ApiJson<Logi
         .db
         .run(move |conn| sessions::complete_login(conn, now, &attempt, credentials.as_ref(), password_ok, idle))
         .await;
+    state.relay.wake();
     if matches!(result, Err(IdentityError::LoginRefused)) {
         // Counting only: the refusal itself stays the same 401.
         let _over_limit = state.login_failures.hit(&ip);
@@ -86,11 +87,14 @@ pub async fn login(req: HttpRequest, state: web::Data<State>, body: ApiJson<Logi
 #[post("/v1/auth/logout")]
 pub async fn logout(state: web::Data<State>, caller: Authenticated) -> ApiResult<HttpResponse> {
     let now = state.clock.now();
-    let sid = caller.caller().session_id;
+    let caller = caller.caller();
     state
         .db
-        .run(move |conn| sessions::end_session(conn, now, &sid, SessionEndReason::Logout))
+        .run(move |conn| {
+            sessions::end_session(conn, now, &caller.session_id, SessionEndReason::Logout, Some(&caller.user_id))
+        })
         .await
         .map_err(|err: IdentityError| ApiError::from(err))?;
+    state.relay.wake();
     Ok(HttpResponse::NoContent().finish())
 }

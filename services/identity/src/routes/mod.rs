@@ -60,12 +60,14 @@ where
     let now = state.clock.now();
     let ip = client_ip(req);
     let idle = state.idle_timeout;
-    state
+    let result = state
         .db
         .run(move |conn| {
             let actor = Actor::of(conn, now, &caller, ip, idle)?;
             work(conn, now, actor)
         })
-        .await
-        .map_err(ApiError::from)
+        .await;
+    // Whatever the work changed committed with its audit events (a refusal may have ended a session).
+    state.relay.wake();
+    result.map_err(ApiError::from)
 }

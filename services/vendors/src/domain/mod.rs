@@ -6,8 +6,10 @@
 pub mod personnel;
 pub mod vendors;
 
+use chrono::{DateTime, Utc};
 use immilink_shared::auth::{roles, Caller};
-use immilink_shared::db::DbError;
+use immilink_shared::db::{DbConn, DbError};
+use immilink_shared::outbox::{self, OutboxError};
 use immilink_shared::text_id;
 
 use personnel::PersonnelStatus;
@@ -57,6 +59,33 @@ impl VendorsError {
     pub fn missing(field: impl Into<String>) -> Self {
         VendorsError::Missing { field: field.into() }
     }
+}
+
+impl From<OutboxError> for VendorsError {
+    fn from(err: OutboxError) -> Self {
+        match err {
+            OutboxError::Db(db) => VendorsError::Db(db),
+            // A JSON value always serialises: treat it as the database failing the write.
+            OutboxError::Serialise(detail) => {
+                VendorsError::Db(DbError::Query(diesel::result::Error::SerializationError(detail.into())))
+            }
+        }
+    }
+}
+
+/// Writes the audit event of a change to the outbox (source `vendors`, correlated with the vendor or
+/// person changed, no subject: a contractor's staff list is not a lookup of immigration data). Part
+/// of the caller's transaction: the event commits or rolls back with the change.
+pub fn record(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    kind: &str,
+    caller: &Caller,
+    correlation_id: &str,
+    payload: serde_json::Value,
+) -> Result<(), VendorsError> {
+    let event = outbox::event(crate::SERVICE, kind, now, caller, correlation_id, None, payload);
+    Ok(outbox::enqueue(conn, now, &event)?)
 }
 
 impl From<diesel::result::Error> for VendorsError {

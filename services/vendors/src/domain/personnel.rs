@@ -12,13 +12,15 @@ use diesel::prelude::*;
 use immilink_shared::auth::Caller;
 use immilink_shared::clock::to_db;
 use immilink_shared::db::{DbConn, DbError};
+use immilink_shared::events::kind;
 use immilink_shared::extractors::Page;
 use immilink_shared::ids::SubjectId;
 use immilink_shared::text_enum;
 use immilink_shared::typed::{AgencyCode, UserId};
+use serde_json::json;
 
 use super::vendors::Vendor;
-use super::{new_id, optional_text, require_manager, text, PersonId, VendorId, VendorsError};
+use super::{new_id, optional_text, record, require_manager, text, PersonId, VendorId, VendorsError};
 use crate::schema::{vendor_personnel, vendors};
 
 text_enum! {
@@ -180,6 +182,15 @@ pub fn add(conn: &mut DbConn, now: DateTime<Utc>, caller: &Caller, new: &NewPers
                 e if e.is_unique_violation() => VendorsError::PersonnelExists,
                 e => VendorsError::Db(e),
             })?;
+        // The national ID stays out of the event: the person's id finds it in this service.
+        let payload = json!({
+            "vendor_id": person.vendor_id,
+            "person_id": person.id,
+            "name": person.name,
+            "job_title": person.job_title,
+            "status": person.status,
+        });
+        record(conn, now, kind::VENDOR_PERSONNEL_ADDED, caller, person.id.as_str(), payload)?;
         tracing::info!(vendor_id = %person.vendor_id, person_id = %person.id, "vendor personnel added");
         Ok(person)
     })
@@ -245,6 +256,14 @@ pub fn mark_departed(
         .set((vendor_personnel::status.eq(to), vendor_personnel::departed_at.eq(Some(to_db(now)))))
         .execute(conn)?;
         if departed > 0 {
+            let payload = json!({
+                "vendor_id": vendor_id,
+                "person_id": person_id,
+                "name": person.name,
+                "from": person.status,
+                "status": to,
+            });
+            record(conn, now, kind::VENDOR_PERSONNEL_DEPARTED, caller, person_id.as_str(), payload)?;
             tracing::info!(vendor_id = %vendor_id, person_id = %person_id, "vendor personnel departed");
         }
         person_of(conn, vendor_id, person_id)
@@ -363,6 +382,62 @@ mod db_tests {
             mark_departed(&mut conn, later + Duration::hours(1), &manager("TPE-SW"), &acme.id, &wang.id).unwrap();
         assert_eq!(again, departed);
         assert_eq!(list(&mut conn, &manager("TPE-SW"), &acme.id, &Page::first()).unwrap().len(), 2);
+    }
+
+    /// Every change writes its audit event in the transaction that makes it: source vendors, the
+    /// manager as actor, the agency, the vendor or person as correlation, no subject, and no
+    /// national ID. A second departure changes nothing and records nothing.
+    #[test]
+    fn every_vendor_change_writes_its_audit_event_in_the_same_transaction() {
+        use immilink_shared::events::kind;
+        use immilink_shared::outbox::pending;
+        let test_db = TestDb::new();
+        let mut conn = db(&test_db).get().unwrap();
+        let acme = vendor(&mut conn, "TPE-SW", "臺灣資訊服務股份有限公司", "22099131");
+        let wang = add(&mut conn, now(), &manager("TPE-SW"), &person(&acme.id, "A123456789", "王小明")).unwrap();
+        mark_departed(&mut conn, now(), &manager("TPE-SW"), &acme.id, &wang.id).unwrap();
+        mark_departed(&mut conn, now(), &manager("TPE-SW"), &acme.id, &wang.id).unwrap();
+        let events = pending(&mut conn, 10).unwrap();
+        let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+        assert_eq!(kinds, [kind::VENDOR_REGISTERED, kind::VENDOR_PERSONNEL_ADDED, kind::VENDOR_PERSONNEL_DEPARTED]);
+        let manager = manager("TPE-SW");
+        for event in &events {
+            assert_eq!(event.source, "vendors");
+            assert_eq!(event.actor_user_id.as_deref(), Some(manager.user_id.as_str()));
+            assert_eq!(event.agency.as_deref(), Some("TPE-SW"));
+            assert_eq!(event.subject_id, None);
+            assert_eq!(event.occurred_at, now());
+        }
+        assert_eq!(events[0].correlation_id.as_deref(), Some(acme.id.as_str()));
+        assert_eq!(events[0].payload["business_number"], "22099131");
+        assert_eq!(events[1].correlation_id.as_deref(), Some(wang.id.as_str()));
+        assert_eq!(events[1].payload["vendor_id"], acme.id.as_str());
+        assert_eq!(events[1].payload["job_title"], "系統工程師");
+        assert_eq!((&events[2].payload["from"], &events[2].payload["status"]), (&json!("active"), &json!("departed")));
+        assert!(!serde_json::to_string(&events).unwrap().contains("A123456789"), "no national ID");
+    }
+
+    /// When the event cannot be written, the change is not made either.
+    #[test]
+    fn a_failed_audit_event_insert_rolls_back_the_vendor_change() {
+        let test_db = TestDb::new();
+        let mut conn = db(&test_db).get().unwrap();
+        let acme = vendor(&mut conn, "TPE-SW", "臺灣資訊服務股份有限公司", "22099131");
+        let wang = add(&mut conn, now(), &manager("TPE-SW"), &person(&acme.id, "A123456789", "王小明")).unwrap();
+        // Sabotage the outbox so the next event insert fails.
+        diesel::sql_query("DROP TABLE outbox").execute(&mut conn).unwrap();
+        let new = NewVendor {
+            name: "另一家資訊公司".into(),
+            business_number: BusinessNumber::parse("10458575").unwrap(),
+            contact_email: None,
+        };
+        assert!(register(&mut conn, now(), &manager("TPE-SW"), &new).is_err());
+        assert!(add(&mut conn, now(), &manager("TPE-SW"), &person(&acme.id, "A800000014", "John Smith")).is_err());
+        assert!(mark_departed(&mut conn, now(), &manager("TPE-SW"), &acme.id, &wang.id).is_err());
+        let vendors: i64 = vendors::table.count().get_result(&mut conn).unwrap();
+        let people: Vec<PersonnelStatus> =
+            vendor_personnel::table.select(vendor_personnel::status).load(&mut conn).unwrap();
+        assert_eq!((vendors, people), (1, vec![PersonnelStatus::Active]), "nothing changed");
     }
 
     #[test]

@@ -6,10 +6,12 @@ use diesel::prelude::*;
 use immilink_shared::auth::Caller;
 use immilink_shared::clock::to_db;
 use immilink_shared::db::{DbConn, DbError};
+use immilink_shared::events::kind;
 use immilink_shared::extractors::Page;
 use immilink_shared::typed::{AgencyCode, UserId};
+use serde_json::json;
 
-use super::{new_id, require_manager, text, VendorId, VendorsError};
+use super::{new_id, record, require_manager, text, VendorId, VendorsError};
 use crate::schema::vendors;
 
 /// 統一編號: the 8-digit business number with its check rule (weights 1,2,1,2,1,2,4,1; the digit sums
@@ -96,7 +98,8 @@ fn looks_like_email(email: &str) -> bool {
             && email.len() <= 254 && !email.chars().any(char::is_whitespace))
 }
 
-/// Registers a contractor of the caller's agency; one business number once per agency.
+/// Registers a contractor of the caller's agency, with its audit event; one business number once per
+/// agency.
 pub fn register(
     conn: &mut DbConn,
     now: DateTime<Utc>,
@@ -104,6 +107,10 @@ pub fn register(
     new: &NewVendor,
 ) -> Result<Vendor, VendorsError> {
     require_manager(caller)?;
+    conn.write_transaction(|conn| insert(conn, now, caller, new))
+}
+
+fn insert(conn: &mut DbConn, now: DateTime<Utc>, caller: &Caller, new: &NewVendor) -> Result<Vendor, VendorsError> {
     let existing: i64 = vendors::table
         .filter(vendors::agency.eq(&caller.agency))
         .filter(vendors::business_number.eq(new.business_number.as_str()))
@@ -138,6 +145,13 @@ pub fn register(
             e if e.is_unique_violation() => exists(),
             e => VendorsError::Db(e),
         })?;
+    let payload = json!({
+        "vendor_id": vendor.id,
+        "name": vendor.name,
+        "business_number": vendor.business_number,
+        "contact_email": vendor.contact_email,
+    });
+    record(conn, now, kind::VENDOR_REGISTERED, caller, vendor.id.as_str(), payload)?;
     Ok(vendor)
 }
 

@@ -86,6 +86,7 @@ pub async fn add(
     let new = NewPerson::parse(vendor_id, body.national_id, body.name, body.job_title)?;
     let (caller, now) = (caller.caller(), state.clock.now());
     let person = state.db.run(move |conn| personnel::add(conn, now, &caller, &new)).await.map_err(ApiError::from)?;
+    state.relay.wake();
     Ok(HttpResponse::Created().json(Person::from(person)))
 }
 
@@ -137,5 +138,6 @@ pub async fn depart(
         .run(move |conn| personnel::mark_departed(conn, now, &caller, &vendor_id, &person_id))
         .await
         .map_err(ApiError::from)?;
+    state.relay.wake();
     Ok(web::Json(person.into()))
 }

@@ -67,6 +67,7 @@ pub async fn create(
     let new = NewVendor::parse(body.name, body.business_number, body.contact_email)?;
     let (caller, now) = (caller.caller(), state.clock.now());
     let vendor = state.db.run(move |conn| vendors::register(conn, now, &caller, &new)).await.map_err(ApiError::from)?;
+    state.relay.wake();
     Ok(HttpResponse::Created().json(Vendor::from(vendor)))
 }
 
