@@ -108,6 +108,10 @@ pub struct AuditEvent {
     pub correlation_id: Option<String>,
     /// Whose data was accessed (for the right of inquiry, R-GOV-02).
     pub subject_id: Option<String>,
+    /// The unit the actor acted for, where the act is a unit's (lookups, bulk jobs, refusals): a
+    /// unit supervisor reads their unit's records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
     /// Event details; stored as canonical JSON (sorted keys).
     #[schema(value_type = Object)]
     pub payload: serde_json::Value,
@@ -126,6 +130,7 @@ impl AuditEvent {
             agency: None,
             correlation_id: None,
             subject_id: None,
+            unit: None,
             payload,
         }
     }

@@ -65,6 +65,7 @@ pub fn event(
         agency: Some(caller.agency.to_string()),
         correlation_id: Some(correlation_id.to_owned()),
         subject_id,
+        unit: caller.unit.as_ref().map(|unit| unit.to_string()),
         ..AuditEvent::new(source, kind, now, payload)
     }
 }

@@ -131,8 +131,41 @@ async fn another_agencys_readers_are_refused_at_every_audit_endpoint_that_shows_
         problem(t.get(&token, &format!("/v1/audit/records/{id}")).await, 404).await;
         problem(t.get(&token, &format!("/v1/audit/records/{id}/proof")).await, 404).await;
     }
-    // The immigration agency's reviewer inspects every agency.
+    // And Taipei's auditor walks every audit endpoint over a Hualien lookup, refused or shown
+    // nothing each time; the log key and checkpoints carry no personal data and are any reader's.
+    let clerk = t.login("hln.clerk").await;
+    let hln_lookup = serde_json::json!({
+        "query_type": "entry_exit_last_year", "subject_id": "F131104093",
+        "legal_basis": "nationality_act", "purpose_code": "hr_nationality_change", "case_number": "HLN-2026-0077"
+    });
+    let answered = t.post(&clerk, "/v1/lookups", &hln_lookup).await;
+    assert_eq!(answered.status(), 200, "the Hualien clerk's lookup");
+    let hln: Value = answered.json().await.unwrap();
     let nia = t.login("nia.reviewer").await;
+    let hln_record = t.wait_for_audit_record(&nia, hln["audit_id"].as_str().unwrap()).await;
+    let hln_id = hln_record["id"].as_str().unwrap();
+    problem(t.get(&tpe_auditor, &format!("/v1/audit/records/{hln_id}")).await, 404).await;
+    problem(t.get(&tpe_auditor, &format!("/v1/audit/records/{hln_id}/proof")).await, 404).await;
+    let by_subject: Value = t.get(&tpe_auditor, "/v1/audit/records?subject_id=F131104093").await.json().await.unwrap();
+    assert_eq!(by_subject.as_array().unwrap().len(), 0, "{by_subject}");
+    let by_case: Value = t
+        .get(&tpe_auditor, &format!("/v1/audit/records?correlation_id={}", hln["lookup_id"].as_str().unwrap()))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(by_case.as_array().unwrap().len(), 0, "{by_case}");
+    let bundle: Value = t.get(&tpe_auditor, "/v1/audit/export").await.json().await.unwrap();
+    assert!(
+        bundle["records"].as_array().unwrap().iter().all(|r| r["agency"] == "TPE-SW"),
+        "no Hualien record exported"
+    );
+    let hold = serde_json::json!({"agency": "HLN-HR", "subject_id": "F131104093", "reason": "x"});
+    problem(t.post(&tpe_auditor, "/v1/audit/holds", &hold).await, 403).await;
+    for open in ["/v1/audit/log-key", "/v1/audit/checkpoints", "/v1/audit/verify"] {
+        assert_eq!(t.get(&tpe_auditor, open).await.status(), 200, "{open}");
+    }
+    // The immigration agency's reviewer inspects every agency.
     assert_eq!(t.get(&nia, &format!("/v1/audit/records/{id}")).await.status(), 200);
     assert_eq!(t.get(&nia, "/v1/audit/records?agency=TPE-SW").await.status(), 200);
     // A caseworker reads no audit records at all.

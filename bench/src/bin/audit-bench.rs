@@ -80,6 +80,7 @@ fn event(n: usize) -> AuditEvent {
         agency: Some("TPE-SW".into()),
         correlation_id: Some(lookup.clone()),
         subject_id: Some(format!("A{:09}", 100_000_000 + n % 1_000_000)),
+        unit: Some("0193a0c4-5b7e-7cc1-9a41-0000000000aa".into()),
         payload: json!({
             "query_type": "entry_exit_last_year",
             "legal_basis": "social_assistance_act",

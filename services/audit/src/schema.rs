@@ -26,6 +26,7 @@ diesel::table! {
         hash -> Text,
         hash_scheme -> SmallInt,
         disposed_at -> Nullable<Timestamp>,
+        unit -> Nullable<Text>,
     }
 }
 

@@ -26,6 +26,7 @@ fn event(n: u32) -> AuditEvent {
         agency: Some("TPE-SW".into()),
         correlation_id: Some(format!("lookup-{n}")),
         subject_id: Some("A123456789".into()),
+        unit: Some("unit-1".into()),
         payload: json!({"case_number": format!("C-{n}"), "purpose_code": "sw_statutory_business"}),
     }
 }
@@ -125,6 +126,7 @@ fn edit_record_3(conn: &mut DbConn, field: &str) {
             .set(r::payload.eq(r#"{"case_number":"C-3","purpose_code":"hr_other_approved"}"#))
             .execute(conn),
         "hash_scheme" => diesel::update(on_3).set(r::hash_scheme.eq(1_i16)).execute(conn),
+        "unit" => diesel::update(on_3).set(r::unit.eq("unit-9")).execute(conn),
         other => panic!("no edit for {other}"),
     };
     assert_eq!(edited.unwrap(), 1);
@@ -143,6 +145,7 @@ fn r_aud_02_an_edit_of_any_stored_field_is_detected_and_located() {
         "subject_id",
         "payload",
         "hash_scheme",
+        "unit",
     ];
     let test_db = TestDb::new();
     let database = db(&test_db);
@@ -314,7 +317,10 @@ fn readers_see_their_own_agency_and_only_the_immigration_agency_sees_all() {
     // Every agency-bound reader, the auditor included, reads Taipei's records and nothing of Hualien's:
     // not by search, not by id, not as a proof.
     for role in ["auditor", "account_manager", "ethics_officer", "unit_supervisor"] {
-        let tpe = reader("TPE-SW", &[role]);
+        let tpe = immilink_shared::auth::Caller {
+            unit: Some(immilink_shared::typed::UnitId::new("unit-1")),
+            ..reader("TPE-SW", &[role])
+        };
         let own = records::search(&mut conn, &tpe, RecordQuery::default(), &everything).unwrap();
         assert_eq!(own.len(), 3, "{role}");
         assert!(own.iter().all(|r| r.agency.as_deref() == Some("TPE-SW")), "{role}");
@@ -533,6 +539,7 @@ fn records_stored_before_the_tree_existed_join_it_and_still_verify() {
             hash: String::new(),
             hash_scheme: HashScheme::WithoutRecordedAt as i16,
             disposed_at: None,
+            unit: None,
         };
         record.hash = record_hash(&record).unwrap();
         prev = record.hash.clone();
@@ -567,6 +574,39 @@ fn records_stored_before_the_tree_existed_join_it_and_still_verify() {
     logged(&mut conn, 2);
     let verification = chain::verify(&mut conn, None).unwrap();
     assert_eq!((verification.ok, verification.records), (true, 5));
+}
+
+#[test]
+fn a_unit_supervisor_reads_only_their_own_units_records() {
+    use crate::domain::records;
+    use crate::domain::AuditError;
+    let test_db = TestDb::new();
+    let mut conn = db(&test_db).get().unwrap();
+    let other_unit = AuditEvent { unit: Some("unit-2".into()), ..event(4) };
+    let other_id = other_unit.id.clone();
+    let no_unit = AuditEvent { unit: None, kind: "session.opened".into(), ..event(5) };
+    let mut batch: Vec<_> = (1..=3).map(event).collect();
+    batch.extend([other_unit, no_unit]);
+    chain::append(&mut conn, Utc::now(), &batch).unwrap();
+    let unit = |id: &str| Some(immilink_shared::typed::UnitId::new(id));
+    let supervisor = immilink_shared::auth::Caller { unit: unit("unit-1"), ..reader("TPE-SW", &["unit_supervisor"]) };
+    let everything = Page::first();
+    let seen = records::search(&mut conn, &supervisor, RecordQuery::default(), &everything).unwrap();
+    assert_eq!(seen.iter().map(|r| r.sequence).collect::<Vec<_>>(), [1, 2, 3], "unit-1's lookups only");
+    let asked = RecordQuery { unit: Some("unit-2".into()), ..RecordQuery::default() };
+    assert!(matches!(records::search(&mut conn, &supervisor, asked, &everything), Err(AuditError::OtherUnit)));
+    assert!(matches!(records::get(&mut conn, &supervisor, &other_id), Err(AuditError::NotFound(_))));
+    assert!(matches!(records::inclusion_proof(&mut conn, &supervisor, &other_id, None), Err(AuditError::NotFound(_))));
+    // Without a unit, a unit supervisor sees nothing; with an agency-wide role too, the whole agency.
+    let unitless = reader("TPE-SW", &["unit_supervisor"]);
+    assert!(records::search(&mut conn, &unitless, RecordQuery::default(), &everything).unwrap().is_empty());
+    let manager = immilink_shared::auth::Caller {
+        unit: unit("unit-1"),
+        ..reader("TPE-SW", &["unit_supervisor", "account_manager"])
+    };
+    assert_eq!(records::search(&mut conn, &manager, RecordQuery::default(), &everything).unwrap().len(), 5);
+    // The unit is hashed with the record like every other field.
+    assert!(chain::verify(&mut conn, None).unwrap().ok);
 }
 
 #[test]

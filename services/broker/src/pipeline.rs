@@ -87,6 +87,7 @@ impl Lookups {
             agency: Some(who.agency.to_string()),
             correlation_id: None,
             subject_id: declared.subject_id.clone(),
+            unit: who.unit.as_ref().map(|unit| unit.to_string()),
             payload: json!({
                 "rule": rule,
                 "code": problem.code,

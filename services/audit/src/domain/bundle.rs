@@ -68,6 +68,8 @@ pub struct BundleRecord {
     pub hash_scheme: i16,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub disposed_at: Option<NaiveDateTime>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub unit: Option<String>,
     pub proof: Vec<String>,
 }
 
@@ -89,6 +91,7 @@ impl BundleRecord {
             hash: self.hash.clone(),
             hash_scheme: self.hash_scheme,
             disposed_at: self.disposed_at,
+            unit: self.unit.clone(),
         }
     }
 }
@@ -146,6 +149,7 @@ pub fn export(
             hash: record.hash,
             hash_scheme: record.hash_scheme,
             disposed_at: record.disposed_at,
+            unit: record.unit,
             proof: proof.iter().map(|h| BASE64.encode(h.0)).collect(),
         });
     }

@@ -40,6 +40,8 @@ pub struct AuditRecord {
     /// (actor, correlation, subject, payload) is gone, its hash and place in the chain and tree stay.
     /// Not hashed: it is set after the fact, and a disposal record in the log names every disposal.
     pub disposed_at: Option<NaiveDateTime>,
+    /// The unit the act was done for (lookups, bulk jobs, refusals); a unit supervisor reads these.
+    pub unit: Option<String>,
 }
 
 /// What a record's hash covers. Records are appended under [`HashScheme::EveryField`]; records
@@ -91,6 +93,7 @@ pub fn record_hash(record: &AuditRecord) -> Option<String> {
     if scheme == HashScheme::EveryField {
         part(at(&record.recorded_at).as_bytes());
         part(record.hash_scheme.to_string().as_bytes());
+        part(opt(&record.unit).as_bytes());
     }
     Some(hex::encode(hasher.finalize()))
 }
@@ -153,6 +156,7 @@ pub fn append_locked(conn: &mut DbConn, now: DateTime<Utc>, events: &[AuditEvent
                 hash: String::new(),
                 hash_scheme: HashScheme::EveryField as i16,
                 disposed_at: None,
+                unit: event.unit.clone(),
             };
             record.hash = record_hash(&record).unwrap_or_default();
             last_hash = record.hash.clone();
@@ -187,7 +191,7 @@ pub fn complete_tree(conn: &mut DbConn) -> Result<u64, AuditError> {
     })
 }
 
-/// Rows per statement: 14 columns each stays well under both backends' parameter limits.
+/// Rows per statement: 15 columns each stays well under both backends' parameter limits.
 const ROWS_PER_STATEMENT: usize = 500;
 
 /// Inserts the records with one multi-row INSERT per few hundred.
@@ -211,6 +215,7 @@ fn insert_all(conn: &mut DbConn, records: &[AuditRecord]) -> QueryResult<()> {
                     audit_records::prev_hash.eq(&r.prev_hash),
                     audit_records::hash.eq(&r.hash),
                     audit_records::hash_scheme.eq(r.hash_scheme),
+                    audit_records::unit.eq(&r.unit),
                 )
             })
             .collect();
@@ -609,6 +614,8 @@ pub fn verify(conn: &mut DbConn, anchors: Option<&Anchors>) -> Result<Verificati
 #[derive(Debug, Clone, Default)]
 pub struct RecordQuery {
     pub agency: Option<AgencyCode>,
+    /// The unit the act was done for.
+    pub unit: Option<String>,
     pub actor_user_id: Option<UserId>,
     pub subject_id: Option<String>,
     /// The lookup id.
@@ -624,6 +631,9 @@ pub fn search(conn: &mut DbConn, query: &RecordQuery, page: &Page<i64>) -> Resul
     let mut found = audit_records::table.select(AuditRecord::as_select()).into_boxed();
     if let Some(agency) = &query.agency {
         found = found.filter(audit_records::agency.eq(agency.as_str().to_owned()));
+    }
+    if let Some(unit) = &query.unit {
+        found = found.filter(audit_records::unit.eq(unit.clone()));
     }
     if let Some(actor) = &query.actor_user_id {
         found = found.filter(audit_records::actor_user_id.eq(actor.as_str().to_owned()));

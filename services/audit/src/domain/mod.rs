@@ -21,6 +21,9 @@ pub enum AuditError {
     /// An agency-bound reader asked for another agency's records.
     #[error("you may only read your own agency's records")]
     OtherAgency,
+    /// A unit supervisor asked for another unit's records.
+    #[error("a unit supervisor reads only their own unit's records")]
+    OtherUnit,
     /// Missing, or not the caller's to see (which is not revealed).
     #[error("{0} was not found")]
     NotFound(&'static str),

@@ -1,6 +1,6 @@
 //! Who reads the audit log, and what reaches it. Every reader sees their own agency's records only,
 //! except the immigration agency's reviewer, who inspects every agency (seed 003 pt 7, 9): one
-//! agency's auditor never reads another's. Proofs follow the record's visibility; proofs between
+//! agency's auditor never reads another's. A unit supervisor sees their own unit's records. Proofs follow the record's visibility; proofs between
 //! tree sizes carry only hashes. Deliveries are checked as a batch before anything is appended.
 
 use chrono::{DateTime, Utc};
@@ -17,6 +17,39 @@ pub const READERS: &[&str] =
     &[roles::AUDITOR, roles::ACCOUNT_MANAGER, roles::ETHICS_OFFICER, roles::NIA_REVIEWER, roles::UNIT_SUPERVISOR];
 /// Roles that see every agency's records; the others see their own agency's only.
 pub const CROSS_AGENCY: &[&str] = &[roles::NIA_REVIEWER];
+/// Roles that see their whole agency's records; a unit supervisor without one of them sees only
+/// the records of acts done for their own unit.
+pub const AGENCY_WIDE: &[&str] = &[roles::AUDITOR, roles::ACCOUNT_MANAGER, roles::ETHICS_OFFICER];
+
+/// Which records a reader sees.
+#[derive(Debug, Clone, PartialEq)]
+enum Scope {
+    Everything,
+    Agency(String),
+    Unit { agency: String, unit: Option<String> },
+}
+
+fn scope_of(caller: &Caller) -> Scope {
+    if caller.has_any(CROSS_AGENCY) {
+        Scope::Everything
+    } else if caller.has_any(AGENCY_WIDE) {
+        Scope::Agency(caller.agency.to_string())
+    } else {
+        Scope::Unit { agency: caller.agency.to_string(), unit: caller.unit.as_ref().map(|u| u.to_string()) }
+    }
+}
+
+impl Scope {
+    fn sees(&self, record: &AuditRecord) -> bool {
+        match self {
+            Scope::Everything => true,
+            Scope::Agency(agency) => record.agency.as_deref() == Some(agency),
+            Scope::Unit { agency, unit } => {
+                record.agency.as_deref() == Some(agency) && unit.is_some() && record.unit == *unit
+            }
+        }
+    }
+}
 
 pub fn require_reader(caller: &Caller) -> Result<(), AuditError> {
     if caller.has_any(READERS) {
@@ -24,10 +57,6 @@ pub fn require_reader(caller: &Caller) -> Result<(), AuditError> {
     } else {
         Err(AuditError::RoleRequired { roles: READERS })
     }
-}
-
-fn sees_all_agencies(caller: &Caller) -> bool {
-    caller.has_any(CROSS_AGENCY)
 }
 
 /// Searches the records the caller may read: an agency-bound reader's search is narrowed to their
@@ -39,10 +68,18 @@ pub fn search(
     page: &Page<i64>,
 ) -> Result<Vec<AuditRecord>, AuditError> {
     require_reader(caller)?;
-    if !sees_all_agencies(caller) {
+    let scope = scope_of(caller);
+    if scope != Scope::Everything {
         match &query.agency {
             Some(agency) if *agency != caller.agency => return Err(AuditError::OtherAgency),
             _ => query.agency = Some(caller.agency.clone()),
+        }
+    }
+    if let Scope::Unit { unit, .. } = scope {
+        match (&query.unit, unit) {
+            (_, None) => return Ok(Vec::new()),
+            (Some(asked), Some(own)) if *asked != own => return Err(AuditError::OtherUnit),
+            (_, own) => query.unit = own,
         }
     }
     chain::search(conn, &query, page)
@@ -52,9 +89,8 @@ pub fn search(
 /// record is "not found".
 pub fn get(conn: &mut DbConn, caller: &Caller, id: &str) -> Result<AuditRecord, AuditError> {
     require_reader(caller)?;
-    chain::find(conn, id)?
-        .filter(|record| sees_all_agencies(caller) || record.agency.as_deref() == Some(caller.agency.as_str()))
-        .ok_or(AuditError::NotFound("the audit record"))
+    let scope = scope_of(caller);
+    chain::find(conn, id)?.filter(|record| scope.sees(record)).ok_or(AuditError::NotFound("the audit record"))
 }
 
 /// A record's place in the tree and the RFC 9162 inclusion proof of it.

@@ -12,6 +12,7 @@ impl From<AuditError> for ApiError {
         match err {
             E::RoleRequired { .. } => ApiError::forbidden("role_required", detail),
             E::OtherAgency => ApiError::forbidden("other_agency", detail).field("agency"),
+            E::OtherUnit => ApiError::forbidden("other_unit", detail).field("unit"),
             E::NotFound(what) => ApiError::not_found(what),
             E::Invalid { field, detail } => ApiError::invalid_field(field, detail),
             E::TreeInconsistent(_) | E::Signing(_) => ApiError::internal(detail),
@@ -38,6 +39,7 @@ mod tests {
         match err {
             E::RoleRequired { .. } => (403, "role_required", None, None),
             E::OtherAgency => (403, "other_agency", Some("agency"), None),
+            E::OtherUnit => (403, "other_unit", Some("unit"), None),
             E::NotFound(_) => (404, "not_found", None, None),
             E::Invalid { .. } => (422, "invalid_field", Some("events[0]"), None),
             E::TreeInconsistent(_) | E::Signing(_) => (500, "internal_error", None, None),
@@ -55,6 +57,7 @@ mod tests {
         let samples = vec![
             E::RoleRequired { roles: READERS },
             E::OtherAgency,
+            E::OtherUnit,
             E::NotFound("the audit record"),
             E::Invalid { field: "events[0]".into(), detail: "id and kind are required".into() },
             E::TreeInconsistent("index 3 is not in the tree".into()),
@@ -65,7 +68,7 @@ mod tests {
             E::HoldAlreadyLifted,
             E::Db(DbError::Unavailable("timed out waiting for a connection".into())),
         ];
-        assert_every_case_maps(samples, 11, expected);
+        assert_every_case_maps(samples, 12, expected);
     }
 
     #[test]

@@ -19,6 +19,8 @@ use crate::State;
 pub struct RecordFilter {
     /// Agency code, e.g. `TPE-SW`.
     pub agency: Option<String>,
+    /// The unit the act was done for (unit supervisors see only their own unit's records).
+    pub unit: Option<String>,
     pub actor_user_id: Option<String>,
     pub subject_id: Option<String>,
     /// The lookup id.
@@ -41,6 +43,7 @@ impl RecordFilter {
         let page = Page::new(self.limit, self.after_sequence)?;
         let query = RecordQuery {
             agency: self.agency.map(AgencyCode::new),
+            unit: self.unit,
             actor_user_id: self.actor_user_id.map(UserId::new),
             subject_id: self.subject_id,
             correlation_id: self.correlation_id,
@@ -69,6 +72,9 @@ pub struct AuditRecord {
     pub agency: Option<String>,
     pub correlation_id: Option<String>,
     pub subject_id: Option<String>,
+    /// The unit the act was done for, when it was a unit's (lookups, bulk jobs, refusals).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub unit: Option<String>,
     /// Canonical JSON text of the event details.
     pub payload: String,
     pub prev_hash: String,
@@ -88,6 +94,7 @@ impl From<chain::AuditRecord> for AuditRecord {
             agency: record.agency,
             correlation_id: record.correlation_id,
             subject_id: record.subject_id,
+            unit: record.unit,
             payload: record.payload,
             prev_hash: record.prev_hash,
             hash: record.hash,

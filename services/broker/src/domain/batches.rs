@@ -235,6 +235,7 @@ impl NewBatch {
             agency: Some(self.who.agency.to_string()),
             correlation_id: Some(self.id.to_string()),
             subject_id: None,
+            unit: self.who.unit.as_ref().map(|unit| unit.to_string()),
             payload: json!({
                 "batch_id": self.id,
                 "query_type": self.query_type.code(),
@@ -713,6 +714,8 @@ pub fn cancel(conn: &mut DbConn, now: DateTime<Utc>, batch_id: &BatchId, reason:
             agency: Some(agency.into_inner()),
             correlation_id: Some(batch_id.to_string()),
             subject_id: None,
+            // The job's unit is not kept with it: the cancellation is read with the agency's records.
+            unit: None,
             payload: json!({ "batch_id": batch_id, "reason": reason, "cancelled_items": cancelled }),
         };
         outbox::enqueue(conn, now, &event)?;

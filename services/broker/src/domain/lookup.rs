@@ -144,6 +144,7 @@ impl NewLookup {
             agency: Some(self.who.agency.to_string()),
             correlation_id: Some(self.id.to_string()),
             subject_id: Some(request.subject.as_str().to_owned()),
+            unit: self.who.unit.as_ref().map(|unit| unit.to_string()),
             payload: json!({
                 "query_type": request.query_type.code(),
                 "subject_kind": request.subject.kind(),
@@ -167,6 +168,7 @@ impl NewLookup {
             &self.id,
             self.who.user_id.clone(),
             self.who.agency.clone(),
+            self.who.unit.as_ref().map(|unit| unit.to_string()),
             self.request.subject.as_str().to_owned(),
             outcome,
         )
@@ -281,7 +283,9 @@ pub fn record_outcome(
             .select((lookups::user_id, lookups::agency, lookups::subject_id))
             .first(conn)?;
         if apply_outcome(conn, now, lookup_id, outcome)? {
-            outbox::enqueue(conn, now, &completion_event(now, lookup_id, user_id, agency, subject_id, outcome))?;
+            // The lookup row keeps no unit: this completion is read with the agency's records.
+            let event = completion_event(now, lookup_id, user_id, agency, None, subject_id, outcome);
+            outbox::enqueue(conn, now, &event)?;
         }
         Ok(())
     })
@@ -312,6 +316,7 @@ fn completion_event(
     lookup_id: &LookupId,
     user_id: UserId,
     agency: AgencyCode,
+    unit: Option<String>,
     subject_id: String,
     outcome: &Outcome,
 ) -> AuditEvent {
@@ -324,6 +329,7 @@ fn completion_event(
         agency: Some(agency.into_inner()),
         correlation_id: Some(lookup_id.to_string()),
         subject_id: Some(subject_id),
+        unit,
         payload: json!({
             "outcome": outcome.status,
             "upstream_status": outcome.upstream_status,
