@@ -340,6 +340,7 @@ const DISPOSAL_PAGE: i64 = 1000;
 pub fn dispose(conn: &mut DbConn, now: DateTime<Utc>, retention: Retention) -> Result<Disposal, AuditError> {
     let cutoff = to_db(retention.cutoff(now));
     conn.write_transaction(|conn| {
+        conn.plan_for_actual_values()?;
         chain::lock_chain(conn)?;
         let holds: Vec<LegalHold> = audit_legal_holds::table
             .filter(audit_legal_holds::lifted_at.is_null())

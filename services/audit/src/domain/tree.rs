@@ -51,14 +51,20 @@ impl HashReader for StoredHashes<'_> {
             indexes.iter().filter(|index| !known.contains_key(index)).filter_map(|&i| i64::try_from(i).ok()).collect()
         };
         if !missing.is_empty() {
-            let rows: Vec<(i64, Vec<u8>)> = audit_tree_hashes::table
-                .filter(audit_tree_hashes::hash_index.eq_any(&missing))
-                .select((audit_tree_hashes::hash_index, audit_tree_hashes::hash))
-                .load(&mut **self.conn.borrow_mut())
-                .map_err(|err| {
-                    *self.failure.borrow_mut() = Some(err);
-                    tlog_tiles::Error::InvalidInput("the stored hashes could not be read".into())
-                })?;
+            // The indexes come from tlog's arithmetic, never from input, so they are written into the
+            // statement as literals: PostgreSQL plans `IN (…)` of constants with the primary key,
+            // where a prepared `= ANY($1)` turns into a sequential scan of the whole table once it
+            // goes generic (after five runs on a connection).
+            let list = missing.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+            let rows: Vec<StoredHashRow> = diesel::sql_query(format!(
+                "SELECT hash_index, hash FROM audit_tree_hashes WHERE hash_index IN ({list})"
+            ))
+            .load(&mut **self.conn.borrow_mut())
+            .map_err(|err| {
+                *self.failure.borrow_mut() = Some(err);
+                tlog_tiles::Error::InvalidInput("the stored hashes could not be read".into())
+            })?;
+            let rows = rows.into_iter().map(|row| (row.hash_index, row.hash));
             let mut known = self.known.borrow_mut();
             for (index, bytes) in rows {
                 let hash = <[u8; 32]>::try_from(bytes).map_err(|_| tlog_tiles::Error::MalformedHash)?;
@@ -68,6 +74,14 @@ impl HashReader for StoredHashes<'_> {
         let known = self.known.borrow();
         indexes.iter().map(|index| known.get(index).copied().ok_or(tlog_tiles::Error::IndexesNotInTree)).collect()
     }
+}
+
+#[derive(QueryableByName)]
+struct StoredHashRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    hash_index: i64,
+    #[diesel(sql_type = diesel::sql_types::Binary)]
+    hash: Vec<u8>,
 }
 
 /// Rows per INSERT: two columns each, far under both backends' parameter limits.
