@@ -506,6 +506,16 @@ fn walk_to_the_head(conn: &mut DbConn, head: &Head, walk: &mut Walk) -> Result<O
 /// checkpointer runs it before signing the next checkpoint, so a checkpoint is never signed over a
 /// log that changed beneath the previous one.
 pub fn verify_since(conn: &mut DbConn, size: u64, root: tlog_tiles::Hash) -> Result<Verification, AuditError> {
+    // One transaction whose statements are planned for their values: a plan gone generic on a
+    // pooled connection must not turn these few reads into scans of the whole log.
+    conn.write_transaction(|conn| {
+        conn.plan_for_actual_values()?;
+        verify_since_locked(conn, size, root)
+    })
+}
+
+/// [`verify_since`] inside the caller's transaction (the checkpointer's, which holds the chain lock).
+pub fn verify_since_locked(conn: &mut DbConn, size: u64, root: tlog_tiles::Hash) -> Result<Verification, AuditError> {
     let head = head(conn)?;
     let since = size as i64;
     if since > head.tree_size {

@@ -109,7 +109,8 @@ pub fn issue(conn: &mut DbConn, now: DateTime<Utc>, keys: &LogKeys) -> Result<Op
             ),
             None => (0, tlog_tiles::EMPTY_HASH),
         };
-        let checked = super::chain::verify_since(conn, since, since_root)?;
+        conn.plan_for_actual_values()?;
+        let checked = super::chain::verify_since_locked(conn, since, since_root)?;
         if !checked.ok {
             return Err(AuditError::TreeInconsistent(checked.reason.unwrap_or_default()));
         }
