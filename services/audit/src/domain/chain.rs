@@ -431,6 +431,7 @@ fn read_page(conn: &mut DbConn, from: i64, tree_size: u64) -> Result<WalkPage, A
             .filter(t::hash_index.ge(lo as i64))
             .filter(t::hash_index.lt(hi as i64))
             .order(t::hash_index.asc())
+            .limit((hi - lo) as i64)
             .select((t::hash_index, t::hash))
             .load(conn)?
     } else {
@@ -489,12 +490,16 @@ fn walk_to_the_head(conn: &mut DbConn, head: &Head, walk: &mut Walk) -> Result<O
         let reason = format!("the Merkle tree covers {} of the {stored} records", head.tree_size);
         return Ok(Some(Verification::broken(stored, None, reason)));
     }
+    // The first hash past the records, if any: ORDER BY the key with LIMIT 1 reads the index, where
+    // a count lets PostgreSQL, with statistics not yet caught up with a grown table, scan it whole.
     let beyond = tlog_tiles::stored_hash_index(0, stored as u64) as i64;
-    let extra: i64 = crate::schema::audit_tree_hashes::table
+    let extra: Option<i64> = crate::schema::audit_tree_hashes::table
         .filter(crate::schema::audit_tree_hashes::hash_index.ge(beyond))
-        .count()
-        .get_result(conn)?;
-    if extra > 0 {
+        .order(crate::schema::audit_tree_hashes::hash_index.asc())
+        .select(crate::schema::audit_tree_hashes::hash_index)
+        .first(conn)
+        .optional()?;
+    if extra.is_some() {
         return Ok(Some(Verification::broken(stored, None, "the Merkle tree holds hashes beyond the records")));
     }
     Ok(None)
