@@ -227,19 +227,26 @@ pub async fn dispose_command(settings: Settings, clock: SharedClock) -> anyhow::
 /// `immilink-audit verify-bundle FILE [--log-key VKEY] [--witness-key VKEY]...`: checks an exported
 /// bundle with no server and returns the process's exit code (0 intact, 1 a check failed, 2 usage).
 pub fn verify_bundle_command(args: Vec<String>) -> i32 {
-    let mut file = None;
-    let (mut log_key, mut witness_keys) = (None, Vec::new());
+    const USAGE: &str = "usage: immilink-audit verify-bundle FILE [--log-key VKEY] [--witness-key VKEY]...";
+    let (mut file, mut log_key, mut witness_keys) = (None, None, Vec::new());
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--log-key" => log_key = args.next(),
-            "--witness-key" => witness_keys.extend(args.next()),
-            _ if file.is_none() => file = Some(arg),
-            _ => file = None,
+        let parsed = match arg.as_str() {
+            "--log-key" => args.next().map(|key| log_key = Some(key)),
+            "--witness-key" => args.next().map(|key| witness_keys.push(key)),
+            _ if arg.starts_with("--") || file.is_some() => None,
+            _ => {
+                file = Some(arg.clone());
+                Some(())
+            }
+        };
+        if parsed.is_none() {
+            eprintln!("{arg}: not understood\n{USAGE}");
+            return 2;
         }
     }
     let Some(file) = file else {
-        eprintln!("usage: immilink-audit verify-bundle FILE [--log-key VKEY] [--witness-key VKEY]...");
+        eprintln!("{USAGE}");
         return 2;
     };
     let checked = std::fs::read(&file)

@@ -335,7 +335,10 @@ fn readers_see_their_own_agency_and_only_the_immigration_agency_sees_all() {
     let nia = reader("NIA", &["nia_reviewer"]);
     assert_eq!(records::search(&mut conn, &nia, RecordQuery::default(), &everything).unwrap().len(), 4);
     assert_eq!(records::get(&mut conn, &nia, &hln_id).unwrap().agency.as_deref(), Some("HLN-HR"));
-    assert_eq!(records::inclusion_proof(&mut conn, &nia, &hln_id, None).unwrap().index, 3);
+    assert_eq!(records::inclusion_proof(&mut conn, &nia, &hln_id, Some(4)).unwrap().index, 3);
+    // Without a tree size, the proof is in the latest checkpoint's tree, and there is none yet.
+    let unsigned = records::inclusion_proof(&mut conn, &nia, &hln_id, None);
+    assert!(matches!(unsigned, Err(AuditError::Invalid { field, .. }) if field == "tree_size"));
     let caseworker = reader("TPE-SW", &["caseworker"]);
     assert!(matches!(records::verify(&mut conn, &caseworker, None), Err(AuditError::RoleRequired { .. })));
     assert!(matches!(records::consistency_proof(&mut conn, &caseworker, 1, 2), Err(AuditError::RoleRequired { .. })));
@@ -1313,5 +1316,8 @@ mod bundles {
         assert_eq!(run(&[tampered.to_str().unwrap()]), 1);
         assert_eq!(run(&[dir.path().join("missing.json").to_str().unwrap()]), 1);
         assert_eq!(run(&[]), 2);
+        assert_eq!(run(&[intact.to_str().unwrap(), "--log-key"]), 2, "a flag without its value");
+        assert_eq!(run(&[intact.to_str().unwrap(), "other.json"]), 2, "two files");
+        assert_eq!(run(&[intact.to_str().unwrap(), "--verbose"]), 2, "an unknown flag");
     }
 }

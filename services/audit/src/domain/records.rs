@@ -101,8 +101,9 @@ pub struct InclusionProof {
     pub hashes: Vec<tlog_tiles::Hash>,
 }
 
-/// The inclusion proof of a record the caller may read, in the tree of `tree_size` records (default:
-/// the whole tree), which must contain it.
+/// The inclusion proof of a record the caller may read, in the tree of `tree_size` records, which
+/// must contain it. By default the tree of the latest checkpoint: the root a proof is checked
+/// against should be one the log signed.
 pub fn inclusion_proof(
     conn: &mut DbConn,
     caller: &Caller,
@@ -112,12 +113,23 @@ pub fn inclusion_proof(
     let record = get(conn, caller, id)?;
     let index = (record.sequence - 1) as u64;
     let size = tree::size(conn)?;
-    let tree_size = tree_size.unwrap_or(size);
+    let invalid = |detail: String| AuditError::Invalid { field: "tree_size".into(), detail };
+    let tree_size = match tree_size {
+        Some(tree_size) => tree_size,
+        None => match super::checkpoints::latest(conn)? {
+            Some(latest) if latest.tree_size as u64 > index => latest.tree_size as u64,
+            _ => {
+                return Err(invalid(
+                    "no signed checkpoint covers this record yet: ask for one (POST /v1/audit/checkpoints) or name a tree_size".into(),
+                ))
+            }
+        },
+    };
     if tree_size <= index || tree_size > size {
-        return Err(AuditError::Invalid {
-            field: "tree_size".into(),
-            detail: format!("must be between {} (the tree holding this record) and {size} (the whole tree)", index + 1),
-        });
+        return Err(invalid(format!(
+            "must be between {} (the tree holding this record) and {size} (the whole tree)",
+            index + 1
+        )));
     }
     let hashes = tree::inclusion_proof(conn, index, tree_size)?;
     Ok(InclusionProof { index, tree_size, hashes })

@@ -20,7 +20,8 @@ fn encode(hashes: Vec<tlog_tiles::Hash>) -> Vec<String> {
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ProofQuery {
-    /// The size of the tree to prove inclusion in (default: the whole tree).
+    /// The size of the tree to prove inclusion in (default: the latest checkpoint's, which must
+    /// cover the record).
     #[param(minimum = 1)]
     pub tree_size: Option<u64>,
 }
