@@ -497,10 +497,33 @@ impl DbConn {
         F: FnOnce(&mut DbConn) -> Result<T, E>,
         E: From<diesel::result::Error>,
     {
+        self.transaction_begun_with("BEGIN IMMEDIATE", None, work)
+    }
+
+    /// A read-only transaction that sees one snapshot of the database throughout, whatever commits
+    /// meanwhile: for reading many tables that must agree with each other (the audit log's records,
+    /// tree and head) without blocking writers. SQLite in WAL mode keeps the snapshot of a deferred
+    /// transaction's first read; PostgreSQL needs REPEATABLE READ. Not nestable.
+    pub fn snapshot_transaction<T, E, F>(&mut self, work: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConn) -> Result<T, E>,
+        E: From<diesel::result::Error>,
+    {
+        self.transaction_begun_with("BEGIN DEFERRED", Some("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"), work)
+    }
+
+    /// Runs `work` in a transaction begun with `sqlite` or `postgres` (None: PostgreSQL's default),
+    /// committed when it succeeds and rolled back when it fails.
+    fn transaction_begun_with<T, E, F>(&mut self, sqlite: &str, postgres: Option<&str>, work: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConn) -> Result<T, E>,
+        E: From<diesel::result::Error>,
+    {
         use diesel::connection::{AnsiTransactionManager, TransactionManager};
-        match self {
-            DbConn::Sqlite(inner) => AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?,
-            DbConn::Pg(inner) => AnsiTransactionManager::begin_transaction(inner)?,
+        match (&mut *self, postgres) {
+            (DbConn::Sqlite(inner), _) => AnsiTransactionManager::begin_transaction_sql(inner, sqlite)?,
+            (DbConn::Pg(inner), Some(begin)) => AnsiTransactionManager::begin_transaction_sql(inner, begin)?,
+            (DbConn::Pg(inner), None) => AnsiTransactionManager::begin_transaction(inner)?,
         }
         // Commit and rollback go through the connection's own manager, which delegates to the
         // backend's: the same bookkeeping `Connection::transaction` does.

@@ -266,6 +266,33 @@ fn concurrent_appends_keep_one_unbroken_chain() {
     assert_eq!(verification.records, 40);
 }
 
+#[test]
+fn r_aud_02_a_log_verified_while_it_grows_is_read_as_one_snapshot() {
+    let test_db = TestDb::new();
+    let database = db(&test_db);
+    chain::append(&mut database.get().unwrap(), Utc::now(), &(1..=3).map(event).collect::<Vec<_>>()).unwrap();
+    let appender = {
+        let database = database.clone();
+        std::thread::spawn(move || {
+            let mut conn = database.get().unwrap();
+            for n in 0..40 {
+                chain::append(&mut conn, Utc::now(), &[event(n)]).unwrap();
+            }
+        })
+    };
+    // Each verification sees the head and the records of one moment, never a head older than the
+    // records it then walks (which would read as a tampered tail).
+    let mut conn = database.get().unwrap();
+    let mut seen = Vec::new();
+    while !appender.is_finished() || seen.len() < 5 {
+        let verification = chain::verify(&mut conn, None).unwrap();
+        assert!(verification.ok, "{verification:?}");
+        seen.push(verification.records);
+    }
+    appender.join().unwrap();
+    assert_eq!(chain::verify(&mut conn, None).unwrap().records, 43);
+}
+
 #[actix_web::test]
 async fn readyz_fails_when_the_database_does_not_answer() {
     let test_db = TestDb::new();

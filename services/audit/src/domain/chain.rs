@@ -511,9 +511,10 @@ fn walk_to_the_head(conn: &mut DbConn, head: &Head, walk: &mut Walk) -> Result<O
 /// checkpointer runs it before signing the next checkpoint, so a checkpoint is never signed over a
 /// log that changed beneath the previous one.
 pub fn verify_since(conn: &mut DbConn, size: u64, root: tlog_tiles::Hash) -> Result<Verification, AuditError> {
-    // One transaction whose statements are planned for their values: a plan gone generic on a
-    // pooled connection must not turn these few reads into scans of the whole log.
-    conn.write_transaction(|conn| {
+    // One snapshot (appends committed meanwhile must not make the head and the records disagree),
+    // whose statements are planned for their values: a plan gone generic on a pooled connection
+    // must not turn these few reads into scans of the whole log.
+    conn.snapshot_transaction(|conn| {
         conn.plan_for_actual_values()?;
         verify_since_locked(conn, size, root)
     })
@@ -562,6 +563,15 @@ pub fn verify_since_locked(conn: &mut DbConn, size: u64, root: tlog_tiles::Hash)
 /// the tree of the records, and that so is the newest checkpoint the witness cosigned. A log
 /// rewritten from some point, with every hash recomputed, passes the first checks and fails these.
 pub fn verify(conn: &mut DbConn, anchors: Option<&Anchors>) -> Result<Verification, AuditError> {
+    // One snapshot: appends and checkpoints committed while the log is read must not make the
+    // records, the tree, the head and the checkpoints disagree.
+    conn.snapshot_transaction(|conn| {
+        conn.plan_for_actual_values()?;
+        verify_in_snapshot(conn, anchors)
+    })
+}
+
+fn verify_in_snapshot(conn: &mut DbConn, anchors: Option<&Anchors>) -> Result<Verification, AuditError> {
     let head = head(conn)?;
     let latest = anchors.map(|_| checkpoints::latest(conn)).transpose()?.flatten();
     let witnessed = match anchors {
