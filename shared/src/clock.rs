@@ -50,6 +50,19 @@ impl Clock for ManualClock {
     }
 }
 
+/// The wall clock moved by a fixed offset: for the demo only, to show what happens on later dates
+/// (the monthly review from the 1st, deadlines) without waiting for them.
+#[derive(Debug, Clone, Copy)]
+pub struct OffsetClock {
+    pub offset: Duration,
+}
+
+impl Clock for OffsetClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now() + self.offset
+    }
+}
+
 pub fn system_clock() -> SharedClock {
     Arc::new(SystemClock)
 }

@@ -36,6 +36,17 @@ pub const UTF8_BOM: &str = "\u{feff}";
 /// `text/csv` as immilink answers it.
 pub const CSV_CONTENT_TYPE: &str = "text/csv; charset=utf-8";
 
+/// A cell a spreadsheet would take for a formula (`=`, `+`, `-`, `@`, a tab or a carriage return
+/// first) prefixed with `'`, so text users typed (remarks, names) is never run when a CSV is opened
+/// (CSV injection).
+pub fn spreadsheet_safe(cell: &str) -> String {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{cell}")
+    } else {
+        cell.to_owned()
+    }
+}
+
 /// CSV rows written through the `csv` crate (quoting, embedded commas and line breaks, CRLF line
 /// ends), collected as bytes. The first chunk of a file starts with the byte-order mark; a file
 /// streamed in chunks writes the later ones without it.

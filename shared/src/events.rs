@@ -19,6 +19,33 @@ pub mod kind {
     pub const AUDIT_RECORDS_DISPOSED: &str = "audit.records_disposed";
     /// Records were exported as a bundle for inspection: who, which period, how many, which tree.
     pub const AUDIT_EXPORTED: &str = "audit.exported";
+    /// The query record table (附件一, R-AUD-03) was read or printed: by whom, which filters, how many rows.
+    pub const AUDIT_QUERY_RECORDS_READ: &str = "audit.query_records_read";
+    /// An account manager exported users' query records (R-AUD-08): by whom, which filters, how many.
+    pub const AUDIT_QUERY_RECORDS_EXPORTED: &str = "audit.query_records_exported";
+    /// The monthly review reports of a month were opened (R-AUD-04): which unit, month and reviewer.
+    pub const AUDIT_REVIEW_OPENED: &str = "audit.review_opened";
+    /// A reviewer marked a lookup as matching the business or not, with a note (R-AUD-04).
+    pub const AUDIT_REVIEW_MARKED: &str = "audit.review_marked";
+    /// A monthly review was not done by the 10th; its reviewers and the account managers were told.
+    pub const AUDIT_REVIEW_OVERDUE: &str = "audit.review_overdue";
+    /// A sample was drawn (R-AUD-06): the rule's inputs (seed included) and the records drawn.
+    pub const AUDIT_SAMPLE_DRAWN: &str = "audit.sample_drawn";
+    /// An auditor recorded the outcome of checking sampled records.
+    pub const AUDIT_SAMPLE_CHECKED: &str = "audit.sample_checked";
+    /// A self-audit (附件三/附件四, R-AUD-05) was recorded, or completed with its three signatures.
+    pub const AUDIT_SELF_AUDIT_RECORDED: &str = "audit.self_audit_recorded";
+    pub const AUDIT_SELF_AUDIT_COMPLETED: &str = "audit.self_audit_completed";
+    /// A signature of a self-audit other than its last, with the signer as the actor.
+    pub const AUDIT_SELF_AUDIT_SIGNED: &str = "audit.self_audit_signed";
+    /// A finding was opened (R-AUD-07); the ethics and IT units are notified in the same transaction.
+    pub const AUDIT_FINDING_OPENED: &str = "audit.finding_opened";
+    /// A finding's remediation was recorded, or it was closed with a reward or penalty recommended.
+    pub const AUDIT_FINDING_UPDATED: &str = "audit.finding_updated";
+    /// A finding passed its remediation deadline open.
+    pub const AUDIT_FINDING_OVERDUE: &str = "audit.finding_overdue";
+    /// Someone was told who read a person's data (R-GOV-02): who asked, about whom, how many lookups.
+    pub const AUDIT_SUBJECT_ACCESSES_REPORTED: &str = "audit.subject_accesses_reported";
 
     /// A lookup was declared and accepted; written durably before anything is forwarded (R-QRY-08).
     pub const LOOKUP_REQUESTED: &str = "lookup.requested";

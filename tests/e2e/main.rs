@@ -10,6 +10,7 @@ mod faults;
 mod harness;
 mod lookup_rules;
 mod lookups;
+mod oversight;
 mod platform;
 mod sessions;
 mod tcp_proxy;

@@ -6,7 +6,9 @@
 //! every append goes through [`domain::chain::append`], which serialises on the chain head and
 //! writes the records' Merkle tree hashes in the same transaction.
 
+pub mod documents;
 pub mod domain;
+pub mod notifier;
 mod routes;
 pub mod schema;
 #[cfg(test)]
@@ -64,6 +66,10 @@ pub struct LogSettings {
     /// `IMMILINK_AUDIT_DISPOSAL_INTERVAL_SECS`, default 86400: how often the disposal job runs in the
     /// service (in Kubernetes a CronJob runs `immilink-audit dispose` instead, and this is 0: off).
     pub disposal_interval: Option<Duration>,
+    /// `IMMILINK_AUDIT_OVERSIGHT_INTERVAL_SECS`, default 3600: how often the oversight job runs in
+    /// the service (opening last month's review reports from the 1st, flagging overdue reviews and
+    /// findings); in Kubernetes a CronJob runs `immilink-audit oversight` instead, and this is 0: off.
+    pub oversight_interval: Option<Duration>,
 }
 
 impl LogSettings {
@@ -89,6 +95,10 @@ impl LogSettings {
                 0 => None,
                 secs => Some(Duration::from_secs(secs)),
             },
+            oversight_interval: match config::parse_or("AUDIT_OVERSIGHT_INTERVAL_SECS", 3_600_u64)? {
+                0 => None,
+                secs => Some(Duration::from_secs(secs)),
+            },
         })
     }
 
@@ -110,6 +120,7 @@ impl LogSettings {
             retention: domain::retention::Retention::years(domain::retention::MINIMUM_YEARS)
                 .unwrap_or_else(|_| unreachable!("the minimum is allowed")),
             disposal_interval: None,
+            oversight_interval: None,
         }
     }
 
@@ -138,7 +149,9 @@ pub struct State {
 #[openapi(
     info(title = "immilink audit", description = "The hash-chained audit log."),
     modifiers(&BearerSecurity),
-    tags((name = "audit", description = "Audit records and chain verification"), (name = "health"))
+    tags((name = "audit", description = "Audit records and chain verification"),
+        (name = "oversight", description = "Query record tables, monthly reviews, samples, self-audits, findings, exports and who read a person's data"),
+        (name = "health"))
 )]
 struct ApiDoc;
 
@@ -184,10 +197,22 @@ impl Application {
             .log
             .disposal_interval
             .map(|every| run_disposal(service.db.clone(), clock.clone(), settings.log.retention, every));
+        // Notices (findings, overdue reviews) go to identity, which knows who holds the roles.
+        let notices = notifier::run_relay(
+            service.db.clone(),
+            clock.clone(),
+            service.http.clone(),
+            service.settings.identity_url.clone(),
+            Arc::clone(&service.tokens),
+        );
+        let (service_db, clock_for_oversight) = (service.db.clone(), clock.clone());
         let state = web::Data::new(State { db: service.db.clone(), clock, keys, witness });
-        let mut server = service.server(ROUTES).data(state).task(checkpointer);
+        let mut server = service.server(ROUTES).data(state).task(checkpointer).task(notices);
         if let Some(disposal) = disposal {
             server = server.task(disposal);
+        }
+        if let Some(every) = settings.log.oversight_interval {
+            server = server.task(run_oversight(service_db, clock_for_oversight, every));
         }
         Ok(server.start()?)
     }
@@ -216,6 +241,44 @@ pub async fn dispose_once(
     let done = db.run(move |conn| domain::retention::dispose(conn, now, retention)).await?;
     tracing::info!(disposed = done.disposed, held = done.held, record = ?done.record_sequence, "disposal run");
     Ok(done)
+}
+
+/// What one run of the oversight job did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OversightRun {
+    pub reviews: domain::reviews::MonthlyRun,
+    /// Findings newly flagged overdue.
+    pub overdue_findings: usize,
+}
+
+/// The oversight job on a timer (the embedded mode); Kubernetes runs `immilink-audit oversight` as a
+/// CronJob instead. Idempotent: run as often as wanted.
+async fn run_oversight(db: Db, clock: SharedClock, every: Duration) {
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        if let Err(err) = oversight_once(&db, &clock).await {
+            tracing::error!(error = %err, "oversight job failed; it runs again at the next tick");
+        }
+    }
+}
+
+/// One run of the oversight job (R-AUD-04, R-AUD-07): last month's review reports opened (from the
+/// 1st, Taipei), overdue reviews and findings flagged and their people notified. Logged.
+pub async fn oversight_once(db: &Db, clock: &SharedClock) -> Result<OversightRun, domain::AuditError> {
+    let now = clock.now();
+    let run = db.run(move |conn| domain::reviews::run_monthly(conn, now)).await?;
+    let findings = db.run(move |conn| domain::findings::flag_overdue(conn, now)).await?;
+    tracing::info!(month = %run.month, reports_opened = run.reports_opened, entries_added = run.entries_added,
+        overdue_reviews = run.overdue_flagged, overdue_findings = findings.flagged.len(), "oversight job run");
+    Ok(OversightRun { reviews: run, overdue_findings: findings.flagged.len() })
+}
+
+/// `immilink-audit oversight`: one oversight run against the configured database, for a CronJob.
+pub async fn oversight_command(settings: Settings, clock: SharedClock) -> anyhow::Result<OversightRun> {
+    let db = Db::open(&settings.service.database, &MIGRATIONS).await?;
+    Ok(oversight_once(&db, &clock).await?)
 }
 
 /// `immilink-audit dispose`: one disposal run against the configured database, for a CronJob.

@@ -1,5 +1,7 @@
 //! The audit service on its own (as in Kubernetes). Configuration: environment variables, see README.
 //! `immilink-audit dispose` runs the disposal job once and exits (the Kubernetes CronJob);
+//! `immilink-audit oversight` runs the oversight job once (last month's reviews opened, overdue
+//! reviews and findings flagged) and exits (another CronJob);
 //! `immilink-audit verify-bundle FILE [--log-key VKEY] [--witness-key VKEY]...` checks an export
 //! offline and exits non-zero naming the first failure.
 
@@ -21,8 +23,23 @@ async fn main() -> anyhow::Result<()> {
             println!("disposed {} records, {} held", done.disposed, done.held);
             return Ok(());
         }
+        Some("oversight") => {
+            let run = immilink_audit::oversight_command(settings, system_clock()).await?;
+            let reviews = &run.reviews;
+            println!(
+                "month {}: {} review reports opened, {} lookups added, {} reviews and {} findings flagged overdue",
+                reviews.month,
+                reviews.reports_opened,
+                reviews.entries_added,
+                reviews.overdue_flagged,
+                run.overdue_findings
+            );
+            return Ok(());
+        }
         Some(other) => {
-            anyhow::bail!("unknown command {other:?}: use `serve` (default), `dispose` or `verify-bundle FILE`")
+            anyhow::bail!(
+                "unknown command {other:?}: use `serve` (default), `dispose`, `oversight` or `verify-bundle FILE`"
+            )
         }
     }
     let running = immilink_audit::Application::build(settings, system_clock()).await?;

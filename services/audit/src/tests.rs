@@ -1348,3 +1348,9 @@ mod bundles {
         assert_eq!(run(&[intact.to_str().unwrap(), "--verbose"]), 2, "an unknown flag");
     }
 }
+
+mod accesses;
+mod findings;
+mod oversight;
+mod samples;
+mod self_audits;

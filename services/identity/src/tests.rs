@@ -952,3 +952,72 @@ fn a_failed_audit_event_insert_rolls_back_the_account_change() {
     assert!(applications::submit(&mut conn, now, &new, &hash).is_err());
     assert_eq!(crate::schema::account_applications::table.count().get_result::<i64>(&mut conn).unwrap(), 0);
 }
+
+/// R-AUD-07 on identity's side: a notice from the audit service (a finding for the ethics and IT
+/// units) becomes one notification per active holder of its roles in its agency (and unit), and a
+/// redelivery of the same notice adds nothing.
+#[test]
+fn r_aud_07_a_notice_from_audit_tells_each_active_holder_of_its_roles_once() {
+    use crate::domain::notices::{self, Intake, Notice};
+    use crate::schema::notifications as outbox;
+    let test_db = TestDb::new();
+    let mut conn = seeded(&test_db);
+    let now = Utc::now();
+    let rows = |conn: &mut PooledConn| -> i64 { outbox::table.count().get_result(conn).unwrap() };
+    let roles = |list: &[&str]| list.iter().map(|r| (*r).to_owned()).collect::<Vec<String>>();
+    let finding_roles = roles(&["ethics_officer", "it_officer"]);
+    let notice_id = uuid::Uuid::now_v7().to_string();
+    let notice =
+        Notice::parse(&notice_id, "TPE-SW", None, &finding_roles, "稽核發現 Audit finding", "查詢目的與業務不符")
+            .unwrap();
+    let before = rows(&mut conn);
+
+    assert_eq!(notices::receive(&mut conn, now, &notice).unwrap(), Intake { queued: 2, duplicate: false });
+    for who in ["tpe.ethics", "tpe.it"] {
+        let sent = notifications::for_recipient(&mut conn, &format!("{who}@demo.immilink.invalid")).unwrap();
+        assert_eq!(sent.len(), 1, "{who}");
+        assert_eq!((sent[0].subject.as_str(), sent[0].body.as_str()), ("稽核發現 Audit finding", "查詢目的與業務不符"));
+        // The row id keeps the notice's time prefix, so the outbox stays in time order.
+        assert_eq!(sent[0].id.as_str()[..13], notice_id[..13]);
+    }
+    assert!(notifications::for_recipient(&mut conn, "tpe.manager@demo.immilink.invalid").unwrap().is_empty());
+    // Redelivered (audit did not hear the answer): nothing is added.
+    assert_eq!(notices::receive(&mut conn, now, &notice).unwrap(), Intake { queued: 0, duplicate: true });
+    assert_eq!(rows(&mut conn), before + 2);
+
+    // Only active holders: a suspended IT officer is not told of the next notice.
+    diesel::update(users::table.filter(users::username.eq("tpe.it")))
+        .set(users::status.eq(AccountStatus::Suspended))
+        .execute(&mut conn)
+        .unwrap();
+    let next = Notice::parse(&uuid::Uuid::now_v7().to_string(), "TPE-SW", None, &finding_roles, "s", "b").unwrap();
+    assert_eq!(notices::receive(&mut conn, now, &next).unwrap().queued, 1);
+    // A unit narrows it; another agency's unit matches nobody; an unknown agency tells nobody.
+    let tpe_unit = unit_of(&mut conn, "tpe.supervisor");
+    let hln_unit = unit_of(&mut conn, "hln.supervisor");
+    let managers = roles(&["account_manager", "account_manager"]);
+    let in_unit =
+        Notice::parse(&uuid::Uuid::now_v7().to_string(), "TPE-SW", Some(tpe_unit.as_str()), &managers, "s", "b")
+            .unwrap();
+    assert_eq!(in_unit.roles, ["account_manager"], "roles are taken once");
+    assert_eq!(notices::receive(&mut conn, now, &in_unit).unwrap().queued, 1);
+    let elsewhere =
+        Notice::parse(&uuid::Uuid::now_v7().to_string(), "TPE-SW", Some(hln_unit.as_str()), &managers, "s", "b")
+            .unwrap();
+    assert_eq!(notices::receive(&mut conn, now, &elsewhere).unwrap(), Intake { queued: 0, duplicate: false });
+    let unknown = Notice::parse(&uuid::Uuid::now_v7().to_string(), "NO-SUCH", None, &finding_roles, "s", "b").unwrap();
+    assert_eq!(notices::receive(&mut conn, now, &unknown).unwrap(), Intake { queued: 0, duplicate: false });
+
+    // A malformed notice is refused naming its field.
+    let field = |result: Result<Notice, IdentityError>| match result {
+        Err(IdentityError::Invalid { field, .. } | IdentityError::Missing { field }) => field,
+        other => panic!("not refused: {other:?}"),
+    };
+    assert_eq!(field(Notice::parse("not-a-uuid", "TPE-SW", None, &finding_roles, "s", "b")), "id");
+    assert_eq!(
+        field(Notice::parse(&notice_id, "TPE-SW", None, &roles(&["ethics_officer", "janitor"]), "s", "b")),
+        "roles[1]"
+    );
+    assert_eq!(field(Notice::parse(&notice_id, "TPE-SW", None, &[], "s", "b")), "roles");
+    assert_eq!(field(Notice::parse(&notice_id, "TPE-SW", None, &finding_roles, " ", "b")), "subject");
+}

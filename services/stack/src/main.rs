@@ -1,6 +1,6 @@
 //! `cargo run --release`: the whole immilink stack on this machine.
 
-use immilink_shared::clock::system_clock;
+use immilink_shared::clock::{system_clock, OffsetClock, SharedClock};
 use immilink_shared::telemetry;
 use immilink_stack::{start, StackConfig};
 
@@ -20,7 +20,8 @@ async fn main() -> anyhow::Result<()> {
     let stop = immilink_shared::server::ShutdownSignal::listen();
     let config = StackConfig::from_env()?;
     let demo = config.identity.demo;
-    let stack = start(config, system_clock()).await?;
+    let clock = demo_clock(demo)?;
+    let stack = start(config, clock).await?;
     println!("immilink is running");
     println!("  gateway   {}   (API docs: {}/docs/)", stack.gateway_url, stack.gateway_url);
     println!("  identity  {}", stack.identity_url);
@@ -39,4 +40,22 @@ async fn main() -> anyhow::Result<()> {
     stack.stop().await;
     telemetry.shutdown().await;
     Ok(())
+}
+
+/// `IMMILINK_DEMO_DAYS_AHEAD=N`: the demo runs as if it were N days later (to see the monthly review
+/// open on the 1st, or a deadline pass, without waiting). Refused outside the demo mode: a real
+/// deployment's clock is the wall clock.
+fn demo_clock(demo: bool) -> anyhow::Result<SharedClock> {
+    let Some(days) = std::env::var("IMMILINK_DEMO_DAYS_AHEAD").ok().filter(|v| !v.trim().is_empty()) else {
+        return Ok(system_clock());
+    };
+    let days: i64 = days
+        .trim()
+        .parse()
+        .ok()
+        .filter(|d| (0..=400).contains(d))
+        .ok_or_else(|| anyhow::anyhow!("IMMILINK_DEMO_DAYS_AHEAD must be a number of days from 0 to 400"))?;
+    anyhow::ensure!(demo, "IMMILINK_DEMO_DAYS_AHEAD is for the demo mode only (IMMILINK_DEMO=true)");
+    println!("demo clock: {days} days ahead of the wall clock");
+    Ok(std::sync::Arc::new(OffsetClock { offset: chrono::Duration::days(days) }))
 }

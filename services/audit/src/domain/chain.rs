@@ -165,6 +165,7 @@ pub fn append_locked(conn: &mut DbConn, now: DateTime<Utc>, events: &[AuditEvent
             records.push(record);
         }
         insert_all(conn, &records)?;
+        super::projection::project_appended(conn, &records)?;
         // The tree covers every record before these (older records are added first), then these.
         let tree_size = tree::catch_up(conn)?;
         let leaves: Vec<_> = records.iter().filter_map(|r| tree::leaf_hash(&r.hash)).collect();
@@ -187,6 +188,7 @@ pub fn complete_tree(conn: &mut DbConn) -> Result<u64, AuditError> {
         diesel::update(audit_chain_head::table.filter(audit_chain_head::id.eq(1)))
             .set(audit_chain_head::tree_size.eq(audit_chain_head::tree_size))
             .execute(conn)?;
+        super::projection::catch_up(conn)?;
         tree::catch_up(conn)
     })
 }

@@ -3,11 +3,19 @@
 //! domain types, and fail with a case of [`AuditError`]; `routes::problems` is the one place a case
 //! becomes a problem.
 
+pub mod accesses;
 pub mod bundle;
 pub mod chain;
 pub mod checkpoints;
+pub mod findings;
+pub mod notifications;
+pub mod projection;
+pub mod query_records;
 pub mod records;
 pub mod retention;
+pub mod reviews;
+pub mod samples;
+pub mod self_audits;
 pub mod tree;
 
 use immilink_shared::db::DbError;
@@ -48,6 +56,12 @@ pub enum AuditError {
     /// The stored Merkle tree hashes do not form the tree of the records (tampering, or a bug).
     #[error("the audit log's Merkle tree is inconsistent: {0}")]
     TreeInconsistent(String),
+    /// Nobody reviews, samples or judges their own lookups (R-AUD-04, R-AUD-06).
+    #[error("{0}")]
+    OwnLookup(&'static str),
+    /// The act does not fit the state its object is in (a review already marked, a finding closed).
+    #[error("{detail}")]
+    Conflict { code: &'static str, detail: String },
     #[error(transparent)]
     Db(#[from] DbError),
 }

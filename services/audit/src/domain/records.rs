@@ -8,6 +8,7 @@ use immilink_shared::auth::{roles, Caller};
 use immilink_shared::db::DbConn;
 use immilink_shared::events::{AuditEvent, BatchReceipt};
 use immilink_shared::extractors::Page;
+use immilink_shared::typed::AgencyCode;
 
 use super::chain::{self, AuditRecord, RecordQuery, Verification};
 use super::{tree, AuditError};
@@ -21,15 +22,16 @@ pub const CROSS_AGENCY: &[&str] = &[roles::NIA_REVIEWER];
 /// the records of acts done for their own unit.
 pub const AGENCY_WIDE: &[&str] = &[roles::AUDITOR, roles::ACCOUNT_MANAGER, roles::ETHICS_OFFICER];
 
-/// Which records a reader sees.
+/// Which records a reader sees; the oversight reads (query records, reviews, samples, findings,
+/// accesses) use the same reach.
 #[derive(Debug, Clone, PartialEq)]
-enum Scope {
+pub enum Scope {
     Everything,
     Agency(String),
     Unit { agency: String, unit: Option<String> },
 }
 
-fn scope_of(caller: &Caller) -> Scope {
+pub fn scope_of(caller: &Caller) -> Scope {
     if caller.has_any(CROSS_AGENCY) {
         Scope::Everything
     } else if caller.has_any(AGENCY_WIDE) {
@@ -39,7 +41,48 @@ fn scope_of(caller: &Caller) -> Scope {
     }
 }
 
+/// An agency and unit a read is narrowed to; `None` for "every".
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Narrowed {
+    pub agency: Option<String>,
+    pub unit: Option<String>,
+}
+
 impl Scope {
+    /// Narrows the agency and unit a reader asked for to what they may read: an agency-bound reader
+    /// gets their own agency (naming another is refused), a unit supervisor their own unit (naming
+    /// another is refused). `None`: the reader sees nothing (a supervisor with no unit).
+    pub fn narrow(&self, agency: Option<String>, unit: Option<String>) -> Result<Option<Narrowed>, AuditError> {
+        match self {
+            Scope::Everything => Ok(Some(Narrowed { agency, unit })),
+            Scope::Agency(own) => match agency {
+                Some(asked) if asked != *own => Err(AuditError::OtherAgency),
+                _ => Ok(Some(Narrowed { agency: Some(own.clone()), unit })),
+            },
+            Scope::Unit { agency: own, unit: own_unit } => {
+                if agency.as_ref().is_some_and(|asked| asked != own) {
+                    return Err(AuditError::OtherAgency);
+                }
+                match (unit, own_unit) {
+                    (_, None) => Ok(None),
+                    (Some(asked), Some(mine)) if asked != *mine => Err(AuditError::OtherUnit),
+                    (_, Some(mine)) => Ok(Some(Narrowed { agency: Some(own.clone()), unit: Some(mine.clone()) })),
+                }
+            }
+        }
+    }
+
+    /// Whether an object of `agency` (and `unit`) is the reader's to see.
+    pub fn covers(&self, agency: &str, unit: Option<&str>) -> bool {
+        match self {
+            Scope::Everything => true,
+            Scope::Agency(own) => own == agency,
+            Scope::Unit { agency: own, unit: own_unit } => {
+                own == agency && own_unit.is_some() && own_unit.as_deref() == unit
+            }
+        }
+    }
+
     fn sees(&self, record: &AuditRecord) -> bool {
         match self {
             Scope::Everything => true,
@@ -68,20 +111,12 @@ pub fn search(
     page: &Page<i64>,
 ) -> Result<Vec<AuditRecord>, AuditError> {
     require_reader(caller)?;
-    let scope = scope_of(caller);
-    if scope != Scope::Everything {
-        match &query.agency {
-            Some(agency) if *agency != caller.agency => return Err(AuditError::OtherAgency),
-            _ => query.agency = Some(caller.agency.clone()),
-        }
-    }
-    if let Scope::Unit { unit, .. } = scope {
-        match (&query.unit, unit) {
-            (_, None) => return Ok(Vec::new()),
-            (Some(asked), Some(own)) if *asked != own => return Err(AuditError::OtherUnit),
-            (_, own) => query.unit = own,
-        }
-    }
+    let asked = query.agency.take().map(|agency| agency.to_string());
+    let Some(narrowed) = scope_of(caller).narrow(asked, query.unit.take())? else {
+        return Ok(Vec::new());
+    };
+    query.agency = narrowed.agency.map(AgencyCode::new);
+    query.unit = narrowed.unit;
     chain::search(conn, &query, page)
 }
 

@@ -383,7 +383,9 @@ pub fn dispose(conn: &mut DbConn, now: DateTime<Utc>, retention: Retention) -> R
                     audit_records::disposed_at.eq(to_db(now)),
                 ))
                 .execute(conn)?;
+            super::projection::forget_lookups(conn, chunk)?;
         }
+        super::projection::forget_sessions_before(conn, cutoff)?;
         let mut ranges = Ranges::default();
         due.iter().for_each(|sequence| ranges.push(*sequence));
         let size = tree::size(conn)?;

@@ -20,6 +20,8 @@ impl From<AuditError> for ApiError {
             E::LiftedByPlacer => ApiError::forbidden("four_eyes", detail),
             E::HoldAlreadyLifted => ApiError::conflict("hold_lifted", detail),
             E::WitnessAhead { .. } => ApiError::conflict("witness_ahead", detail),
+            E::OwnLookup(_) => ApiError::forbidden("own_lookup", detail),
+            E::Conflict { code, .. } => ApiError::conflict(code, detail),
             E::Db(db) => db.into(),
         }
     }
@@ -47,6 +49,8 @@ mod tests {
             E::LiftedByPlacer => (403, "four_eyes", None, None),
             E::HoldAlreadyLifted => (409, "hold_lifted", None, None),
             E::WitnessAhead { .. } => (409, "witness_ahead", None, None),
+            E::OwnLookup(_) => (403, "own_lookup", None, None),
+            E::Conflict { .. } => (409, "already_reviewed", None, None),
             E::Db(_) => (503, "database_unavailable", None, None),
         }
     }
@@ -66,9 +70,11 @@ mod tests {
             E::WitnessAhead { witness: 12, log: 10 },
             E::LiftedByPlacer,
             E::HoldAlreadyLifted,
+            E::OwnLookup("nobody reviews their own lookups"),
+            E::Conflict { code: "already_reviewed", detail: "this lookup was reviewed already".into() },
             E::Db(DbError::Unavailable("timed out waiting for a connection".into())),
         ];
-        assert_every_case_maps(samples, 12, expected);
+        assert_every_case_maps(samples, 14, expected);
     }
 
     #[test]

@@ -153,6 +153,8 @@ impl NewLookup {
                 "case_number": request.case_number,
                 "remarks": request.remarks,
                 "session_id": self.who.session_id,
+                // Who reviews this lookup in the monthly review depends on the roles held (R-AUD-04).
+                "actor_roles": self.who.roles,
                 "proxy_authorization_id": proxy.map(|p| &p.authorization_id),
                 "on_behalf_of_user_id": proxy.map(|p| &p.on_behalf_of_user_id),
                 "supervisor_approval_id": self.context.supervisor_approval_id,

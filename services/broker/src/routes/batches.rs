@@ -6,7 +6,7 @@ use actix_web::{get, post, web, HttpMessage, HttpRequest, HttpResponse};
 use chrono::NaiveDateTime;
 use futures_util::StreamExt;
 use immilink_shared::catalogue::{self, QueryType};
-use immilink_shared::documents::{CsvRows, CSV_CONTENT_TYPE};
+use immilink_shared::documents::{spreadsheet_safe, CsvRows, CSV_CONTENT_TYPE};
 use immilink_shared::extractors::{client_ip, parse_json, parse_query, ApiQuery, Authenticated, PageQuery};
 use immilink_shared::problem::Problem;
 use immilink_shared::{ApiError, ApiResult};
@@ -533,7 +533,7 @@ impl Chunks {
 /// Rows written through the `csv` crate into one chunk of the file.
 fn csv_chunk(mut rows: CsvRows, cells: impl Iterator<Item = [String; 7]>) -> Result<web::Bytes, ApiError> {
     for row in cells {
-        rows.row(row.iter().map(|cell| defuse(cell)))
+        rows.row(row.iter().map(|cell| spreadsheet_safe(cell)))
             .map_err(|err| ApiError::internal(format!("writing CSV: {err}")))?;
     }
     rows.into_bytes().map(web::Bytes::from).map_err(|err| ApiError::internal(format!("writing CSV: {err}")))
@@ -550,15 +550,6 @@ fn csv_cells(item: ItemRow) -> [String; 7] {
         error.map(|e| e.detail).unwrap_or_default(),
         item.result.unwrap_or_default(),
     ]
-}
-
-/// A cell a spreadsheet would take for a formula is prefixed with `'`.
-fn defuse(cell: &str) -> String {
-    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{cell}")
-    } else {
-        cell.to_owned()
-    }
 }
 
 #[cfg(test)]
@@ -660,8 +651,8 @@ mod tests {
             String::from_utf8(later.to_vec()).unwrap(),
             "0,A123456789,failed,,x,\"'=SUM(A1), \"\"quoted\"\"\",\"{\"\"found\"\":false}\"\r\n"
         );
-        assert_eq!(defuse("plain"), "plain");
-        assert_eq!(defuse("-1"), "'-1");
+        assert_eq!(spreadsheet_safe("plain"), "plain");
+        assert_eq!(spreadsheet_safe("-1"), "'-1");
     }
 
     #[test]

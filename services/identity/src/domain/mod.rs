@@ -8,6 +8,7 @@ pub mod applications;
 pub mod audit;
 pub mod demo;
 pub mod fields;
+pub mod notices;
 pub mod notifications;
 pub mod permissions;
 pub mod sessions;

@@ -223,20 +223,22 @@ fn decide(
     password_ok: bool,
     idle_timeout: Duration,
 ) -> Result<Outcome, IdentityError> {
-    type Row = (AgencyCode, Option<UnitId>, String, AccountStatus, i32, Option<NaiveDateTime>, AgencyId);
-    let (agency_code, unit_id, certificate_serial, status, failed_logins, locked_until, agency_id): Row = users::table
-        .inner_join(agencies::table)
-        .filter(users::id.eq(user_id))
-        .select((
-            agencies::code,
-            users::unit_id,
-            users::certificate_serial,
-            users::status,
-            users::failed_logins,
-            users::locked_until,
-            agencies::id,
-        ))
-        .first(conn)?;
+    type Row = (AgencyCode, Option<UnitId>, String, AccountStatus, i32, Option<NaiveDateTime>, AgencyId, String);
+    let (agency_code, unit_id, certificate_serial, status, failed_logins, locked_until, agency_id, display_name): Row =
+        users::table
+            .inner_join(agencies::table)
+            .filter(users::id.eq(user_id))
+            .select((
+                agencies::code,
+                users::unit_id,
+                users::certificate_serial,
+                users::status,
+                users::failed_logins,
+                users::locked_until,
+                agencies::id,
+                users::display_name,
+            ))
+            .first(conn)?;
     if locked_until.is_some_and(|until| from_db(until) > now) {
         return Ok(Outcome::Refused("account locked after repeated failures"));
     }
@@ -284,6 +286,8 @@ fn decide(
     let payload = json!({
         "session_id": session_id,
         "user_id": user_id,
+        // The query record table names the user (附件一 使用者姓名) as they were called at the time.
+        "display_name": display_name,
         "ip": attempt.ip.to_string(),
         "user_agent": attempt.user_agent,
     });

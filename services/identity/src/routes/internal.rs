@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::me::Permission;
 use crate::domain::accounts::{self, AccountStatus};
-use crate::domain::{sessions, IdentityError, SessionId, UserId};
+use crate::domain::{notices, sessions, IdentityError, SessionId, UserId};
 use crate::State;
 
 #[derive(Debug, Deserialize)]
@@ -112,4 +112,44 @@ pub async fn user_summary(
     let (id, now) = (UserId::new(id.into_inner()), state.clock.now());
     let found = state.db.run(move |conn| accounts::summary(conn, now, &id)).await?;
     found.map(|user| web::Json(user.into())).ok_or_else(|| ApiError::not_found("the user"))
+}
+
+/// A notice from the audit service (R-AUD-07: a finding for the ethics and IT units; R-AUD-04: an
+/// overdue review), as audit's notice relay sends it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NoticeJson {
+    pub id: String,
+    /// Agency code, as in access tokens.
+    pub agency: String,
+    /// Only the holders in this unit (its id, as in access tokens).
+    pub unit: Option<String>,
+    pub roles: Vec<String>,
+    pub subject: String,
+    pub body: String,
+}
+
+/// What became of a notice: how many notifications it queued now, and whether it had been taken
+/// before (then nothing was added).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct NoticeReceipt {
+    pub id: String,
+    pub queued: usize,
+    pub duplicate: bool,
+}
+
+/// Takes a notice from the audit service into the notification outbox: one notification per active
+/// user of the agency (and unit) holding any of its roles. Idempotent by notice id.
+#[post("/internal/v1/notices")]
+pub async fn notice_intake(
+    caller: InternalCaller,
+    state: web::Data<State>,
+    body: ApiJson<NoticeJson>,
+) -> ApiResult<web::Json<NoticeReceipt>> {
+    caller.require(&["audit"])?;
+    let body = body.into_inner();
+    let notice =
+        notices::Notice::parse(&body.id, &body.agency, body.unit.as_deref(), &body.roles, &body.subject, &body.body)?;
+    let now = state.clock.now();
+    let intake = state.db.run(move |conn| notices::receive(conn, now, &notice)).await?;
+    Ok(web::Json(NoticeReceipt { id: body.id, queued: intake.queued, duplicate: intake.duplicate }))
 }

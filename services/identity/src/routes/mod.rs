@@ -47,7 +47,10 @@ pub fn configure(cfg: &mut ServiceConfig) {
 
 /// Internal routes, registered outside the public OpenAPI document.
 pub fn configure_internal(cfg: &mut actix_web::web::ServiceConfig) {
-    cfg.service(internal::session_liveness).service(internal::service_token).service(internal::user_summary);
+    cfg.service(internal::session_liveness)
+        .service(internal::service_token)
+        .service(internal::user_summary)
+        .service(internal::notice_intake);
 }
 
 /// Runs `work` for the caller, as the database knows them now ([`Actor::of`]: their session must

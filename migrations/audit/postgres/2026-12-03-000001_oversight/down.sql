@@ -1,0 +1,11 @@
+DROP TABLE audit_notifications;
+DROP TABLE findings;
+DROP TABLE self_audit_items;
+DROP TABLE self_audits;
+DROP TABLE sample_records;
+DROP TABLE samples;
+DROP TABLE review_entries;
+DROP TABLE review_reports;
+DROP TABLE oversight_sessions;
+DROP TABLE oversight_lookups;
+DROP TABLE oversight_head;
