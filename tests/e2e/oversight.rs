@@ -60,10 +60,10 @@ async fn oversight_walk_from_lookups_to_who_read_a_persons_data() {
     // A month idle ended the earlier sessions: everyone logs in again.
     let (supervisor, manager) = (t.login("tpe.supervisor").await, t.login("tpe.manager").await);
     let reviews = eventually(&t, &supervisor, "/v1/audit/reviews", |v| {
-        v["items"].as_array().is_some_and(|items| items.iter().any(|r| r["entries"] == 2))
+        v.as_array().is_some_and(|items| items.iter().any(|r| r["entries"] == 2))
     })
     .await;
-    let report = reviews["items"].as_array().unwrap().iter().find(|r| r["entries"] == 2).unwrap().clone();
+    let report = reviews.as_array().unwrap().iter().find(|r| r["entries"] == 2).unwrap().clone();
     assert_eq!(report["reviewer_role"], "unit_supervisor");
     let report_id = report["id"].as_str().unwrap();
     let detail: Value = t.get(&supervisor, &format!("/v1/audit/reviews/{report_id}")).await.json().await.unwrap();

@@ -42,7 +42,6 @@ pub struct AccessLetter {
 #[derive(Debug)]
 struct LetterRow {
     agency: String,
-    unit: String,
     /// 查詢日期時間: the ROC date and the time, in Taipei.
     date: String,
     time: String,
@@ -75,7 +74,6 @@ impl AccessLetter {
                 .iter()
                 .map(|access| LetterRow {
                     agency: access.agency.clone(),
-                    unit: access.unit.clone().unwrap_or_default(),
                     date: roc_date(business_date(access.requested_at.and_utc())),
                     time: access.requested_at.and_utc().with_timezone(&taipei()).format("%H:%M").to_string(),
                     query_type: access.query_type.label().to_owned(),

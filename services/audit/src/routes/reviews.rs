@@ -74,11 +74,6 @@ impl From<ReportSummary> for ReviewSummary {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct ReviewList {
-    pub items: Vec<ReviewSummary>,
-}
-
 /// One lookup of a report and its judgement.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
 pub struct ReviewEntryView {
@@ -166,7 +161,7 @@ pub struct MarkItem {
 /// officers, account managers, unit supervisors, the immigration agency's reviewer) or as their
 /// reviewer. Each says whether it is overdue (not complete after the 10th).
 #[utoipa::path(get, path = "/v1/audit/reviews", tag = "oversight", security(("bearer" = [])), params(ReviewParams),
-    responses((status = 200, body = ReviewList),
+    responses((status = 200, body = Vec<ReviewSummary>),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json")))]
@@ -175,11 +170,11 @@ pub async fn list(
     state: web::Data<State>,
     caller: Authenticated,
     params: ApiQuery<ReviewParams>,
-) -> ApiResult<web::Json<ReviewList>> {
+) -> ApiResult<web::Json<Vec<ReviewSummary>>> {
     let (caller, params, now) = (caller.caller(), params.into_inner(), state.clock.now());
     let query = ReportQuery { agency: params.agency, month: params.month };
     let items = state.db.run(move |conn| reviews::list(conn, now, &caller, query)).await?;
-    Ok(web::Json(ReviewList { items: items.into_iter().map(Into::into).collect() }))
+    Ok(web::Json(items.into_iter().map(Into::into).collect()))
 }
 
 /// One report with its lookups: JSON, or with `Accept: text/html` the printable 主管稽核月明細表

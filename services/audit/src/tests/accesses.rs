@@ -516,12 +516,12 @@ async fn r_gov_02_the_reply_letter_is_printable() {
     assert!(html.contains(
         "本機關（TPE-SW）經由移民資訊連結作業系統查詢台端個人資料之紀錄計 <span class=\"value\">3</span> 筆"
     ));
-    for heading in ["機關", "單位", "查詢日期時間", "查詢項目", "法令依據", "查詢目的", "案號"]
-    {
+    // The unit is an internal identifier, meaningless to a citizen: the letter names the agency.
+    for heading in ["機關", "查詢日期時間", "查詢項目", "法令依據", "查詢目的", "案號"] {
         assert!(html.contains(&format!("<th>{heading}</th>")), "{heading}");
     }
     assert!(html.contains(
-        "<tr><td class=\"no\">1</td><td>TPE-SW</td><td>unit-a</td><td class=\"at\">民國115年11月23日<br>09:10</td>\
+        "<tr><td class=\"no\">1</td><td>TPE-SW</td><td class=\"at\">民國115年11月23日<br>09:10</td>\
          <td>使用身分證號或統一證號查詢最近1年入出境紀錄</td><td>社會救助法</td><td>依法令辦理社政業務需使用移民資訊</td>\
          <td>CASE-lookup-1</td></tr>"
     ));
