@@ -210,10 +210,11 @@ pub fn page(
         query = query.filter(oversight_lookups::case_number.eq(case_number.clone()));
     }
     if let Some(after) = after {
-        query = query.filter(
-            oversight_lookups::requested_at.gt(after.requested_at).or(oversight_lookups::requested_at
-                .eq(after.requested_at)
-                .and(oversight_lookups::lookup_id.gt(after.lookup_id.clone()))),
+        // The plain bound first, so the index range starts at the cursor; then the tie-break.
+        query = query.filter(oversight_lookups::requested_at.ge(after.requested_at)).filter(
+            oversight_lookups::requested_at
+                .gt(after.requested_at)
+                .or(oversight_lookups::lookup_id.gt(after.lookup_id.clone())),
         );
     }
     let rows: Vec<Joined> = query

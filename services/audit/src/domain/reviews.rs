@@ -132,7 +132,7 @@ pub fn run_monthly(conn: &mut DbConn, now: DateTime<Utc>) -> Result<MonthlyRun, 
     Ok(MonthlyRun { month: month.to_string(), reports_opened, entries_added, overdue_flagged })
 }
 
-type Pending = (String, String, Option<String>, String);
+type Pending = (String, String, Option<String>, String, NaiveDateTime);
 
 /// Puts every lookup of `month` not yet in a report into its unit's report for its reviewer,
 /// creating the reports it needs. Returns (reports opened, entries added).
@@ -141,29 +141,37 @@ pub fn open_month(conn: &mut DbConn, now: DateTime<Utc>, month: Month) -> Result
     conn.write_transaction(|conn| {
         chain::lock_chain(conn)?;
         let (mut opened, mut added) = (0, 0);
-        let mut after = String::new();
+        // Pages in (requested_at, lookup_id) order, each starting at its cursor in the time index.
+        let mut after: Option<(NaiveDateTime, String)> = None;
         loop {
-            let pending: Vec<Pending> = oversight_lookups::table
+            let mut page = oversight_lookups::table
                 .filter(oversight_lookups::requested_at.ge(from))
                 .filter(oversight_lookups::requested_at.lt(to))
-                .filter(oversight_lookups::lookup_id.gt(&after))
                 .filter(diesel::dsl::not(diesel::dsl::exists(
                     review_entries::table.filter(review_entries::lookup_id.eq(oversight_lookups::lookup_id)),
                 )))
-                .order(oversight_lookups::lookup_id.asc())
+                .into_boxed();
+            if let Some((at, id)) = &after {
+                page = page
+                    .filter(oversight_lookups::requested_at.ge(*at))
+                    .filter(oversight_lookups::requested_at.gt(*at).or(oversight_lookups::lookup_id.gt(id.clone())));
+            }
+            let pending: Vec<Pending> = page
+                .order((oversight_lookups::requested_at.asc(), oversight_lookups::lookup_id.asc()))
                 .limit(2_000)
                 .select((
                     oversight_lookups::lookup_id,
                     oversight_lookups::agency,
                     oversight_lookups::unit,
                     oversight_lookups::actor_roles,
+                    oversight_lookups::requested_at,
                 ))
                 .load(conn)?;
             let Some(last) = pending.last() else { break };
-            after = last.0.clone();
+            after = Some((last.4, last.0.clone()));
             let mut groups: std::collections::BTreeMap<(String, String, &'static str), Vec<String>> =
                 std::collections::BTreeMap::new();
-            for (lookup_id, agency, unit, actor_roles) in pending {
+            for (lookup_id, agency, unit, actor_roles, _) in pending {
                 let key = (agency, unit.unwrap_or_default(), reviewer_for(&actor_roles));
                 groups.entry(key).or_default().push(lookup_id);
             }
