@@ -909,10 +909,79 @@ fn run_backend(backend: &'static str, n: u64, forced: Option<FillMode>) -> anyho
     Ok(rows)
 }
 
-/// The plans the database chooses for the operations' main queries on the full database, before
-/// the operations run, and each query's time (`count(*)` over it): a missed target is explained
-/// here. The last query is the record table's page with its cursor also written as a range the
-/// index can use (`requested_at >= cursor`), for comparison.
+/// A value bound to a plan query's `?`.
+#[derive(Clone)]
+enum Param {
+    At(NaiveDateTime),
+    Text(String),
+}
+
+/// One of the operations' page queries, its `?` bound as the code binds them.
+struct PlanQuery {
+    what: &'static str,
+    sql: String,
+    params: Vec<Param>,
+}
+
+impl PlanQuery {
+    /// The SQL for `conn`'s backend: `$1, $2, …` on PostgreSQL.
+    fn sql_for(&self, conn: &DbConn, prefix: &str) -> String {
+        let sql = format!("{prefix}{}", self.sql);
+        match conn {
+            DbConn::Sqlite(_) => sql,
+            DbConn::Pg(_) => {
+                let mut numbered = String::with_capacity(sql.len() + 16);
+                let mut n = 0;
+                for c in sql.chars() {
+                    if c == '?' {
+                        n += 1;
+                        numbered.push_str(&format!("${n}"));
+                    } else {
+                        numbered.push(c);
+                    }
+                }
+                numbered
+            }
+        }
+    }
+}
+
+/// Loads `sql` with `params` bound, on either backend.
+fn load_bound<T>(conn: &mut DbConn, sql: &str, params: &[Param]) -> anyhow::Result<Vec<T>>
+where
+    T: diesel::deserialize::QueryableByName<diesel::pg::Pg>
+        + diesel::deserialize::QueryableByName<diesel::sqlite::Sqlite>
+        + 'static,
+{
+    use diesel::sql_types::{Text, Timestamp};
+    Ok(match conn {
+        DbConn::Pg(pg) => {
+            let mut query = diesel::sql_query(sql).into_boxed::<diesel::pg::Pg>();
+            for param in params.iter().cloned() {
+                query = match param {
+                    Param::At(at) => query.bind::<Timestamp, _>(at),
+                    Param::Text(text) => query.bind::<Text, _>(text),
+                };
+            }
+            query.load(pg)?
+        }
+        DbConn::Sqlite(sqlite) => {
+            let mut query = diesel::sql_query(sql).into_boxed::<diesel::sqlite::Sqlite>();
+            for param in params.iter().cloned() {
+                query = match param {
+                    Param::At(at) => query.bind::<Timestamp, _>(at),
+                    Param::Text(text) => query.bind::<Text, _>(text),
+                };
+            }
+            query.load(sqlite)?
+        }
+    })
+}
+
+/// The plans the database chooses for the operations' page queries on the full database, before
+/// the operations run, with their values bound as the code binds them, and each query's time
+/// (`count(*)` over it): a missed target is explained here. Each page query is shown as the code
+/// asks it after a cursor late in its range, and with the cursor as its only lower bound instead.
 fn explain(conn: &mut DbConn) -> anyhow::Result<()> {
     #[derive(QueryableByName)]
     struct PgLine {
@@ -929,55 +998,81 @@ fn explain(conn: &mut DbConn) -> anyhow::Result<()> {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         n: i64,
     }
-    let (from, to) = review_month()?.bounds().context("the month's bounds")?;
+    use Param::{At, Text};
+    let (month_from, month_to) = review_month()?.bounds().context("the month's bounds")?;
     let (year_from, year_to) = year_bounds()?;
-    // A cursor in the middle of December (Taipei): the table's 477th page of 500 at N = 1,000,000.
-    let cursor = "2026-12-15 02:00:00";
-    let table_page = |extra: &str| {
+    // Cursors late in their range: 2026-11-25 in the month, 2026-12-15 in the year (Taipei).
+    let in_month = to_db(taipei_at(2026, 11, 25, 10)?);
+    let in_year = to_db(taipei_at(2026, 12, 15, 10)?);
+    let month_page = |lower: &str| {
         format!(
-            "SELECT l.*, s.display_name, s.login_at, s.logout_at FROM oversight_lookups l LEFT JOIN \
-             oversight_sessions s ON s.session_id = l.session_id WHERE l.requested_at >= '{year_from}' AND \
-             l.requested_at < '{year_to}' AND l.agency = '{AGENCY}'{extra} AND (l.requested_at > '{cursor}' \
-             OR (l.requested_at = '{cursor}' AND l.lookup_id > '')) \
+            "SELECT l.lookup_id, l.agency, l.unit, l.actor_roles, l.requested_at FROM oversight_lookups l \
+             WHERE {lower} AND l.requested_at < ? AND NOT EXISTS (SELECT 1 FROM review_entries e \
+             WHERE e.lookup_id = l.lookup_id) AND (l.requested_at > ? OR l.lookup_id > ?) \
+             ORDER BY l.requested_at, l.lookup_id LIMIT 2000"
+        )
+    };
+    let table_page = |lower: &str| {
+        format!(
+            "SELECT l.lookup_id, l.record_id, l.agency, l.unit, l.user_id, l.session_id, l.requested_at, \
+             l.query_type, l.subject_id, l.outcome, l.legal_basis, l.purpose_code, l.case_number, l.remarks, \
+             l.proxy_authorization_id, l.batch_id, s.display_name, s.login_at, s.logout_at \
+             FROM oversight_lookups l LEFT JOIN oversight_sessions s ON s.session_id = l.session_id \
+             WHERE {lower} AND l.requested_at < ? AND l.agency = ? AND (l.requested_at > ? OR l.lookup_id > ?) \
              ORDER BY l.requested_at, l.lookup_id LIMIT {PAGE_ROWS}"
         )
     };
+    let both_bounds = "l.requested_at >= ? AND l.requested_at >= ?";
+    let cursor_bound = "l.requested_at >= ?";
     let queries = [
-        (
-            "open_month's first page of pending lookups (review_entries empty)",
-            format!(
-                "SELECT l.lookup_id, l.agency, l.unit, l.actor_roles FROM oversight_lookups l \
-                 WHERE l.requested_at >= '{from}' AND l.requested_at < '{to}' AND l.lookup_id > '' AND NOT EXISTS \
-                 (SELECT 1 FROM review_entries e WHERE e.lookup_id = l.lookup_id) ORDER BY l.lookup_id LIMIT 2000"
-            ),
-        ),
-        ("the record table's page after a cursor in December, as query_records::page asks", table_page("")),
-        (
-            "the same page with `AND requested_at >= cursor` added (proposed)",
-            table_page(&format!(" AND l.requested_at >= '{cursor}'")),
-        ),
+        PlanQuery {
+            what: "open_month's page after a cursor on 11-25, as reviews::open_month asks (month start, then cursor)",
+            sql: month_page(both_bounds),
+            params: vec![At(month_from), At(in_month), At(month_to), At(in_month), Text(String::new())],
+        },
+        PlanQuery {
+            what: "the same with the cursor as the only lower bound",
+            sql: month_page(cursor_bound),
+            params: vec![At(in_month), At(month_to), At(in_month), Text(String::new())],
+        },
+        PlanQuery {
+            what:
+                "the record table's page after a cursor on 12-15, as query_records::page asks (year start, then cursor)",
+            sql: table_page(both_bounds),
+            params: vec![
+                At(year_from),
+                At(in_year),
+                At(year_to),
+                Text(AGENCY.into()),
+                At(in_year),
+                Text(String::new()),
+            ],
+        },
+        PlanQuery {
+            what: "the same with the cursor as the only lower bound",
+            sql: table_page(cursor_bound),
+            params: vec![At(in_year), At(year_to), Text(AGENCY.into()), At(in_year), Text(String::new())],
+        },
     ];
-    for (what, sql) in queries {
-        println!("  PLAN of {what}:");
-        match &mut *conn {
-            DbConn::Pg(pg) => {
-                let lines: Vec<PgLine> = diesel::sql_query(format!("EXPLAIN (ANALYZE, BUFFERS) {sql}")).load(pg)?;
-                for line in lines {
+    for query in &queries {
+        println!("  PLAN of {}:", query.what);
+        match &*conn {
+            DbConn::Pg(_) => {
+                let sql = query.sql_for(conn, "EXPLAIN (ANALYZE, BUFFERS) ");
+                for line in load_bound::<PgLine>(conn, &sql, &query.params)? {
                     println!("    {}", line.line);
                 }
             }
-            DbConn::Sqlite(sqlite) => {
-                let lines: Vec<SqliteLine> = diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}")).load(sqlite)?;
-                for line in lines {
+            DbConn::Sqlite(_) => {
+                let sql = query.sql_for(conn, "EXPLAIN QUERY PLAN ");
+                for line in load_bound::<SqliteLine>(conn, &sql, &query.params)? {
                     println!("    {}", line.detail);
                 }
             }
         }
+        let sql = format!("SELECT count(*) AS n FROM ({}) q", query.sql_for(conn, ""));
         let started = Instant::now();
-        let count: Vec<Count> = match &mut *conn {
-            DbConn::Pg(pg) => diesel::sql_query(format!("SELECT count(*) AS n FROM ({sql}) q")).load(pg)?,
-            DbConn::Sqlite(sqlite) => diesel::sql_query(format!("SELECT count(*) AS n FROM ({sql}) q")).load(sqlite)?,
-        };
+        let count = load_bound::<Count>(conn, &sql, &query.params)?;
         println!("    → {} rows in {:.1} ms", count.first().map_or(0, |c| c.n), started.elapsed().as_secs_f64() * 1e3);
     }
     Ok(())
@@ -1007,59 +1102,8 @@ fn print_table(n: u64, rows: &[Row]) {
     println!("\n{met} of {} targets met ({})", rows.len(), verdict(met == rows.len()));
 }
 
-/// TEMPORARY experiment: the record table's page query variants, ids only, whole year.
-fn probe_table(url: &str) -> anyhow::Result<()> {
-    let db = Db::connect(&settings(url), &immilink_stack::audit::MIGRATIONS)?;
-    let mut conn = db.get()?;
-    let (from, to) = year_bounds()?;
-    for variant in [2, 3, 1] {
-        let started = Instant::now();
-        let mut cursor: Option<(NaiveDateTime, String)> = None;
-        let (mut pages, mut rows) = (0, 0);
-        loop {
-            let lower = match (&cursor, variant) {
-                (Some((at, _)), 3) => *at,
-                _ => from,
-            };
-            let mut q = oversight_lookups::table
-                .left_join(
-                    oversight_sessions::table
-                        .on(oversight_sessions::session_id.nullable().eq(oversight_lookups::session_id)),
-                )
-                .filter(oversight_lookups::requested_at.ge(lower))
-                .filter(oversight_lookups::requested_at.lt(to))
-                .into_boxed();
-            q = q.filter(oversight_lookups::agency.eq(AGENCY));
-            if let Some((at, id)) = &cursor {
-                if variant == 2 {
-                    q = q.filter(oversight_lookups::requested_at.ge(*at));
-                }
-                q = q.filter(
-                    oversight_lookups::requested_at
-                        .gt(*at)
-                        .or(oversight_lookups::requested_at.eq(*at).and(oversight_lookups::lookup_id.gt(id.clone()))),
-                );
-            }
-            let page: Vec<(String, NaiveDateTime)> = q
-                .order((oversight_lookups::requested_at.asc(), oversight_lookups::lookup_id.asc()))
-                .limit(PAGE_ROWS)
-                .select((oversight_lookups::lookup_id, oversight_lookups::requested_at))
-                .load(&mut *conn)?;
-            let Some(last) = page.last() else { break };
-            cursor = Some((last.1, last.0.clone()));
-            pages += 1;
-            rows += page.len();
-        }
-        println!("variant {variant}: {rows} rows in {pages} pages, {:.2} s", started.elapsed().as_secs_f64());
-    }
-    Ok(())
-}
-
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("probe-table") {
-        return probe_table(&args[2]);
-    }
     if args.get(1).map(String::as_str) == Some("child") {
         let (Some(op), Some(url)) = (args.get(2).and_then(|op| Op::parse(op)), args.get(3)) else {
             anyhow::bail!("child monthly|table|sample URL")

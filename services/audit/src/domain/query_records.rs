@@ -190,11 +190,14 @@ pub fn page(
     after: Option<&Cursor>,
     limit: i64,
 ) -> Result<Vec<QueryRecordRow>, AuditError> {
+    // One lower bound, the cursor's when there is one: SQLite ranges the index on the first bound
+    // only, so a second (the year's start) made every page scan from 1 January.
+    let lower = after.map_or(filter.from, |a| a.requested_at.max(filter.from));
     let mut query = oversight_lookups::table
         .left_join(
             oversight_sessions::table.on(oversight_sessions::session_id.nullable().eq(oversight_lookups::session_id)),
         )
-        .filter(oversight_lookups::requested_at.ge(filter.from))
+        .filter(oversight_lookups::requested_at.ge(lower))
         .filter(oversight_lookups::requested_at.lt(filter.to))
         .into_boxed();
     if let Some(agency) = &filter.agency {
@@ -210,8 +213,7 @@ pub fn page(
         query = query.filter(oversight_lookups::case_number.eq(case_number.clone()));
     }
     if let Some(after) = after {
-        // The plain bound first, so the index range starts at the cursor; then the tie-break.
-        query = query.filter(oversight_lookups::requested_at.ge(after.requested_at)).filter(
+        query = query.filter(
             oversight_lookups::requested_at
                 .gt(after.requested_at)
                 .or(oversight_lookups::lookup_id.gt(after.lookup_id.clone())),

@@ -144,8 +144,10 @@ pub fn open_month(conn: &mut DbConn, now: DateTime<Utc>, month: Month) -> Result
         // Pages in (requested_at, lookup_id) order, each starting at its cursor in the time index.
         let mut after: Option<(NaiveDateTime, String)> = None;
         loop {
+            // One lower bound (the cursor's once there is one): SQLite ranges the index on one.
+            let lower = after.as_ref().map_or(from, |(at, _)| (*at).max(from));
             let mut page = oversight_lookups::table
-                .filter(oversight_lookups::requested_at.ge(from))
+                .filter(oversight_lookups::requested_at.ge(lower))
                 .filter(oversight_lookups::requested_at.lt(to))
                 .filter(diesel::dsl::not(diesel::dsl::exists(
                     review_entries::table.filter(review_entries::lookup_id.eq(oversight_lookups::lookup_id)),
@@ -153,7 +155,6 @@ pub fn open_month(conn: &mut DbConn, now: DateTime<Utc>, month: Month) -> Result
                 .into_boxed();
             if let Some((at, id)) = &after {
                 page = page
-                    .filter(oversight_lookups::requested_at.ge(*at))
                     .filter(oversight_lookups::requested_at.gt(*at).or(oversight_lookups::lookup_id.gt(id.clone())));
             }
             let pending: Vec<Pending> = page
