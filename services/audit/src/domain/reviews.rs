@@ -329,6 +329,9 @@ pub fn list(
     caller: &Caller,
     query: ReportQuery,
 ) -> Result<Vec<ReportSummary>, AuditError> {
+    if !caller.has_any(REVIEW_ROLES) {
+        return Err(AuditError::RoleRequired { roles: REVIEW_ROLES });
+    }
     let mut reports = review_reports::table.into_boxed();
     if let Some(month) = query.month {
         let month = Month::parse(month.trim()).ok_or_else(|| AuditError::Invalid {
@@ -353,9 +356,6 @@ pub fn list(
         .select(Report::as_select())
         .load(conn)?;
     let reports: Vec<Report> = reports.into_iter().filter(|report| sees(caller, report)).collect();
-    if reports.is_empty() && !caller.has_any(super::records::READERS) && !caller.has(roles::AGENCY_HEAD) {
-        return Err(AuditError::RoleRequired { roles: REVIEW_ROLES });
-    }
     let today = business_date(now);
     reports.into_iter().map(|report| summarise(conn, today, report)).collect()
 }

@@ -284,6 +284,8 @@ fn r_aud_04_from_the_first_each_unit_has_last_months_report_and_nobody_reviews_t
     let again = reviews::run_monthly(&mut conn, first).unwrap();
     assert_eq!((again.reports_opened, again.entries_added, again.overdue_flagged), (0, 0, 0), "idempotent");
 
+    let caseworker_list = reviews::list(&mut conn, first, &clerk(), reviews::ReportQuery::default());
+    assert!(matches!(caseworker_list, Err(AuditError::RoleRequired { .. })), "a caseworker reads no reviews");
     let unit_report = report_for(&mut conn, first, &supervisor(), roles::UNIT_SUPERVISOR);
     assert_eq!(
         (unit_report.report.unit.as_str(), unit_report.report.due_on),
