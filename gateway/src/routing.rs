@@ -41,6 +41,8 @@ const TABLE: &[(&str, Backend, Access)] = &[
     ("/v1/accounts", Backend::Identity, Token),
     ("/v1/account-manager-handovers", Backend::Identity, Token),
     ("/v1/lending-flags", Backend::Identity, Token),
+    ("/v1/agency-links", Backend::Identity, Token),
+    ("/v1/anomaly-notices", Backend::Identity, Token),
     ("/v1/lookups", Backend::Broker, Token),
     ("/v1/batches", Backend::Broker, Token),
     ("/v1/proxy-authorizations", Backend::Broker, Token),

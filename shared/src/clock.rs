@@ -77,6 +77,13 @@ pub fn business_date(at: DateTime<Utc>) -> NaiveDate {
     at.with_timezone(&taipei()).date_naive()
 }
 
+/// The instant a Taipei business date begins (its midnight in Taipei), as UTC: the bound of a
+/// period stated in dates, which counts whole Taipei days.
+pub fn taipei_day_start(date: NaiveDate) -> DateTime<Utc> {
+    // Taipei's offset is fixed, so every local midnight exists exactly once.
+    (date.and_time(chrono::NaiveTime::MIN) - chrono::Duration::seconds(i64::from(taipei().local_minus_utc()))).and_utc()
+}
+
 /// Database timestamps are stored as naive UTC (portable across PostgreSQL and SQLite).
 pub fn to_db(at: DateTime<Utc>) -> NaiveDateTime {
     at.naive_utc()

@@ -112,6 +112,37 @@ pub mod kind {
     /// unregistered IP, a live session elsewhere). Never carries the password.
     pub const LOGIN_FAILED: &str = "login.failed";
 
+    // --- identity: agency links (R-LINK-01..12, R-AUD-09) -----------------------------------------
+    /// A first or change application (申請暨異動書) was filed for an agency's link.
+    pub const AGENCY_LINK_APPLIED: &str = "agency_link.applied";
+    /// The immigration agency approved or rejected requested items of an application (R-LINK-03).
+    pub const AGENCY_LINK_ITEMS_DECIDED: &str = "agency_link.items_decided";
+    /// A link moved from one status to another (activated, suspended, resumed, terminated, lapsed,
+    /// rejected), with the rule and the reason.
+    pub const AGENCY_LINK_TRANSITIONED: &str = "agency_link.transitioned";
+    /// An application's decided changes took effect on an active link (items, period, contacts).
+    pub const AGENCY_LINK_CHANGED: &str = "agency_link.changed";
+    /// The agency gave notice of termination with its date (R-LINK-08).
+    pub const AGENCY_LINK_TERMINATION_NOTICED: &str = "agency_link.termination_noticed";
+    /// The agency asked to resume a suspended link (R-LINK-07).
+    pub const AGENCY_LINK_RESUMPTION_REQUESTED: &str = "agency_link.resumption_requested";
+    /// The immigration agency decided a resumption request.
+    pub const AGENCY_LINK_RESUMPTION_DECIDED: &str = "agency_link.resumption_decided";
+    /// A link's necessity review fell due and the agency was told (R-LINK-09).
+    pub const AGENCY_LINK_REVIEW_DUE: &str = "agency_link.review_due";
+    /// The agency reviewed its link's necessity (R-LINK-09).
+    pub const AGENCY_LINK_NECESSITY_REVIEWED: &str = "agency_link.necessity_reviewed";
+    /// A link unused for over a year was flagged dormant and the agency told (R-LINK-10).
+    pub const AGENCY_LINK_DORMANT_FLAGGED: &str = "agency_link.dormant_flagged";
+    /// The agency answered a dormancy notice: still needed, or not (then the link stops).
+    pub const AGENCY_LINK_DORMANCY_CONFIRMED: &str = "agency_link.dormancy_confirmed";
+    /// The immigration agency notified an anomaly with a deadline (R-AUD-09).
+    pub const ANOMALY_NOTICE_ISSUED: &str = "anomaly_notice.issued";
+    /// The agency explained an anomaly and recorded its remediation.
+    pub const ANOMALY_NOTICE_REMEDIATED: &str = "anomaly_notice.remediated";
+    /// An anomaly passed its deadline unremediated (its link is suspended, R-LINK-06).
+    pub const ANOMALY_NOTICE_OVERDUE: &str = "anomaly_notice.overdue";
+
     // --- vendors (R-VEN-06, R-ACC-08) -------------------------------------------------------------
     /// A contractor was registered with the agency.
     pub const VENDOR_REGISTERED: &str = "vendor.registered";

@@ -6,6 +6,7 @@
 //! [`domain`] (the rules, callable without HTTP).
 
 mod clients;
+pub mod documents;
 pub mod domain;
 pub mod keys;
 mod notifier;
@@ -77,6 +78,10 @@ pub struct Settings {
     /// `IMMILINK_SERVICE_CREDENTIALS`: `service:secret` pairs, comma-separated: who may obtain
     /// service tokens (each service holds its own secret as `IMMILINK_SERVICE_SECRET`).
     pub service_credentials: ServiceCredentials,
+    /// `IMMILINK_LINK_SWEEP_INTERVAL_SECS`, default 600: how often the link sweep applies the clock
+    /// rules of seed 003 (deadlines, 6 months, 1 month, 1 year, review dates). In Kubernetes a
+    /// CronJob runs `immilink-identity link-sweep` instead, and this is 0: off.
+    pub link_sweep_interval: Option<std::time::Duration>,
 }
 
 /// The services that may obtain service tokens, with their secrets (`IMMILINK_SERVICE_CREDENTIALS`).
@@ -117,6 +122,10 @@ impl Settings {
             login_concurrency: config::parse_or("LOGIN_CONCURRENCY", 1)?,
             service_credentials,
             background_interval: std::time::Duration::from_millis(config::parse_or("IDENTITY_BACKGROUND_MS", 2000)?),
+            link_sweep_interval: match config::parse_or("LINK_SWEEP_INTERVAL_SECS", 600_u64)? {
+                0 => None,
+                seconds => Some(std::time::Duration::from_secs(seconds)),
+            },
             service,
         })
     }
@@ -156,6 +165,7 @@ pub const APPLICATION_WINDOW: std::time::Duration = std::time::Duration::from_se
         (name = "sessions", description = "Login, logout and the caller"),
         (name = "applications", description = "Account applications and their reviews (R-ACC-01..04, 08)"),
         (name = "accounts", description = "The account lifecycle: HR events, suspension, lost certificates, IP bindings, manager handover (R-ACC-05..11)"),
+        (name = "agency links", description = "Agency links with the immigration agency: applications and changes, per-item decisions, suspension, resumption, termination, necessity reviews, dormancy and anomaly notices (R-LINK-01..12, R-AUD-09)"),
         (name = "health")
     )
 )]
@@ -222,11 +232,49 @@ impl Application {
             .data(web::Data::from(Arc::clone(&state)))
             .data(web::Data::new(db))
             .data(web::Data::new(verifier))
-            .task(workflow::background(state, settings.background_interval))
+            .task(workflow::background(Arc::clone(&state), settings.background_interval))
             .task(relay.run());
+        if let Some(every) = settings.link_sweep_interval {
+            server = server.task(run_link_sweep(state, every));
+        }
         if let Some(token) = MetricsToken::configured(&settings.service) {
             server = server.data(web::Data::new(token));
         }
         Ok(server.start()?)
     }
+}
+
+/// The link sweep on a timer (the embedded mode); Kubernetes runs `immilink-identity link-sweep` as
+/// a CronJob instead. Idempotent: run as often as wanted.
+async fn run_link_sweep(state: Arc<State>, every: std::time::Duration) {
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        match link_sweep_once(&state.db, &state.clock).await {
+            Ok(_) => state.relay.wake(),
+            Err(err) => tracing::error!(error = %err, "link sweep failed; it runs again at the next tick"),
+        }
+    }
+}
+
+/// One link sweep (R-LINK-06..10, 12, R-AUD-09), logged.
+pub async fn link_sweep_once(
+    db: &Db,
+    clock: &SharedClock,
+) -> Result<domain::link_sweep::SweepRun, domain::IdentityError> {
+    let now = clock.now();
+    let run = db.run(move |conn| domain::link_sweep::sweep(conn, now)).await?;
+    tracing::info!(?run, "link sweep run");
+    Ok(run)
+}
+
+/// `immilink-identity link-sweep`: one sweep against the configured database, for a CronJob. Its
+/// audit events wait in the outbox for the service's relay.
+pub async fn link_sweep_command(
+    settings: Settings,
+    clock: SharedClock,
+) -> anyhow::Result<domain::link_sweep::SweepRun> {
+    let db = Db::open(&settings.service.database, &MIGRATIONS).await?;
+    Ok(link_sweep_once(&db, &clock).await?)
 }

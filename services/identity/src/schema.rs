@@ -8,6 +8,8 @@ diesel::table! {
         kind -> Text,
         created_at -> Timestamp,
         requires_head_approval -> Bool,
+        is_public -> Bool,
+        competent_authority_id -> Nullable<Text>,
     }
 }
 
@@ -69,6 +71,19 @@ diesel::table! {
         valid_from -> Timestamp,
         valid_until -> Timestamp,
         created_at -> Timestamp,
+        sponsor_agency_id -> Nullable<Text>,
+        status_cause -> Nullable<Text>,
+        status_reason -> Nullable<Text>,
+        status_changed_at -> Nullable<Timestamp>,
+        suspended_at -> Nullable<Timestamp>,
+        review_due_on -> Nullable<Date>,
+        review_notified_on -> Nullable<Date>,
+        termination_date -> Nullable<Date>,
+        termination_noticed_at -> Nullable<Timestamp>,
+        last_used_at -> Nullable<Timestamp>,
+        dormant_notified_at -> Nullable<Timestamp>,
+        dormancy_confirmed_at -> Nullable<Timestamp>,
+        activated_at -> Nullable<Timestamp>,
     }
 }
 
@@ -158,6 +173,79 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    link_applications (id) {
+        id -> Text,
+        link_id -> Text,
+        agency_id -> Text,
+        sponsor_agency_id -> Nullable<Text>,
+        kind -> Text,
+        status -> Text,
+        form -> Text,
+        submitted_by -> Text,
+        submitted_at -> Timestamp,
+        decided_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    link_application_items (application_id, legal_basis, purpose_code, query_type) {
+        application_id -> Text,
+        legal_basis -> Text,
+        purpose_code -> Text,
+        query_type -> Text,
+        decision -> Text,
+        reason -> Nullable<Text>,
+        decided_by -> Nullable<Text>,
+        decided_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    link_transitions (id) {
+        id -> Text,
+        link_id -> Text,
+        from_status -> Nullable<Text>,
+        to_status -> Text,
+        cause -> Text,
+        reason -> Text,
+        actor_id -> Nullable<Text>,
+        at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    anomaly_notices (id) {
+        id -> Text,
+        link_id -> Text,
+        agency_id -> Text,
+        finding -> Text,
+        deadline -> Date,
+        status -> Text,
+        issued_by -> Text,
+        issued_at -> Timestamp,
+        explanation -> Nullable<Text>,
+        remediation -> Nullable<Text>,
+        remediated_by -> Nullable<Text>,
+        remediated_at -> Nullable<Timestamp>,
+        overdue_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    link_resumption_requests (id) {
+        id -> Text,
+        link_id -> Text,
+        remediation -> Text,
+        status -> Text,
+        requested_by -> Text,
+        requested_at -> Timestamp,
+        decided_by -> Nullable<Text>,
+        decided_at -> Nullable<Timestamp>,
+        decision_reason -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(units -> agencies (agency_id));
 diesel::joinable!(users -> agencies (agency_id));
 diesel::joinable!(user_roles -> users (user_id));
@@ -166,6 +254,11 @@ diesel::joinable!(user_grants -> users (user_id));
 diesel::joinable!(agency_links -> agencies (agency_id));
 diesel::joinable!(agency_link_items -> agency_links (link_id));
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(link_applications -> agency_links (link_id));
+diesel::joinable!(link_application_items -> link_applications (application_id));
+diesel::joinable!(link_transitions -> agency_links (link_id));
+diesel::joinable!(anomaly_notices -> agency_links (link_id));
+diesel::joinable!(link_resumption_requests -> agency_links (link_id));
 diesel::joinable!(account_applications -> agencies (agency_id));
 diesel::joinable!(application_reviews -> account_applications (application_id));
 diesel::joinable!(account_events -> users (user_id));
@@ -184,4 +277,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     application_reviews,
     account_events,
     notifications,
+    link_applications,
+    link_application_items,
+    link_transitions,
+    anomaly_notices,
+    link_resumption_requests,
 );

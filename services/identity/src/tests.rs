@@ -1021,3 +1021,5 @@ fn r_aud_07_a_notice_from_audit_tells_each_active_holder_of_its_roles_once() {
     assert_eq!(field(Notice::parse(&notice_id, "TPE-SW", None, &[], "s", "b")), "roles");
     assert_eq!(field(Notice::parse(&notice_id, "TPE-SW", None, &finding_roles, " ", "b")), "subject");
 }
+
+mod links;

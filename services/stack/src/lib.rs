@@ -110,6 +110,8 @@ impl StackConfig {
                 login_concurrency: 1,
                 background_interval: std::time::Duration::from_millis(200),
                 service_credentials: secrets.credentials(),
+                // Tests that need the link sweep turn it on (`adjust`) or call it directly.
+                link_sweep_interval: None,
             },
             broker: broker::Settings {
                 nia_api_key: None,

@@ -941,6 +941,8 @@ pub struct UserSummary {
     pub status: AccountStatus,
     pub roles: Vec<String>,
     pub permissions: Vec<Permission>,
+    /// The agency's link now (why lookups are refused, if they are).
+    pub link: permissions::LinkRights,
 }
 
 /// `None` for an unknown id.
@@ -956,8 +958,18 @@ pub fn summary(conn: &mut DbConn, now: DateTime<Utc>, user_id: &UserId) -> Resul
         return Ok(None);
     };
     let roles = user_roles::table.filter(user_roles::user_id.eq(user_id)).select(user_roles::role).load(conn)?;
-    let permissions = permissions::permitted(conn, now, user_id, &agency_id)?;
-    Ok(Some(UserSummary { user_id: user_id.clone(), username, display_name, agency, unit, status, roles, permissions }))
+    let (permissions, link, _) = permissions::lookup_rights(conn, now, user_id, &agency_id)?;
+    Ok(Some(UserSummary {
+        user_id: user_id.clone(),
+        username,
+        display_name,
+        agency,
+        unit,
+        status,
+        roles,
+        permissions,
+        link,
+    }))
 }
 
 #[cfg(test)]

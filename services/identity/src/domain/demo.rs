@@ -12,12 +12,16 @@
 
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
+use immilink_shared::auth::roles;
 use immilink_shared::catalogue::{self, AgencyKind, QueryType};
-use immilink_shared::clock::to_db;
+use immilink_shared::clock::{business_date, to_db};
 use immilink_shared::db::DbConn;
 
 use super::accounts::AccountStatus;
-use super::permissions::LinkStatus;
+use super::link_forms::{
+    self, Contact, LinkForm, ManagementRules, Provisioning, RequestedItem, RulesCoverage, RulesItem,
+};
+use super::links::{self, LinkCause, LinkId, LinkStatus};
 use super::sessions::hash_password;
 use super::{new_id, AgencyId, IdentityError, UnitId, UserId};
 use crate::schema::{agencies, agency_link_items, agency_links, units, user_grants, user_ips, user_roles, users};
@@ -173,17 +177,22 @@ fn seed_agency(
         .filter(|p| Some(p.agency_kind) == agency.kind)
         .map(|p| p.code)
         .collect();
-    if let Some(kind) = agency.kind {
-        seed_link(conn, now, &agency_id, agency, kind, &purposes)?;
-    }
+    let mut manager = None;
     for (offset, user) in (0..).zip(agency.users) {
-        seed_user(conn, now, &agency_id, &unit_id, user, &purposes, first_person + offset)?;
+        let user_id = seed_user(conn, now, &agency_id, &unit_id, user, &purposes, first_person + offset)?;
+        if user.role == roles::ACCOUNT_MANAGER {
+            manager = Some(user_id);
+        }
+    }
+    if let (Some(kind), Some(manager)) = (agency.kind, manager) {
+        seed_link(conn, now, &agency_id, agency, kind, &purposes, &manager)?;
     }
     Ok(())
 }
 
 /// The agency's active link: every legal basis of its kind × its purposes × its linked query
-/// types, in one insert.
+/// types, in one insert, with the application it was approved on (filed by the account manager
+/// before immilink, so without events).
 fn seed_link(
     conn: &mut DbConn,
     now: DateTime<Utc>,
@@ -191,16 +200,23 @@ fn seed_link(
     agency: &DemoAgency,
     kind: AgencyKind,
     purposes: &[String],
+    manager: &UserId,
 ) -> Result<(), IdentityError> {
-    let link_id = new_id();
+    let link_id = LinkId::new(new_id());
+    let (valid_from, valid_until) = (to_db(now - Duration::days(1)), to_db(now + Duration::days(2 * 365)));
     diesel::insert_into(agency_links::table)
         .values((
             agency_links::id.eq(&link_id),
             agency_links::agency_id.eq(agency_id),
             agency_links::status.eq(LinkStatus::Active),
-            agency_links::valid_from.eq(to_db(now - Duration::days(1))),
-            agency_links::valid_until.eq(to_db(now + Duration::days(2 * 365))),
+            agency_links::valid_from.eq(valid_from),
+            agency_links::valid_until.eq(valid_until),
             agency_links::created_at.eq(to_db(now)),
+            agency_links::status_cause.eq(LinkCause::Approved),
+            agency_links::status_reason.eq("demo link, approved before immilink"),
+            agency_links::status_changed_at.eq(to_db(now)),
+            agency_links::activated_at.eq(to_db(now)),
+            agency_links::review_due_on.eq(links::add_months(business_date(now), links::NECESSITY_REVIEW_MONTHS)),
         ))
         .execute(conn)?;
     let bases: Vec<String> =
@@ -219,7 +235,56 @@ fn seed_link(
         }
     }
     immilink_shared::insert_rows!(conn, agency_link_items::table, &items);
-    Ok(())
+    let link = links::find(conn, &link_id)?;
+    let form = demo_form(agency, &bases, purposes, &link);
+    link_forms::record_decided_application(conn, now, &link, manager, &form)
+}
+
+/// The form the demo link was approved on.
+fn demo_form(agency: &DemoAgency, bases: &[String], purposes: &[String], link: &links::LinkRow) -> LinkForm {
+    let items = bases
+        .iter()
+        .flat_map(|basis| purposes.iter().map(move |purpose| (basis, purpose)))
+        .flat_map(|(basis, purpose)| {
+            agency.linked_query_types.iter().map(move |query_type| RequestedItem {
+                query_type: query_type.code().into(),
+                legal_basis: basis.clone(),
+                purpose_code: purpose.clone(),
+            })
+        })
+        .collect();
+    let contact = |name: &str, title: &str, who: &str| Contact {
+        name: name.into(),
+        title: title.into(),
+        phone: "02-2720-8889".into(),
+        email: format!("{who}@demo.immilink.invalid"),
+    };
+    let prefix = agency.code.split('-').next().unwrap_or("demo").to_ascii_lowercase();
+    LinkForm {
+        legal_bases: bases.to_vec(),
+        purpose: format!("{}辦理法定業務，需查證當事人入出境及居留資料", agency.name),
+        items,
+        using_department: agency.unit.into(),
+        provisioning: Provisioning {
+            online_query: true,
+            online_query_detail: Some("immilink 線上查詢".into()),
+            file_transfer: None,
+        },
+        usage_from: link.usage_from(),
+        usage_until: link.usage_until(),
+        handling_on_end: "查詢紀錄依規定保存五年後銷毀；目的消失時即停止查詢並函知移民署".into(),
+        supervisor: contact("王科長", "科長", &format!("{prefix}.supervisor")),
+        handler: contact("林承辦", "社工員", &format!("{prefix}.manager")),
+        management_rules: ManagementRules {
+            title: format!("{}應用移民資訊管理規定", agency.name),
+            version: "1".into(),
+            coverage: (1..)
+                .zip(RulesItem::ALL)
+                .map(|(n, item)| RulesCoverage { item: *item, section: format!("第{n}點") })
+                .collect(),
+        },
+        changes: Vec::new(),
+    }
 }
 
 fn seed_user(
@@ -230,7 +295,7 @@ fn seed_user(
     user: &DemoUser,
     purposes: &[String],
     person: u32,
-) -> Result<(), IdentityError> {
+) -> Result<UserId, IdentityError> {
     let user_id = UserId::new(new_id());
     diesel::insert_into(users::table)
         .values((
@@ -264,5 +329,5 @@ fn seed_user(
         }
     }
     immilink_shared::insert_rows!(conn, user_grants::table, &grants);
-    Ok(())
+    Ok(user_id)
 }

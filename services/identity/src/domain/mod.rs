@@ -4,10 +4,14 @@
 //! turns a case into a status, a stable code and the SPEC rule.
 
 pub mod accounts;
+pub mod anomalies;
 pub mod applications;
 pub mod audit;
 pub mod demo;
 pub mod fields;
+pub mod link_forms;
+pub mod link_sweep;
+pub mod links;
 pub mod notices;
 pub mod notifications;
 pub mod permissions;
@@ -106,6 +110,52 @@ pub enum IdentityError {
     /// R-ACC-06.
     #[error("only the outgoing account manager or the agency head can hand the role over")]
     HandoverNotPermitted,
+
+    // --- agency links (R-LINK, R-AUD-09) ---------------------------------------------------------
+    /// The link is not in a status the action applies to.
+    #[error("the agency link is {status}; it cannot become {wanted}")]
+    LinkStatusConflict { status: links::LinkStatus, wanted: links::LinkStatus },
+    /// Only a link in force (active or suspended) takes changes, notices, reviews and termination.
+    #[error("the agency link is {status}: only an active or suspended link takes this")]
+    LinkNotInForce { status: links::LinkStatus },
+    /// The agency already has a live link: changes are change applications (R-LINK-05).
+    #[error("the agency already has a live link ({link_id}): file a change application for it")]
+    LinkExists { link_id: links::LinkId },
+    /// A request or application of the same kind waits for a decision already.
+    #[error("an earlier request for this link still waits for the immigration agency's decision")]
+    RequestPending,
+    /// The item, request or notice was decided (or answered) already.
+    #[error("this was decided already")]
+    AlreadyDecided,
+    /// No application of the link waits for item decisions.
+    #[error("no application of this link waits for decisions")]
+    NothingToDecide,
+    /// R-LINK-04: the attached rules miss items of 003 pt 4.
+    #[error("the management rules do not cover: {}", .missing.iter().map(|i| i.as_str()).collect::<Vec<_>>().join(", "))]
+    RulesIncomplete { missing: Vec<link_forms::RulesItem> },
+    /// R-LINK-03: a requested query type without a declared legal basis behind it.
+    #[error("items[{index}] ({query_type}) is not backed by a legal basis declared in legal_bases")]
+    ItemWithoutLegalBasis { index: usize, query_type: String },
+    /// R-LINK-05: a change application that changes nothing.
+    #[error("a change application names at least one change")]
+    NoChange,
+    /// R-LINK-11: only an agency itself, or for a non-public agency its competent authority, applies.
+    #[error(
+        "{agency}'s link is applied for by {agency} itself or, for a non-public agency, by its competent authority"
+    )]
+    NotEntitledToApply { agency: AgencyCode },
+    /// R-LINK-07: anomaly notices of the link are not remediated yet.
+    #[error("{notices} anomaly notice(s) of this link are not remediated yet")]
+    RemediationOutstanding { notices: i64 },
+    /// R-LINK-07: suspended more than six months before remediation.
+    #[error("the link has been suspended since {suspended_on}, more than 6 months: a new application is required")]
+    ResumptionTooLate { suspended_on: chrono::NaiveDate },
+    /// R-LINK-08: less than a month's notice.
+    #[error("termination needs notice at least one month ahead: the earliest date is {earliest}")]
+    TerminationNoticeTooShort { earliest: chrono::NaiveDate },
+    /// The link was not flagged dormant (R-LINK-10).
+    #[error("the link is not flagged dormant")]
+    NotDormant,
 
     // --- input -----------------------------------------------------------------------------------
     /// A required field is absent or blank.

@@ -1,26 +1,16 @@
 //! What a user may look up: the (legal basis, purpose, query type) tuples approved on the agency's
-//! active link within its usage period AND granted to the user as (query type, purpose) (R-QRY-02).
+//! link, while [`links::standing`] lets it be used, AND granted to the user as (query type, purpose)
+//! (R-QRY-02).
 
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use immilink_shared::clock::to_db;
 use immilink_shared::db::DbConn;
-use immilink_shared::text_enum;
 
+use super::links::{self, LinkRefusal, LinkRow, Standing};
 use super::{AgencyCode, AgencyId, IdentityError, UnitId, UserId};
-use crate::schema::{agencies, agency_link_items, agency_links, units, user_grants, user_roles, users};
-
-text_enum! {
-    /// Where an agency's link with the immigration agency stands. Links are created active (the demo
-    /// seeds them so); their lifecycle (suspension, resumption, termination: R-LINK) and its
-    /// transition function arrive with the agency-link resources.
-    pub enum LinkStatus {
-        /// Its approved items may be looked up within its usage period.
-        Active = "active",
-    }
-}
+use crate::schema::{agencies, agency_link_items, units, user_grants, user_roles, users};
 
 /// One permitted lookup declaration.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -30,12 +20,29 @@ pub struct Permission {
     pub query_type: String,
 }
 
-pub fn permitted(
+/// What an agency's link allows now, as the broker needs it: why lookups cannot run (if they
+/// cannot), and the query types the link carries (to tell an item the link lacks, R-LINK-03, from
+/// one the user lacks, R-QRY-02).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LinkRights {
+    pub refusal: Option<LinkRefusal>,
+    pub query_types: Vec<String>,
+}
+
+/// The user's permissions and their agency's link rights. Permissions are empty whenever the link
+/// cannot be used ([`links::standing`] is the one rule of that).
+pub fn lookup_rights(
     conn: &mut DbConn,
     now: DateTime<Utc>,
     user_id: &UserId,
     agency_id: &AgencyId,
-) -> Result<Vec<Permission>, IdentityError> {
+) -> Result<(Vec<Permission>, LinkRights, Option<LinkRow>), IdentityError> {
+    let (link, query_types) = match links::standing(conn, now, agency_id)? {
+        Standing::Usable { link, query_types } => (link, query_types),
+        Standing::Refused(refusal) => {
+            return Ok((Vec::new(), LinkRights { refusal: Some(refusal), query_types: Vec::new() }, None))
+        }
+    };
     let granted: BTreeSet<(String, String)> = user_grants::table
         .filter(user_grants::user_id.eq(user_id))
         .select((user_grants::query_type, user_grants::purpose_code))
@@ -43,11 +50,7 @@ pub fn permitted(
         .into_iter()
         .collect();
     let approved: Vec<(String, String, String)> = agency_link_items::table
-        .inner_join(agency_links::table)
-        .filter(agency_links::agency_id.eq(agency_id))
-        .filter(agency_links::status.eq(LinkStatus::Active))
-        .filter(agency_links::valid_from.le(to_db(now)))
-        .filter(agency_links::valid_until.gt(to_db(now)))
+        .filter(agency_link_items::link_id.eq(&link.id))
         .select((agency_link_items::legal_basis, agency_link_items::purpose_code, agency_link_items::query_type))
         .load(conn)?;
     let permissions: BTreeSet<Permission> = approved
@@ -55,7 +58,18 @@ pub fn permitted(
         .filter(|(_, purpose, query_type)| granted.contains(&(query_type.clone(), purpose.clone())))
         .map(|(legal_basis, purpose_code, query_type)| Permission { legal_basis, purpose_code, query_type })
         .collect();
-    Ok(permissions.into_iter().collect())
+    Ok((permissions.into_iter().collect(), LinkRights { refusal: None, query_types }, Some(link)))
+}
+
+/// The (legal basis, purpose, query type) tuples approved on the agency's usable link AND granted
+/// to the user (R-QRY-02).
+pub fn permitted(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    user_id: &UserId,
+    agency_id: &AgencyId,
+) -> Result<Vec<Permission>, IdentityError> {
+    Ok(lookup_rights(conn, now, user_id, agency_id)?.0)
 }
 
 /// The caller as `/v1/me` shows it.
@@ -73,6 +87,10 @@ pub struct Profile {
     pub query_types: Vec<String>,
     /// The distinct purposes among `permissions`.
     pub purposes: Vec<String>,
+    /// The agency's link now.
+    pub link: LinkRights,
+    /// The usable link the permissions come from (to record its use, R-LINK-10).
+    pub link_in_use: Option<LinkRow>,
 }
 
 #[derive(Debug, Clone)]
@@ -111,7 +129,7 @@ pub fn profile(conn: &mut DbConn, now: DateTime<Utc>, user_id: &UserId) -> Resul
         .select(user_roles::role)
         .order(user_roles::role)
         .load(conn)?;
-    let permissions = permitted(conn, now, user_id, &agency_id)?;
+    let (permissions, link, link_in_use) = lookup_rights(conn, now, user_id, &agency_id)?;
     let distinct = |pick: fn(&Permission) -> &String| -> Vec<String> {
         permissions.iter().map(pick).cloned().collect::<BTreeSet<_>>().into_iter().collect()
     };
@@ -125,5 +143,7 @@ pub fn profile(conn: &mut DbConn, now: DateTime<Utc>, user_id: &UserId) -> Resul
         query_types: distinct(|p| &p.query_type),
         purposes: distinct(|p| &p.purpose_code),
         permissions,
+        link,
+        link_in_use,
     })
 }

@@ -10,7 +10,7 @@ use immilink_shared::extractors::InternalCaller;
 use immilink_shared::{ApiError, ApiResult};
 use serde::{Deserialize, Serialize};
 
-use super::me::Permission;
+use super::me::{LinkRightsView, Permission};
 use crate::domain::accounts::{self, AccountStatus};
 use crate::domain::{notices, sessions, IdentityError, SessionId, UserId};
 use crate::State;
@@ -82,6 +82,8 @@ pub struct UserSummary {
     pub status: AccountStatus,
     pub roles: Vec<String>,
     pub permissions: Vec<Permission>,
+    /// The agency's link now, as `/v1/me` shows it.
+    pub link: LinkRightsView,
 }
 
 impl From<accounts::UserSummary> for UserSummary {
@@ -95,6 +97,7 @@ impl From<accounts::UserSummary> for UserSummary {
             status: user.status,
             roles: user.roles,
             permissions: user.permissions.into_iter().map(Permission::from).collect(),
+            link: user.link.into(),
         }
     }
 }

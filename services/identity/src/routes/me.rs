@@ -1,11 +1,12 @@
-use actix_web::{get, web, HttpRequest};
+use actix_web::{get, web, HttpMessage, HttpRequest};
+use immilink_shared::auth::CallingService;
 use immilink_shared::extractors::{client_ip, Authenticated};
 use immilink_shared::problem::Problem;
 use immilink_shared::{ApiError, ApiResult};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::domain::{permissions, sessions};
+use crate::domain::{links, permissions, sessions, IdentityError};
 use crate::State;
 
 /// The caller as `/v1/me` shows it.
@@ -23,6 +24,39 @@ pub struct Profile {
     pub query_types: Vec<String>,
     /// The distinct purposes among `permissions`.
     pub purposes: Vec<String>,
+    /// The agency's link now: why lookups are refused, if they are, and the query types it carries.
+    pub link: LinkRightsView,
+}
+
+/// What the agency's link allows now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LinkRightsView {
+    /// Set when no lookup of the agency may run now (e.g. `R-LINK-06`: the link is suspended).
+    pub refusal: Option<LinkRefusalView>,
+    /// The query types the link carries.
+    pub query_types: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LinkRefusalView {
+    /// The SPEC rule, e.g. `R-LINK-06`.
+    pub rule: String,
+    /// A stable code, e.g. `link_suspended`.
+    pub code: String,
+    pub detail: String,
+}
+
+impl From<permissions::LinkRights> for LinkRightsView {
+    fn from(rights: permissions::LinkRights) -> Self {
+        Self {
+            refusal: rights.refusal.map(|r| LinkRefusalView {
+                rule: r.rule.into(),
+                code: r.code.into(),
+                detail: r.detail,
+            }),
+            query_types: rights.query_types,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -62,6 +96,7 @@ impl From<permissions::Profile> for Profile {
             permissions: profile.permissions.into_iter().map(Permission::from).collect(),
             query_types: profile.query_types,
             purposes: profile.purposes,
+            link: profile.link.into(),
         }
     }
 }
@@ -92,11 +127,17 @@ pub async fn me(req: HttpRequest, state: web::Data<State>, caller: Authenticated
     let ip = client_ip(&req);
     let idle = state.idle_timeout;
     let session = caller.caller().session_id;
+    let from_broker = req.extensions().get::<CallingService>().is_some_and(|service| service.0 == "broker");
     let profile = state
         .db
         .run(move |conn| {
             let user_id = sessions::check_live(conn, now, &session, ip, idle)?;
-            permissions::profile(conn, now, &user_id)
+            let profile = permissions::profile(conn, now, &user_id)?;
+            // The broker asks before each lookup (cached briefly): that is the link's use (R-LINK-10).
+            if let (true, Some(link)) = (from_broker, &profile.link_in_use) {
+                links::note_use(conn, now, link)?;
+            }
+            Ok::<_, IdentityError>(profile)
         })
         .await
         .map_err(ApiError::from)?;

@@ -2,10 +2,12 @@
 //! DTOs live here, beside their handlers; `problems` turns identity's errors into problems.
 
 mod accounts;
+mod anomalies;
 mod applications;
 mod auth;
 mod internal;
 mod jwks;
+mod links;
 mod me;
 mod problems;
 
@@ -42,7 +44,22 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(accounts::suspend)
         .service(accounts::reinstate)
         .service(accounts::set_ips)
-        .service(accounts::handover);
+        .service(accounts::handover)
+        .service(links::list_links)
+        .service(links::apply_for_link)
+        .service(links::link_detail)
+        .service(links::apply_for_change)
+        .service(links::decide_items)
+        .service(links::suspend_link)
+        .service(links::request_resumption)
+        .service(links::decide_resumption)
+        .service(links::termination_notice)
+        .service(links::necessity_review)
+        .service(links::dormancy_confirmation)
+        .service(links::printable_form)
+        .service(anomalies::issue_notice)
+        .service(anomalies::list_notices)
+        .service(anomalies::remediate_notice);
 }
 
 /// Internal routes, registered outside the public OpenAPI document.

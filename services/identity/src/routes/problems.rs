@@ -45,6 +45,31 @@ impl From<IdentityError> for ApiError {
             E::NotSuspended { .. } => ApiError::conflict("not_suspended", detail),
             E::LastAccountManager => ApiError::conflict("last_account_manager", detail).rule("R-ACC-06"),
             E::HandoverNotPermitted => ApiError::forbidden("handover_not_permitted", detail).rule("R-ACC-06"),
+            E::LinkStatusConflict { .. } | E::LinkNotInForce { .. } => ApiError::conflict("link_status", detail),
+            E::LinkExists { .. } => ApiError::conflict("link_exists", detail).rule("R-LINK-05"),
+            E::RequestPending => ApiError::conflict("request_pending", detail),
+            E::AlreadyDecided => ApiError::conflict("already_decided", detail),
+            E::NothingToDecide => ApiError::conflict("nothing_to_decide", detail).rule("R-LINK-03"),
+            E::RulesIncomplete { .. } => unprocessable("rules_incomplete", "管理規定未涵蓋必要事項", detail)
+                .field("management_rules.coverage")
+                .rule("R-LINK-04"),
+            E::ItemWithoutLegalBasis { index, .. } => {
+                unprocessable("item_without_legal_basis", "申請項目無法令依據", detail)
+                    .field(format!("items[{index}].legal_basis"))
+                    .rule("R-LINK-03")
+            }
+            E::NoChange => {
+                unprocessable("no_change", "異動書未勾選異動事項", detail).field("changes").rule("R-LINK-05")
+            }
+            E::NotEntitledToApply { .. } => ApiError::forbidden("not_entitled_to_apply", detail).rule("R-LINK-11"),
+            E::RemediationOutstanding { .. } => ApiError::conflict("remediation_outstanding", detail).rule("R-LINK-07"),
+            E::ResumptionTooLate { .. } => ApiError::conflict("new_application_required", detail).rule("R-LINK-07"),
+            E::TerminationNoticeTooShort { .. } => {
+                unprocessable("termination_notice_too_short", "終止通知未於一個月前提出", detail)
+                    .field("termination_date")
+                    .rule("R-LINK-08")
+            }
+            E::NotDormant => ApiError::conflict("not_dormant", detail).rule("R-LINK-10"),
             E::Missing { field } => ApiError::missing_field(&field),
             E::Invalid { field, detail } => ApiError::invalid_field(field, detail),
             E::Unavailable(Dependency::Vendors) => ApiError::unavailable("vendors_unavailable", detail),
@@ -55,6 +80,11 @@ impl From<IdentityError> for ApiError {
     }
 }
 
+/// A 422 with its own code: the request is well formed but a rule refuses it.
+fn unprocessable(code: &'static str, title_zh: &'static str, detail: String) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, "Refused by a rule", title_zh).detail(detail)
+}
+
 #[cfg(test)]
 mod tests {
     use immilink_shared::db::DbError;
@@ -63,7 +93,10 @@ mod tests {
     use super::*;
     use crate::domain::accounts::AccountStatus;
     use crate::domain::applications::{ApplicationStatus, ReviewStep};
+    use crate::domain::link_forms::RulesItem;
+    use crate::domain::links::{LinkId, LinkStatus};
     use crate::domain::sessions::{SessionEndReason, SessionRefusal};
+    use crate::domain::AgencyCode;
 
     /// The wire answer (status, code, field, rule) of each case, by an exhaustive match: a new case
     /// does not compile until it has a row here, and `every_case_maps_to_its_wire_answer` fails until
@@ -92,6 +125,26 @@ mod tests {
             E::NotSuspended { .. } => (409, "not_suspended", None, None),
             E::LastAccountManager => (409, "last_account_manager", None, Some("R-ACC-06")),
             E::HandoverNotPermitted => (403, "handover_not_permitted", None, Some("R-ACC-06")),
+            E::LinkStatusConflict { .. } => (409, "link_status", None, None),
+            E::LinkNotInForce { .. } => (409, "link_status", None, None),
+            E::LinkExists { .. } => (409, "link_exists", None, Some("R-LINK-05")),
+            E::RequestPending => (409, "request_pending", None, None),
+            E::AlreadyDecided => (409, "already_decided", None, None),
+            E::NothingToDecide => (409, "nothing_to_decide", None, Some("R-LINK-03")),
+            E::RulesIncomplete { .. } => {
+                (422, "rules_incomplete", Some("management_rules.coverage"), Some("R-LINK-04"))
+            }
+            E::ItemWithoutLegalBasis { .. } => {
+                (422, "item_without_legal_basis", Some("items[2].legal_basis"), Some("R-LINK-03"))
+            }
+            E::NoChange => (422, "no_change", Some("changes"), Some("R-LINK-05")),
+            E::NotEntitledToApply { .. } => (403, "not_entitled_to_apply", None, Some("R-LINK-11")),
+            E::RemediationOutstanding { .. } => (409, "remediation_outstanding", None, Some("R-LINK-07")),
+            E::ResumptionTooLate { .. } => (409, "new_application_required", None, Some("R-LINK-07")),
+            E::TerminationNoticeTooShort { .. } => {
+                (422, "termination_notice_too_short", Some("termination_date"), Some("R-LINK-08"))
+            }
+            E::NotDormant => (409, "not_dormant", None, Some("R-LINK-10")),
             E::Missing { .. } => (422, "missing_field", Some("reason"), None),
             E::Invalid { .. } => (422, "invalid_field", Some("ips[1]"), None),
             E::Unavailable(Dependency::Vendors) => (503, "vendors_unavailable", None, None),
@@ -125,6 +178,20 @@ mod tests {
             E::NotSuspended { status: AccountStatus::Terminated },
             E::LastAccountManager,
             E::HandoverNotPermitted,
+            E::LinkStatusConflict { status: LinkStatus::Terminated, wanted: LinkStatus::Active },
+            E::LinkNotInForce { status: LinkStatus::Lapsed },
+            E::LinkExists { link_id: LinkId::new("0192f0c4-0000-7000-8000-000000000000") },
+            E::RequestPending,
+            E::AlreadyDecided,
+            E::NothingToDecide,
+            E::RulesIncomplete { missing: vec![RulesItem::AuditProcedure, RulesItem::UserLiability] },
+            E::ItemWithoutLegalBasis { index: 2, query_type: "eid_photo".into() },
+            E::NoChange,
+            E::NotEntitledToApply { agency: AgencyCode::new("PRV-SW") },
+            E::RemediationOutstanding { notices: 1 },
+            E::ResumptionTooLate { suspended_on: chrono::NaiveDate::from_ymd_opt(2026, 1, 5).unwrap_or_default() },
+            E::TerminationNoticeTooShort { earliest: chrono::NaiveDate::from_ymd_opt(2027, 1, 3).unwrap_or_default() },
+            E::NotDormant,
             E::Missing { field: "reason".into() },
             E::Invalid { field: "ips[1]".into(), detail: "not an IP address".into() },
             E::Unavailable(Dependency::Vendors),
@@ -136,8 +203,8 @@ mod tests {
 
     #[test]
     fn every_case_maps_to_its_wire_answer() {
-        // 26 cases; `Unavailable` has two samples, one per dependency.
-        assert_every_case_maps(samples(), 26, expected);
+        // 40 cases; `Unavailable` has two samples, one per dependency.
+        assert_every_case_maps(samples(), 40, expected);
     }
 
     #[test]
