@@ -307,20 +307,18 @@ async fn r_qry_04_a_batch_with_one_invalid_id_is_refused_naming_it_and_nothing_i
 async fn r_qry_02_a_batch_outside_the_callers_grants_is_forbidden() {
     let t = TestStack::spawn().await;
     let ids = vec![national_id(4000), national_id(4001)];
-    // The Hualien clerk holds entry_exit_last_year only: a query type their agency's link does not
-    // approve, and one it approves but they were not granted.
+    // The Hualien clerk holds entry_exit_last_year only.
     let clerk = t.login("hln.clerk").await;
     let household = |query_type: &str| {
         json!({ "query_type": query_type, "legal_basis": "household_registration_act",
                 "purpose_code": "hr_nationality_change", "case_number": "HLN-2026-0007", "subject_ids": ids })
     };
-    for not_granted in ["eid_photo", "traveler_history"] {
-        let p = problem(t.post(&clerk, "/v1/batches", &household(not_granted)).await, 403).await;
-        assert_eq!(
-            (p["code"].as_str(), p["rule"].as_str()),
-            (Some("not_permitted"), Some("R-QRY-02")),
-            "{not_granted}"
-        );
+    // The link does not carry eid_photo (R-LINK-03); it carries traveler_history, not granted to them.
+    for (asked, code, rule) in
+        [("eid_photo", "item_not_on_link", "R-LINK-03"), ("traveler_history", "not_permitted", "R-QRY-02")]
+    {
+        let p = problem(t.post(&clerk, "/v1/batches", &household(asked)).await, 403).await;
+        assert_eq!((p["code"].as_str(), p["rule"].as_str()), (Some(code), Some(rule)), "{asked}");
     }
     // A household-registration purpose on a social-welfare user.
     let token = t.login("tpe.caseworker").await;

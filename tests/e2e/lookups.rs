@@ -112,8 +112,7 @@ async fn r_qry_04_invalid_subject_id_is_refused_with_422() {
 #[actix_web::test]
 async fn r_qry_02_lookup_outside_the_users_grants_is_forbidden() {
     let t = TestStack::spawn().await;
-    // The Hualien clerk holds entry_exit_last_year only. A query type their agency's link does not
-    // approve, and one it approves but they were not granted.
+    // The Hualien clerk holds entry_exit_last_year only.
     let clerk = t.login("hln.clerk").await;
     let household = |query_type: &str| {
         json!({ "query_type": query_type, "subject_id": "A123456789",
@@ -121,13 +120,12 @@ async fn r_qry_02_lookup_outside_the_users_grants_is_forbidden() {
                 "case_number": "HLN-2026-0007" })
     };
     assert_eq!(t.post(&clerk, "/v1/lookups", &household("entry_exit_last_year")).await.status(), 200);
-    for not_granted in ["eid_photo", "traveler_history"] {
-        let p = problem(t.post(&clerk, "/v1/lookups", &household(not_granted)).await, 403).await;
-        assert_eq!(
-            (p["code"].as_str(), p["rule"].as_str()),
-            (Some("not_permitted"), Some("R-QRY-02")),
-            "{not_granted}"
-        );
+    // The link does not carry eid_photo (R-LINK-03); it carries traveler_history, not granted to them.
+    for (asked, code, rule) in
+        [("eid_photo", "item_not_on_link", "R-LINK-03"), ("traveler_history", "not_permitted", "R-QRY-02")]
+    {
+        let p = problem(t.post(&clerk, "/v1/lookups", &household(asked)).await, 403).await;
+        assert_eq!((p["code"].as_str(), p["rule"].as_str()), (Some(code), Some(rule)), "{asked}");
     }
     // A household-registration purpose and legal basis on a social-welfare user.
     let token = t.login("tpe.caseworker").await;

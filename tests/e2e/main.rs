@@ -8,6 +8,7 @@ mod audit_sources;
 mod batches;
 mod faults;
 mod harness;
+mod links;
 mod lookup_rules;
 mod lookups;
 mod oversight;

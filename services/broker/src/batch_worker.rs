@@ -6,11 +6,14 @@
 //!   each in turn; a round runs up to [`ROUND_ITEMS`] items (or [`ROUND_TIME`]) with [`LANES`]
 //!   lookups in flight. Starting at every round, the worker also picks up batches left open by a
 //!   previous process, so a restart resumes where it stopped.
-//! - **The submitter must still be active.** Before every round (so before starting, then at least
-//!   every 100 items) the worker asks identity for the submitter's account; an account that is no
-//!   longer active (cancelled, suspended, terminated, moved to another agency) or unknown ends the
-//!   batch `cancelled` with the reason, and its pending items are `cancelled` (R-ACC-05: access
-//!   stops at once). When identity cannot answer, nothing runs (fail closed) and the worker retries.
+//! - **The submitter must still be active, and the link usable.** Before every round (so before
+//!   starting, then at least every 100 items) the worker asks identity for the submitter's account;
+//!   an account that is no longer active (cancelled, suspended, terminated, moved to another agency)
+//!   or unknown (R-ACC-05: access stops at once), an agency link that can no longer be used or no
+//!   longer carries the query type (R-LINK), or a tuple no longer granted (R-QRY-02) ends the batch
+//!   `cancelled` with the reason, and its pending items are `cancelled`, naming the rule
+//!   ([`batches::may_continue`]). When identity cannot answer, nothing runs (fail closed) and the
+//!   worker retries.
 //! - **Waiting instead of failing.** When the audit trail is behind (R-QRY-08), the upstream's
 //!   circuit is open or the upstream is down (R-QRY-09), or the agency's pace is used up, the agency's
 //!   batches wait (with backoff up to 30 s) rather than fail. An item whose lookup met an upstream
@@ -35,7 +38,6 @@ use immilink_shared::ApiError;
 use tokio::sync::Notify;
 
 use crate::domain::batches::{self, BatchRow, ClaimedItem, ItemError, Reconciled};
-use crate::domain::colleagues::AccountStatus;
 use crate::domain::lookup::Context;
 use crate::domain::request::{parse_subject, LookupRequest};
 use crate::domain::{BatchId, BrokerError, LookupId};
@@ -234,15 +236,15 @@ impl Worker {
 
     /// One round of a batch: the account check, then up to [`ROUND_ITEMS`] items on [`LANES`] lanes.
     async fn round(&mut self, batch: &BatchRow) -> RoundEnd {
-        match self.submitter_may_continue(batch).await {
+        let Some(query_type) = QueryType::parse(&batch.query_type) else {
+            self.cancel(batch, &format!("the batch names an unknown query type {:?}", batch.query_type), None).await;
+            return RoundEnd::Idle;
+        };
+        match self.submitter_may_continue(batch, query_type).await {
             Ok(true) => {}
             Ok(false) => return RoundEnd::Idle,
             Err(()) => return RoundEnd::Backoff,
         }
-        let Some(query_type) = QueryType::parse(&batch.query_type) else {
-            self.cancel(batch, &format!("the batch names an unknown query type {:?}", batch.query_type)).await;
-            return RoundEnd::Idle;
-        };
         let round = Round {
             batch,
             query_type,
@@ -271,44 +273,32 @@ impl Worker {
         }
     }
 
-    /// R-ACC-05 and R-QRY-02: `Ok(false)` when the batch was cancelled because its submitter is no
-    /// longer active in its agency or no longer holds its permission; `Err` when identity cannot say
-    /// (nothing runs then).
-    async fn submitter_may_continue(&self, batch: &BatchRow) -> Result<bool, ()> {
-        let reason = match self.state.identity.user(&batch.user_id).await {
-            Ok(Some(user)) if user.is_active_member_of(&batch.agency) => {
-                if user.holds(&batch.legal_basis, &batch.purpose_code, &batch.query_type) {
-                    return Ok(true);
-                }
-                format!(
-                    "the submitter no longer holds {} for purpose {} under {}; its remaining lookups were stopped (R-QRY-02)",
-                    batch.query_type, batch.purpose_code, batch.legal_basis
-                )
-            }
-            Ok(Some(user)) if user.status != Some(AccountStatus::Active) => format!(
-                "the submitter's account is {}; its remaining lookups were stopped (R-ACC-05)",
-                user.status_text()
-            ),
-            Ok(Some(_)) => {
-                "the submitter no longer belongs to the batch's agency; its remaining lookups were stopped (R-ACC-05)"
-                    .to_owned()
-            }
-            Ok(None) => {
-                "the submitter's account no longer exists; its remaining lookups were stopped (R-ACC-05)".to_owned()
-            }
+    /// R-ACC-05, R-LINK and R-QRY-02: `Ok(false)` when the batch was cancelled because its
+    /// submitter is no longer active in its agency, its agency's link no longer serves it, or the
+    /// submitter no longer holds its permission; `Err` when identity cannot say (nothing runs then).
+    async fn submitter_may_continue(&self, batch: &BatchRow, query_type: QueryType) -> Result<bool, ()> {
+        let submitter = match self.state.identity.user(&batch.user_id).await {
+            Ok(submitter) => submitter,
             Err(err) => {
                 tracing::warn!(error = %err, batch_id = %batch.id, "cannot check the submitter's account; the batch waits");
                 return Err(());
             }
         };
-        self.cancel(batch, &reason).await;
-        Ok(false)
+        match batches::may_continue(batch, query_type, submitter.as_ref()) {
+            Ok(()) => Ok(true),
+            Err(stop) => {
+                self.cancel(batch, &stop.reason, Some(stop.rule)).await;
+                Ok(false)
+            }
+        }
     }
 
-    async fn cancel(&self, batch: &BatchRow, reason: &str) {
+    async fn cancel(&self, batch: &BatchRow, reason: &str, rule: Option<&'static str>) {
         let (id, reason_owned, now) = (batch.id.clone(), reason.to_owned(), self.state.clock.now());
-        match self.state.db.run(move |conn| batches::cancel(conn, now, &id, &reason_owned)).await {
-            Ok(true) => tracing::warn!(batch_id = %batch.id, user_id = %batch.user_id, reason, "batch cancelled"),
+        match self.state.db.run(move |conn| batches::cancel(conn, now, &id, &reason_owned, rule)).await {
+            Ok(true) => {
+                tracing::warn!(batch_id = %batch.id, user_id = %batch.user_id, reason, rule = ?rule, "batch cancelled")
+            }
             Ok(false) => {}
             Err(err) => {
                 tracing::error!(error = %err, batch_id = %batch.id, "cancelling a batch failed; retried next round")

@@ -16,6 +16,8 @@ use crate::schema::lookups;
 use crate::MIGRATIONS;
 use immilink_shared::outbox;
 
+mod links;
+
 fn db(test_db: &TestDb) -> Db {
     Db::connect(&DbSettings::new(test_db.url()), &MIGRATIONS).expect("test database")
 }

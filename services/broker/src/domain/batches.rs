@@ -26,7 +26,7 @@ use immilink_shared::typed::{AgencyCode, CaseNumber, SessionId, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::colleagues::{self, Permission};
+use super::colleagues::{AccountStatus, Entitlements, UserSummary};
 use super::lookup::LookupStatus;
 use super::{approvals, new_id, request, BatchId, BrokerError, LookupId, PurposeApprovalId};
 use crate::schema::{batch_items, batches, lookups};
@@ -200,9 +200,9 @@ pub struct BatchRequest {
 }
 
 impl BatchRequest {
-    /// R-QRY-02, as for a single lookup.
-    pub fn authorize(&self, permissions: &[Permission]) -> Result<(), BrokerError> {
-        colleagues::check_permitted(permissions, &self.legal_basis, &self.purpose_code, self.query_type)
+    /// R-LINK and R-QRY-02 at submission, as for a single lookup ([`check_permitted`](crate::domain::colleagues::check_permitted)).
+    pub fn authorize(&self, entitlements: &Entitlements) -> Result<(), BrokerError> {
+        entitlements.check(&self.legal_basis, &self.purpose_code, self.query_type)
     }
 }
 
@@ -675,11 +675,60 @@ fn finish(
     Ok(true)
 }
 
-/// Cancels an open batch with a reason: it ends `cancelled` and its pending items are `cancelled`,
-/// so no worker starts another of its lookups. Items already running finish and are recorded.
-/// Returns whether the batch was still open.
-pub fn cancel(conn: &mut DbConn, now: DateTime<Utc>, batch_id: &BatchId, reason: &str) -> Result<bool, BrokerError> {
-    let failure = ItemError::new("cancelled", reason).to_json();
+/// Why a bulk job stops before its next chunk: the sentence kept on the batch and its items, and the
+/// rule that stops it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stop {
+    pub reason: String,
+    pub rule: &'static str,
+}
+
+/// Whether a bulk job may run its next chunk, by what identity says about its submitter now
+/// (`None`: identity does not know them): an account no longer active in the batch's agency stops
+/// it (R-ACC-05), and so does anything the one rule of a declaration refuses now
+/// ([`check_permitted`](crate::domain::colleagues::check_permitted)): the agency's link no longer
+/// usable or no longer carrying the query type (R-LINK), the tuple no longer granted (R-QRY-02).
+pub fn may_continue(batch: &BatchRow, query_type: QueryType, submitter: Option<&UserSummary>) -> Result<(), Stop> {
+    let stopped = |why: String, rule: &'static str| Stop {
+        reason: format!("{why}; its remaining lookups were stopped ({rule})"),
+        rule,
+    };
+    let Some(user) = submitter else {
+        return Err(stopped("the submitter's account no longer exists".into(), "R-ACC-05"));
+    };
+    if !user.is_active_member_of(&batch.agency) {
+        return Err(if user.status == Some(AccountStatus::Active) {
+            stopped("the submitter no longer belongs to the batch's agency".into(), "R-ACC-05")
+        } else {
+            stopped(format!("the submitter's account is {}", user.status_text()), "R-ACC-05")
+        });
+    }
+    match user.check_permitted(&batch.legal_basis, &batch.purpose_code, query_type) {
+        Ok(()) => Ok(()),
+        Err(BrokerError::LinkRefused { refusal, detail }) => Err(stopped(detail, refusal.rule())),
+        Err(_) => Err(stopped(
+            format!(
+                "the submitter no longer holds {} for purpose {} under {}",
+                batch.query_type, batch.purpose_code, batch.legal_basis
+            ),
+            "R-QRY-02",
+        )),
+    }
+}
+
+/// Cancels an open batch with a reason and the rule that stopped it, where one did: it ends
+/// `cancelled` and its pending items are `cancelled` (each naming the reason and the rule), so no
+/// worker starts another of its lookups; its `batch.cancelled` event names both. Items already
+/// running finish and are recorded. Returns whether the batch was still open.
+pub fn cancel(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    batch_id: &BatchId,
+    reason: &str,
+    rule: Option<&str>,
+) -> Result<bool, BrokerError> {
+    let failure =
+        ItemError { code: "cancelled".into(), detail: reason.to_owned(), rule: rule.map(str::to_owned) }.to_json();
     conn.write_transaction(|conn| {
         let open = BatchStatus::sources(BatchStatus::Cancelled);
         let updated = diesel::update(batches::table.find(batch_id).filter(batches::status.eq_any(open)))
@@ -716,7 +765,7 @@ pub fn cancel(conn: &mut DbConn, now: DateTime<Utc>, batch_id: &BatchId, reason:
             subject_id: None,
             // The job's unit is not kept with it: the cancellation is read with the agency's records.
             unit: None,
-            payload: json!({ "batch_id": batch_id, "reason": reason, "cancelled_items": cancelled }),
+            payload: json!({ "batch_id": batch_id, "reason": reason, "rule": rule, "cancelled_items": cancelled }),
         };
         outbox::enqueue(conn, now, &event)?;
         Ok(true)
@@ -845,9 +894,11 @@ mod tests {
     use immilink_shared::testing::TestDb;
 
     use super::*;
+    use crate::domain::colleagues::Permission;
+    use crate::domain::link::{LinkStanding, Refusal};
     use crate::domain::lookup::{self, Context, NewLookup};
     use crate::domain::request;
-    use crate::domain::testkit::caller;
+    use crate::domain::testkit::{caller, summary};
     use crate::MIGRATIONS;
 
     fn db(test_db: &TestDb) -> Db {
@@ -1087,8 +1138,8 @@ mod tests {
         let now = Utc::now();
         let batch = submitted(&mut conn, now, "user-1", &IDS);
         claim_next(&mut conn, now, &batch.id, &[]).unwrap().unwrap();
-        assert!(cancel(&mut conn, now, &batch.id, "the submitter's account is cancelled").unwrap());
-        assert!(!cancel(&mut conn, now, &batch.id, "again").unwrap(), "only an open batch is cancelled");
+        assert!(cancel(&mut conn, now, &batch.id, "the submitter's account is cancelled", Some("R-ACC-05")).unwrap());
+        assert!(!cancel(&mut conn, now, &batch.id, "again", None).unwrap(), "only an open batch is cancelled");
         assert_eq!(claim_next(&mut conn, now, &batch.id, &[]).unwrap(), None, "nothing more starts");
         let counts = cancelled_counts(&mut conn, std::slice::from_ref(&batch.id)).unwrap();
         assert_eq!(counts.get(&batch.id), Some(&2));
@@ -1096,6 +1147,7 @@ mod tests {
             outbox::pending(&mut conn, 10).unwrap().into_iter().find(|e| e.kind == kind::BATCH_CANCELLED);
         let cancellation = cancellation.expect("the cancellation is on the audit trail");
         assert_eq!(cancellation.payload["cancelled_items"], 2);
+        assert_eq!(cancellation.payload["rule"], "R-ACC-05");
         // The lookup already in flight is recorded; the batch stays cancelled.
         assert!(record_success(&mut conn, now, &batch.id, 0, &lookup_id("lookup-0"), "{}").unwrap());
         let row = find(&mut conn, &batch.id).unwrap().unwrap();
@@ -1106,7 +1158,76 @@ mod tests {
             listed.iter().map(|i| i.status).collect::<Vec<_>>(),
             [ItemStatus::Succeeded, ItemStatus::Cancelled, ItemStatus::Cancelled]
         );
-        assert_eq!(listed[1].error().unwrap().code, "cancelled");
+        let error = listed[1].error().unwrap();
+        assert_eq!((error.code.as_str(), error.rule.as_deref()), ("cancelled", Some("R-ACC-05")));
+    }
+
+    fn standing(user: &str, link: Option<LinkStanding>) -> UserSummary {
+        let mut summary = summary(user, "TPE-SW", AccountStatus::Active);
+        summary.permissions = vec![Permission {
+            legal_basis: "social_assistance_act".into(),
+            purpose_code: "sw_statutory_business".into(),
+            query_type: "entry_exit_last_year".into(),
+        }];
+        summary.link = link;
+        summary
+    }
+
+    /// Between chunks, the submitter's account, the agency's link and the tuple are read again; what
+    /// stops the job names its rule.
+    #[test]
+    fn r_link_06_a_batch_stops_when_its_agencys_link_is_suspended_meanwhile() {
+        let test_db = TestDb::new();
+        let mut conn = db(&test_db).get().unwrap();
+        let batch = submitted(&mut conn, Utc::now(), "user-1", &IDS);
+        let go_on = |user: Option<&UserSummary>| may_continue(&batch, QueryType::EntryExitLastYear, user);
+        let usable = LinkStanding { refusal: None, query_types: vec!["entry_exit_last_year".into()] };
+        assert_eq!(go_on(Some(&standing("user-1", None))), Ok(()), "no link reported: as before");
+        assert_eq!(go_on(Some(&standing("user-1", Some(usable.clone())))), Ok(()));
+        let suspended = LinkStanding {
+            refusal: Some(Refusal::from_identity(
+                "link_suspended",
+                Some("TPE-SW's link is suspended since 2026-12-03".into()),
+            )),
+            ..usable.clone()
+        };
+        let stop = go_on(Some(&standing("user-1", Some(suspended)))).unwrap_err();
+        assert_eq!(stop.rule, "R-LINK-06");
+        assert_eq!(
+            stop.reason,
+            "TPE-SW's link is suspended since 2026-12-03; its remaining lookups were stopped (R-LINK-06)"
+        );
+        let narrowed = LinkStanding { refusal: None, query_types: vec!["eid_photo".into()] };
+        assert_eq!(go_on(Some(&standing("user-1", Some(narrowed)))).unwrap_err().rule, "R-LINK-03");
+        let mut revoked = standing("user-1", Some(usable));
+        revoked.permissions.clear();
+        assert_eq!(go_on(Some(&revoked)).unwrap_err().rule, "R-QRY-02");
+        let mut suspended_account = standing("user-1", None);
+        suspended_account.status = Some(AccountStatus::Suspended);
+        let stop = go_on(Some(&suspended_account)).unwrap_err();
+        assert_eq!(
+            (stop.rule, stop.reason.as_str()),
+            ("R-ACC-05", "the submitter's account is suspended; its remaining lookups were stopped (R-ACC-05)")
+        );
+        assert_eq!(go_on(None).unwrap_err().rule, "R-ACC-05");
+
+        let stop = go_on(Some(&standing(
+            "user-1",
+            Some(LinkStanding {
+                refusal: Some(Refusal::from_identity("link_terminated", Some("TPE-SW's link ended".into()))),
+                query_types: Vec::new(),
+            }),
+        )))
+        .unwrap_err();
+        assert!(cancel(&mut conn, Utc::now(), &batch.id, &stop.reason, Some(stop.rule)).unwrap());
+        let cancellation = outbox::pending(&mut conn, 10)
+            .unwrap()
+            .into_iter()
+            .find(|e| e.kind == kind::BATCH_CANCELLED)
+            .expect("the cancellation is on the audit trail");
+        assert_eq!(cancellation.payload["rule"], "R-LINK-08");
+        let items = results_page(&mut conn, &batch.id, -1, 10).unwrap();
+        assert!(items.iter().all(|item| item.error().and_then(|e| e.rule).as_deref() == Some("R-LINK-08")));
     }
 
     #[test]
@@ -1118,7 +1239,7 @@ mod tests {
         let newer = submitted(&mut conn, now - Duration::minutes(1), "user-1", &IDS[..2]);
         let someone_elses = submitted(&mut conn, now, "user-2", &IDS[..1]);
         claim_next(&mut conn, now, &older.id, &[]).unwrap().unwrap();
-        cancel(&mut conn, now, &newer.id, "stopped").unwrap();
+        cancel(&mut conn, now, &newer.id, "stopped", None).unwrap();
         let ids =
             |listed: Vec<BatchProgress>| listed.into_iter().map(|p| (p.batch.id, p.cancelled)).collect::<Vec<_>>();
         let me = submitter("user-1");

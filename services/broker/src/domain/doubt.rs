@@ -24,7 +24,7 @@ use immilink_shared::typed::{AgencyCode, CaseNumber, UnitId, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::colleagues::{self, Permission};
+use super::colleagues::Entitlements;
 use super::fields::{self, Lines};
 use super::{approvals, is_unique_violation, new_id, BrokerError, DoubtQueryId, LookupId, PurposeApprovalId};
 use crate::schema::{doubt_queries as dq, doubt_query_follow_ups as fu, lookups};
@@ -206,10 +206,11 @@ pub struct NewDoubtQuery {
 }
 
 impl NewDoubtQuery {
-    /// R-QRY-02: the declared (legal basis, purpose, query type) must be among the caller's
-    /// permissions, as for a lookup.
-    pub fn authorize(&self, permissions: &[Permission]) -> Result<(), BrokerError> {
-        colleagues::check_permitted(permissions, &self.legal_basis, &self.purpose_code, self.query_type)
+    /// R-LINK and R-QRY-02, as for a lookup ([`check_permitted`](crate::domain::colleagues::check_permitted)): the agency's link
+    /// must serve it now and the declared (legal basis, purpose, query type) must be among the
+    /// caller's permissions.
+    pub fn authorize(&self, entitlements: &Entitlements) -> Result<(), BrokerError> {
+        entitlements.check(&self.legal_basis, &self.purpose_code, self.query_type)
     }
 
     /// The identifiers given, most specific first: (kind, id).
@@ -830,6 +831,8 @@ mod tests {
 
     use super::*;
     use crate::domain::approvals::{Decision, NewPurposeApproval};
+    use crate::domain::colleagues::Permission;
+    use crate::domain::link::{LinkStanding, Refusal};
     use crate::domain::testkit::{caller, conn, t0, TestConn};
 
     const FILER: &str = "01930000-0000-7000-8000-0000000000f1";
@@ -968,22 +971,40 @@ mod tests {
         assert!(birth_date(t0(), Some(date(1899, 12, 31))).is_err());
     }
 
+    fn permission(basis: &str, purpose: &str, query: &str) -> Permission {
+        Permission { legal_basis: basis.into(), purpose_code: purpose.into(), query_type: query.into() }
+    }
+
     #[test]
     fn r_qry_02_the_declaration_must_be_permitted() {
         let new = sample(t0());
-        let permission = |basis: &str, purpose: &str, query: &str| Permission {
-            legal_basis: basis.into(),
-            purpose_code: purpose.into(),
-            query_type: query.into(),
-        };
+        let granted = |permissions: Vec<Permission>| Entitlements { permissions, link: None };
         assert!(new
-            .authorize(&[permission("social_assistance_act", "sw_statutory_business", "entry_exit_last_year")])
+            .authorize(&granted(vec![permission(
+                "social_assistance_act",
+                "sw_statutory_business",
+                "entry_exit_last_year"
+            )]))
             .is_ok());
-        let split = [
+        let split = vec![
             permission("social_assistance_act", "sw_statutory_business", "traveler_history"),
             permission("senior_welfare_act", "sw_statutory_business", "entry_exit_last_year"),
         ];
-        assert!(matches!(new.authorize(&split), Err(BrokerError::NotPermitted { .. })));
+        assert!(matches!(new.authorize(&granted(split)), Err(BrokerError::NotPermitted { .. })));
+    }
+
+    /// A doubt query is a query of personal data: a suspended link refuses it as it refuses a lookup.
+    #[test]
+    fn r_link_06_a_suspended_link_refuses_a_doubt_query() {
+        let suspended = LinkStanding {
+            refusal: Some(Refusal::from_identity("link_suspended", Some("TPE-SW's link is suspended".into()))),
+            query_types: vec!["entry_exit_last_year".into()],
+        };
+        let refused = sample(t0()).authorize(&Entitlements { permissions: Vec::new(), link: Some(suspended) });
+        assert!(
+            matches!(&refused, Err(BrokerError::LinkRefused { refusal, .. }) if refusal.rule() == "R-LINK-06"),
+            "{refused:?}"
+        );
     }
 
     #[test]

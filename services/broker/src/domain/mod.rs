@@ -8,6 +8,7 @@ pub mod batches;
 pub mod colleagues;
 pub mod doubt;
 pub mod fields;
+pub mod link;
 pub mod lookup;
 pub mod proxy;
 pub mod request;
@@ -21,6 +22,7 @@ use immilink_shared::outbox::OutboxError;
 use immilink_shared::text_id;
 
 use approvals::ApprovalMissing;
+use link::LinkRefusal;
 use proxy::ProxyRefusal;
 
 text_id! {
@@ -115,6 +117,10 @@ pub enum BrokerError {
         query_type.code()
     )]
     NotPermitted { query_type: QueryType, purpose_code: String, legal_basis: String },
+    /// R-LINK: the agency's link does not serve the lookup now (identity refuses the link, or it does
+    /// not carry the query type); `detail` is identity's sentence or the broker's.
+    #[error("{detail}")]
+    LinkRefused { refusal: LinkRefusal, detail: String },
     /// R-QRY-06: the named proxy authorization does not serve this lookup.
     #[error("{0}")]
     ProxyAuthorizationInvalid(ProxyRefusal),

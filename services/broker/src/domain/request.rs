@@ -27,11 +27,12 @@ pub struct LookupRequest {
 }
 
 impl LookupRequest {
-    /// R-QRY-02: the declared (legal basis, purpose, query type) must be among the caller's
+    /// R-LINK and R-QRY-02 ([`colleagues::check_permitted`]): the agency's link must serve the lookup
+    /// now, and the declared (legal basis, purpose, query type) must be among the caller's
     /// permissions. On another's behalf (R-QRY-06) the one who runs the lookup must hold the
     /// permission; the proxy authorization itself is checked against the database separately.
-    pub fn authorize(&self, permissions: &[colleagues::Permission]) -> Result<(), BrokerError> {
-        colleagues::check_permitted(permissions, &self.legal_basis, &self.purpose_code, self.query_type)
+    pub fn authorize(&self, entitlements: &colleagues::Entitlements) -> Result<(), BrokerError> {
+        entitlements.check(&self.legal_basis, &self.purpose_code, self.query_type)
     }
 
     /// Whether accepting it needs the database: a proxy authorization to check (R-QRY-06) or a

@@ -45,5 +45,6 @@ pub fn summary(user_id: &str, agency: &str, status: AccountStatus) -> UserSummar
         status: Some(status),
         roles: vec!["caseworker".into()],
         permissions: Vec::new(),
+        link: None,
     }
 }

@@ -217,10 +217,12 @@ impl From<ItemRow> for BatchResultItem {
 ///
 /// JSON (`application/json`, a [`BatchBody`]) or CSV (`text/csv`: one subject ID per line, an
 /// optional `subject_id` header line, blank lines ignored; the declaration in the query string).
-/// The declaration is checked as for a single lookup (R-QRY-01, R-QRY-02, R-QRY-10) and every ID is
-/// validated before anything is stored (R-QRY-04): an invalid one is refused naming
+/// The declaration is checked as for a single lookup (R-QRY-01, R-LINK, R-QRY-02, R-QRY-10) and every
+/// ID is validated before anything is stored (R-QRY-04): an invalid one is refused naming
 /// `subject_ids[i]` (for CSV, `i` is the 0-based data row and the detail names the line). Accepted
-/// jobs run in the background; each ID becomes its own audited lookup (R-QRY-05, R-QRY-08).
+/// jobs run in the background; each ID becomes its own audited lookup (R-QRY-05, R-QRY-08). A job
+/// whose agency's link can no longer be used, or whose submitter is no longer active or permitted, is
+/// cancelled before its next chunk, its remaining items naming the rule.
 #[utoipa::path(post, path = "/v1/batches", tag = "batches", security(("bearer" = [])), params(BatchDeclaration),
     request_body(description = "The IDs and declaration as JSON, or the IDs as CSV with the declaration in the query string",
         content((BatchBody = "application/json"), (String = "text/csv", example = json!("subject_id\r\nA123456789\r\n")))),
@@ -229,7 +231,7 @@ impl From<ItemRow> for BatchResultItem {
             headers(("Location" = String, description = "/v1/batches/{batch_id}"))),
         (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not permitted (R-QRY-02) or no supervisor approval (R-QRY-10)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The agency's link cannot be used now, `code` and `rule` naming why (e.g. `link_suspended` R-LINK-06, `link_terminated` R-LINK-08, `outside_usage_period` R-LINK-12) or does not carry the query type (`item_not_on_link`, R-LINK-03); not permitted (R-QRY-02) or no supervisor approval (R-QRY-10)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body larger than 1 MiB", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Neither JSON nor CSV", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Missing or unknown declaration (R-QRY-01), an invalid subject ID (`subject_ids[i]`, R-QRY-04), no or more than 10 000 IDs, or a proxy authorization", body = Problem, content_type = "application/problem+json"),
@@ -245,12 +247,27 @@ pub async fn create(
     let who = caller.caller();
     state.limits.admit(&who, 1)?;
     let body = read_body(payload).await?;
-    let (declaration, submitted) = submission(&req, &body)?;
+    let batch = submit(&req, &state, &caller, &body).await?;
+    Ok(HttpResponse::Accepted()
+        .insert_header((header::LOCATION, format!("/v1/batches/{}", batch.batch_id)))
+        .json(batch))
+}
+
+/// The submission of an authenticated caller, its body read: parsed, checked as a single lookup's
+/// declaration (every refusal recorded, naming its rule), stored, and the worker woken.
+pub(crate) async fn submit(
+    req: &HttpRequest,
+    state: &State,
+    caller: &Authenticated,
+    body: &[u8],
+) -> ApiResult<BatchAccepted> {
+    let who = caller.caller();
+    let (declaration, submitted) = submission(req, body)?;
     let mut declared = declaration.declared();
     let accepted = async {
         let request = declaration.parse(&submitted, &mut declared)?;
-        let permissions = state.identity.permissions(&who.session_id, &caller.token, client_ip(&req)).await?;
-        request.authorize(&permissions)?;
+        let entitlements = state.identity.permissions(&who.session_id, &caller.token, client_ip(req)).await?;
+        request.authorize(&entitlements)?;
         let (now, submitter) = (state.clock.now(), who.clone());
         state.db.run(move |conn| batches::submit(conn, now, &submitter, request)).await
     };
@@ -260,9 +277,7 @@ pub async fn create(
     };
     state.relay.wake();
     state.batch_wake.wake();
-    Ok(HttpResponse::Accepted()
-        .insert_header((header::LOCATION, format!("/v1/batches/{}", batch.id)))
-        .json(BatchAccepted { batch_id: batch.id.into_inner(), status: batch.status.to_string(), total: batch.total }))
+    Ok(BatchAccepted { batch_id: batch.id.into_inner(), status: batch.status.to_string(), total: batch.total })
 }
 
 async fn read_body(mut payload: web::Payload) -> ApiResult<web::Bytes> {

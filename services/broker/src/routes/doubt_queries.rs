@@ -309,8 +309,8 @@ impl FollowUpBody {
 
 /// Record a doubt query faxed to the immigration agency (R-QRY-09).
 ///
-/// It is a query of personal data: the declaration is checked like a lookup's (R-QRY-01, R-QRY-02,
-/// R-QRY-10 for "other business"), the subject's identifiers are validated (R-QRY-04), and its audit
+/// It is a query of personal data: the declaration is checked like a lookup's (R-QRY-01, R-LINK,
+/// R-QRY-02, R-QRY-10 for "other business"), the subject's identifiers are validated (R-QRY-04), and its audit
 /// event names the subject. The official follow-up document is due on the third day after the Taipei
 /// date of the fax.
 #[utoipa::path(post, path = "/v1/doubt-queries", tag = "doubt-queries", security(("bearer" = [])),
@@ -318,7 +318,7 @@ impl FollowUpBody {
     responses(
         (status = 201, body = DoubtQueryView),
         (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not permitted (R-QRY-02) or no supervisor approval in force (R-QRY-10)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The agency's link cannot be used now, `code` and `rule` naming why (e.g. `link_suspended` R-LINK-06, `link_terminated` R-LINK-08, `outside_usage_period` R-LINK-12) or does not carry the query type (`item_not_on_link`, R-LINK-03); not permitted (R-QRY-02) or no supervisor approval in force (R-QRY-10)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Missing or unknown declaration (R-QRY-01), invalid identifier (R-QRY-04) or form field", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Identity or the database is not answering", body = Problem, content_type = "application/problem+json")))]
 #[post("/v1/doubt-queries")]
@@ -331,8 +331,8 @@ pub async fn create(
     let now = state.clock.now();
     let new = body.into_inner().parse(now)?;
     let who = caller.caller();
-    let permissions = state.identity.permissions(&who.session_id, &caller.token, client_ip(&req)).await?;
-    new.authorize(&permissions)?;
+    let entitlements = state.identity.permissions(&who.session_id, &caller.token, client_ip(&req)).await?;
+    new.authorize(&entitlements)?;
     let record = state.db.run(move |conn| doubt::file(conn, now, &who, &new)).await?;
     state.relay.wake();
     Ok(HttpResponse::Created().json(DoubtQueryView::from(record)))

@@ -91,7 +91,8 @@ pub struct LookupResponse {
 
 /// Run one purpose-bound lookup.
 ///
-/// The declaration is checked (R-QRY-01, R-QRY-04), the caller's permission for the exact
+/// The declaration is checked (R-QRY-01, R-QRY-04), the agency's link must be usable now and carry
+/// the query type (R-LINK), the caller's permission for the exact
 /// (legal basis, purpose, query type) is checked (R-QRY-02), as are a proxy authorization when the
 /// lookup runs on another's behalf (R-QRY-06) and the supervisor's approval for "other business"
 /// (R-QRY-10). Every refusal names its rule and is itself audited. The lookup's audit record is made
@@ -101,7 +102,7 @@ pub struct LookupResponse {
     responses(
         (status = 200, body = LookupResponse),
         (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not permitted (R-QRY-02), no valid proxy authorization (R-QRY-06) or no supervisor approval (R-QRY-10)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The agency's link cannot be used now, `code` and `rule` naming why (e.g. `link_suspended` R-LINK-06, `link_terminated` R-LINK-08, `outside_usage_period` R-LINK-12) or does not carry the query type (`item_not_on_link`, R-LINK-03); not permitted (R-QRY-02), no valid proxy authorization (R-QRY-06) or no supervisor approval (R-QRY-10)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Missing or unknown declaration (R-QRY-01) or invalid subject ID (R-QRY-04)", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Per-user or per-agency rate limit; see Retry-After", body = Problem, content_type = "application/problem+json"),
         (status = 502, body = Problem, content_type = "application/problem+json"),
@@ -113,27 +114,38 @@ pub async fn create(
     caller: Authenticated,
     body: ApiJson<LookupBody>,
 ) -> ApiResult<web::Json<LookupResponse>> {
+    look_up(&req, &state, &caller, body.into_inner()).await.map(web::Json)
+}
+
+/// The lookup of an authenticated caller: admitted by the rate limits, accepted (every refusal
+/// recorded, naming its rule), then run.
+pub(crate) async fn look_up(
+    req: &HttpRequest,
+    state: &State,
+    caller: &Authenticated,
+    body: LookupBody,
+) -> ApiResult<LookupResponse> {
     let who = caller.caller();
     state.limits.admit(&who, 1)?;
-    let body = body.into_inner();
     let declared = body.declared();
-    let accepted = match accept(&req, &state, &caller, &who, body).await {
+    let accepted = match accept(req, state, caller, &who, body).await {
         Ok(accepted) => accepted,
         Err(refusal) => return Err(state.lookups.refuse(&who, &declared, refusal).await),
     };
     let (recorded, result) = state.lookups.run(&accepted).await?;
-    Ok(web::Json(LookupResponse {
+    Ok(LookupResponse {
         lookup_id: recorded.lookup_id.into_inner(),
         audit_id: recorded.audit_id.into_inner(),
         query_type: accepted.request.query_type,
         subject_id: accepted.request.subject.as_str().to_owned(),
         on_behalf_of_user_id: accepted.context.proxy.map(|p| p.on_behalf_of_user_id.into_inner()),
         result,
-    }))
+    })
 }
 
 /// Every check a lookup must pass before anything is recorded as forwarded: the declaration, the
-/// caller's permission as identity answers it (R-QRY-02), what it runs under (R-QRY-06, R-QRY-10:
+/// agency's link and the caller's permission as identity answers them (R-LINK, R-QRY-02:
+/// `colleagues::check_permitted`), what it runs under (R-QRY-06, R-QRY-10:
 /// [`lookup::context_for`]), the grantor of a proxy authorization still an active member of the agency,
 /// and whether the audit trail and the upstream can take it now.
 async fn accept(
@@ -144,8 +156,8 @@ async fn accept(
     body: LookupBody,
 ) -> Result<Accepted, BrokerError> {
     let request = body.parse()?;
-    let permissions = state.identity.permissions(&who.session_id, &caller.token, client_ip(req)).await?;
-    request.authorize(&permissions)?;
+    let entitlements = state.identity.permissions(&who.session_id, &caller.token, client_ip(req)).await?;
+    request.authorize(&entitlements)?;
     let now = state.clock.now();
     let context = if request.needs_context() {
         let (who, request) = (who.clone(), request.clone());

@@ -1,10 +1,10 @@
 //! HTTP handlers: parse the request into domain types, authorize, call one domain function, map the
 //! record to its response. Request and response DTOs and their OpenAPI derives live here.
 
-mod batches;
+pub(crate) mod batches;
 mod catalogue;
 mod doubt_queries;
-mod lookups;
+pub(crate) mod lookups;
 mod problems;
 mod proxy_authorizations;
 mod purpose_approvals;

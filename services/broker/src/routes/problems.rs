@@ -41,6 +41,8 @@ impl From<BrokerError> for ApiError {
             E::EmptyBatch | E::BatchTooLarge { .. } => ApiError::invalid_field("subject_ids", detail),
             E::ProxyOnBatch => ApiError::invalid_field("proxy_authorization_id", detail),
             E::NotPermitted { .. } => forbidden("not_permitted", "R-QRY-02"),
+            // The code is the refusal's (identity's own, or `item_not_on_link`); the detail identity's sentence.
+            E::LinkRefused { refusal, .. } => forbidden(refusal.as_str(), refusal.rule()),
             E::ProxyAuthorizationInvalid(refusal) => {
                 let problem = forbidden("proxy_authorization_invalid", "R-QRY-06").field("proxy_authorization_id");
                 match refusal {
@@ -117,6 +119,7 @@ mod tests {
 
     use super::*;
     use crate::domain::approvals::{ApprovalMissing, MissingBecause};
+    use crate::domain::link::LinkRefusal;
 
     /// One of every case, with what it must answer: (status, code, field, rule). The match in
     /// `expected` has no wildcard, so a new case does not compile until it is listed here.
@@ -134,6 +137,17 @@ mod tests {
             E::BatchTooLarge { .. } => (422, "invalid_field", Some("subject_ids"), None),
             E::ProxyOnBatch => (422, "invalid_field", Some("proxy_authorization_id"), None),
             E::NotPermitted { .. } => (403, "not_permitted", None, Some("R-QRY-02")),
+            E::LinkRefused { refusal, .. } => match refusal {
+                LinkRefusal::NoActiveLink => (403, "no_active_link", None, Some("R-LINK-02")),
+                LinkRefusal::LinkPending => (403, "link_pending", None, Some("R-LINK-03")),
+                LinkRefusal::LinkSuspended => (403, "link_suspended", None, Some("R-LINK-06")),
+                LinkRefusal::LinkLapsed => (403, "link_lapsed", None, Some("R-LINK-07")),
+                LinkRefusal::LinkTerminated => (403, "link_terminated", None, Some("R-LINK-08")),
+                LinkRefusal::LinkStopped => (403, "link_stopped", None, Some("R-LINK-09")),
+                LinkRefusal::LinkDormantStopped => (403, "link_dormant_stopped", None, Some("R-LINK-10")),
+                LinkRefusal::OutsideUsagePeriod => (403, "outside_usage_period", None, Some("R-LINK-12")),
+                LinkRefusal::ItemNotOnLink => (403, "item_not_on_link", None, Some("R-LINK-03")),
+            },
             E::ProxyAuthorizationInvalid(_) => {
                 (403, "proxy_authorization_invalid", Some("proxy_authorization_id"), Some("R-QRY-06"))
             }
@@ -174,6 +188,9 @@ mod tests {
     fn every_case() -> Vec<BrokerError> {
         use BrokerError as E;
         let at = Utc.with_ymd_and_hms(2026, 11, 23, 2, 0, 0).unwrap();
+        let link_refusals = LinkRefusal::ALL
+            .iter()
+            .map(|refusal| E::LinkRefused { refusal: *refusal, detail: format!("TPE-SW's link: {refusal}") });
         vec![
             E::Missing { field: "case_number".into(), rule: Some("R-QRY-01") },
             E::invalid("remarks", "must be at most 500 characters"),
@@ -231,12 +248,27 @@ mod tests {
             E::Db(DbError::Query(diesel::result::Error::RollbackTransaction)),
             E::Internal("a stored value does not parse".into()),
         ]
+        .into_iter()
+        .chain(link_refusals)
+        .collect()
     }
 
     /// Every case keeps the wire answer clients and the OpenAPI documents rely on.
     #[test]
     fn every_broker_error_maps_to_its_problem() {
-        assert_every_case_maps(every_case(), 39, expected);
+        assert_every_case_maps(every_case(), 40, expected);
+    }
+
+    #[test]
+    fn r_link_06_a_link_refusal_is_a_403_with_identitys_code_rule_and_detail() {
+        let detail = "TPE-SW's link is suspended since 2026-12-03: remediation overdue";
+        let problem =
+            ApiError::from(BrokerError::LinkRefused { refusal: LinkRefusal::LinkSuspended, detail: detail.into() })
+                .to_problem();
+        assert_eq!(
+            (problem.status, problem.code.as_str(), problem.rule.as_deref(), problem.detail.as_str()),
+            (403, "link_suspended", Some("R-LINK-06"), detail)
+        );
     }
 
     #[test]
