@@ -51,6 +51,8 @@ const TABLE: &[(&str, Backend, Access)] = &[
     ("/v1/catalogue/", Backend::Broker, Token),
     ("/v1/audit/", Backend::Audit, Token),
     ("/v1/vendors", Backend::Vendors, Token),
+    ("/v1/vendor-devices", Backend::Vendors, Token),
+    ("/v1/vendor-findings", Backend::Vendors, Token),
 ];
 
 /// Whether a path is in canonical form: no `.`/`..` or empty segments and no encoded dots, slashes or

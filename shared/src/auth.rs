@@ -30,8 +30,11 @@ pub mod roles {
     pub const NIA_REVIEWER: &str = "nia_reviewer";
     pub const VENDOR_MANAGER: &str = "vendor_manager";
     pub const AUDITOR: &str = "auditor";
+    /// Contractor personnel with an account (R-VEN-08): maintenance, incident reports and device
+    /// attestations only; never a lookup permission.
+    pub const VENDOR_STAFF: &str = "vendor_staff";
 
-    pub const ALL: [&str; 9] = [
+    pub const ALL: [&str; 10] = [
         CASEWORKER,
         UNIT_SUPERVISOR,
         ACCOUNT_MANAGER,
@@ -41,6 +44,7 @@ pub mod roles {
         NIA_REVIEWER,
         VENDOR_MANAGER,
         AUDITOR,
+        VENDOR_STAFF,
     ];
 }
 pub const AUDIENCE: &str = "immilink";

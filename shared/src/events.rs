@@ -150,6 +150,44 @@ pub mod kind {
     pub const VENDOR_PERSONNEL_ADDED: &str = "vendor_personnel.added";
     /// A person left a contractor's staff (R-VEN-06); they no longer match the contractor check.
     pub const VENDOR_PERSONNEL_DEPARTED: &str = "vendor_personnel.departed";
+    /// A person's role on the contract changed (R-VEN-06: their accounts are disabled).
+    pub const VENDOR_PERSONNEL_ROLE_CHANGED: &str = "vendor_personnel.role_changed";
+    /// A person's suitability check was recorded: status, date, checker (R-VEN-01).
+    pub const VENDOR_PERSONNEL_CHECKED: &str = "vendor_personnel.checked";
+    /// A person's signed confidentiality agreement was filed (R-VEN-04).
+    pub const VENDOR_PERSONNEL_AGREEMENT_FILED: &str = "vendor_personnel.agreement_filed";
+    /// A contract was registered (scope, period, custom development).
+    pub const VENDOR_CONTRACT_REGISTERED: &str = "vendor_contract.registered";
+    /// A contract's security test certificate was filed (R-VEN-02).
+    pub const VENDOR_CONTRACT_CERTIFICATE_FILED: &str = "vendor_contract.certificate_filed";
+    /// A contract became active, or ended (its personnel offboarded, R-VEN-06).
+    pub const VENDOR_CONTRACT_ACTIVATED: &str = "vendor_contract.activated";
+    pub const VENDOR_CONTRACT_ENDED: &str = "vendor_contract.ended";
+    /// A dedicated machine was registered to a contract, or attested (R-VEN-07).
+    pub const VENDOR_DEVICE_REGISTERED: &str = "vendor_device.registered";
+    pub const VENDOR_DEVICE_ATTESTED: &str = "vendor_device.attested";
+    /// A dedicated machine was retired from its contract.
+    pub const VENDOR_DEVICE_RETIRED: &str = "vendor_device.retired";
+    /// A dedicated machine's re-attestation fell overdue.
+    pub const VENDOR_DEVICE_ATTESTATION_OVERDUE: &str = "vendor_device.attestation_overdue";
+    /// An incident was reported (R-VEN-03), flagged late when reported after the limit.
+    pub const VENDOR_INCIDENT_REPORTED: &str = "vendor_incident.reported";
+    /// An audit of a vendor was recorded, and its findings opened, updated, closed (R-VEN-05).
+    pub const VENDOR_AUDIT_RECORDED: &str = "vendor_audit.recorded";
+    pub const VENDOR_FINDING_OPENED: &str = "vendor_finding.opened";
+    pub const VENDOR_FINDING_UPDATED: &str = "vendor_finding.updated";
+    pub const VENDOR_FINDING_OVERDUE: &str = "vendor_finding.overdue";
+
+    // --- identity: contractor personnel (R-VEN-06, R-VEN-08) ---------------------------------------
+    /// An account was cancelled because its holder left a contractor's staff, changed role, or the
+    /// contract ended (R-VEN-06); its sessions ended at once.
+    pub const ACCOUNT_CONTRACTOR_OFFBOARDED: &str = "account.contractor_offboarded";
+    /// An account's lookup grants were suspended: its holder was registered as contractor personnel
+    /// (R-VEN-08).
+    pub const ACCOUNT_GRANTS_SUSPENDED: &str = "account.grants_suspended";
+    /// The account manager resolved a contractor conflict (grants revoked, or restored once the
+    /// person is no longer contractor personnel).
+    pub const ACCOUNT_CONTRACTOR_CONFLICT_RESOLVED: &str = "account.contractor_conflict_resolved";
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]

@@ -16,3 +16,4 @@ mod platform;
 mod sessions;
 mod tcp_proxy;
 mod tools;
+mod vendors;

@@ -183,7 +183,7 @@ async fn a_second_start_on_the_same_databases_works_without_duplicating_demo_dat
     )
     .unwrap();
     let mut conn = identity.get().unwrap();
-    assert_eq!(users::table.count().get_result::<i64>(&mut conn).unwrap(), 13);
+    assert_eq!(users::table.count().get_result::<i64>(&mut conn).unwrap(), 14);
     assert_eq!(agencies::table.count().get_result::<i64>(&mut conn).unwrap(), 3);
 }
 

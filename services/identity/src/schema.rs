@@ -38,6 +38,8 @@ diesel::table! {
         status_changed_at -> Nullable<Timestamp>,
         failed_logins -> Integer,
         locked_until -> Nullable<Timestamp>,
+        grants_suspended_at -> Nullable<Timestamp>,
+        grants_suspended_reason -> Nullable<Text>,
     }
 }
 
@@ -131,6 +133,7 @@ diesel::table! {
         submitted_ip -> Text,
         submitted_at -> Timestamp,
         updated_at -> Timestamp,
+        role -> Text,
     }
 }
 
@@ -246,6 +249,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    personnel_messages (id) {
+        id -> Text,
+        kind -> Text,
+        accounts -> Integer,
+        received_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(units -> agencies (agency_id));
 diesel::joinable!(users -> agencies (agency_id));
 diesel::joinable!(user_roles -> users (user_id));
@@ -282,4 +294,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     link_transitions,
     anomaly_notices,
     link_resumption_requests,
+    personnel_messages,
 );

@@ -10,8 +10,9 @@ use immilink_shared::testing::TestDb;
 
 use crate::domain::accounts::{self, load_actor, AccountEventKind, AccountStatus, Actor, Grant, HrEvent};
 use crate::domain::applications::{
-    self, ApplicationStatus, Decision, NewApplication, OutsideDecision, ReviewDecision, ReviewStep,
+    self, ApplicationStatus, AppliedRole, Decision, NewApplication, OutsideDecision, ReviewDecision, ReviewStep,
 };
+use crate::domain::contractors::ContractorStatus::NotPersonnel;
 use crate::domain::demo::{self, demo_national_id, DEMO_PASSWORD};
 use crate::domain::fields::RegisteredIps;
 use crate::domain::sessions::{
@@ -83,6 +84,7 @@ fn application(conn: &mut PooledConn, agency: &str, username: &str, person: u32)
         business_handled: "資格審查".into(),
         grants: vec![grant("entry_exit_last_year", purpose), grant("foreigner_residence", purpose)],
         submitted_ip: "127.0.0.1".parse().unwrap(),
+        role: AppliedRole::Caseworker,
     }
 }
 
@@ -96,9 +98,12 @@ fn nia(approved: bool) -> OutsideDecision {
     }
 }
 
+/// The password of accounts the tests apply for.
+const NEW_PASSWORD: &str = "a-long-passphrase-2026";
+
 fn submit(conn: &mut PooledConn, now: DateTime<Utc>, new: &NewApplication) -> ApplicationId {
-    let hash = crate::domain::sessions::hash_password("a-long-passphrase-2026").unwrap();
-    applications::submit(conn, now, new, &hash).unwrap().id
+    let hash = crate::domain::sessions::hash_password(NEW_PASSWORD).unwrap();
+    applications::submit(conn, now, new, &hash, NotPersonnel).unwrap().id
 }
 
 fn apply(conn: &mut PooledConn, now: DateTime<Utc>, agency: &str, username: &str, person: u32) -> ApplicationId {
@@ -124,9 +129,9 @@ fn demo_seed_is_idempotent_and_has_every_role() {
     };
     // TPE-SW: 11 bases x 1 purpose x 8 types; HLN-HR: 2 bases x 4 purposes x 2 types. Grants: the
     // TPE-SW caseworker's 8 x 1, the HLN-HR clerk's 1 x 4.
-    assert_eq!(counts(&mut conn), (13, 88 + 16, 8 + 4));
+    assert_eq!(counts(&mut conn), (14, 88 + 16, 8 + 4));
     assert_eq!(demo::seed(&mut conn, Utc::now()).unwrap(), 0);
-    assert_eq!(counts(&mut conn), (13, 88 + 16, 8 + 4), "a second start adds nothing");
+    assert_eq!(counts(&mut conn), (14, 88 + 16, 8 + 4), "a second start adds nothing");
     let roles: std::collections::BTreeSet<String> = crate::schema::user_roles::table
         .select(crate::schema::user_roles::role)
         .load(&mut conn)
@@ -298,14 +303,14 @@ fn r_acc_03_a_certificate_binds_one_live_account_or_pending_application() {
     let hash = crate::domain::sessions::hash_password("a-long-passphrase-2026").unwrap();
     let mut taken = application(&mut conn, "TPE-SW", "tpe.certcopy", 906);
     taken.certificate_serial = "DEMO-tpe.caseworker".into();
-    let refused = applications::submit(&mut conn, now, &taken, &hash);
+    let refused = applications::submit(&mut conn, now, &taken, &hash, NotPersonnel);
     assert!(matches!(refused, Err(IdentityError::CertificateInUse)), "{refused:?}");
     // A pending application holds its certificate too.
     let pending = application(&mut conn, "TPE-SW", "tpe.first", 907);
     submit(&mut conn, now, &pending);
     let mut second = application(&mut conn, "TPE-SW", "tpe.second", 908);
     second.certificate_serial = pending.certificate_serial.clone();
-    let refused = applications::submit(&mut conn, now, &second, &hash);
+    let refused = applications::submit(&mut conn, now, &second, &hash, NotPersonnel);
     assert!(matches!(refused, Err(IdentityError::CertificateInUse)), "{refused:?}");
     // Once its account is terminated (R-ACC-09), the holder may bind the certificate anew.
     let caseworker = actor(&mut conn, "tpe.caseworker");
@@ -320,15 +325,18 @@ fn applications_need_a_free_username_and_declarations_that_fit_the_agency_and_st
     let now = Utc::now();
     let hash = crate::domain::sessions::hash_password("a-long-passphrase-2026").unwrap();
     let taken_name = application(&mut conn, "TPE-SW", "tpe.caseworker", 907);
-    assert!(matches!(applications::submit(&mut conn, now, &taken_name, &hash), Err(IdentityError::UsernameTaken)));
+    assert!(matches!(
+        applications::submit(&mut conn, now, &taken_name, &hash, NotPersonnel),
+        Err(IdentityError::UsernameTaken)
+    ));
     // A household-registration purpose is not a social-welfare agency's.
     let mut wrong_purpose = application(&mut conn, "TPE-SW", "tpe.wrongpurpose", 908);
     wrong_purpose.grants = vec![grant("entry_exit_last_year", "hr_nationality_change")];
-    let refused = applications::submit(&mut conn, now, &wrong_purpose, &hash);
+    let refused = applications::submit(&mut conn, now, &wrong_purpose, &hash, NotPersonnel);
     assert!(matches!(refused, Err(IdentityError::Invalid { field, .. }) if field == "grants[0].purpose_code"));
     let mut wrong_basis = application(&mut conn, "TPE-SW", "tpe.wrongbasis", 909);
     wrong_basis.legal_basis = "nationality_act".into();
-    let refused = applications::submit(&mut conn, now, &wrong_basis, &hash);
+    let refused = applications::submit(&mut conn, now, &wrong_basis, &hash, NotPersonnel);
     assert!(matches!(refused, Err(IdentityError::Invalid { field, .. }) if field == "legal_basis"));
     // Nothing was written by the refused submissions.
     let stored: i64 = crate::schema::account_applications::table.count().get_result(&mut conn).unwrap();
@@ -698,7 +706,7 @@ fn lists_page_in_their_order_after_the_last_id() {
     let now = Utc::now();
     let manager = actor(&mut conn, "tpe.manager");
     let everyone = accounts::list(&mut conn, &manager, &Page::first()).unwrap();
-    assert_eq!(everyone.len(), 8, "TPE-SW's demo users");
+    assert_eq!(everyone.len(), 9, "TPE-SW's demo users");
     let usernames: Vec<&str> = everyone.iter().map(|a| a.username.as_str()).collect();
     let mut sorted = usernames.clone();
     sorted.sort_unstable();
@@ -949,7 +957,7 @@ fn a_failed_audit_event_insert_rolls_back_the_account_change() {
     assert_eq!(sessions::table.count().get_result::<i64>(&mut conn).unwrap(), sessions_before);
     let new = application(&mut conn, "TPE-SW", "tpe.newcomer", 901);
     let hash = crate::domain::sessions::hash_password("a-long-passphrase-2026").unwrap();
-    assert!(applications::submit(&mut conn, now, &new, &hash).is_err());
+    assert!(applications::submit(&mut conn, now, &new, &hash, NotPersonnel).is_err());
     assert_eq!(crate::schema::account_applications::table.count().get_result::<i64>(&mut conn).unwrap(), 0);
 }
 
@@ -1022,4 +1030,5 @@ fn r_aud_07_a_notice_from_audit_tells_each_active_holder_of_its_roles_once() {
     assert_eq!(field(Notice::parse(&notice_id, "TPE-SW", None, &finding_roles, " ", "b")), "subject");
 }
 
+mod contractors;
 mod links;

@@ -1,16 +1,17 @@
 //! The steps that need another system as well as the database: submitting an application (contractor
-//! check first), handing approved applications to the immigration agency, delivering notifications,
-//! and the slow password hash. Domain rules stay in `domain`; this module only sequences them.
+//! check first), handing approved applications to the immigration agency, resolving a contractor
+//! conflict (the vendors service's answer), delivering notifications, and the slow password hash.
+//! Domain rules stay in `domain`; this module only sequences them.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::clients::VendorsClient;
-use crate::domain::accounts::{Actor, Grant};
+use crate::domain::accounts::{Account, Actor, Grant};
 use crate::domain::applications::{
     self, Application, ApplicationStatus, Decision, NewApplication, OutsideDecision, ReviewDecision, ReviewStep,
 };
-use crate::domain::{notifications, sessions, ApplicationId, IdentityError};
+use crate::domain::contractors::{self, ConflictDecision, ContractorStatus, Resolution};
+use crate::domain::{notifications, sessions, ApplicationId, IdentityError, UserId};
 use crate::State;
 
 /// Bounds the CPU spent on argon2id, so a login storm queues here instead of starving everything
@@ -47,25 +48,22 @@ impl PasswordHasher {
     }
 }
 
-/// R-ACC-08 first (contractor personnel cannot apply), then the stored application.
+/// The contractor check first (R-ACC-08, R-VEN-08: contractor personnel may apply only for a
+/// vendor_staff account), then the stored application.
 pub async fn submit_application(
     state: &State,
     application: NewApplication,
     password: String,
 ) -> Result<Application, IdentityError> {
-    refuse_vendor_personnel(&state.vendors, &application.national_id).await?;
+    let personnel = ContractorStatus::from_answer(state.vendors.is_vendor_personnel(&application.national_id).await?);
+    // Refused before the slow hash when the rule refuses anyway.
+    contractors::check_account(personnel, &[application.role.role()], application.grants.len())?;
     let password_hash = state.hasher.hash(password).await?;
     let now = state.clock.now();
-    let submitted = state.db.run(move |conn| applications::submit(conn, now, &application, &password_hash)).await?;
+    let submitted =
+        state.db.run(move |conn| applications::submit(conn, now, &application, &password_hash, personnel)).await?;
     state.relay.wake();
     Ok(submitted)
-}
-
-async fn refuse_vendor_personnel(vendors: &VendorsClient, national_id: &str) -> Result<(), IdentityError> {
-    if vendors.is_vendor_personnel(national_id).await? {
-        return Err(IdentityError::ContractorApplicant);
-    }
-    Ok(())
 }
 
 /// One local review step; when it completes the agency's part, the application goes straight on to
@@ -103,14 +101,9 @@ pub async fn advance_to_nia(state: &State, id: ApplicationId) -> Result<(), Iden
     let Some(submission) = state.db.run(move |conn| applications::nia_submission(conn, &lookup_id)).await? else {
         return Ok(());
     };
-    let outcome = if state.vendors.is_vendor_personnel(&submission.national_id).await? {
-        OutsideDecision {
-            step: ReviewStep::ContractorCheck,
-            reviewer_name: "immilink (vendor personnel records)".into(),
-            approved: false,
-            reason: "the applicant is registered contractor personnel (R-ACC-08)".into(),
-            reference: None,
-        }
+    let personnel = ContractorStatus::from_answer(state.vendors.is_vendor_personnel(&submission.national_id).await?);
+    let outcome = if let Some(decided) = applications::decide_locally(&submission, personnel) {
+        decided
     } else {
         let answer = state.nia.review(&submission).await?;
         OutsideDecision {
@@ -125,6 +118,31 @@ pub async fn advance_to_nia(state: &State, id: ApplicationId) -> Result<(), Iden
     state.db.run(move |conn| applications::finish(conn, now, &id, &outcome)).await?;
     state.relay.wake();
     Ok(())
+}
+
+/// Resolves an account's contractor conflict (R-VEN-08). For `not_contractor` the vendors service is
+/// asked first whether the holder is still active personnel; when it does not answer nothing changes.
+pub async fn resolve_contractor_conflict(
+    state: &State,
+    actor: Actor,
+    user_id: UserId,
+    decision: ConflictDecision,
+    reason: String,
+) -> Result<Account, IdentityError> {
+    let resolution = match decision {
+        ConflictDecision::RevokeGrants => Resolution::RevokeGrants,
+        ConflictDecision::NotContractor => {
+            let (who, id) = (actor.clone(), user_id.clone());
+            let conflict = state.db.run(move |conn| contractors::conflict(conn, &who, &id)).await?;
+            let personnel = state.vendors.is_vendor_personnel(conflict.national_id()).await?;
+            Resolution::NotContractor(ContractorStatus::from_answer(personnel))
+        }
+    };
+    let now = state.clock.now();
+    let resolved =
+        state.db.run(move |conn| contractors::resolve(conn, now, &actor, &user_id, resolution, &reason)).await;
+    state.relay.wake();
+    resolved
 }
 
 /// Retries applications waiting for the immigration agency and delivers queued notifications.

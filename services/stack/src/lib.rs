@@ -123,7 +123,13 @@ impl StackConfig {
                 service: local("audit", database_urls[2]),
                 log: audit::LogSettings::local(key_dir),
             },
-            vendors: vendors::Settings { service: local("vendors", database_urls[3]), audit_url: unwired.clone() },
+            vendors: vendors::Settings {
+                service: local("vendors", database_urls[3]),
+                audit_url: unwired.clone(),
+                rules: vendors::VendorRules::default(),
+                // Tests that need the vendors sweep call it directly.
+                sweep_interval: None,
+            },
             nia: nia_mock::Settings {
                 api_key: Some(nia_key),
                 admin_key: Some(Secret::generate()),

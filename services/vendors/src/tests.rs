@@ -85,6 +85,19 @@ fn idle_relay(db: &Db) -> immilink_shared::outbox::Relay {
     )
 }
 
+/// An identity relay that is never run: the tests read the `identity_messages` table itself.
+fn idle_identity_relay(db: &Db) -> crate::identity_relay::IdentityRelay {
+    let tokens =
+        std::sync::Arc::new(immilink_shared::auth::ServiceTokens::local(|| Err("no identity in tests".into())));
+    crate::identity_relay::IdentityRelay::new(
+        db.clone(),
+        system_clock(),
+        reqwest::Client::new(),
+        "http://127.0.0.1:0",
+        tokens,
+    )
+}
+
 /// The service as `serve` assembles it, on `test_db`.
 macro_rules! app {
     ($test_db:expr) => {{
@@ -92,7 +105,13 @@ macro_rules! app {
         actix_test::init_service(
             immilink_shared::server::base_app()
                 .wrap(actix_web::middleware::from_fn(immilink_shared::auth::verify_service_caller))
-                .app_data(web::Data::new(State { db: db.clone(), clock: system_clock(), relay: idle_relay(&db) }))
+                .app_data(web::Data::new(State {
+                    db: db.clone(),
+                    clock: system_clock(),
+                    relay: idle_relay(&db),
+                    identity_relay: idle_identity_relay(&db),
+                    rules: crate::VendorRules::default(),
+                }))
                 .app_data(web::Data::new(db))
                 .app_data(web::Data::new(verifier()))
                 .into_utoipa_app()
@@ -359,3 +378,10 @@ async fn lists_take_a_page_and_refuse_an_out_of_range_limit_naming_it() {
         assert_eq!(problem.field.as_deref(), Some("limit"), "{uri}");
     }
 }
+
+/// Dedicated machines, incidents and vendor audits over HTTP (R-VEN-07, R-VEN-03, R-VEN-05).
+mod devices_incidents_audits;
+
+/// Contracts, personnel checks and agreements, offboarding and the identity relay over HTTP (R-VEN-01,
+/// R-VEN-02, R-VEN-04, R-VEN-06, R-VEN-08).
+mod contracts_personnel;

@@ -1,8 +1,10 @@
-//! The agency's link (R-LINK) as identity reports it beside a user's permissions: whether it can be
-//! used now and which query types it carries now. Identity decides whether a link is usable (suspended,
-//! lapsed, terminated, outside its usage period, …); the broker takes its word and refuses naming the
-//! rule, and refuses itself a query type the link does not carry. A refusal code the broker does not
-//! know is never read as a usable link.
+//! The caller's standing as identity reports it beside a user's permissions: whether the agency's
+//! link (R-LINK) can be used now and which query types it carries now, or why the caller's own
+//! lookups cannot run (R-VEN-08: their grants are suspended for a contractor conflict). Identity
+//! decides (a link suspended, lapsed, terminated, outside its usage period, …; a caller's grants
+//! suspended); the broker takes its word and refuses naming the rule, and refuses itself a query
+//! type the link does not carry. A refusal code the broker does not know is never read as a usable
+//! link.
 
 use immilink_shared::catalogue::QueryType;
 use immilink_shared::text_enum;
@@ -10,8 +12,8 @@ use immilink_shared::text_enum;
 use super::BrokerError;
 
 text_enum! {
-    /// Why the agency's link does not serve a lookup now: identity's refusal codes, and
-    /// `item_not_on_link`, which the broker decides from the link's query types.
+    /// Why a caller's lookup cannot run now, the link's standing or the caller's own: identity's
+    /// refusal codes, and `item_not_on_link`, which the broker decides from the link's query types.
     pub enum LinkRefusal {
         NoActiveLink = "no_active_link",
         LinkPending = "link_pending",
@@ -22,6 +24,9 @@ text_enum! {
         LinkDormantStopped = "link_dormant_stopped",
         OutsideUsagePeriod = "outside_usage_period",
         ItemNotOnLink = "item_not_on_link",
+        /// The caller's own standing: their lookup grants are suspended because they were
+        /// registered as contractor personnel, until an account manager resolves it (R-VEN-08).
+        ContractorConflict = "contractor_conflict",
     }
 }
 
@@ -37,6 +42,7 @@ impl LinkRefusal {
             LinkRefusal::LinkStopped => "R-LINK-09",
             LinkRefusal::LinkDormantStopped => "R-LINK-10",
             LinkRefusal::OutsideUsagePeriod => "R-LINK-12",
+            LinkRefusal::ContractorConflict => "R-VEN-08",
         }
     }
 
@@ -58,6 +64,10 @@ impl LinkRefusal {
             LinkRefusal::LinkDormantStopped => "your agency's link was stopped after more than a year unused",
             LinkRefusal::OutsideUsagePeriod => "this is outside your agency's link's data usage period",
             LinkRefusal::ItemNotOnLink => "your agency's link does not carry this query type",
+            LinkRefusal::ContractorConflict => {
+                "your lookup grants are suspended: you are registered as contractor personnel, and your account \
+                 manager has not resolved it yet"
+            }
         }
     }
 }
@@ -144,6 +154,7 @@ mod tests {
                 ("link_dormant_stopped", "R-LINK-10"),
                 ("outside_usage_period", "R-LINK-12"),
                 ("item_not_on_link", "R-LINK-03"),
+                ("contractor_conflict", "R-VEN-08"),
             ]
         );
     }

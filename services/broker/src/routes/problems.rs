@@ -147,6 +147,7 @@ mod tests {
                 LinkRefusal::LinkDormantStopped => (403, "link_dormant_stopped", None, Some("R-LINK-10")),
                 LinkRefusal::OutsideUsagePeriod => (403, "outside_usage_period", None, Some("R-LINK-12")),
                 LinkRefusal::ItemNotOnLink => (403, "item_not_on_link", None, Some("R-LINK-03")),
+                LinkRefusal::ContractorConflict => (403, "contractor_conflict", None, Some("R-VEN-08")),
             },
             E::ProxyAuthorizationInvalid(_) => {
                 (403, "proxy_authorization_invalid", Some("proxy_authorization_id"), Some("R-QRY-06"))

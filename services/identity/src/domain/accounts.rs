@@ -17,6 +17,7 @@ use immilink_shared::text_enum;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::contractors::{self, ContractorStatus};
 use super::fields::RegisteredIps;
 use super::permissions::{self, Permission, UnitRef};
 use super::sessions::{self, Ending, SessionEndReason};
@@ -85,6 +86,14 @@ text_enum! {
         Activated = "activated",
         /// Repeated failed logins locked the account for a while.
         LockedOut = "locked_out",
+        /// R-VEN-06: the holder left a contractor's staff, changed role or the contract ended; the
+        /// account is cancelled and its sessions ended.
+        ContractorOffboarded = "contractor_offboarded",
+        /// R-VEN-08: the holder of lookup grants was registered as contractor personnel; the grants
+        /// are suspended until an account manager resolves the conflict.
+        GrantsSuspended = "grants_suspended",
+        /// R-VEN-08: the account manager resolved the conflict (grants revoked, or restored).
+        ContractorConflictResolved = "contractor_conflict_resolved",
     }
 }
 
@@ -190,6 +199,12 @@ fn ips_of(conn: &mut DbConn, user_id: &UserId) -> Result<Vec<String>, IdentityEr
     Ok(user_ips::table.filter(user_ips::user_id.eq(user_id)).select(user_ips::ip).order(user_ips::ip).load(conn)?)
 }
 
+/// How many (query type, purpose) pairs the account holds.
+pub fn grant_count(conn: &mut DbConn, user_id: &UserId) -> Result<usize, IdentityError> {
+    let count: i64 = user_grants::table.filter(user_grants::user_id.eq(user_id)).count().get_result(conn)?;
+    Ok(usize::try_from(count).unwrap_or(usize::MAX))
+}
+
 pub fn roles_of(conn: &mut DbConn, user_id: &UserId) -> Result<Vec<String>, IdentityError> {
     Ok(user_roles::table
         .filter(user_roles::user_id.eq(user_id))
@@ -213,8 +228,18 @@ pub struct Account {
     pub ips: Vec<String>,
     /// Granted (query type, purpose) pairs, in order.
     pub grants: Vec<Grant>,
+    /// Set while the grants are suspended because the holder is also contractor personnel
+    /// (R-VEN-08): no lookup runs until an account manager resolves the conflict.
+    pub grants_suspension: Option<GrantsSuspension>,
     /// Its history, oldest first (only when one account is read).
     pub events: Vec<AccountEvent>,
+}
+
+/// Why and since when an account's lookup grants are suspended (R-VEN-08).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantsSuspension {
+    pub since: NaiveDateTime,
+    pub reason: String,
 }
 
 /// A (query type, purpose) pair granted to a user or requested by an applicant. Stored as JSON text
@@ -267,7 +292,7 @@ fn account_in_agency(
 /// As [`account_in_agency`], inside a write transaction: takes the account's row lock first
 /// (PostgreSQL; SQLite's write transaction holds the database lock already), so two managers acting
 /// on one account at once are judged one after the other, each on the status the other left.
-fn lock_account_in_agency(
+pub(super) fn lock_account_in_agency(
     conn: &mut DbConn,
     actor: &Actor,
     user_id: &UserId,
@@ -347,7 +372,7 @@ pub fn sessions_of(
 }
 
 /// One account with its history.
-fn account(conn: &mut DbConn, user_id: &UserId) -> Result<Account, IdentityError> {
+pub(super) fn account(conn: &mut DbConn, user_id: &UserId) -> Result<Account, IdentityError> {
     load_accounts(conn, std::slice::from_ref(user_id), true)?.pop().ok_or(IdentityError::NotFound("the account"))
 }
 
@@ -357,7 +382,16 @@ fn load_accounts(conn: &mut DbConn, ids: &[UserId], with_events: bool) -> Result
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    type Row = (UserId, String, String, AgencyCode, Option<UnitId>, AccountStatus, Option<String>);
+    type Row = (
+        UserId,
+        String,
+        String,
+        AgencyCode,
+        Option<UnitId>,
+        AccountStatus,
+        Option<String>,
+        (Option<NaiveDateTime>, Option<String>),
+    );
     let rows: Vec<Row> = users::table
         .inner_join(agencies::table)
         .filter(users::id.eq_any(ids))
@@ -369,6 +403,7 @@ fn load_accounts(conn: &mut DbConn, ids: &[UserId], with_events: bool) -> Result
             users::unit_id,
             users::status,
             users::status_reason,
+            (users::grants_suspended_at, users::grants_suspended_reason),
         ))
         .load(conn)?;
     let mut roles = group(
@@ -416,7 +451,11 @@ fn load_accounts(conn: &mut DbConn, ids: &[UserId], with_events: bool) -> Result
     Ok(ids
         .iter()
         .filter_map(|id| found.remove(id))
-        .map(|(user_id, username, display_name, agency_code, unit_id, status, status_reason)| Account {
+        .map(|(user_id, username, display_name, agency_code, unit_id, status, status_reason, suspension)| Account {
+            grants_suspension: match suspension {
+                (Some(since), reason) => Some(GrantsSuspension { since, reason: reason.unwrap_or_default() }),
+                (None, _) => None,
+            },
             roles: roles.remove(&user_id).unwrap_or_default(),
             ips: ips.remove(&user_id).unwrap_or_default(),
             grants: grants
@@ -461,6 +500,9 @@ impl AccountEventKind {
             AccountManagerRevoked => kind::ACCOUNT_ROLE_REVOKED,
             Activated => kind::ACCOUNT_ACTIVATED,
             LockedOut => kind::ACCOUNT_LOCKED_OUT,
+            ContractorOffboarded => kind::ACCOUNT_CONTRACTOR_OFFBOARDED,
+            GrantsSuspended => kind::ACCOUNT_GRANTS_SUSPENDED,
+            ContractorConflictResolved => kind::ACCOUNT_CONTRACTOR_CONFLICT_RESOLVED,
         }
     }
 }
@@ -475,6 +517,20 @@ pub fn record_event(
     kind: AccountEventKind,
     reason: &str,
     actor_id: Option<&UserId>,
+) -> Result<(), IdentityError> {
+    record_event_with(conn, now, user_id, kind, reason, actor_id, serde_json::Map::new())
+}
+
+/// As [`record_event`], with `details` added to the audit event's payload (e.g. which contractor's
+/// message caused it, R-VEN-06). Never a national ID.
+pub fn record_event_with(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    user_id: &UserId,
+    kind: AccountEventKind,
+    reason: &str,
+    actor_id: Option<&UserId>,
+    details: serde_json::Map<String, serde_json::Value>,
 ) -> Result<(), IdentityError> {
     let (agency_id, agency_code, status): (AgencyId, AgencyCode, AccountStatus) = users::table
         .inner_join(agencies::table)
@@ -516,6 +572,9 @@ pub fn record_event(
         }
         _ => {}
     }
+    for (key, value) in details {
+        payload[key] = value;
+    }
     let about = audit::About { actor: actor_id, agency: Some(&agency_code), correlation_id: Some(user_id.as_str()) };
     audit::record(conn, now, kind.audit_kind(), about, payload)?;
     diesel::insert_into(account_events::table)
@@ -533,21 +592,22 @@ pub fn record_event(
     Ok(())
 }
 
-/// Ends every live session of an account at once (R-ACC-05, R-ACC-09, R-ACC-10), each with its
-/// audit event; `by` is the manager who forced it. Returns how many.
+/// Ends every live session of an account at once (R-ACC-05, R-ACC-09, R-ACC-10, R-VEN-06), each
+/// with its audit event; `by` is the manager who forced it (`None`: another system's message, such
+/// as the vendors service's offboarding). Returns how many.
 pub fn end_all_sessions(
     conn: &mut DbConn,
     now: DateTime<Utc>,
     user_id: &UserId,
     reason: SessionEndReason,
-    by: &UserId,
+    by: Option<&UserId>,
 ) -> Result<usize, IdentityError> {
-    sessions::close(conn, now, Ending::AllOf(user_id), reason, Some(by))
+    sessions::close(conn, now, Ending::AllOf(user_id), reason, by)
 }
 
 /// Moves an account from `from` (as read in this transaction) to `to`, if [`AccountStatus::transition`]
 /// allows it: the only status write of an existing account.
-fn set_status(
+pub(super) fn set_status(
     conn: &mut DbConn,
     now: DateTime<Utc>,
     user_id: &UserId,
@@ -608,7 +668,11 @@ fn active_managers(conn: &mut DbConn, agency_id: &AgencyId) -> Result<Vec<UserId
 
 /// R-ACC-06: an agency always keeps an active account manager. Taking the last one out of service
 /// needs a handover first.
-fn ensure_not_last_manager(conn: &mut DbConn, agency_id: &AgencyId, user_id: &UserId) -> Result<(), IdentityError> {
+pub(super) fn ensure_not_last_manager(
+    conn: &mut DbConn,
+    agency_id: &AgencyId,
+    user_id: &UserId,
+) -> Result<(), IdentityError> {
     let managers = active_managers(conn, agency_id)?;
     if managers.len() == 1 && managers[0] == *user_id {
         return Err(IdentityError::LastAccountManager);
@@ -616,7 +680,7 @@ fn ensure_not_last_manager(conn: &mut DbConn, agency_id: &AgencyId, user_id: &Us
     Ok(())
 }
 
-fn require_reason(reason: &str) -> Result<(), IdentityError> {
+pub(super) fn require_reason(reason: &str) -> Result<(), IdentityError> {
     if reason.trim().is_empty() {
         return Err(IdentityError::invalid("reason", "a reason is required"));
     }
@@ -642,7 +706,7 @@ pub fn record_hr_event(
         ensure_not_last_manager(conn, &actor.agency_id, user_id)?;
         let kind = event.event_kind();
         set_status(conn, now, user_id, status, AccountStatus::Cancelled, kind.as_str())?;
-        let ended = end_all_sessions(conn, now, user_id, SessionEndReason::AccountCancelled, &actor.user_id)?;
+        let ended = end_all_sessions(conn, now, user_id, SessionEndReason::AccountCancelled, Some(&actor.user_id))?;
         record_event(conn, now, user_id, kind, reason, Some(&actor.user_id))?;
         notify_holder(
             conn,
@@ -693,7 +757,7 @@ pub fn report_certificate_lost(
         let was_last_manager = ensure_not_last_manager(conn, &actor.agency_id, user_id).is_err();
         let lost = AccountEventKind::CertificateLost;
         set_status(conn, now, user_id, status, AccountStatus::Terminated, lost.as_str())?;
-        end_all_sessions(conn, now, user_id, SessionEndReason::CertificateLost, &actor.user_id)?;
+        end_all_sessions(conn, now, user_id, SessionEndReason::CertificateLost, Some(&actor.user_id))?;
         record_event(conn, now, user_id, lost, reason, Some(&actor.user_id))?;
         notify_holder(
             conn,
@@ -728,7 +792,7 @@ pub fn suspend(
         // As for HR events: only an active account can be the last manager.
         ensure_not_last_manager(conn, &actor.agency_id, user_id)?;
         set_status(conn, now, user_id, status, AccountStatus::Suspended, reason)?;
-        end_all_sessions(conn, now, user_id, SessionEndReason::AccountSuspended, &actor.user_id)?;
+        end_all_sessions(conn, now, user_id, SessionEndReason::AccountSuspended, Some(&actor.user_id))?;
         record_event(conn, now, user_id, AccountEventKind::Suspended, reason, Some(&actor.user_id))?;
         notify_holder(
             conn,
@@ -830,7 +894,13 @@ pub fn hand_over_manager(
         if !from_roles.iter().any(|r| r == roles::ACCOUNT_MANAGER) {
             return Err(IdentityError::invalid("from_user_id", "this account is not an account manager"));
         }
-        if !roles_of(conn, to_user_id)?.iter().any(|r| r == roles::ACCOUNT_MANAGER) {
+        let to_roles = roles_of(conn, to_user_id)?;
+        // R-VEN-08: a vendor_staff account takes no other role.
+        let after: BTreeSet<&str> = to_roles.iter().map(String::as_str).chain([roles::ACCOUNT_MANAGER]).collect();
+        let after: Vec<&str> = after.into_iter().collect();
+        contractors::check_account(ContractorStatus::NotPersonnel, &after, grant_count(conn, to_user_id)?)
+            .map_err(|_| IdentityError::VendorStaffAccount { field: "to_user_id" })?;
+        if !to_roles.iter().any(|r| r == roles::ACCOUNT_MANAGER) {
             diesel::insert_into(user_roles::table)
                 .values((user_roles::user_id.eq(to_user_id), user_roles::role.eq(roles::ACCOUNT_MANAGER)))
                 .execute(conn)?;
@@ -842,7 +912,7 @@ pub fn hand_over_manager(
         )
         .execute(conn)?;
         // Tokens carry roles: the outgoing manager's sessions end so the old role is not used on.
-        end_all_sessions(conn, now, from_user_id, SessionEndReason::RolesChanged, &actor.user_id)?;
+        end_all_sessions(conn, now, from_user_id, SessionEndReason::RolesChanged, Some(&actor.user_id))?;
         let by = Some(&actor.user_id);
         record_event(conn, now, from_user_id, AccountEventKind::AccountManagerRevoked, reason, by)?;
         record_event(conn, now, to_user_id, AccountEventKind::AccountManagerGranted, reason, by)?;

@@ -23,6 +23,7 @@ use serde_json::json;
 
 use super::accounts::{self, AccountEventKind, AccountStatus, Actor, Grant};
 use super::audit::{self, About};
+use super::contractors::{self, ContractorStatus};
 use super::fields::{self, RegisteredIps};
 use super::{new_id, notifications, AgencyCode, AgencyId, ApplicationId, IdentityError, UnitId, UserId};
 use crate::schema::{account_applications, agencies, application_reviews, user_grants, user_ips, user_roles, users};
@@ -87,7 +88,9 @@ text_enum! {
         SupervisorReview = "supervisor_review",
         ManagerReview = "manager_review",
         HeadReview = "head_review",
-        /// The vendors service refused the applicant as contractor personnel (R-ACC-08).
+        /// immilink's own check against the vendors service's personnel records: refuses an account
+        /// the contractor rule does not allow (R-ACC-08, R-VEN-08), and approves a vendor_staff
+        /// account, which has no query access for the immigration agency to review.
         ContractorCheck = "contractor_check",
         NiaReview = "nia_review",
     }
@@ -110,6 +113,28 @@ text_enum! {
     pub enum ReviewDecision {
         Approved = "approved",
         Rejected = "rejected",
+    }
+}
+
+text_enum! {
+    /// The role an application asks for. Default: caseworker, the lookups the application declares.
+    pub enum AppliedRole {
+        /// Lookups: a legal basis and the (query type, purpose) pairs wanted.
+        Caseworker = "caseworker",
+        /// Contractor personnel: maintenance, incident reports and device attestations, never a
+        /// lookup grant (R-VEN-08). No legal basis, no grants, no review by the immigration agency
+        /// (it reviews query access, and there is none).
+        VendorStaff = "vendor_staff",
+    }
+}
+
+impl AppliedRole {
+    /// The account role it becomes (`immilink_shared::auth::roles`).
+    pub fn role(self) -> &'static str {
+        match self {
+            AppliedRole::Caseworker => roles::CASEWORKER,
+            AppliedRole::VendorStaff => roles::VENDOR_STAFF,
+        }
     }
 }
 
@@ -145,6 +170,8 @@ pub struct ApplicationForm {
     pub legal_basis: Option<String>,
     pub business_handled: Option<String>,
     pub grants: Option<Vec<GrantForm>>,
+    /// `None`: a caseworker, as before roles could be asked for.
+    pub role: Option<AppliedRole>,
 }
 
 /// A requested (query type, purpose) pair as sent.
@@ -166,10 +193,13 @@ pub struct NewApplication {
     pub email: String,
     pub certificate_serial: String,
     pub ips: RegisteredIps,
+    /// Empty for a vendor_staff application.
     pub legal_basis: String,
     pub business_handled: String,
+    /// Empty for a vendor_staff application.
     pub grants: Vec<Grant>,
     pub submitted_ip: IpAddr,
+    pub role: AppliedRole,
 }
 
 /// Most (query type, purpose) pairs one application may request.
@@ -188,6 +218,26 @@ impl NewApplication {
         if password.chars().count() < 12 || password.len() > 256 {
             return Err(IdentityError::invalid("password", "between 12 and 256 characters"));
         }
+        let role = form.role.unwrap_or(AppliedRole::Caseworker);
+        let (legal_basis, grants) = match role {
+            AppliedRole::Caseworker => (fields::text(form.legal_basis, "legal_basis", 64)?, parse_grants(form.grants)?),
+            AppliedRole::VendorStaff => {
+                if form.legal_basis.as_deref().is_some_and(|basis| !basis.trim().is_empty()) {
+                    return Err(IdentityError::invalid(
+                        "legal_basis",
+                        "a vendor_staff account has no lookup permission, so it declares no legal basis",
+                    ));
+                }
+                let grants = match form.grants {
+                    Some(grants) if !grants.is_empty() => parse_grants(Some(grants))?,
+                    _ => Vec::new(),
+                };
+                (String::new(), grants)
+            }
+        };
+        // R-VEN-08, as far as the application itself tells: a vendor_staff application asks for no
+        // grant. Whether the applicant is contractor personnel is asked at submission.
+        contractors::check_account(ContractorStatus::NotPersonnel, &[role.role()], grants.len())?;
         let application = NewApplication {
             agency_code: AgencyCode::new(fields::text(form.agency_code, "agency_code", 32)?),
             unit_id: UnitId::new(fields::text(form.unit_id, "unit_id", 64)?),
@@ -197,10 +247,11 @@ impl NewApplication {
             email: email(form.email)?,
             certificate_serial: certificate_serial(form.certificate_serial)?,
             ips: RegisteredIps::parse_or(form.ips, submitted_ip)?,
-            legal_basis: fields::text(form.legal_basis, "legal_basis", 64)?,
+            legal_basis,
             business_handled: fields::text(form.business_handled, "business_handled", 500)?,
-            grants: parse_grants(form.grants)?,
+            grants,
             submitted_ip,
+            role,
         };
         Ok((application, password))
     }
@@ -259,6 +310,8 @@ pub fn parse_grants(raw: Option<Vec<GrantForm>>) -> Result<Vec<Grant>, IdentityE
 pub struct Application {
     pub id: ApplicationId,
     pub status: ApplicationStatus,
+    /// The role asked for.
+    pub role: AppliedRole,
     pub agency_code: AgencyCode,
     pub unit_id: UnitId,
     pub username: String,
@@ -329,13 +382,17 @@ fn validate_declarations(kind: AgencyKind, legal_basis: &str, grants: &[Grant]) 
 }
 
 /// Stores a new application (first step: the unit supervisor's review) and tells the applicant.
-/// The contractor check (R-ACC-08) has been done by the caller, over HTTP, before this.
+/// `personnel` is the vendors service's answer about the applicant, asked by the caller over HTTP
+/// before this: contractor personnel may apply only for a vendor_staff account, without grants
+/// (R-ACC-08, R-VEN-08: [`contractors::check_account`]).
 pub fn submit(
     conn: &mut DbConn,
     now: DateTime<Utc>,
     new: &NewApplication,
     password_hash: &str,
+    personnel: ContractorStatus,
 ) -> Result<Application, IdentityError> {
+    contractors::check_account(personnel, &[new.role.role()], new.grants.len())?;
     let id = ApplicationId::new(new_id());
     conn.write_transaction(|conn| {
         let (agency_id, kind): (AgencyId, String) = agencies::table
@@ -349,7 +406,9 @@ pub fn submit(
         if !accounts::unit_in_agency(conn, &agency_id, &new.unit_id)? {
             return Err(IdentityError::invalid("unit_id", "no such unit in this agency"));
         }
-        validate_declarations(kind, &new.legal_basis, &new.grants)?;
+        if new.role == AppliedRole::Caseworker {
+            validate_declarations(kind, &new.legal_basis, &new.grants)?;
+        }
         ensure_username_free(conn, &new.username)?;
         ensure_certificate_free(conn, &new.certificate_serial)?;
         let ips: Vec<String> = new.ips.as_slice().iter().map(IpAddr::to_string).collect();
@@ -369,6 +428,7 @@ pub fn submit(
                 account_applications::business_handled.eq(&new.business_handled),
                 account_applications::requested_grants.eq(to_json(&new.grants)?),
                 account_applications::status.eq(ApplicationStatus::SupervisorReview),
+                account_applications::role.eq(new.role),
                 account_applications::submitted_ip.eq(new.submitted_ip.to_string()),
                 account_applications::submitted_at.eq(to_db(now)),
                 account_applications::updated_at.eq(to_db(now)),
@@ -388,6 +448,7 @@ pub fn submit(
             "legal_basis": new.legal_basis,
             "business_handled": new.business_handled,
             "requested_grants": new.grants,
+            "role": new.role,
             "ips": ips,
             "submitted_ip": new.submitted_ip.to_string(),
             "status": ApplicationStatus::SupervisorReview,
@@ -460,6 +521,7 @@ type ApplicationRow = (
     Option<UserId>,
     Option<String>,
     NaiveDateTime,
+    AppliedRole,
 );
 
 /// One application with its reviews.
@@ -493,6 +555,7 @@ fn load_all(conn: &mut DbConn, ids: &[ApplicationId]) -> Result<Vec<Application>
             account_applications::user_id,
             account_applications::nia_reference,
             account_applications::submitted_at,
+            account_applications::role,
         ))
         .load(conn)?;
     let mut reviews: BTreeMap<ApplicationId, Vec<Review>> = BTreeMap::new();
@@ -539,6 +602,7 @@ fn load_all(conn: &mut DbConn, ids: &[ApplicationId]) -> Result<Vec<Application>
                 user_id: row.14,
                 nia_reference: row.15,
                 submitted_at: row.16,
+                role: row.17,
             })
         })
         .collect()
@@ -776,6 +840,8 @@ pub struct NiaSubmission {
     pub grants: Vec<Grant>,
     /// For the contractor check only; never sent to the immigration agency.
     pub national_id: String,
+    /// A vendor_staff application never reaches the immigration agency ([`decide_locally`]).
+    pub role: AppliedRole,
 }
 
 /// Applications the agency has approved that wait for the immigration agency (at most 100 a round).
@@ -789,7 +855,7 @@ pub fn awaiting_nia(conn: &mut DbConn) -> Result<Vec<ApplicationId>, IdentityErr
 }
 
 pub fn nia_submission(conn: &mut DbConn, id: &ApplicationId) -> Result<Option<NiaSubmission>, IdentityError> {
-    type SubmissionRow = (AgencyCode, String, String, String, String, String, Option<String>, String);
+    type SubmissionRow = (AgencyCode, String, String, String, String, String, Option<String>, String, AppliedRole);
     let row: Option<SubmissionRow> = account_applications::table
         .inner_join(agencies::table)
         .filter(account_applications::id.eq(id))
@@ -803,6 +869,7 @@ pub fn nia_submission(conn: &mut DbConn, id: &ApplicationId) -> Result<Option<Ni
             account_applications::requested_grants,
             account_applications::granted,
             account_applications::national_id,
+            account_applications::role,
         ))
         .first(conn)
         .optional()?;
@@ -815,6 +882,7 @@ pub fn nia_submission(conn: &mut DbConn, id: &ApplicationId) -> Result<Option<Ni
         requested,
         granted,
         national_id,
+        role,
     )) = row
     else {
         return Ok(None);
@@ -828,7 +896,38 @@ pub fn nia_submission(conn: &mut DbConn, id: &ApplicationId) -> Result<Option<Ni
         business_handled,
         grants: from_json(granted.as_deref().unwrap_or(&requested))?,
         national_id,
+        role,
     }))
+}
+
+/// What immilink decides itself when the agency has approved, before the immigration agency is
+/// asked. `personnel` is the vendors service's answer now (personnel may have been registered since
+/// the application): an account the rule refuses is rejected at the contractor check (R-ACC-08,
+/// R-VEN-08, [`contractors::check_account`]); a vendor_staff account, which has no query access for
+/// the immigration agency to review, is approved there. `None`: the immigration agency decides.
+pub fn decide_locally(submission: &NiaSubmission, personnel: ContractorStatus) -> Option<OutsideDecision> {
+    let checked = contractors::check_account(personnel, &[submission.role.role()], submission.grants.len());
+    let reviewer_name = "immilink (vendor personnel records)".to_owned();
+    let decision = |approved: bool, reason: String| OutsideDecision {
+        step: ReviewStep::ContractorCheck,
+        reviewer_name: reviewer_name.clone(),
+        approved,
+        reason,
+        reference: None,
+    };
+    match (checked, submission.role) {
+        (Err(IdentityError::ContractorApplicant), _) => {
+            Some(decision(false, "the applicant is registered contractor personnel (R-ACC-08)".into()))
+        }
+        (Err(refusal), _) => Some(decision(false, format!("{refusal} (R-VEN-08)"))),
+        (Ok(()), AppliedRole::VendorStaff) => Some(decision(
+            true,
+            "a vendor_staff account holds no lookup permission (R-VEN-08): nothing for the immigration agency \
+             to review"
+                .into(),
+        )),
+        (Ok(()), AppliedRole::Caseworker) => None,
+    }
 }
 
 /// An outside decision on an application waiting for the immigration agency: the agency's answer,
@@ -844,7 +943,7 @@ pub struct OutsideDecision {
 }
 
 /// Records the outside decision; on approval creates the account, active, with exactly the granted
-/// pairs, the caseworker role and the registered IPs. Idempotent: an application no longer waiting
+/// pairs, the role applied for and the registered IPs. Idempotent: an application no longer waiting
 /// is returned unchanged.
 pub fn finish(
     conn: &mut DbConn,
@@ -958,13 +1057,16 @@ fn create_account(
             e if e.is_unique_violation() => IdentityError::UsernameTaken,
             e => IdentityError::Db(e),
         })?;
+    let role = submission.role.role();
     diesel::insert_into(user_roles::table)
-        .values((user_roles::user_id.eq(&user_id), user_roles::role.eq(roles::CASEWORKER)))
+        .values((user_roles::user_id.eq(&user_id), user_roles::role.eq(role)))
         .execute(conn)?;
     let ips: BTreeSet<String> = from_json::<Vec<String>>(&ips)?.into_iter().collect();
     let rows: Vec<_> = ips.iter().map(|ip| (user_ips::user_id.eq(&user_id), user_ips::ip.eq(ip))).collect();
     immilink_shared::insert_rows!(conn, user_ips::table, &rows);
     let grants: BTreeSet<&Grant> = submission.grants.iter().collect();
+    // R-VEN-08: a vendor_staff account is never given a grant.
+    contractors::check_account(ContractorStatus::NotPersonnel, &[role], grants.len())?;
     let rows: Vec<_> = grants
         .iter()
         .map(|grant| {

@@ -70,6 +70,9 @@ const AGENCIES: &[DemoAgency] = &[
             DemoUser { username: "tpe.vendors", display_name: "鄭委外管理", role: "vendor_manager", grants: &[] },
             DemoUser { username: "tpe.ethics", display_name: "許政風", role: "ethics_officer", grants: &[] },
             DemoUser { username: "tpe.it", display_name: "蔡資訊", role: "it_officer", grants: &[] },
+            // Contractor personnel (R-VEN-08): maintenance, incident reports, device attestations; no
+            // lookup grant. Its national ID is `demo_national_id(8)`.
+            DemoUser { username: "tpe.vendorstaff", display_name: "簡維運", role: "vendor_staff", grants: &[] },
         ],
         // Seed 001 pt 3(2): every query type of the cloud query service.
         linked_query_types: &QueryType::ALL,
@@ -133,6 +136,15 @@ pub const IMMIGRATION_AGENCY_KIND: &str = "immigration_agency";
 /// separation-of-duties and contractor checks have a person to compare.
 pub fn demo_national_id(n: u32) -> String {
     immilink_shared::ids::synthetic_national_id(n)
+}
+
+/// The national ID the demo gives `username` (the n-th person: 100 per agency, in seeding order), for
+/// walk-throughs and tests that register a demo user as contractor personnel.
+pub fn demo_national_id_of(username: &str) -> Option<String> {
+    AGENCIES.iter().enumerate().find_map(|(index, agency)| {
+        let offset = agency.users.iter().position(|user| user.username == username)?;
+        Some(demo_national_id(index as u32 * 100 + offset as u32))
+    })
 }
 
 /// Seeds the demo agencies that do not exist yet. Returns how many were created.

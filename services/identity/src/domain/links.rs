@@ -200,7 +200,8 @@ pub fn add_months(date: NaiveDate, months: u32) -> NaiveDate {
     date.checked_add_months(Months::new(months)).unwrap_or(NaiveDate::MAX)
 }
 
-/// Why lookups of an agency cannot run now: the rule, a stable code and a sentence.
+/// Why a caller's lookups cannot run now: the rule, a stable code and a sentence. Mostly the
+/// agency's link ([`standing`]); also the caller's own standing (R-VEN-08, `contractors::standing`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkRefusal {
     pub rule: &'static str,

@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod anomalies;
 pub mod applications;
 pub mod audit;
+pub mod contractors;
 pub mod demo;
 pub mod fields;
 pub mod link_forms;
@@ -110,6 +111,21 @@ pub enum IdentityError {
     /// R-ACC-06.
     #[error("only the outgoing account manager or the agency head can hand the role over")]
     HandoverNotPermitted,
+
+    // --- contractor personnel (R-VEN-06, R-VEN-08) ----------------------------------------------
+    /// R-VEN-08: a vendor_staff account holds that one role and no lookup grant; `field` names what
+    /// would break it.
+    #[error("a vendor_staff account holds only the vendor_staff role and no lookup grant: contractor personnel never hold lookup permission")]
+    VendorStaffAccount { field: &'static str },
+    /// The account's lookup grants are not suspended for a contractor conflict: nothing to resolve.
+    #[error("the account's lookup grants are not suspended for a contractor conflict")]
+    NoContractorConflict,
+    /// R-VEN-08: resolved as `not_contractor`, but the vendors service still lists the holder as
+    /// active contractor personnel.
+    #[error(
+        "the holder is still active contractor personnel: the conflict is resolved by revoking the account's grants"
+    )]
+    StillContractorPersonnel,
 
     // --- agency links (R-LINK, R-AUD-09) ---------------------------------------------------------
     /// The link is not in a status the action applies to.

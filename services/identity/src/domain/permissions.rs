@@ -1,6 +1,8 @@
 //! What a user may look up: the (legal basis, purpose, query type) tuples approved on the agency's
 //! link, while [`links::standing`] lets it be used, AND granted to the user as (query type, purpose)
-//! (R-QRY-02).
+//! (R-QRY-02), while the user's own standing lets their grants count ([`contractors::standing`]:
+//! not while they are suspended for a contractor conflict, and never for a `vendor_staff` account,
+//! R-VEN-08).
 
 use std::collections::BTreeSet;
 
@@ -8,6 +10,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use immilink_shared::db::DbConn;
 
+use super::contractors::{self, OwnStanding};
 use super::links::{self, LinkRefusal, LinkRow, Standing};
 use super::{AgencyCode, AgencyId, IdentityError, UnitId, UserId};
 use crate::schema::{agencies, agency_link_items, units, user_grants, user_roles, users};
@@ -20,29 +23,41 @@ pub struct Permission {
     pub query_type: String,
 }
 
-/// What an agency's link allows now, as the broker needs it: why lookups cannot run (if they
-/// cannot), and the query types the link carries (to tell an item the link lacks, R-LINK-03, from
-/// one the user lacks, R-QRY-02).
+/// What an agency's link allows the caller now, as the broker needs it: why this caller's lookups
+/// cannot run now (if they cannot), and the query types the link carries (to tell an item the link
+/// lacks, R-LINK-03, from one the user lacks, R-QRY-02).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LinkRights {
+    /// Why this caller's lookups cannot run now: the agency's link (R-LINK-02..12), or the caller's
+    /// own standing (R-VEN-08: grants suspended for a contractor conflict). `None`: they may run,
+    /// within `permissions`.
     pub refusal: Option<LinkRefusal>,
     pub query_types: Vec<String>,
 }
 
-/// The user's permissions and their agency's link rights. Permissions are empty whenever the link
-/// cannot be used ([`links::standing`] is the one rule of that).
+/// The user's permissions and their agency's link rights. Permissions are empty whenever the
+/// caller's own grants are suspended ([`contractors::standing`], the refusal names R-VEN-08, checked
+/// first) or the link cannot be used ([`links::standing`] is the one rule of that).
 pub fn lookup_rights(
     conn: &mut DbConn,
     now: DateTime<Utc>,
     user_id: &UserId,
     agency_id: &AgencyId,
 ) -> Result<(Vec<Permission>, LinkRights, Option<LinkRow>), IdentityError> {
+    let own = contractors::standing(conn, user_id)?;
+    if let OwnStanding::Suspended(refusal) = own {
+        return Ok((Vec::new(), LinkRights { refusal: Some(refusal), query_types: Vec::new() }, None));
+    }
     let (link, query_types) = match links::standing(conn, now, agency_id)? {
         Standing::Usable { link, query_types } => (link, query_types),
         Standing::Refused(refusal) => {
             return Ok((Vec::new(), LinkRights { refusal: Some(refusal), query_types: Vec::new() }, None))
         }
     };
+    if own == OwnStanding::VendorStaff {
+        // No lookup can run, so none uses the link (R-LINK-10).
+        return Ok((Vec::new(), LinkRights { refusal: None, query_types }, None));
+    }
     let granted: BTreeSet<(String, String)> = user_grants::table
         .filter(user_grants::user_id.eq(user_id))
         .select((user_grants::query_type, user_grants::purpose_code))

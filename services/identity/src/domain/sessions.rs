@@ -47,6 +47,9 @@ text_enum! {
         RolesChanged = "roles_changed",
         /// The session's address is no longer registered (R-ACC-11).
         IpUnregistered = "ip_unregistered",
+        /// The holder left a contractor's staff, changed role, or the contract ended: the account
+        /// was cancelled (R-VEN-06).
+        ContractorOffboarded = "contractor_offboarded",
     }
 }
 

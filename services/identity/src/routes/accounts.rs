@@ -10,11 +10,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::as_caller;
-use crate::domain::accounts::{self, AccountEventKind, AccountStatus, HrEvent};
+use crate::domain::accounts::{self, AccountEventKind, AccountStatus, Actor, HrEvent};
+use crate::domain::contractors::{self, ConflictDecision};
 use crate::domain::fields::{self, RegisteredIps};
 use crate::domain::sessions::SessionEndReason;
 use crate::domain::UserId;
-use crate::State;
+use crate::{workflow, State};
 
 type Json<T> = ApiResult<web::Json<T>>;
 
@@ -33,7 +34,28 @@ pub struct AccountView {
     pub ips: Vec<String>,
     /// Granted (query type, purpose) pairs.
     pub grants: Vec<Grant>,
+    /// Set while the grants are suspended because the holder was registered as contractor
+    /// personnel (R-VEN-08): the account's lookups are refused until an account manager resolves
+    /// the conflict (`POST /v1/accounts/{user_id}/contractor-conflict/resolution`).
+    pub grants_suspended: Option<GrantsSuspension>,
     pub events: Vec<AccountEvent>,
+}
+
+/// Why and since when an account's lookup grants are suspended (R-VEN-08).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct GrantsSuspension {
+    /// `R-VEN-08`.
+    pub rule: String,
+    #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "immilink_shared::clock::rfc3339")]
+    pub since: NaiveDateTime,
+    pub reason: String,
+}
+
+impl From<accounts::GrantsSuspension> for GrantsSuspension {
+    fn from(suspension: accounts::GrantsSuspension) -> Self {
+        Self { rule: contractors::RULE.to_owned(), since: suspension.since, reason: suspension.reason }
+    }
 }
 
 impl From<accounts::Account> for AccountView {
@@ -49,6 +71,7 @@ impl From<accounts::Account> for AccountView {
             roles: account.roles,
             ips: account.ips,
             grants: account.grants.into_iter().map(Grant::from).collect(),
+            grants_suspended: account.grants_suspension.map(GrantsSuspension::from),
             events: account.events.into_iter().map(AccountEvent::from).collect(),
         }
     }
@@ -368,4 +391,46 @@ pub async fn handover(
         accounts::hand_over_manager(conn, now, &actor, &from, &to, &reason)
     });
     Ok(web::Json(done.await?.into()))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"decision": "revoke_grants", "reason": "本人確為委外廠商人員，撤銷查詢權限"}))]
+pub struct ConflictResolutionRequest {
+    /// `revoke_grants`: the holder is contractor personnel, the grants go. `not_contractor`: the
+    /// holder is not (or no longer) active contractor personnel, which the vendors service confirms;
+    /// the grants count again.
+    #[schema(required = true, nullable = false)]
+    pub decision: Option<ConflictDecision>,
+    #[schema(required = true, nullable = false)]
+    pub reason: Option<String>,
+}
+
+/// Resolve a contractor conflict (R-VEN-08): the account's lookup grants were suspended because its
+/// holder was registered as contractor personnel. By an account manager of the account's agency.
+/// `not_contractor` is refused (409, R-VEN-08) while the vendors service still lists the holder as
+/// active personnel.
+#[utoipa::path(post, path = "/v1/accounts/{user_id}/contractor-conflict/resolution", tag = "accounts",
+    security(("bearer" = [])), params(("user_id" = String, Path)), request_body = ConflictResolutionRequest,
+    responses(
+        (status = 200, body = AccountView),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "No conflict to resolve, or the holder is still contractor personnel (R-VEN-08)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The vendors service cannot be asked right now", body = Problem, content_type = "application/problem+json")))]
+#[post("/v1/accounts/{user_id}/contractor-conflict/resolution")]
+pub async fn resolve_contractor_conflict(
+    req: HttpRequest,
+    state: web::Data<State>,
+    caller: Authenticated,
+    user_id: web::Path<String>,
+    body: ApiJson<ConflictResolutionRequest>,
+) -> Json<AccountView> {
+    let body = body.into_inner();
+    let decision = fields::present(body.decision, "decision")?;
+    let reason = fields::reason(body.reason, true)?;
+    let actor: Actor = as_caller(&state, &req, caller.caller(), |_, _, actor| Ok(actor)).await?;
+    let user_id = UserId::new(user_id.into_inner());
+    let resolved = workflow::resolve_contractor_conflict(&state, actor, user_id, decision, reason).await?;
+    Ok(web::Json(resolved.into()))
 }

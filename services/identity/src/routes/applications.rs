@@ -14,7 +14,8 @@ use super::as_caller;
 use super::me::UnitRef;
 use crate::domain::accounts::{self, Actor};
 use crate::domain::applications::{
-    self, ApplicationForm, ApplicationStatus, Decision, GrantForm, NewApplication, ReviewDecision, ReviewStep,
+    self, ApplicationForm, ApplicationStatus, AppliedRole, Decision, GrantForm, NewApplication, ReviewDecision,
+    ReviewStep,
 };
 use crate::domain::{fields, ApplicationId, IdentityError, UserId};
 use crate::{workflow, State};
@@ -78,14 +79,21 @@ pub struct ApplicationRequest {
     pub certificate_serial: Option<String>,
     /// Registered workstation addresses (R-ACC-11); default: the address this is submitted from.
     pub ips: Option<Vec<String>>,
-    #[schema(required = true, nullable = false)]
+    /// Required for a `caseworker`; none for a `vendor_staff` application.
+    #[schema(nullable = false)]
     pub legal_basis: Option<String>,
     /// The business the applicant handles (承辦業務).
     #[schema(required = true, nullable = false)]
     pub business_handled: Option<String>,
-    /// The query types × purposes requested.
-    #[schema(required = true, nullable = false)]
+    /// The query types × purposes requested: required for a `caseworker`; none for a `vendor_staff`
+    /// application (R-VEN-08).
+    #[schema(nullable = false)]
     pub grants: Option<Vec<GrantRequest>>,
+    /// The role applied for: `caseworker` (default: lookups, with a legal basis and grants) or
+    /// `vendor_staff` (contractor personnel: maintenance, incident reports and device attestations,
+    /// no legal basis, no grants, R-VEN-08). Contractor personnel may apply only as `vendor_staff`
+    /// (R-ACC-08).
+    pub role: Option<AppliedRole>,
 }
 
 impl From<ApplicationRequest> for ApplicationForm {
@@ -103,6 +111,7 @@ impl From<ApplicationRequest> for ApplicationForm {
             legal_basis: body.legal_basis,
             business_handled: body.business_handled,
             grants: grant_forms(body.grants),
+            role: body.role,
         }
     }
 }
@@ -112,6 +121,8 @@ impl From<ApplicationRequest> for ApplicationForm {
 pub struct ApplicationView {
     pub application_id: String,
     pub status: ApplicationStatus,
+    /// The role applied for.
+    pub role: AppliedRole,
     pub agency_code: String,
     pub unit_id: String,
     pub username: String,
@@ -157,6 +168,7 @@ impl From<applications::Application> for ApplicationView {
         Self {
             application_id: application.id.into_inner(),
             status: application.status,
+            role: application.role,
             agency_code: application.agency_code.into_inner(),
             unit_id: application.unit_id.into_inner(),
             username: application.username,
@@ -227,11 +239,12 @@ pub async fn agencies(state: web::Data<State>, page: ApiQuery<PageQuery>) -> Api
 }
 
 /// Apply for an account (R-ACC-01). No token: the applicant has no account yet and identifies with
-/// their citizen certificate. Contractor personnel are refused (R-ACC-08).
+/// their citizen certificate. Contractor personnel are refused (R-ACC-08) unless they apply for a
+/// `vendor_staff` account, which holds no lookup grant (R-VEN-08).
 #[utoipa::path(post, path = "/v1/account-applications", tag = "applications", request_body = ApplicationRequest,
     responses(
         (status = 201, body = ApplicationView),
-        (status = 403, description = "Contractor personnel cannot apply (R-ACC-08)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Contractor personnel cannot apply but as vendor_staff (R-ACC-08)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Username or certificate already in use", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
         (status = 429, body = Problem, content_type = "application/problem+json"),

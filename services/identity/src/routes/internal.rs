@@ -2,7 +2,7 @@
 //! presents a service token, except the one that issues service tokens, which takes the calling
 //! service's own credential. Not part of the public OpenAPI document.
 
-use actix_web::{get, post, web, HttpRequest};
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use immilink_shared::auth::{IssuedServiceToken, SERVICE_TOKEN_TTL_SECONDS};
 use immilink_shared::context::SERVICE_CREDENTIAL;
 use immilink_shared::extractors::ApiJson;
@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::me::{LinkRightsView, Permission};
 use crate::domain::accounts::{self, AccountStatus};
+use crate::domain::contractors::{self, PersonnelEvent, PersonnelEventForm, Receipt};
 use crate::domain::{notices, sessions, IdentityError, SessionId, UserId};
 use crate::State;
 
@@ -82,7 +83,8 @@ pub struct UserSummary {
     pub status: AccountStatus,
     pub roles: Vec<String>,
     pub permissions: Vec<Permission>,
-    /// The agency's link now, as `/v1/me` shows it.
+    /// The caller's standing now (the agency's link, or their own grants suspended, R-VEN-08), as
+    /// `/v1/me` shows it.
     pub link: LinkRightsView,
 }
 
@@ -155,4 +157,59 @@ pub async fn notice_intake(
     let now = state.clock.now();
     let intake = state.db.run(move |conn| notices::receive(conn, now, &notice)).await?;
     Ok(web::Json(NoticeReceipt { id: body.id, queued: intake.queued, duplicate: intake.duplicate }))
+}
+
+/// A personnel message from the vendors service (its outbox relay, at least once, oldest first).
+/// Deliberately no `Debug`: it carries a national ID.
+#[derive(Deserialize)]
+pub struct PersonnelEventJson {
+    /// The message id (UUIDv7): a redelivered id changes nothing.
+    pub id: Option<String>,
+    /// `offboarded` (R-VEN-06) or `registered` (R-VEN-08).
+    pub kind: Option<String>,
+    pub national_id: Option<String>,
+    /// The agency whose vendor reported it (agency code).
+    pub agency: Option<String>,
+    pub vendor_id: Option<String>,
+    pub person_id: Option<String>,
+    /// `departure`, `role_change` or `contract_end` (offboarded); `registered`.
+    pub reason: Option<String>,
+}
+
+impl From<PersonnelEventJson> for PersonnelEventForm {
+    fn from(body: PersonnelEventJson) -> Self {
+        Self {
+            id: body.id,
+            kind: body.kind,
+            national_id: body.national_id,
+            agency: body.agency,
+            vendor_id: body.vendor_id,
+            person_id: body.person_id,
+            reason: body.reason,
+        }
+    }
+}
+
+/// A person left a contractor's staff (`offboarded`: every account of theirs is cancelled and its
+/// sessions end, R-VEN-06) or became its personnel (`registered`: the lookup grants of their
+/// accounts are suspended, R-VEN-08). From the vendors service only; idempotent by message id:
+/// 204 whether it was applied now or before. A malformed body is a 422 naming the field.
+#[post("/internal/v1/personnel-events")]
+pub async fn personnel_event(
+    caller: InternalCaller,
+    state: web::Data<State>,
+    body: ApiJson<PersonnelEventJson>,
+) -> ApiResult<HttpResponse> {
+    caller.require(&["vendors"])?;
+    let event = PersonnelEvent::parse(body.into_inner().into())?;
+    let (now, id, kind) = (state.clock.now(), event.id, event.kind);
+    let receipt = state.db.run(move |conn| contractors::receive(conn, now, &event)).await?;
+    match receipt {
+        Receipt::Applied { accounts } => {
+            state.relay.wake();
+            tracing::info!(message = %id, %kind, accounts, "personnel message applied");
+        }
+        Receipt::Duplicate => tracing::info!(message = %id, %kind, "personnel message taken before"),
+    }
+    Ok(HttpResponse::NoContent().finish())
 }

@@ -24,14 +24,18 @@ pub struct Profile {
     pub query_types: Vec<String>,
     /// The distinct purposes among `permissions`.
     pub purposes: Vec<String>,
-    /// The agency's link now: why lookups are refused, if they are, and the query types it carries.
+    /// The caller's standing now: why their lookups cannot run, if they cannot (the agency's link,
+    /// or their own grants suspended, R-VEN-08), and the query types the link carries.
     pub link: LinkRightsView,
 }
 
-/// What the agency's link allows now.
+/// What the agency's link allows the caller now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct LinkRightsView {
-    /// Set when no lookup of the agency may run now (e.g. `R-LINK-06`: the link is suspended).
+    /// Why this caller's lookups cannot run now; `null` when they may (within `permissions`). The
+    /// agency's link (e.g. `R-LINK-06`: the link is suspended), or the caller's own standing
+    /// (`R-VEN-08`, `contractor_conflict`: their grants are suspended because they were registered as
+    /// contractor personnel, until an account manager resolves it).
     pub refusal: Option<LinkRefusalView>,
     /// The query types the link carries.
     pub query_types: Vec<String>,
@@ -39,9 +43,9 @@ pub struct LinkRightsView {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct LinkRefusalView {
-    /// The SPEC rule, e.g. `R-LINK-06`.
+    /// The SPEC rule, e.g. `R-LINK-06` or `R-VEN-08`.
     pub rule: String,
-    /// A stable code, e.g. `link_suspended`.
+    /// A stable code, e.g. `link_suspended` or `contractor_conflict`.
     pub code: String,
     pub detail: String,
 }

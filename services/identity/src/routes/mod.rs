@@ -45,6 +45,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(accounts::reinstate)
         .service(accounts::set_ips)
         .service(accounts::handover)
+        .service(accounts::resolve_contractor_conflict)
         .service(links::list_links)
         .service(links::apply_for_link)
         .service(links::link_detail)
@@ -67,7 +68,8 @@ pub fn configure_internal(cfg: &mut actix_web::web::ServiceConfig) {
     cfg.service(internal::session_liveness)
         .service(internal::service_token)
         .service(internal::user_summary)
-        .service(internal::notice_intake);
+        .service(internal::notice_intake)
+        .service(internal::personnel_event);
 }
 
 /// Runs `work` for the caller, as the database knows them now ([`Actor::of`]: their session must

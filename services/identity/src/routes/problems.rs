@@ -45,6 +45,13 @@ impl From<IdentityError> for ApiError {
             E::NotSuspended { .. } => ApiError::conflict("not_suspended", detail),
             E::LastAccountManager => ApiError::conflict("last_account_manager", detail).rule("R-ACC-06"),
             E::HandoverNotPermitted => ApiError::forbidden("handover_not_permitted", detail).rule("R-ACC-06"),
+            E::VendorStaffAccount { field } => {
+                unprocessable("vendor_staff_account", "委外人員帳號不得具查詢權限", detail)
+                    .field(field)
+                    .rule("R-VEN-08")
+            }
+            E::NoContractorConflict => ApiError::conflict("no_contractor_conflict", detail).rule("R-VEN-08"),
+            E::StillContractorPersonnel => ApiError::conflict("contractor_conflict", detail).rule("R-VEN-08"),
             E::LinkStatusConflict { .. } | E::LinkNotInForce { .. } => ApiError::conflict("link_status", detail),
             E::LinkExists { .. } => ApiError::conflict("link_exists", detail).rule("R-LINK-05"),
             E::RequestPending => ApiError::conflict("request_pending", detail),
@@ -125,6 +132,9 @@ mod tests {
             E::NotSuspended { .. } => (409, "not_suspended", None, None),
             E::LastAccountManager => (409, "last_account_manager", None, Some("R-ACC-06")),
             E::HandoverNotPermitted => (403, "handover_not_permitted", None, Some("R-ACC-06")),
+            E::VendorStaffAccount { .. } => (422, "vendor_staff_account", Some("grants"), Some("R-VEN-08")),
+            E::NoContractorConflict => (409, "no_contractor_conflict", None, Some("R-VEN-08")),
+            E::StillContractorPersonnel => (409, "contractor_conflict", None, Some("R-VEN-08")),
             E::LinkStatusConflict { .. } => (409, "link_status", None, None),
             E::LinkNotInForce { .. } => (409, "link_status", None, None),
             E::LinkExists { .. } => (409, "link_exists", None, Some("R-LINK-05")),
@@ -178,6 +188,9 @@ mod tests {
             E::NotSuspended { status: AccountStatus::Terminated },
             E::LastAccountManager,
             E::HandoverNotPermitted,
+            E::VendorStaffAccount { field: "grants" },
+            E::NoContractorConflict,
+            E::StillContractorPersonnel,
             E::LinkStatusConflict { status: LinkStatus::Terminated, wanted: LinkStatus::Active },
             E::LinkNotInForce { status: LinkStatus::Lapsed },
             E::LinkExists { link_id: LinkId::new("0192f0c4-0000-7000-8000-000000000000") },
@@ -203,8 +216,8 @@ mod tests {
 
     #[test]
     fn every_case_maps_to_its_wire_answer() {
-        // 40 cases; `Unavailable` has two samples, one per dependency.
-        assert_every_case_maps(samples(), 40, expected);
+        // 43 cases; `Unavailable` has two samples, one per dependency.
+        assert_every_case_maps(samples(), 43, expected);
     }
 
     #[test]

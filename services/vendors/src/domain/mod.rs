@@ -1,9 +1,18 @@
-//! The vendors service's rules: contractor registration per agency ([`vendors`]) and their personnel
-//! ([`personnel`], R-VEN-06, R-VEN-08; identity's contractor check for R-ACC-08). Domain functions
+//! The vendors service's rules: contractor registration per agency ([`vendors`]), their contracts
+//! ([`contracts`], R-VEN-02) and personnel ([`personnel`]: suitability checks R-VEN-01, confidentiality
+//! agreements R-VEN-04, offboarding R-VEN-06, registration R-VEN-08; identity's contractor check for
+//! R-ACC-08), and the messages that tell identity about offboardings and registrations
+//! ([`identity_messages`], delivered by `crate::identity_relay`). Domain functions
 //! take a connection, the time, the shared [`Caller`] and parsed domain types, and fail with a case
 //! of [`VendorsError`]; `routes::problems` is the one place a case becomes a problem.
 
+pub mod audits;
+pub mod contracts;
+pub mod devices;
+pub mod identity_messages;
+pub mod incidents;
 pub mod personnel;
+pub mod sweep;
 pub mod vendors;
 
 use chrono::{DateTime, Utc};
@@ -12,7 +21,10 @@ use immilink_shared::db::{DbConn, DbError};
 use immilink_shared::outbox::{self, OutboxError};
 use immilink_shared::text_id;
 
-use personnel::PersonnelStatus;
+use audits::FindingStatus;
+use contracts::ContractStatus;
+use devices::DeviceStatus;
+use personnel::{AccessRule, PersonnelStatus};
 
 text_id! {
     /// A registered vendor's id (UUIDv7).
@@ -22,6 +34,32 @@ text_id! {
 text_id! {
     /// A person on a vendor's staff list (UUIDv7).
     pub struct PersonId;
+}
+
+text_id! {
+    /// A vendor's contract with the agency (UUIDv7).
+    pub struct ContractId;
+}
+
+// --- devices, incidents, audits
+text_id! {
+    /// A dedicated machine registered to a contract (UUIDv7, R-VEN-07).
+    pub struct DeviceId;
+}
+
+text_id! {
+    /// A vendor's incident report (UUIDv7, R-VEN-03).
+    pub struct IncidentId;
+}
+
+text_id! {
+    /// An audit of a vendor (UUIDv7, R-VEN-05).
+    pub struct VendorAuditId;
+}
+
+text_id! {
+    /// A finding of a vendor audit (UUIDv7, R-VEN-05).
+    pub struct FindingId;
 }
 
 /// Every way a vendors operation can fail, one case per reason.
@@ -47,6 +85,49 @@ pub enum VendorsError {
     /// A field is present but its value is not acceptable (never repeating a national ID).
     #[error("{field}: {detail}")]
     Invalid { field: String, detail: String },
+    // --- contracts and personnel
+    /// R-VEN-02: custom system development needs a security test certificate on file first.
+    #[error(
+        "a contract with custom system development cannot become active without a security test certificate on file"
+    )]
+    CertificateRequired,
+    /// A contract status change [`ContractStatus::transition`] refuses.
+    #[error("a contract that is {from} cannot become {to}")]
+    ContractMove { from: ContractStatus, to: ContractStatus },
+    /// The contract has ended: nothing more is filed on it or added to it.
+    #[error("the contract has ended")]
+    ContractEnded,
+    /// The person has departed: their record is closed (R-VEN-06).
+    #[error("the person has departed; their record is closed")]
+    PersonDeparted,
+    /// [`personnel::may_access_personal_data`] refuses: the rule names what is missing.
+    #[error("{}", .rule.refusal())]
+    PersonalDataRefused { rule: AccessRule },
+    // --- devices, incidents, audits
+    /// R-VEN-07: the machine (by this field) is registered already, not retired: to another contract
+    /// (a dedicated machine never serves two projects) or to this one. `contract_id` is unknown when a
+    /// concurrent registration won the race.
+    #[error("this machine's {field} is already registered to {}; a dedicated machine serves one project only",
+        .contract_id.as_ref().map_or_else(|| "a contract".to_owned(), |id| format!("contract {id}")))]
+    DeviceAssigned { field: &'static str, contract_id: Option<ContractId> },
+    /// R-VEN-07 refuses the attestation: the machine is online, or a program has no licence reference.
+    #[error("{field}: {detail}")]
+    AttestationRefused { field: String, detail: String },
+    /// A machine status change [`DeviceStatus::transition`] refuses.
+    #[error("a machine that is {from} cannot become {to}")]
+    IllegalDeviceMove { from: DeviceStatus, to: DeviceStatus },
+    /// R-VEN-03: the incident's times do not fit (learned after the report, or before it happened).
+    #[error("{field}: {detail}")]
+    IncidentTimes { field: &'static str, detail: String },
+    /// A finding status change [`FindingStatus::transition`] refuses.
+    #[error("a finding that is {from} cannot become {to}")]
+    IllegalFindingMove { from: FindingStatus, to: FindingStatus },
+    /// R-VEN-05 (as R-AUD-07): who closes a finding is not who recorded its remediation.
+    #[error("a finding is closed by someone other than who recorded its remediation")]
+    CloserIsRemediator,
+    /// A guarded status write matched nothing: someone else changed the record since it was read.
+    #[error("{0} was changed by someone else meanwhile; read it again")]
+    ChangedMeanwhile(&'static str),
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -85,6 +166,24 @@ pub fn record(
     payload: serde_json::Value,
 ) -> Result<(), VendorsError> {
     let event = outbox::event(crate::SERVICE, kind, now, caller, correlation_id, None, payload);
+    Ok(outbox::enqueue(conn, now, &event)?)
+}
+
+/// Writes the audit event of an act of the service itself (the sweep): no actor, the agency the record
+/// belongs to. Part of the caller's transaction.
+pub fn record_system(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    kind: &str,
+    agency: &immilink_shared::typed::AgencyCode,
+    correlation_id: &str,
+    payload: serde_json::Value,
+) -> Result<(), VendorsError> {
+    let event = immilink_shared::events::AuditEvent {
+        agency: Some(agency.to_string()),
+        correlation_id: Some(correlation_id.to_owned()),
+        ..immilink_shared::events::AuditEvent::new(crate::SERVICE, kind, now, payload)
+    };
     Ok(outbox::enqueue(conn, now, &event)?)
 }
 

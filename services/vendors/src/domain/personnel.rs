@@ -1,13 +1,23 @@
-//! Contractor personnel (委外人員): who works for a registered vendor. Identity asks whether an applicant
-//! is active personnel of any agency's vendor and refuses the application (R-ACC-08, R-VEN-08); a
-//! departure ends that match at once (R-VEN-06).
+//! Contractor personnel (委外人員): who works for a registered vendor, optionally on one of its
+//! contracts. Identity asks whether an applicant is active personnel of any agency's vendor and
+//! refuses the application (R-ACC-08, R-VEN-08).
 //!
-//! National IDs are personal data: they never appear in logs or error messages. The `Debug` forms
-//! here redact them, so even a stray `?value` in a log line cannot leak one.
+//! - Adding a person tells identity at once (a `registered` message, R-VEN-08): an account the person
+//!   already holds loses its lookup grants until an account manager resolves the conflict.
+//! - No access to personal data before a passed suitability check (R-VEN-01) and a signed
+//!   confidentiality agreement on file (R-VEN-04): [`may_access_personal_data`] is the one place that
+//!   decides, shown in the person's view and asked by identity (`/internal/v1/personnel/access`).
+//! - Offboarding (R-VEN-06): a departure, a role change or the end of the person's contract writes an
+//!   `offboarded` message in the same transaction; identity cancels every account the person holds
+//!   and ends their sessions. A role change keeps the person as active personnel in the new role; a
+//!   departure (and a contract's end) marks them departed.
+//!
+//! National IDs are personal data: they never appear in logs, errors or audit events. The `Debug`
+//! forms here redact them, so even a stray `?value` in a log line cannot leak one.
 
 use std::fmt;
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use immilink_shared::auth::Caller;
 use immilink_shared::clock::to_db;
@@ -19,9 +29,12 @@ use immilink_shared::text_enum;
 use immilink_shared::typed::{AgencyCode, UserId};
 use serde_json::json;
 
-use super::vendors::Vendor;
-use super::{new_id, optional_text, record, require_manager, text, PersonId, VendorId, VendorsError};
-use crate::schema::{vendor_personnel, vendors};
+use super::contracts::{self, not_after_today};
+use super::identity_messages::{self, MessageReason};
+use super::{
+    new_id, optional_text, record, require_manager, text, vendors, ContractId, PersonId, VendorId, VendorsError,
+};
+use crate::schema::{vendor_personnel, vendors as vendors_table};
 
 text_enum! {
     /// Whether a person still works for the vendor. Added active; the one move is to departed
@@ -42,6 +55,41 @@ impl PersonnelStatus {
     }
 }
 
+text_enum! {
+    /// The outcome of a person's suitability check (R-VEN-01).
+    pub enum SuitabilityStatus {
+        Passed = "passed",
+        Failed = "failed",
+    }
+}
+
+text_enum! {
+    /// The rule that keeps a person from personal data, as [`may_access_personal_data`] names it.
+    pub enum AccessRule {
+        /// No passed suitability check on file.
+        SuitabilityCheck = "R-VEN-01",
+        /// No signed confidentiality agreement on file.
+        Agreement = "R-VEN-04",
+        /// The person has departed.
+        Departed = "R-VEN-06",
+    }
+}
+
+impl AccessRule {
+    /// Why access is refused, in a sentence.
+    pub const fn refusal(self) -> &'static str {
+        match self {
+            AccessRule::SuitabilityCheck => {
+                "no access to personal data before a passed suitability check is on file (R-VEN-01)"
+            }
+            AccessRule::Agreement => {
+                "no access to personal data before a signed confidentiality agreement is on file (R-VEN-04)"
+            }
+            AccessRule::Departed => "a departed person has no access to personal data (R-VEN-06)",
+        }
+    }
+}
+
 /// One person on a vendor's staff list.
 #[derive(Clone, Queryable, Selectable, PartialEq)]
 #[diesel(table_name = vendor_personnel)]
@@ -53,12 +101,24 @@ pub struct Person {
     /// National ID, or UI number for foreign staff, in canonical form.
     pub national_id: String,
     pub name: String,
+    /// The person's role on the contract.
     pub job_title: Option<String>,
     pub status: PersonnelStatus,
     pub created_by: UserId,
     pub created_at: NaiveDateTime,
     /// When the person was marked departed (R-VEN-06).
     pub departed_at: Option<NaiveDateTime>,
+    /// The contract the person works on; none for personnel added without one.
+    pub contract_id: Option<ContractId>,
+    pub suitability_status: Option<SuitabilityStatus>,
+    pub suitability_checked_on: Option<NaiveDate>,
+    pub suitability_checker: Option<String>,
+    pub suitability_recorded_by: Option<UserId>,
+    pub suitability_recorded_at: Option<NaiveDateTime>,
+    pub agreement_signed_on: Option<NaiveDate>,
+    pub agreement_reference: Option<String>,
+    pub agreement_filed_by: Option<UserId>,
+    pub agreement_filed_at: Option<NaiveDateTime>,
 }
 
 impl fmt::Debug for Person {
@@ -69,8 +129,97 @@ impl fmt::Debug for Person {
             .field("agency", &self.agency)
             .field("national_id", &"<redacted>")
             .field("status", &self.status)
+            .field("contract_id", &self.contract_id)
+            .field("suitability_status", &self.suitability_status)
+            .field("agreement_filed_at", &self.agreement_filed_at)
             .finish_non_exhaustive()
     }
+}
+
+/// A suitability check on file (R-VEN-01).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SuitabilityCheck {
+    pub status: SuitabilityStatus,
+    pub checked_on: NaiveDate,
+    /// Who checked (a name or office, as the check's paperwork states it).
+    pub checker: String,
+    pub recorded_by: UserId,
+    pub recorded_at: NaiveDateTime,
+}
+
+/// A signed confidentiality agreement on file (R-VEN-04).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Agreement {
+    pub signed_on: NaiveDate,
+    pub reference: String,
+    pub filed_by: UserId,
+    pub filed_at: NaiveDateTime,
+}
+
+/// Whether a person may access personal data, and if not, the rule that refuses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Access {
+    pub allowed: bool,
+    pub refused_by: Option<AccessRule>,
+}
+
+impl Person {
+    pub fn suitability_check(&self) -> Option<SuitabilityCheck> {
+        match (
+            self.suitability_status,
+            self.suitability_checked_on,
+            &self.suitability_checker,
+            &self.suitability_recorded_by,
+            self.suitability_recorded_at,
+        ) {
+            (Some(status), Some(checked_on), Some(checker), Some(recorded_by), Some(recorded_at)) => {
+                Some(SuitabilityCheck {
+                    status,
+                    checked_on,
+                    checker: checker.clone(),
+                    recorded_by: recorded_by.clone(),
+                    recorded_at,
+                })
+            }
+            _ => None,
+        }
+    }
+
+    pub fn agreement(&self) -> Option<Agreement> {
+        match (self.agreement_signed_on, &self.agreement_reference, &self.agreement_filed_by, self.agreement_filed_at) {
+            (Some(signed_on), Some(reference), Some(filed_by), Some(filed_at)) => {
+                Some(Agreement { signed_on, reference: reference.clone(), filed_by: filed_by.clone(), filed_at })
+            }
+            _ => None,
+        }
+    }
+
+    /// [`may_access_personal_data`] as a value for the person's view.
+    pub fn access(&self) -> Access {
+        match may_access_personal_data(self) {
+            Ok(()) => Access { allowed: true, refused_by: None },
+            Err(VendorsError::PersonalDataRefused { rule }) => Access { allowed: false, refused_by: Some(rule) },
+            // The function refuses with no other case; should it ever, access stays closed.
+            Err(_) => Access { allowed: false, refused_by: Some(AccessRule::SuitabilityCheck) },
+        }
+    }
+}
+
+/// The one rule on a contractor person's access to personal data: only active personnel with a
+/// passed suitability check (R-VEN-01) and a signed confidentiality agreement on file (R-VEN-04).
+/// The refusal names the first rule not met (a departure first, then the check, then the agreement).
+pub fn may_access_personal_data(person: &Person) -> Result<(), VendorsError> {
+    let refuse = |rule| Err(VendorsError::PersonalDataRefused { rule });
+    if person.status != PersonnelStatus::Active {
+        return refuse(AccessRule::Departed);
+    }
+    if person.suitability_check().is_none_or(|check| check.status != SuitabilityStatus::Passed) {
+        return refuse(AccessRule::SuitabilityCheck);
+    }
+    if person.agreement().is_none() {
+        return refuse(AccessRule::Agreement);
+    }
+    Ok(())
 }
 
 /// A validated addition, built at the edge.
@@ -80,10 +229,15 @@ pub struct NewPerson {
     pub national_id: SubjectId,
     pub name: String,
     pub job_title: Option<String>,
+    /// The vendor's contract the person works on (optional: clients that name none keep working).
+    pub contract_id: Option<ContractId>,
 }
 
 const MAX_NAME: usize = 100;
 const MAX_JOB_TITLE: usize = 100;
+const MAX_CHECKER: usize = 200;
+const MAX_REFERENCE: usize = 100;
+const MAX_REASON: usize = 1000;
 
 /// A national ID or UI number in any form a caseworker might type it; the refusal names the problem
 /// (length, check digit), never the value.
@@ -98,12 +252,14 @@ impl NewPerson {
         national_id: Option<String>,
         name: Option<String>,
         job_title: Option<String>,
+        contract_id: Option<String>,
     ) -> Result<Self, VendorsError> {
         let raw_id = national_id.ok_or_else(|| VendorsError::missing("national_id"))?;
         let national_id = resident_id(&raw_id)?;
         let name = text(name, "name", MAX_NAME)?;
         let job_title = optional_text(job_title, "job_title", MAX_JOB_TITLE)?;
-        Ok(Self { vendor_id, national_id, name, job_title })
+        let contract_id = optional_text(contract_id, "contract_id", 64)?.map(ContractId::new);
+        Ok(Self { vendor_id, national_id, name, job_title, contract_id })
     }
 }
 
@@ -112,7 +268,62 @@ impl fmt::Debug for NewPerson {
         f.debug_struct("NewPerson")
             .field("vendor_id", &self.vendor_id)
             .field("national_id", &"<redacted>")
+            .field("contract_id", &self.contract_id)
             .finish_non_exhaustive()
+    }
+}
+
+/// A validated suitability check to record.
+#[derive(Debug, Clone)]
+pub struct NewSuitabilityCheck {
+    pub status: SuitabilityStatus,
+    pub checked_on: NaiveDate,
+    pub checker: String,
+}
+
+impl NewSuitabilityCheck {
+    pub fn parse(
+        status: Option<SuitabilityStatus>,
+        checked_on: Option<NaiveDate>,
+        checker: Option<String>,
+    ) -> Result<Self, VendorsError> {
+        Ok(Self {
+            status: status.ok_or_else(|| VendorsError::missing("status"))?,
+            checked_on: checked_on.ok_or_else(|| VendorsError::missing("checked_on"))?,
+            checker: text(checker, "checker", MAX_CHECKER)?,
+        })
+    }
+}
+
+/// A validated confidentiality agreement to file.
+#[derive(Debug, Clone)]
+pub struct NewAgreement {
+    pub signed_on: NaiveDate,
+    pub reference: String,
+}
+
+impl NewAgreement {
+    pub fn parse(signed_on: Option<NaiveDate>, reference: Option<String>) -> Result<Self, VendorsError> {
+        Ok(Self {
+            signed_on: signed_on.ok_or_else(|| VendorsError::missing("signed_on"))?,
+            reference: text(reference, "reference", MAX_REFERENCE)?,
+        })
+    }
+}
+
+/// A validated role change.
+#[derive(Debug, Clone)]
+pub struct RoleChange {
+    pub job_title: String,
+    pub reason: String,
+}
+
+impl RoleChange {
+    pub fn parse(job_title: Option<String>, reason: Option<String>) -> Result<Self, VendorsError> {
+        Ok(Self {
+            job_title: text(job_title, "job_title", MAX_JOB_TITLE)?,
+            reason: text(reason, "reason", MAX_REASON)?,
+        })
     }
 }
 
@@ -125,24 +336,16 @@ pub struct PersonnelVendor {
     pub vendor_name: String,
 }
 
-/// The vendor, if it is one of the caller's agency's. Another agency's vendor is "not found" like a
-/// missing one, so its existence is not revealed.
-fn vendor_of(conn: &mut DbConn, caller: &Caller, vendor_id: &VendorId) -> Result<Vendor, VendorsError> {
-    vendors::table
-        .filter(vendors::id.eq(vendor_id))
-        .filter(vendors::agency.eq(&caller.agency))
-        .select(Vendor::as_select())
-        .first(conn)
-        .optional()?
-        .ok_or(VendorsError::NotFound("the vendor"))
-}
-
-/// Adds a person to a vendor of the caller's agency. The same ID twice on one vendor is a conflict
-/// (whether or not the earlier record has departed).
+/// Adds a person to a vendor of the caller's agency (and to one of its contracts when named), and
+/// tells identity in the same transaction (a `registered` message, R-VEN-08). The same ID twice on
+/// one vendor is a conflict (whether or not the earlier record has departed).
 pub fn add(conn: &mut DbConn, now: DateTime<Utc>, caller: &Caller, new: &NewPerson) -> Result<Person, VendorsError> {
     require_manager(caller)?;
     conn.write_transaction(|conn| {
-        let vendor = vendor_of(conn, caller, &new.vendor_id)?;
+        let vendor = vendors::of_caller(conn, caller, &new.vendor_id)?;
+        if let Some(contract_id) = &new.contract_id {
+            contracts::open_for_personnel(conn, &vendor.id, contract_id)?;
+        }
         let existing: i64 = vendor_personnel::table
             .filter(vendor_personnel::vendor_id.eq(&vendor.id))
             .filter(vendor_personnel::national_id.eq(new.national_id.as_str()))
@@ -151,30 +354,19 @@ pub fn add(conn: &mut DbConn, now: DateTime<Utc>, caller: &Caller, new: &NewPers
         if existing > 0 {
             return Err(VendorsError::PersonnelExists);
         }
-        let person = Person {
-            id: PersonId::new(new_id()),
-            vendor_id: vendor.id,
-            agency: vendor.agency,
-            national_id: new.national_id.as_str().to_owned(),
-            name: new.name.clone(),
-            job_title: new.job_title.clone(),
-            status: PersonnelStatus::Active,
-            created_by: caller.user_id.clone(),
-            created_at: to_db(now),
-            departed_at: None,
-        };
+        let id = PersonId::new(new_id());
         diesel::insert_into(vendor_personnel::table)
             .values((
-                vendor_personnel::id.eq(&person.id),
-                vendor_personnel::vendor_id.eq(&person.vendor_id),
-                vendor_personnel::agency.eq(&person.agency),
-                vendor_personnel::national_id.eq(&person.national_id),
-                vendor_personnel::name.eq(&person.name),
-                vendor_personnel::job_title.eq(&person.job_title),
-                vendor_personnel::status.eq(person.status),
-                vendor_personnel::created_by.eq(&person.created_by),
-                vendor_personnel::created_at.eq(person.created_at),
-                vendor_personnel::departed_at.eq(person.departed_at),
+                vendor_personnel::id.eq(&id),
+                vendor_personnel::vendor_id.eq(&vendor.id),
+                vendor_personnel::agency.eq(&vendor.agency),
+                vendor_personnel::national_id.eq(new.national_id.as_str()),
+                vendor_personnel::name.eq(&new.name),
+                vendor_personnel::job_title.eq(&new.job_title),
+                vendor_personnel::status.eq(PersonnelStatus::Active),
+                vendor_personnel::created_by.eq(&caller.user_id),
+                vendor_personnel::created_at.eq(to_db(now)),
+                vendor_personnel::contract_id.eq(&new.contract_id),
             ))
             .execute(conn)
             .map_err(|err| match DbError::Query(err) {
@@ -182,15 +374,18 @@ pub fn add(conn: &mut DbConn, now: DateTime<Utc>, caller: &Caller, new: &NewPers
                 e if e.is_unique_violation() => VendorsError::PersonnelExists,
                 e => VendorsError::Db(e),
             })?;
+        let person = person_of(conn, &vendor.id, &id)?;
         // The national ID stays out of the event: the person's id finds it in this service.
         let payload = json!({
             "vendor_id": person.vendor_id,
             "person_id": person.id,
+            "contract_id": person.contract_id,
             "name": person.name,
             "job_title": person.job_title,
             "status": person.status,
         });
         record(conn, now, kind::VENDOR_PERSONNEL_ADDED, caller, person.id.as_str(), payload)?;
+        identity_messages::enqueue(conn, now, &person, MessageReason::Registered)?;
         tracing::info!(vendor_id = %person.vendor_id, person_id = %person.id, "vendor personnel added");
         Ok(person)
     })
@@ -205,7 +400,7 @@ pub fn list(
     page: &Page,
 ) -> Result<Vec<Person>, VendorsError> {
     require_manager(caller)?;
-    vendor_of(conn, caller, vendor_id)?;
+    vendors::of_caller(conn, caller, vendor_id)?;
     let mut query = vendor_personnel::table.filter(vendor_personnel::vendor_id.eq(vendor_id.clone())).into_boxed();
     if let Some(after) = &page.cursor {
         let name: String = vendor_personnel::table
@@ -228,8 +423,21 @@ pub fn list(
         .load(conn)?)
 }
 
-/// Marks a person departed (R-VEN-06): from `now` on they no longer match the lookup. Marking a
-/// departed person again changes nothing and answers the record as it is.
+/// One person of a vendor of the caller's agency.
+pub fn get(
+    conn: &mut DbConn,
+    caller: &Caller,
+    vendor_id: &VendorId,
+    person_id: &PersonId,
+) -> Result<Person, VendorsError> {
+    require_manager(caller)?;
+    vendors::of_caller(conn, caller, vendor_id)?;
+    person_of(conn, vendor_id, person_id)
+}
+
+/// Marks a person departed (R-VEN-06): from `now` on they no longer match the lookup, and identity
+/// is told (in the same transaction) to disable every account they hold. Marking a departed person
+/// again changes nothing, tells no one, and answers the record as it is.
 pub fn mark_departed(
     conn: &mut DbConn,
     now: DateTime<Utc>,
@@ -239,35 +447,200 @@ pub fn mark_departed(
 ) -> Result<Person, VendorsError> {
     require_manager(caller)?;
     conn.write_transaction(|conn| {
-        vendor_of(conn, caller, vendor_id)?;
+        vendors::of_caller(conn, caller, vendor_id)?;
         let person = person_of(conn, vendor_id, person_id)?;
         if person.status == PersonnelStatus::Departed {
             return Ok(person);
         }
-        let to = person.status.transition(PersonnelStatus::Departed)?;
-        // Guarded by the status it was read in: a concurrent departure cannot overwrite the first
-        // departure time.
-        let departed = diesel::update(
-            vendor_personnel::table
-                .filter(vendor_personnel::id.eq(person_id))
-                .filter(vendor_personnel::vendor_id.eq(vendor_id))
-                .filter(vendor_personnel::status.eq(person.status)),
-        )
-        .set((vendor_personnel::status.eq(to), vendor_personnel::departed_at.eq(Some(to_db(now)))))
-        .execute(conn)?;
-        if departed > 0 {
-            let payload = json!({
-                "vendor_id": vendor_id,
-                "person_id": person_id,
-                "name": person.name,
-                "from": person.status,
-                "status": to,
-            });
-            record(conn, now, kind::VENDOR_PERSONNEL_DEPARTED, caller, person_id.as_str(), payload)?;
-            tracing::info!(vendor_id = %vendor_id, person_id = %person_id, "vendor personnel departed");
+        match depart(conn, now, caller, &person, MessageReason::Departure)? {
+            Some(departed) => Ok(departed),
+            // Departed by a concurrent request since it was read: answer the record as it is.
+            None => person_of(conn, vendor_id, person_id),
         }
+    })
+}
+
+/// Offboards an active person for `reason` (a departure, or their contract's end) inside the caller's
+/// transaction: marks them departed, writes the audit event and the `offboarded` message to identity.
+/// `None` when the person was no longer active (a concurrent departure did it first: nothing more is
+/// written).
+pub(crate) fn depart(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    caller: &Caller,
+    person: &Person,
+    reason: MessageReason,
+) -> Result<Option<Person>, VendorsError> {
+    let to = person.status.transition(PersonnelStatus::Departed)?;
+    // Guarded by the status it was read in: a concurrent departure cannot overwrite the first
+    // departure time, nor offboard twice.
+    let departed = diesel::update(
+        vendor_personnel::table
+            .filter(vendor_personnel::id.eq(&person.id))
+            .filter(vendor_personnel::status.eq(person.status)),
+    )
+    .set((vendor_personnel::status.eq(to), vendor_personnel::departed_at.eq(Some(to_db(now)))))
+    .execute(conn)?;
+    if departed == 0 {
+        return Ok(None);
+    }
+    let payload = json!({
+        "vendor_id": person.vendor_id,
+        "person_id": person.id,
+        "contract_id": person.contract_id,
+        "name": person.name,
+        "from": person.status,
+        "status": to,
+        "reason": reason,
+    });
+    record(conn, now, kind::VENDOR_PERSONNEL_DEPARTED, caller, person.id.as_str(), payload)?;
+    let departed = person_of(conn, &person.vendor_id, &person.id)?;
+    identity_messages::enqueue(conn, now, &departed, reason)?;
+    tracing::info!(vendor_id = %person.vendor_id, person_id = %person.id, %reason, "vendor personnel offboarded");
+    Ok(Some(departed))
+}
+
+/// Records a person's suitability check (R-VEN-01), replacing an earlier one. The check's date cannot
+/// lie in the future; a departed person's record is closed.
+pub fn record_suitability_check(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    caller: &Caller,
+    vendor_id: &VendorId,
+    person_id: &PersonId,
+    check: &NewSuitabilityCheck,
+) -> Result<Person, VendorsError> {
+    require_manager(caller)?;
+    not_after_today(check.checked_on, now, "checked_on")?;
+    conn.write_transaction(|conn| {
+        let person = active_person(conn, caller, vendor_id, person_id)?;
+        let changed = diesel::update(active_row(person_id))
+            .set((
+                vendor_personnel::suitability_status.eq(Some(check.status)),
+                vendor_personnel::suitability_checked_on.eq(Some(check.checked_on)),
+                vendor_personnel::suitability_checker.eq(Some(&check.checker)),
+                vendor_personnel::suitability_recorded_by.eq(Some(&caller.user_id)),
+                vendor_personnel::suitability_recorded_at.eq(Some(to_db(now))),
+            ))
+            .execute(conn)?;
+        if changed == 0 {
+            return Err(VendorsError::PersonDeparted);
+        }
+        let payload = json!({
+            "vendor_id": vendor_id,
+            "person_id": person_id,
+            "status": check.status,
+            "checked_on": check.checked_on,
+            "checker": check.checker,
+            "previous_status": person.suitability_status,
+        });
+        record(conn, now, kind::VENDOR_PERSONNEL_CHECKED, caller, person_id.as_str(), payload)?;
         person_of(conn, vendor_id, person_id)
     })
+}
+
+/// Files a person's signed confidentiality agreement (R-VEN-04), replacing an earlier one. The
+/// signing date cannot lie in the future; a departed person's record is closed.
+pub fn file_agreement(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    caller: &Caller,
+    vendor_id: &VendorId,
+    person_id: &PersonId,
+    agreement: &NewAgreement,
+) -> Result<Person, VendorsError> {
+    require_manager(caller)?;
+    not_after_today(agreement.signed_on, now, "signed_on")?;
+    conn.write_transaction(|conn| {
+        let person = active_person(conn, caller, vendor_id, person_id)?;
+        let changed = diesel::update(active_row(person_id))
+            .set((
+                vendor_personnel::agreement_signed_on.eq(Some(agreement.signed_on)),
+                vendor_personnel::agreement_reference.eq(Some(&agreement.reference)),
+                vendor_personnel::agreement_filed_by.eq(Some(&caller.user_id)),
+                vendor_personnel::agreement_filed_at.eq(Some(to_db(now))),
+            ))
+            .execute(conn)?;
+        if changed == 0 {
+            return Err(VendorsError::PersonDeparted);
+        }
+        let payload = json!({
+            "vendor_id": vendor_id,
+            "person_id": person_id,
+            "signed_on": agreement.signed_on,
+            "reference": agreement.reference,
+            "replaced": person.agreement_reference,
+        });
+        record(conn, now, kind::VENDOR_PERSONNEL_AGREEMENT_FILED, caller, person_id.as_str(), payload)?;
+        person_of(conn, vendor_id, person_id)
+    })
+}
+
+/// Changes an active person's role (R-VEN-06): the person stays active personnel with the new job
+/// title, and identity is told in the same transaction to disable every account they hold (an
+/// account for the new role is applied for afresh). The same title again is refused, naming it.
+pub fn change_role(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    caller: &Caller,
+    vendor_id: &VendorId,
+    person_id: &PersonId,
+    change: &RoleChange,
+) -> Result<Person, VendorsError> {
+    require_manager(caller)?;
+    conn.write_transaction(|conn| {
+        let person = active_person(conn, caller, vendor_id, person_id)?;
+        if person.job_title.as_deref() == Some(change.job_title.as_str()) {
+            return Err(VendorsError::invalid("job_title", "is already the person's role"));
+        }
+        let changed = diesel::update(active_row(person_id))
+            .set(vendor_personnel::job_title.eq(Some(&change.job_title)))
+            .execute(conn)?;
+        if changed == 0 {
+            return Err(VendorsError::PersonDeparted);
+        }
+        let payload = json!({
+            "vendor_id": vendor_id,
+            "person_id": person_id,
+            "contract_id": person.contract_id,
+            "from_job_title": person.job_title,
+            "job_title": change.job_title,
+            "reason": change.reason,
+        });
+        record(conn, now, kind::VENDOR_PERSONNEL_ROLE_CHANGED, caller, person_id.as_str(), payload)?;
+        let changed = person_of(conn, vendor_id, person_id)?;
+        identity_messages::enqueue(conn, now, &changed, MessageReason::RoleChange)?;
+        tracing::info!(%vendor_id, %person_id, "vendor personnel role changed; accounts offboarded");
+        Ok(changed)
+    })
+}
+
+/// The person, of a vendor of the caller's agency, still active.
+fn active_person(
+    conn: &mut DbConn,
+    caller: &Caller,
+    vendor_id: &VendorId,
+    person_id: &PersonId,
+) -> Result<Person, VendorsError> {
+    vendors::of_caller(conn, caller, vendor_id)?;
+    let person = person_of(conn, vendor_id, person_id)?;
+    if person.status != PersonnelStatus::Active {
+        return Err(VendorsError::PersonDeparted);
+    }
+    Ok(person)
+}
+
+/// The person's row while still active: an update through it does nothing once a concurrent
+/// departure has committed.
+type ActiveRow<'a> = diesel::dsl::Filter<
+    diesel::dsl::Filter<vendor_personnel::table, diesel::dsl::Eq<vendor_personnel::id, &'a PersonId>>,
+    diesel::dsl::Eq<vendor_personnel::status, PersonnelStatus>,
+>;
+
+fn active_row(person_id: &PersonId) -> ActiveRow<'_> {
+    vendor_personnel::table
+        .filter(vendor_personnel::id.eq(person_id))
+        .filter(vendor_personnel::status.eq(PersonnelStatus::Active))
 }
 
 fn person_of(conn: &mut DbConn, vendor_id: &VendorId, person_id: &PersonId) -> Result<Person, VendorsError> {
@@ -284,16 +657,55 @@ fn person_of(conn: &mut DbConn, vendor_id: &VendorId, person_id: &PersonId) -> R
 /// person is not contractor personnel, or has departed everywhere.
 pub fn is_active_personnel(conn: &mut DbConn, id: &SubjectId) -> Result<Vec<PersonnelVendor>, VendorsError> {
     let rows: Vec<(VendorId, AgencyCode, String)> = vendor_personnel::table
-        .inner_join(vendors::table)
+        .inner_join(vendors_table::table)
         .filter(vendor_personnel::national_id.eq(id.as_str()))
         .filter(vendor_personnel::status.eq(PersonnelStatus::Active))
-        .order((vendors::agency.asc(), vendors::name.asc(), vendors::id.asc()))
-        .select((vendors::id, vendors::agency, vendors::name))
+        .order((vendors_table::agency.asc(), vendors_table::name.asc(), vendors_table::id.asc()))
+        .select((vendors_table::id, vendors_table::agency, vendors_table::name))
         .load(conn)?;
     Ok(rows
         .into_iter()
         .map(|(vendor_id, agency, vendor_name)| PersonnelVendor { vendor_id, agency, vendor_name })
         .collect())
+}
+
+/// What identity learns about an ID's access to personal data as contractor personnel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PersonnelAccess {
+    /// The ID is active personnel (of `agency`'s vendors when one was named).
+    pub personnel: bool,
+    /// Some active record of the ID passes [`may_access_personal_data`].
+    pub allowed: bool,
+    /// When not allowed: the rule refusing the record closest to being allowed (R-VEN-04 before
+    /// R-VEN-01), or R-VEN-06 when every record has departed; none when the ID is no one's personnel.
+    pub rule: Option<AccessRule>,
+}
+
+/// May this ID, as contractor personnel (of `agency`'s vendors, or any agency's), access personal
+/// data? Identity asks before it gives contractor personnel a `vendor_staff` account (R-VEN-01,
+/// R-VEN-04).
+pub fn personal_data_access(
+    conn: &mut DbConn,
+    id: &SubjectId,
+    agency: Option<&AgencyCode>,
+) -> Result<PersonnelAccess, VendorsError> {
+    let mut query = vendor_personnel::table.filter(vendor_personnel::national_id.eq(id.as_str())).into_boxed();
+    if let Some(agency) = agency {
+        query = query.filter(vendor_personnel::agency.eq(agency.clone()));
+    }
+    let records: Vec<Person> = query.order(vendor_personnel::id.asc()).select(Person::as_select()).load(conn)?;
+    let personnel = records.iter().any(|p| p.status == PersonnelStatus::Active);
+    if records.iter().any(|p| may_access_personal_data(p).is_ok()) {
+        return Ok(PersonnelAccess { personnel, allowed: true, rule: None });
+    }
+    // Closest to allowed first: only the agreement missing, then the check, then departed.
+    let rank = |rule: &AccessRule| match rule {
+        AccessRule::Agreement => 0,
+        AccessRule::SuitabilityCheck => 1,
+        AccessRule::Departed => 2,
+    };
+    let rule = records.iter().filter_map(|p| p.access().refused_by).min_by_key(rank);
+    Ok(PersonnelAccess { personnel, allowed: false, rule })
 }
 
 #[cfg(test)]
@@ -326,7 +738,7 @@ mod db_tests {
 
     use super::*;
     use crate::domain::testing::caller;
-    use crate::domain::vendors::{register, BusinessNumber, NewVendor};
+    use crate::domain::vendors::{register, BusinessNumber, NewVendor, Vendor};
 
     fn db(test_db: &TestDb) -> Db {
         Db::connect(&DbSettings::new(test_db.url()), &crate::MIGRATIONS).unwrap()
@@ -356,6 +768,7 @@ mod db_tests {
             national_id: SubjectId::parse_resident(id).unwrap(),
             name: name.into(),
             job_title: Some("系統工程師".into()),
+            contract_id: None,
         }
     }
 
@@ -434,7 +847,7 @@ mod db_tests {
         assert!(register(&mut conn, now(), &manager("TPE-SW"), &new).is_err());
         assert!(add(&mut conn, now(), &manager("TPE-SW"), &person(&acme.id, "A800000014", "John Smith")).is_err());
         assert!(mark_departed(&mut conn, now(), &manager("TPE-SW"), &acme.id, &wang.id).is_err());
-        let vendors: i64 = vendors::table.count().get_result(&mut conn).unwrap();
+        let vendors: i64 = vendors_table::table.count().get_result(&mut conn).unwrap();
         let people: Vec<PersonnelStatus> =
             vendor_personnel::table.select(vendor_personnel::status).load(&mut conn).unwrap();
         assert_eq!((vendors, people), (1, vec![PersonnelStatus::Active]), "nothing changed");
@@ -565,5 +978,393 @@ mod db_tests {
         assert!(matches!(refused, Err(VendorsError::RoleRequired { .. })), "{refused:?}");
         let refused = add(&mut conn, now(), &caseworker, &person(&acme.id, "A123456789", "王小明"));
         assert!(matches!(refused, Err(VendorsError::RoleRequired { .. })), "{refused:?}");
+    }
+}
+
+/// The SPEC rules on personnel: checks and agreements before personal data (R-VEN-01, R-VEN-04), the
+/// messages to identity on offboarding (R-VEN-06) and registration (R-VEN-08).
+#[cfg(test)]
+mod rules {
+    use chrono::{Duration, TimeZone};
+    use immilink_shared::clock::business_date;
+    use immilink_shared::db::{Db, DbSettings};
+    use immilink_shared::outbox::pending;
+    use immilink_shared::testing::TestDb;
+
+    use super::*;
+    use crate::domain::contracts::{self as contract_rules, NewContract};
+    use crate::domain::identity_messages::{MessageKind, StoredMessage};
+    use crate::domain::testing::caller;
+    use crate::domain::vendors::{register, BusinessNumber, NewVendor, Vendor};
+    use crate::schema::identity_messages;
+
+    const WANG: &str = "A123456789";
+
+    fn db(test_db: &TestDb) -> Db {
+        Db::connect(&DbSettings::new(test_db.url()), &crate::MIGRATIONS).unwrap()
+    }
+
+    /// 2026-12-07 10:00 in Taipei.
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 12, 7, 2, 0, 0).unwrap()
+    }
+
+    fn today() -> NaiveDate {
+        business_date(now())
+    }
+
+    fn manager(agency: &str) -> Caller {
+        caller(agency, &["vendor_manager"])
+    }
+
+    fn vendor(conn: &mut DbConn, agency: &str, business_number: &str) -> Vendor {
+        let new = NewVendor {
+            name: "臺灣資訊服務股份有限公司".into(),
+            business_number: BusinessNumber::parse(business_number).unwrap(),
+            contact_email: None,
+        };
+        register(conn, now(), &manager(agency), &new).unwrap()
+    }
+
+    fn person(vendor: &Vendor, id: &str) -> NewPerson {
+        NewPerson::parse(vendor.id.clone(), Some(id.into()), Some("王小明".into()), Some("系統工程師".into()), None)
+            .unwrap()
+    }
+
+    fn passed() -> NewSuitabilityCheck {
+        NewSuitabilityCheck::parse(Some(SuitabilityStatus::Passed), Some(today()), Some("政風室 林志明".into()))
+            .unwrap()
+    }
+
+    fn agreement() -> NewAgreement {
+        NewAgreement::parse(Some(today()), Some("NDA-2026-0087".into())).unwrap()
+    }
+
+    fn messages(conn: &mut DbConn) -> Vec<StoredMessage> {
+        identity_messages::table
+            .order(identity_messages::id.asc())
+            .select(StoredMessage::as_select())
+            .load(conn)
+            .unwrap()
+    }
+
+    /// The messages about one person, as (kind, reason).
+    fn sent_about(conn: &mut DbConn, person: &PersonId) -> Vec<(MessageKind, MessageReason)> {
+        messages(conn).into_iter().filter(|m| &m.person_id == person).map(|m| (m.kind, m.reason)).collect()
+    }
+
+    fn refused_by(result: Result<(), VendorsError>) -> Option<AccessRule> {
+        match result {
+            Ok(()) => None,
+            Err(VendorsError::PersonalDataRefused { rule }) => Some(rule),
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+
+    /// R-VEN-01: no access to personal data before a PASSED suitability check is on file: not with
+    /// the agreement alone, not with a failed check. A check dated in the future is refused naming
+    /// `checked_on`; a recorded check is an audit event without the national ID.
+    #[test]
+    fn r_ven_01_no_access_to_personal_data_before_a_passed_suitability_check() {
+        let test_db = TestDb::new();
+        let mut conn = db(&test_db).get().unwrap();
+        let tpe = manager("TPE-SW");
+        let acme = vendor(&mut conn, "TPE-SW", "22099131");
+        let wang = add(&mut conn, now(), &tpe, &person(&acme, WANG)).unwrap();
+        assert_eq!(refused_by(may_access_personal_data(&wang)), Some(AccessRule::SuitabilityCheck));
+        let id = SubjectId::parse_resident(WANG).unwrap();
+        let asked = personal_data_access(&mut conn, &id, None).unwrap();
+        assert_eq!(
+            asked,
+            PersonnelAccess { personnel: true, allowed: false, rule: Some(AccessRule::SuitabilityCheck) }
+        );
+
+        let with_agreement = file_agreement(&mut conn, now(), &tpe, &acme.id, &wang.id, &agreement()).unwrap();
+        assert_eq!(refused_by(may_access_personal_data(&with_agreement)), Some(AccessRule::SuitabilityCheck));
+
+        let failed = NewSuitabilityCheck { status: SuitabilityStatus::Failed, ..passed() };
+        let failed = record_suitability_check(&mut conn, now(), &tpe, &acme.id, &wang.id, &failed).unwrap();
+        assert_eq!(failed.suitability_check().map(|c| c.status), Some(SuitabilityStatus::Failed));
+        assert_eq!(failed.access(), Access { allowed: false, refused_by: Some(AccessRule::SuitabilityCheck) });
+
+        let tomorrow = NewSuitabilityCheck { checked_on: today() + Duration::days(1), ..passed() };
+        let future = record_suitability_check(&mut conn, now(), &tpe, &acme.id, &wang.id, &tomorrow);
+        assert!(matches!(&future, Err(VendorsError::Invalid { field, .. }) if field == "checked_on"), "{future:?}");
+
+        let checked = record_suitability_check(&mut conn, now(), &tpe, &acme.id, &wang.id, &passed()).unwrap();
+        let check = checked.suitability_check().unwrap();
+        assert_eq!(
+            (check.status, check.checked_on, check.checker.as_str()),
+            (SuitabilityStatus::Passed, today(), "政風室 林志明")
+        );
+        assert_eq!((check.recorded_by, check.recorded_at), (tpe.user_id.clone(), to_db(now())));
+        assert_eq!(refused_by(may_access_personal_data(&checked)), None);
+        assert_eq!(checked.access(), Access { allowed: true, refused_by: None });
+        let asked = personal_data_access(&mut conn, &id, None).unwrap();
+        assert_eq!(asked, PersonnelAccess { personnel: true, allowed: true, rule: None });
+
+        let events = pending(&mut conn, 50).unwrap();
+        let checks: Vec<_> = events.iter().filter(|e| e.kind == kind::VENDOR_PERSONNEL_CHECKED).collect();
+        assert_eq!(checks.len(), 2, "each recorded check, and not the refused one");
+        assert_eq!(
+            (&checks[1].payload["status"], &checks[1].payload["previous_status"]),
+            (&json!("passed"), &json!("failed"))
+        );
+        assert_eq!(checks[1].correlation_id.as_deref(), Some(wang.id.as_str()));
+        assert!(!serde_json::to_string(&events).unwrap().contains(WANG), "no national ID");
+    }
+
+    /// R-VEN-04: a passed check is not enough: no access before the person's signed confidentiality
+    /// agreement is on file. A departed person has none at all, and their record takes no more checks
+    /// or agreements (R-VEN-06).
+    #[test]
+    fn r_ven_04_no_access_to_personal_data_without_a_signed_confidentiality_agreement() {
+        let test_db = TestDb::new();
+        let mut conn = db(&test_db).get().unwrap();
+        let tpe = manager("TPE-SW");
+        let acme = vendor(&mut conn, "TPE-SW", "22099131");
+        let wang = add(&mut conn, now(), &tpe, &person(&acme, WANG)).unwrap();
+        let checked = record_suitability_check(&mut conn, now(), &tpe, &acme.id, &wang.id, &passed()).unwrap();
+        assert_eq!(refused_by(may_access_personal_data(&checked)), Some(AccessRule::Agreement));
+        let id = SubjectId::parse_resident(WANG).unwrap();
+        assert_eq!(personal_data_access(&mut conn, &id, None).unwrap().rule, Some(AccessRule::Agreement));
+
+        let tomorrow = NewAgreement { signed_on: today() + Duration::days(1), ..agreement() };
+        let future = file_agreement(&mut conn, now(), &tpe, &acme.id, &wang.id, &tomorrow);
+        assert!(matches!(&future, Err(VendorsError::Invalid { field, .. }) if field == "signed_on"), "{future:?}");
+
+        let filed = file_agreement(&mut conn, now(), &tpe, &acme.id, &wang.id, &agreement()).unwrap();
+        let on_file = filed.agreement().unwrap();
+        assert_eq!((on_file.signed_on, on_file.reference.as_str()), (today(), "NDA-2026-0087"));
+        assert_eq!(refused_by(may_access_personal_data(&filed)), None);
+        let events = pending(&mut conn, 50).unwrap();
+        let filings: Vec<_> = events.iter().filter(|e| e.kind == kind::VENDOR_PERSONNEL_AGREEMENT_FILED).collect();
+        assert_eq!(filings.len(), 1);
+        assert_eq!(filings[0].payload["reference"], "NDA-2026-0087");
+
+        // Departed: no access, whatever is on file, and the record is closed.
+        let departed = mark_departed(&mut conn, now(), &tpe, &acme.id, &wang.id).unwrap();
+        assert_eq!(refused_by(may_access_personal_data(&departed)), Some(AccessRule::Departed));
+        let asked = personal_data_access(&mut conn, &id, None).unwrap();
+        assert_eq!(asked, PersonnelAccess { personnel: false, allowed: false, rule: Some(AccessRule::Departed) });
+        let closed = file_agreement(&mut conn, now(), &tpe, &acme.id, &wang.id, &agreement());
+        assert!(matches!(closed, Err(VendorsError::PersonDeparted)), "{closed:?}");
+        let closed = record_suitability_check(&mut conn, now(), &tpe, &acme.id, &wang.id, &passed());
+        assert!(matches!(closed, Err(VendorsError::PersonDeparted)), "{closed:?}");
+    }
+
+    /// Identity's question (may this ID access personal data as contractor personnel?) looks at every
+    /// record of the ID, or only the named agency's; an ID that is no one's personnel is not allowed
+    /// and no rule is named.
+    #[test]
+    fn r_ven_01_r_ven_04_identity_asks_across_records_or_within_one_agency() {
+        let test_db = TestDb::new();
+        let mut conn = db(&test_db).get().unwrap();
+        let (tpe, hln) = (manager("TPE-SW"), manager("HLN-HR"));
+        let acme = vendor(&mut conn, "TPE-SW", "22099131");
+        let other = vendor(&mut conn, "HLN-HR", "10458575");
+        let at_acme = add(&mut conn, now(), &tpe, &person(&acme, WANG)).unwrap();
+        add(&mut conn, now(), &hln, &person(&other, WANG)).unwrap();
+        record_suitability_check(&mut conn, now(), &tpe, &acme.id, &at_acme.id, &passed()).unwrap();
+        file_agreement(&mut conn, now(), &tpe, &acme.id, &at_acme.id, &agreement()).unwrap();
+        let id = SubjectId::parse_resident(WANG).unwrap();
+        assert!(personal_data_access(&mut conn, &id, None).unwrap().allowed);
+        assert!(personal_data_access(&mut conn, &id, Some(&AgencyCode::new("TPE-SW"))).unwrap().allowed);
+        let at_hln = personal_data_access(&mut conn, &id, Some(&AgencyCode::new("HLN-HR"))).unwrap();
+        assert_eq!(
+            at_hln,
+            PersonnelAccess { personnel: true, allowed: false, rule: Some(AccessRule::SuitabilityCheck) }
+        );
+        let stranger = SubjectId::parse_resident("B200000004").unwrap();
+        assert_eq!(
+            personal_data_access(&mut conn, &stranger, None).unwrap(),
+            PersonnelAccess { personnel: false, allowed: false, rule: None }
+        );
+    }
+
+    /// R-VEN-08: adding a person tells identity in the same transaction, one `registered` message
+    /// with what identity needs to find the person's accounts. An addition that is refused sends
+    /// nothing.
+    #[test]
+    fn r_ven_08_registration_writes_one_registered_message() {
+        let test_db = TestDb::new();
+        let mut conn = db(&test_db).get().unwrap();
+        let tpe = manager("TPE-SW");
+        let acme = vendor(&mut conn, "TPE-SW", "22099131");
+        let wang = add(&mut conn, now(), &tpe, &person(&acme, " a123456789 ")).unwrap();
+        let sent = messages(&mut conn);
+        assert_eq!(sent.len(), 1);
+        let message = &sent[0];
+        assert_eq!((message.kind, message.reason), (MessageKind::Registered, MessageReason::Registered));
+        assert_eq!(message.national_id, WANG, "canonical form");
+        assert_eq!((message.agency.as_str(), &message.vendor_id, &message.person_id), ("TPE-SW", &acme.id, &wang.id));
+        assert_eq!((message.created_at, message.delivered_at, message.attempts), (to_db(now()), None, 0));
+        assert!(!format!("{message:?}").contains(WANG), "its Debug form redacts the ID");
+
+        let twice = add(&mut conn, now(), &tpe, &person(&acme, WANG));
+        assert!(matches!(twice, Err(VendorsError::PersonnelExists)));
+        let elsewhere = add(&mut conn, now(), &manager("HLN-HR"), &person(&acme, "B200000004"));
+        assert!(matches!(elsewhere, Err(VendorsError::NotFound(_))));
+        assert_eq!(messages(&mut conn).len(), 1, "a refused addition tells no one");
+    }
+
+    /// R-VEN-06, departure: exactly one `offboarded` message (reason departure), written with the
+    /// departure; marking the person departed again sends nothing more.
+    #[test]
+    fn r_ven_06_a_departure_writes_exactly_one_offboarded_message() {
+        let test_db = TestDb::new();
+        let mut conn = db(&test_db).get().unwrap();
+        let tpe = manager("TPE-SW");
+        let acme = vendor(&mut conn, "TPE-SW", "22099131");
+        let wang = add(&mut conn, now(), &tpe, &person(&acme, WANG)).unwrap();
+        let chen = add(&mut conn, now(), &tpe, &person(&acme, "B200000004")).unwrap();
+        mark_departed(&mut conn, now(), &tpe, &acme.id, &wang.id).unwrap();
+        mark_departed(&mut conn, now() + Duration::minutes(5), &tpe, &acme.id, &wang.id).unwrap();
+        assert_eq!(
+            sent_about(&mut conn, &wang.id),
+            [(MessageKind::Registered, MessageReason::Registered), (MessageKind::Offboarded, MessageReason::Departure)]
+        );
+        assert_eq!(sent_about(&mut conn, &chen.id), [(MessageKind::Registered, MessageReason::Registered)]);
+        let departure = pending(&mut conn, 50).unwrap().into_iter().find(|e| e.kind == kind::VENDOR_PERSONNEL_DEPARTED);
+        assert_eq!(departure.map(|e| e.payload["reason"].clone()), Some(json!("departure")));
+    }
+
+    /// R-VEN-06, role change: the person stays active personnel in the new role, and identity gets
+    /// exactly one `offboarded` message (reason role_change) to disable the accounts of the old one.
+    /// The same title again is refused naming `job_title`; a departed person's role cannot change.
+    #[test]
+    fn r_ven_06_a_role_change_writes_exactly_one_offboarded_message_and_keeps_the_person_active() {
+        let test_db = TestDb::new();
+        let mut conn = db(&test_db).get().unwrap();
+        let tpe = manager("TPE-SW");
+        let acme = vendor(&mut conn, "TPE-SW", "22099131");
+        let wang = add(&mut conn, now(), &tpe, &person(&acme, WANG)).unwrap();
+        let change = RoleChange::parse(Some("專案經理".into()), Some("調任專案經理".into())).unwrap();
+        let changed = change_role(&mut conn, now(), &tpe, &acme.id, &wang.id, &change).unwrap();
+        assert_eq!((changed.status, changed.job_title.as_deref()), (PersonnelStatus::Active, Some("專案經理")));
+        let same = change_role(&mut conn, now(), &tpe, &acme.id, &wang.id, &change);
+        assert!(matches!(&same, Err(VendorsError::Invalid { field, .. }) if field == "job_title"), "{same:?}");
+        assert_eq!(
+            sent_about(&mut conn, &wang.id),
+            [
+                (MessageKind::Registered, MessageReason::Registered),
+                (MessageKind::Offboarded, MessageReason::RoleChange)
+            ]
+        );
+        // Still contractor personnel: identity's contractor check still finds them.
+        let id = SubjectId::parse_resident(WANG).unwrap();
+        assert_eq!(is_active_personnel(&mut conn, &id).unwrap().len(), 1);
+        let event = pending(&mut conn, 50).unwrap().into_iter().find(|e| e.kind == kind::VENDOR_PERSONNEL_ROLE_CHANGED);
+        let payload = event.map(|e| e.payload).unwrap();
+        assert_eq!((&payload["from_job_title"], &payload["job_title"]), (&json!("系統工程師"), &json!("專案經理")));
+
+        mark_departed(&mut conn, now(), &tpe, &acme.id, &wang.id).unwrap();
+        let other = RoleChange::parse(Some("顧問".into()), Some("x".into())).unwrap();
+        let closed = change_role(&mut conn, now(), &tpe, &acme.id, &wang.id, &other);
+        assert!(matches!(closed, Err(VendorsError::PersonDeparted)), "{closed:?}");
+        let offboardings =
+            sent_about(&mut conn, &wang.id).into_iter().filter(|(k, _)| *k == MessageKind::Offboarded).count();
+        assert_eq!(offboardings, 2, "the role change's and the departure's, nothing for the refused change");
+    }
+
+    /// The message and the change are one transaction: when the audit event cannot be written, the
+    /// change is not made and identity is told nothing; when the message cannot be written, the change
+    /// and its audit event are not made either.
+    #[test]
+    fn r_ven_06_a_message_commits_or_rolls_back_with_its_change() {
+        let test_db = TestDb::new();
+        let mut conn = db(&test_db).get().unwrap();
+        let tpe = manager("TPE-SW");
+        let acme = vendor(&mut conn, "TPE-SW", "22099131");
+        let wang = add(&mut conn, now(), &tpe, &person(&acme, WANG)).unwrap();
+        let before = messages(&mut conn);
+        let change = RoleChange::parse(Some("專案經理".into()), Some("調任".into())).unwrap();
+
+        diesel::sql_query("ALTER TABLE outbox RENAME TO outbox_away").execute(&mut conn).unwrap();
+        assert!(mark_departed(&mut conn, now(), &tpe, &acme.id, &wang.id).is_err());
+        assert!(change_role(&mut conn, now(), &tpe, &acme.id, &wang.id, &change).is_err());
+        assert!(add(&mut conn, now(), &tpe, &person(&acme, "B200000004")).is_err());
+        assert_eq!(messages(&mut conn), before, "no message without its change");
+        diesel::sql_query("ALTER TABLE outbox_away RENAME TO outbox").execute(&mut conn).unwrap();
+        let events_before = pending(&mut conn, 50).unwrap().len();
+
+        diesel::sql_query("ALTER TABLE identity_messages RENAME TO identity_messages_away").execute(&mut conn).unwrap();
+        assert!(mark_departed(&mut conn, now(), &tpe, &acme.id, &wang.id).is_err());
+        assert!(change_role(&mut conn, now(), &tpe, &acme.id, &wang.id, &change).is_err());
+        assert!(add(&mut conn, now(), &tpe, &person(&acme, "B200000004")).is_err());
+        diesel::sql_query("ALTER TABLE identity_messages_away RENAME TO identity_messages").execute(&mut conn).unwrap();
+        assert_eq!(pending(&mut conn, 50).unwrap().len(), events_before, "no audit event without its message");
+
+        let unchanged = get(&mut conn, &tpe, &acme.id, &wang.id).unwrap();
+        assert_eq!(unchanged, wang, "nothing changed");
+        let people: i64 = vendor_personnel::table.count().get_result(&mut conn).unwrap();
+        assert_eq!(people, 1);
+    }
+
+    /// A person may be added to one of the vendor's contracts: not to an ended one, nor to another
+    /// vendor's or another agency's (refused naming `contract_id`, without saying whether it exists).
+    #[test]
+    fn personnel_are_added_to_this_vendors_open_contracts_only() {
+        let test_db = TestDb::new();
+        let mut conn = db(&test_db).get().unwrap();
+        let (tpe, hln) = (manager("TPE-SW"), manager("HLN-HR"));
+        let acme = vendor(&mut conn, "TPE-SW", "22099131");
+        let sibling = vendor(&mut conn, "TPE-SW", "10458575");
+        let foreign = vendor(&mut conn, "HLN-HR", "22099131");
+        let contract = |conn: &mut DbConn, who: &Caller, vendor: &Vendor| {
+            let new = NewContract::parse(
+                vendor.id.clone(),
+                Some("維護案".into()),
+                Some("系統維運".into()),
+                Some(today()),
+                Some(today() + Duration::days(365)),
+                Some(false),
+            )
+            .unwrap();
+            contract_rules::register(conn, now(), who, &new).unwrap()
+        };
+        let own = contract(&mut conn, &tpe, &acme);
+        let siblings = contract(&mut conn, &tpe, &sibling);
+        let foreigners = contract(&mut conn, &hln, &foreign);
+        let on = |contract_id: &ContractId, id: &str| NewPerson {
+            contract_id: Some(contract_id.clone()),
+            ..person(&acme, id)
+        };
+
+        let wang = add(&mut conn, now(), &tpe, &on(&own.id, WANG)).unwrap();
+        assert_eq!(wang.contract_id.as_ref(), Some(&own.id));
+        for (other, id) in
+            [(&siblings.id, "B200000004"), (&foreigners.id, "A800000014"), (&ContractId::new("nope"), "F131104093")]
+        {
+            let refused = add(&mut conn, now(), &tpe, &on(other, id));
+            assert!(
+                matches!(&refused, Err(VendorsError::Invalid { field, .. }) if field == "contract_id"),
+                "{refused:?}"
+            );
+        }
+        contract_rules::end(&mut conn, now(), &tpe, &acme.id, &own.id, "契約終止").unwrap();
+        let ended = add(&mut conn, now(), &tpe, &on(&own.id, "K222222226"));
+        assert!(matches!(ended, Err(VendorsError::ContractEnded)), "{ended:?}");
+    }
+
+    /// Part 7 for the new person endpoints: another agency's manager finds no such vendor or person.
+    #[test]
+    fn checks_agreements_and_role_changes_stay_within_the_callers_agency() {
+        let test_db = TestDb::new();
+        let mut conn = db(&test_db).get().unwrap();
+        let (tpe, hln) = (manager("TPE-SW"), manager("HLN-HR"));
+        let acme = vendor(&mut conn, "TPE-SW", "22099131");
+        let wang = add(&mut conn, now(), &tpe, &person(&acme, WANG)).unwrap();
+        let change = RoleChange::parse(Some("專案經理".into()), Some("x".into())).unwrap();
+        let not_found = |result: Result<Person, VendorsError>| matches!(result, Err(VendorsError::NotFound(_)));
+        assert!(not_found(get(&mut conn, &hln, &acme.id, &wang.id)));
+        assert!(not_found(record_suitability_check(&mut conn, now(), &hln, &acme.id, &wang.id, &passed())));
+        assert!(not_found(file_agreement(&mut conn, now(), &hln, &acme.id, &wang.id, &agreement())));
+        assert!(not_found(change_role(&mut conn, now(), &hln, &acme.id, &wang.id, &change)));
+        let caseworker = caller("TPE-SW", &["caseworker"]);
+        let refused = record_suitability_check(&mut conn, now(), &caseworker, &acme.id, &wang.id, &passed());
+        assert!(matches!(refused, Err(VendorsError::RoleRequired { .. })), "{refused:?}");
+        assert_eq!(get(&mut conn, &tpe, &acme.id, &wang.id).unwrap(), wang, "nothing changed");
+        assert_eq!(messages(&mut conn).len(), 1, "only the registration");
     }
 }

@@ -1,5 +1,8 @@
-//! Vendor registration. An agency registers the contractors it works with; later issues hang their
-//! contracts, personnel, agreements, devices and incidents on these records (R-VEN).
+//! Vendor registration. An agency registers the contractors it works with; their contracts
+//! (`contracts`), personnel with their checks and agreements (`personnel`), dedicated machines,
+//! incidents and audits hang on these records (R-VEN). A vendor belongs to the agency that registered
+//! it: [`of_caller`] is how every operation on a vendor's records finds it, so another agency's
+//! vendor is "not found".
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -153,6 +156,19 @@ fn insert(conn: &mut DbConn, now: DateTime<Utc>, caller: &Caller, new: &NewVendo
     });
     record(conn, now, kind::VENDOR_REGISTERED, caller, vendor.id.as_str(), payload)?;
     Ok(vendor)
+}
+
+/// The vendor, if it is one of the caller's agency's. Another agency's vendor is "not found" like a
+/// missing one, so its existence is not revealed (the vendor manager of agency A manages A's vendors
+/// only). For use inside a transaction, after the role check.
+pub fn of_caller(conn: &mut DbConn, caller: &Caller, vendor_id: &VendorId) -> Result<Vendor, VendorsError> {
+    vendors::table
+        .filter(vendors::id.eq(vendor_id))
+        .filter(vendors::agency.eq(&caller.agency))
+        .select(Vendor::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or(VendorsError::NotFound("the vendor"))
 }
 
 /// The caller's agency's contractors by name, one page at a time (the cursor is the last vendor's

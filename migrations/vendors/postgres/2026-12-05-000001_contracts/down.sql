@@ -1,0 +1,14 @@
+DROP TABLE identity_messages;
+DROP INDEX vendor_personnel_contract;
+ALTER TABLE vendor_personnel
+    DROP COLUMN contract_id,
+    DROP COLUMN suitability_status,
+    DROP COLUMN suitability_checked_on,
+    DROP COLUMN suitability_checker,
+    DROP COLUMN suitability_recorded_by,
+    DROP COLUMN suitability_recorded_at,
+    DROP COLUMN agreement_signed_on,
+    DROP COLUMN agreement_reference,
+    DROP COLUMN agreement_filed_by,
+    DROP COLUMN agreement_filed_at;
+DROP TABLE vendor_contracts;
