@@ -1,5 +1,7 @@
 //! The reverse proxy: authenticate (token + live session from the caller's IP), then forward to the
 //! owning service with the request id, W3C trace context, the caller's IP and the internal token.
+//! The request id is the gateway's own (a client's `X-Request-Id` travels only as its correlation
+//! id); the service adopts it because the gateway's service token comes with it.
 
 use std::net::IpAddr;
 
@@ -8,9 +10,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use immilink_shared::auth::{bearer_token, AuthError};
 use immilink_shared::context::SERVICE_CREDENTIAL;
-use immilink_shared::context::{CLIENT_IP, REQUEST_ID, SERVICE_TOKEN};
+use immilink_shared::context::{CLIENT_IP, CORRELATION_ID, REQUEST_ID, SERVICE_TOKEN};
 use immilink_shared::server::MAX_BODY_BYTES;
-use immilink_shared::telemetry::outbound_headers;
+use immilink_shared::telemetry::internal_headers;
 use immilink_shared::{ApiError, ApiResult};
 
 use crate::routing::{is_canonical, route, Backend};
@@ -39,6 +41,7 @@ fn forwardable(name: &HeaderName) -> bool {
         && name != SERVICE_CREDENTIAL.as_str()
         && name != CLIENT_IP.as_str()
         && name != REQUEST_ID.as_str()
+        && name != CORRELATION_ID.as_str()
 }
 
 /// Every request the gateway does not answer itself.
@@ -60,14 +63,15 @@ pub async fn forward(req: HttpRequest, payload: web::Payload, state: web::Data<S
     };
     let client_ip = req.peer_addr().map(|a| a.ip()).ok_or_else(|| ApiError::internal("no peer address"))?;
     let session = if route.public { None } else { Some(authenticate(&req, &state, client_ip).await?) };
-    let body = read_body(payload).await?;
+    let body = read_body(&req, payload).await?;
     let base = state.backend_url(route.backend);
     let url = match req.uri().query() {
         Some(query) => format!("{base}{}?{query}", req.path()),
         None => format!("{base}{}", req.path()),
     };
-    // Trace context and request id as on every outbound call, then the caller's own headers.
-    let mut outbound = outbound_headers();
+    // Trace context, request id and correlation id as on every internal call, then the caller's own
+    // headers (less the ones only the gateway sets).
+    let mut outbound = internal_headers();
     copy_headers(req.headers(), &mut outbound);
     set(&mut outbound, &SERVICE_TOKEN, &state.tokens.token().await?);
     set(&mut outbound, &CLIENT_IP, &client_ip.to_string());
@@ -98,18 +102,21 @@ async fn authenticate(req: &HttpRequest, state: &State, client_ip: IpAddr) -> Ap
     Ok(claims.sid)
 }
 
-async fn read_body(mut payload: web::Payload) -> ApiResult<web::Bytes> {
+/// The body, up to [`MAX_BODY_BYTES`] (the limit every service applies too): a larger one is a 413,
+/// refused from its `Content-Length` before it is read when it states one.
+async fn read_body(req: &HttpRequest, mut payload: web::Payload) -> ApiResult<web::Bytes> {
+    let stated = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if stated.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
+        return Err(ApiError::body_too_large());
+    }
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|err| ApiError::malformed_body(err.to_string()))?;
+        let chunk = chunk.map_err(|err| {
+            tracing::info!(error = %err, "request body not read");
+            ApiError::malformed_body("the request body could not be read")
+        })?;
         if body.len() + chunk.len() > MAX_BODY_BYTES {
-            return Err(ApiError::new(
-                actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                "The request body is too large",
-                "請求內容過大",
-            )
-            .detail(format!("bodies are limited to {MAX_BODY_BYTES} bytes")));
+            return Err(ApiError::body_too_large());
         }
         body.extend_from_slice(&chunk);
     }
@@ -149,7 +156,8 @@ async fn relay_response(upstream: reqwest::Response, backend: Backend) -> ApiRes
     let mut response = HttpResponse::build(status);
     for (name, value) in upstream.headers() {
         let name = name.as_str();
-        if NOT_FORWARDED.contains(&name) || name == REQUEST_ID.as_str() {
+        // The ids are the gateway's to state (the same ones, as the service adopted them).
+        if NOT_FORWARDED.contains(&name) || name == REQUEST_ID.as_str() || name == CORRELATION_ID.as_str() {
             continue;
         }
         if let (Ok(name), Ok(value)) =

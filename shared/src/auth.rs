@@ -146,29 +146,127 @@ pub struct JwkSet {
     pub keys: Vec<Jwk>,
 }
 
+/// Why a token was refused. Each kind has one plain message, the only thing a client is told (the
+/// problem's `detail`); what the JWT library said is kept in `cause` for the log, never shown: its
+/// wording ("InvalidSignature", "Base64 error: Invalid last symbol …") is no business of a client's,
+/// and tells an attacker which check a crafted token got past.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     #[error("no bearer token was presented")]
     Missing,
     #[error("the token is malformed")]
-    Malformed,
+    Malformed { cause: String },
+    #[error("the token is not signed with the algorithm immilink uses")]
+    WrongAlgorithm { cause: String },
     #[error("the token was signed by an unknown key")]
     UnknownKey,
-    #[error("the token is invalid: {0}")]
-    Invalid(String),
+    #[error("the token's signature is not valid")]
+    BadSignature,
     #[error("the token has expired")]
     Expired,
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    #[error("the token was not issued by immilink")]
+    WrongIssuer,
+    #[error("the token is not meant for immilink")]
+    WrongAudience,
+    /// A service token where a user's access token belongs, or the other way round.
+    #[error("the token is not {expected}")]
+    WrongTokenType { expected: &'static str },
+    /// Anything else the library refused (a key it cannot use, a provider failure).
+    #[error("the token cannot be verified")]
+    Unverifiable { cause: String },
     #[error("the signing keys cannot be fetched: {0}")]
     KeysUnavailable(String),
 }
 
+impl AuthError {
+    /// What the library said, for the log only.
+    pub fn cause(&self) -> Option<&str> {
+        match self {
+            AuthError::Malformed { cause }
+            | AuthError::WrongAlgorithm { cause }
+            | AuthError::Unverifiable { cause } => Some(cause),
+            AuthError::KeysUnavailable(cause) => Some(cause),
+            _ => None,
+        }
+    }
+
+    /// The kind of a refusal jsonwebtoken reported, for a token whose audience should have been
+    /// `audience`. The token is read again only to tell a token of the other immilink audience
+    /// from a foreign one, once the library has verified its signature.
+    fn from_library(err: &jsonwebtoken::errors::Error, token: &str, audience: &str) -> Self {
+        use jsonwebtoken::errors::ErrorKind;
+        let cause = err.to_string();
+        match err.kind() {
+            ErrorKind::InvalidToken
+            | ErrorKind::Base64(_)
+            | ErrorKind::Json(_)
+            | ErrorKind::Utf8(_)
+            | ErrorKind::MissingRequiredClaim(_)
+            | ErrorKind::InvalidClaimFormat(_)
+            | ErrorKind::InvalidSubject => AuthError::Malformed { cause },
+            ErrorKind::InvalidSignature => AuthError::BadSignature,
+            ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName | ErrorKind::UnsupportedAlgorithm => {
+                AuthError::WrongAlgorithm { cause }
+            }
+            ErrorKind::ExpiredSignature => AuthError::Expired,
+            ErrorKind::ImmatureSignature => AuthError::NotYetValid,
+            ErrorKind::InvalidIssuer => AuthError::WrongIssuer,
+            ErrorKind::InvalidAudience => {
+                // Audience is checked after the signature: this token is genuinely signed, and
+                // its audience says which kind of immilink token it is.
+                #[derive(Deserialize)]
+                struct Audience {
+                    aud: Option<String>,
+                }
+                let presented = jsonwebtoken::dangerous::insecure_decode_claims::<Audience>(token).ok();
+                match presented.and_then(|claims| claims.aud).as_deref() {
+                    Some(SERVICE_AUDIENCE) if audience == AUDIENCE => {
+                        AuthError::WrongTokenType { expected: "a user's access token" }
+                    }
+                    Some(AUDIENCE) if audience == SERVICE_AUDIENCE => {
+                        AuthError::WrongTokenType { expected: "a service token" }
+                    }
+                    _ => AuthError::WrongAudience,
+                }
+            }
+            _ => AuthError::Unverifiable { cause },
+        }
+    }
+
+    /// Logs the refusal with the library's detail; the problem says only the kind.
+    fn log(&self, token_kind: &str) {
+        match self {
+            AuthError::Missing => tracing::debug!(token = token_kind, "no token presented"),
+            other => tracing::warn!(
+                token = token_kind,
+                refusal = %other,
+                cause = other.cause().unwrap_or_default(),
+                "token refused"
+            ),
+        }
+    }
+
+    /// The problem a refused service token answers (the message names the kind of token).
+    pub fn service_token_problem(self) -> ApiError {
+        self.log("service");
+        match self {
+            AuthError::KeysUnavailable(_) => Self::keys_unavailable(),
+            other => ApiError::unauthenticated(format!("the service token is refused: {other}")),
+        }
+    }
+
+    fn keys_unavailable() -> ApiError {
+        ApiError::unavailable("identity_unavailable", "tokens cannot be verified right now")
+    }
+}
+
 impl From<AuthError> for ApiError {
     fn from(err: AuthError) -> Self {
+        err.log("access");
         match err {
-            AuthError::KeysUnavailable(cause) => {
-                tracing::warn!(%cause, "JWKS unavailable");
-                ApiError::unavailable("identity_unavailable", "tokens cannot be verified right now")
-            }
+            AuthError::KeysUnavailable(_) => AuthError::keys_unavailable(),
             other => ApiError::unauthenticated(other.to_string()),
         }
     }
@@ -276,11 +374,12 @@ impl TokenVerifier {
         audience: &str,
         required: &[&str],
     ) -> Result<T, AuthError> {
-        let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|err| AuthError::Malformed { cause: format!("header: {err}") })?;
         if header.alg != Algorithm::EdDSA {
-            return Err(AuthError::Invalid("unexpected algorithm".into()));
+            return Err(AuthError::WrongAlgorithm { cause: format!("{:?}", header.alg) });
         }
-        let kid = header.kid.ok_or(AuthError::Malformed)?;
+        let kid = header.kid.ok_or_else(|| AuthError::Malformed { cause: "no kid in the header".into() })?;
         if self.keys_are_old() {
             if let Err(err) = self.refresh().await {
                 tracing::warn!(error = %err, "refreshing the token keys failed; keeping the known ones");
@@ -297,11 +396,15 @@ impl TokenVerifier {
         validation.set_issuer(&[ISSUER]);
         validation.set_audience(&[audience]);
         validation.set_required_spec_claims(required);
+        validation.validate_nbf = true;
         validation.leeway = 0;
-        jsonwebtoken::decode::<T>(token, &key, &validation).map(|data| data.claims).map_err(|err| match err.kind() {
-            jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
-            _ => AuthError::Invalid(err.to_string()),
-        })
+        // The standard claims first (signature, issuer, audience, times), then the shape of this
+        // kind of token: a genuine token of the other audience is then told apart by its audience,
+        // not by a field it lacks.
+        let claims = jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation)
+            .map_err(|err| AuthError::from_library(&err, token, audience))?
+            .claims;
+        serde_json::from_value(claims).map_err(|err| AuthError::Malformed { cause: format!("claims: {err}") })
     }
 
     fn keys_are_old(&self) -> bool {
@@ -513,10 +616,7 @@ pub async fn verify_service_caller(
         let Some(verifier) = verifier else {
             return Err(ApiError::forbidden("internal_only", "this service accepts no service calls").into());
         };
-        let claims = verifier.verify_service(&token).await.map_err(|err| {
-            tracing::warn!(error = %err, "invalid service token");
-            ApiError::unauthenticated("the service token is invalid")
-        })?;
+        let claims = verifier.verify_service(&token).await.map_err(AuthError::service_token_problem)?;
         req.extensions_mut().insert(CallingService(claims.sub));
     }
     next.call(req).await
@@ -608,9 +708,10 @@ impl ServiceTokens {
         }
     }
 
-    /// Headers for an internal call: trace context, request id and this service's token.
+    /// Headers for an internal call: trace context, request id (and the client's correlation id)
+    /// and this service's token, on which the callee adopts that request id.
     pub async fn headers(&self) -> Result<reqwest::header::HeaderMap, ApiError> {
-        let mut headers = crate::telemetry::outbound_headers();
+        let mut headers = crate::telemetry::internal_headers();
         let token = self.token().await?;
         let value = reqwest::header::HeaderValue::from_str(&token).map_err(ApiError::internal)?;
         headers.insert(reqwest::header::HeaderName::from_static(SERVICE_TOKEN_NAME), value);
@@ -641,5 +742,135 @@ impl ServiceAuth {
         if let Some(metrics) = &self.metrics {
             cfg.app_data(metrics.clone());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use ed25519_dalek::pkcs8::EncodePrivateKey;
+    use serde_json::{json, Value};
+
+    use super::*;
+
+    const KID: &str = "test-key";
+
+    /// What the JWT library says of refused tokens; none of it may reach a client.
+    const LIBRARY_WORDING: &[&str] =
+        &["InvalidSignature", "Base64", "Invalid last symbol", "offset", "unexpected algorithm", "Json", "Error"];
+
+    fn keys() -> (ed25519_dalek::SigningKey, TokenVerifier) {
+        let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+        let jwk = Jwk {
+            kty: "OKP".into(),
+            crv: "Ed25519".into(),
+            x: URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes()),
+            kid: KID.into(),
+            alg: "EdDSA".into(),
+            use_: "sig".into(),
+        };
+        let verifier = TokenVerifier::from_jwks(&JwkSet { keys: vec![jwk] }).unwrap();
+        (key, verifier)
+    }
+
+    fn sign(key: &ed25519_dalek::SigningKey, kid: &str, claims: &Value) -> String {
+        let mut header = jsonwebtoken::Header::new(Algorithm::EdDSA);
+        header.kid = Some(kid.to_owned());
+        let der = key.to_pkcs8_der().unwrap();
+        jsonwebtoken::encode(&header, claims, &jsonwebtoken::EncodingKey::from_ed_der(der.as_bytes())).unwrap()
+    }
+
+    fn access_claims() -> Value {
+        let now = chrono::Utc::now().timestamp();
+        json!({"iss": ISSUER, "aud": AUDIENCE, "sub": "u1", "sid": "s1", "agency": "TPE-SW", "unit": null,
+               "roles": ["caseworker"], "iat": now, "exp": now + 900})
+    }
+
+    fn with(mut claims: Value, changes: Value) -> Value {
+        for (name, value) in changes.as_object().unwrap() {
+            claims[name] = value.clone();
+        }
+        claims
+    }
+
+    fn part(token: &str, index: usize) -> Value {
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(token.split('.').nth(index).unwrap()).unwrap()).unwrap()
+    }
+
+    fn replace_part(token: &str, index: usize, value: &Value) -> String {
+        let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+        parts[index] = URL_SAFE_NO_PAD.encode(value.to_string());
+        parts.join(".")
+    }
+
+    /// The attacks of a hostile review, each refused with the plain message of its kind: the problem
+    /// says what kind of failure it was and nothing the library said, which the log keeps.
+    #[actix_web::test]
+    async fn each_kind_of_token_failure_has_one_plain_message() {
+        let (key, verifier) = keys();
+        let now = chrono::Utc::now().timestamp();
+        let genuine = sign(&key, KID, &access_claims());
+        assert!(verifier.verify(&genuine).await.is_ok());
+
+        let tampered = replace_part(&genuine, 1, &with(part(&genuine, 1), json!({"roles": ["account_manager"]})));
+        // A 64-byte signature is 86 base64url symbols, the last of which carries 2 bits: '8' has
+        // others set, which the decoder refuses ("Invalid last symbol 56, offset 85").
+        let base64_broken = format!("{}8", &genuine[..genuine.len() - 1]);
+        let public_key = URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes());
+        let mut hs256 = jsonwebtoken::Header::new(Algorithm::HS256);
+        hs256.kid = Some(KID.into());
+        let alg_swapped = jsonwebtoken::encode(
+            &hs256,
+            &access_claims(),
+            &jsonwebtoken::EncodingKey::from_secret(public_key.as_bytes()),
+        )
+        .unwrap();
+        let alg_none = replace_part(&genuine, 0, &json!({"alg": "none", "kid": KID}));
+        let service = json!({"iss": ISSUER, "aud": SERVICE_AUDIENCE, "sub": "broker", "iat": now, "exp": now + 300});
+        let cases = [
+            ("not-a-jwt".to_owned(), "the token is malformed"),
+            (tampered, "the token's signature is not valid"),
+            (base64_broken, "the token is malformed"),
+            (alg_swapped, "the token is not signed with the algorithm immilink uses"),
+            (alg_none, "the token is malformed"),
+            (sign(&key, "another-key", &access_claims()), "the token was signed by an unknown key"),
+            (sign(&key, KID, &with(access_claims(), json!({"exp": now - 10}))), "the token has expired"),
+            (sign(&key, KID, &with(access_claims(), json!({"nbf": now + 600}))), "the token is not valid yet"),
+            (
+                sign(&key, KID, &with(access_claims(), json!({"iss": "elsewhere"}))),
+                "the token was not issued by immilink",
+            ),
+            (
+                sign(&key, KID, &with(access_claims(), json!({"aud": "elsewhere"}))),
+                "the token is not meant for immilink",
+            ),
+            (sign(&key, KID, &service), "the token is not a user's access token"),
+        ];
+        for (token, expected) in cases {
+            let err = verifier.verify(&token).await.expect_err(expected);
+            let problem = ApiError::from(err).to_problem();
+            assert_eq!((problem.status, problem.detail.as_str()), (401, expected), "{token}");
+            for wording in LIBRARY_WORDING {
+                assert!(!problem.detail.contains(wording), "{expected}: {}", problem.detail);
+            }
+        }
+
+        // The other way round: a user's token where a service token belongs.
+        let err = verifier.verify_service(&genuine).await.unwrap_err();
+        assert_eq!(
+            err.service_token_problem().to_problem().detail,
+            "the service token is refused: the token is not a service token"
+        );
+        assert!(verifier.verify_service(&sign(&key, KID, &service)).await.is_ok());
+    }
+
+    #[actix_web::test]
+    async fn the_library_detail_is_kept_for_the_log() {
+        let (key, verifier) = keys();
+        let genuine = sign(&key, KID, &access_claims());
+        let err = verifier.verify(&format!("{}8", &genuine[..genuine.len() - 1])).await.unwrap_err();
+        assert!(err.cause().is_some_and(|cause| cause.contains("Invalid last symbol")), "{err:?}");
+        assert_eq!(err.to_string(), "the token is malformed");
     }
 }

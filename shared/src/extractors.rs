@@ -52,9 +52,22 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
                 .field("Content-Type")
                 .into());
             }
-            let bytes = body.await.map_err(|err| ApiError::malformed_body(err.to_string()))?;
+            let bytes = body.await.map_err(unreadable_body)?;
             parse_json(&bytes).map(ApiJson).map_err(Into::into)
         })
+    }
+}
+
+/// The problem for a body that could not be read: 413 when it is larger than the server accepts
+/// (the payload limit every server sets, [`crate::context::MAX_BODY_BYTES`]), the same answer the
+/// gateway gives; otherwise 400. The framework's wording stays in the log.
+fn unreadable_body(err: actix_web::Error) -> ApiError {
+    let status = err.as_response_error().status_code();
+    tracing::info!(error = %err, %status, "request body not read");
+    if status == actix_web::http::StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::body_too_large()
+    } else {
+        ApiError::malformed_body("the request body could not be read")
     }
 }
 

@@ -8,7 +8,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::context::current_request;
+use crate::context::{current_request, MAX_BODY_BYTES, MAX_HEADER_BYTES};
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
@@ -133,6 +133,23 @@ impl ApiError {
     pub fn malformed_body(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "malformed_body", "The request body is malformed", "請求內容格式錯誤")
             .detail(detail)
+    }
+
+    /// 413: the body is larger than any server accepts ([`MAX_BODY_BYTES`]).
+    pub fn body_too_large() -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "The request body is too large", "請求內容過大")
+            .detail(format!("bodies are limited to {MAX_BODY_BYTES} bytes"))
+    }
+
+    /// 431: the request's headers are larger than any server accepts ([`MAX_HEADER_BYTES`]).
+    pub fn headers_too_large() -> Self {
+        Self::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+            "The request headers are too large",
+            "請求標頭過大",
+        )
+        .detail(format!("request headers are limited to {MAX_HEADER_BYTES} bytes in all"))
     }
 
     /// 401 with `WWW-Authenticate: Bearer`.

@@ -20,9 +20,9 @@ use actix_web::{get, web, HttpMessage, HttpRequest, ResponseError};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::{ServiceAuth, ServiceTokens};
+use crate::auth::{CallingService, ServiceAuth, ServiceTokens};
 use crate::config::ServiceSettings;
-use crate::context::{within_request, RequestContext, REQUEST_ID};
+use crate::context::{within_request, RequestContext, CORRELATION_ID, REQUEST_ID};
 use crate::db::{Db, Migrations};
 use crate::problem::ApiError;
 
@@ -42,36 +42,113 @@ fn prefers_chinese(req: &ServiceRequest) -> bool {
         .is_some_and(|first| first.trim().to_ascii_lowercase().starts_with("zh"))
 }
 
-/// Middleware: adopts the caller's `X-Request-Id` (or makes one), makes it visible to problems built
-/// while the request is served, echoes it on the response, and renders middleware errors inside the
-/// context so they carry the id too.
+/// The request id and correlation id of a request. From another immilink service (its service token
+/// verified, see [`crate::auth::verify_service_caller`], which runs before this), the ids it sends
+/// are adopted: one request keeps one id through every hop. From anyone else (a client at the
+/// gateway, or a client calling a service directly) our own id is minted, and what the client sent
+/// as `X-Correlation-Id` or, failing that, `X-Request-Id` is kept as its correlation id only.
+fn request_ids(req: &ServiceRequest) -> (String, Option<String>) {
+    let sent = |name: &header::HeaderName| req.headers().get(name).and_then(valid_request_id);
+    let mint = || uuid::Uuid::now_v7().to_string();
+    if req.extensions().get::<CallingService>().is_some() {
+        (sent(&REQUEST_ID).unwrap_or_else(mint), sent(&CORRELATION_ID))
+    } else {
+        (mint(), sent(&CORRELATION_ID).or_else(|| sent(&REQUEST_ID)))
+    }
+}
+
+/// The size of the request's header lines as they were sent (name, `": "`, value, CRLF).
+fn header_bytes(req: &ServiceRequest) -> usize {
+    req.headers().iter().map(|(name, value)| name.as_str().len() + value.len() + 4).sum()
+}
+
+/// The ids a response carries in its headers.
+#[derive(Clone)]
+struct ResponseIds(Vec<(header::HeaderName, HeaderValue)>);
+
+impl ResponseIds {
+    fn of(context: &RequestContext) -> Self {
+        let ids = [(REQUEST_ID, Some(&context.request_id)), (CORRELATION_ID, context.correlation_id.as_ref())];
+        Self(ids.into_iter().filter_map(|(name, value)| Some((name, HeaderValue::from_str(value?).ok()?))).collect())
+    }
+
+    fn apply(&self, headers: &mut header::HeaderMap) {
+        for (name, value) in &self.0 {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
+}
+
+/// Middleware: gives the request its ids ([`request_ids`]), makes them visible to problems and
+/// outbound calls made while it is served and to its log span, and echoes them on the response
+/// (`X-Request-Id`, and `X-Correlation-Id` when the client sent one). Refuses a request whose
+/// headers exceed [`MAX_HEADER_BYTES`] (431), and renders any refusal the framework made itself (a
+/// body over the limit, say) as a problem too, inside the context so it carries the request id.
 pub async fn request_context(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let request_id =
-        req.headers().get(&REQUEST_ID).and_then(valid_request_id).unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-    let context = RequestContext { request_id: request_id.clone(), prefers_zh: prefers_chinese(&req) };
+    let (request_id, correlation_id) = request_ids(&req);
+    let context = RequestContext { request_id, correlation_id, prefers_zh: prefers_chinese(&req) };
     req.extensions_mut().insert(context.clone());
-    let header = HeaderValue::from_str(&request_id).ok();
-    let outcome = within_request(Some(context), async move {
+    let ids = ResponseIds::of(&context);
+    let on_error = ids.clone();
+    let outcome: Result<ServiceResponse<BoxBody>, actix_web::Error> = within_request(Some(context), async move {
+        if header_bytes(&req) > MAX_HEADER_BYTES {
+            return Ok(req.error_response(ApiError::headers_too_large()));
+        }
         // An error from an inner middleware is rendered here, inside the context, so its problem
         // carries the request id too. (The request itself cannot be kept: actix forbids clones of
         // it while the router runs.)
-        next.call(req).await.map_err(|err| {
-            let mut response = err.error_response();
-            if let Some(value) = header.clone() {
-                response.headers_mut().insert(REQUEST_ID, value);
+        match next.call(req).await {
+            Ok(response) => Ok(framework_refusal_as_problem(response)),
+            Err(err) => {
+                let mut response = as_api_error(&err).error_response();
+                on_error.apply(response.headers_mut());
+                Err(actix_web::error::InternalError::from_response(err.to_string(), response).into())
             }
-            actix_web::Error::from(actix_web::error::InternalError::from_response(err.to_string(), response))
-        })
+        }
     })
     .await;
-    let mut response = outcome?.map_into_boxed_body();
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert(REQUEST_ID, value);
-    }
+    let mut response = outcome?;
+    ids.apply(response.headers_mut());
     Ok(response)
+}
+
+/// The problem an error answers: itself when it is one; otherwise (a refusal actix made in an
+/// extractor or a library's handler) a problem of the same status, its wording left in the log.
+fn as_api_error(err: &actix_web::Error) -> ApiError {
+    if let Some(problem) = err.as_error::<ApiError>() {
+        return problem.clone();
+    }
+    let status = err.as_response_error().status_code();
+    if status.is_server_error() {
+        return ApiError::internal(err);
+    }
+    tracing::info!(error = %err, %status, "request refused by the framework");
+    match status {
+        actix_web::http::StatusCode::PAYLOAD_TOO_LARGE => ApiError::body_too_large(),
+        actix_web::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => ApiError::headers_too_large(),
+        actix_web::http::StatusCode::NOT_FOUND => ApiError::not_found("the requested route"),
+        _ => ApiError::new(status, "request_refused", "The request cannot be processed", "無法處理此請求")
+            .detail(status.canonical_reason().unwrap_or("the request was refused").to_lowercase()),
+    }
+}
+
+/// A response made from an error that is not a problem already (see [`as_api_error`]) becomes one.
+fn framework_refusal_as_problem<B: MessageBody + 'static>(response: ServiceResponse<B>) -> ServiceResponse<BoxBody> {
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(crate::problem::PROBLEM_JSON.as_bytes()));
+    let refusal = response.response().error().filter(|_| !is_problem).map(as_api_error);
+    match refusal {
+        Some(problem) => {
+            let (req, _) = response.into_parts();
+            ServiceResponse::new(req, problem.error_response())
+        }
+        None => response.map_into_boxed_body(),
+    }
 }
 
 /// Body of the health endpoints.
@@ -159,17 +236,18 @@ pub fn base_app() -> actix_web::App<
         InitError = (),
     >,
 > {
+    // The last middleware wrapped runs first: the request context is made before the log span
+    // (which carries its ids), and the server's service-caller check runs before both.
     actix_web::App::new()
+        .wrap(tracing_actix_web::TracingLogger::<crate::telemetry::RequestSpan>::new())
         .wrap(actix_web::middleware::from_fn(request_context))
-        .wrap(tracing_actix_web::TracingLogger::default())
         .app_data(web::QueryConfig::default().error_handler(crate::problem::query_error_handler))
         .app_data(web::PathConfig::default().error_handler(crate::problem::path_error_handler))
         .app_data(web::PayloadConfig::default().limit(MAX_BODY_BYTES))
         .default_service(web::to(not_found_route))
 }
 
-/// Largest request body any service accepts (bulk lookups stream through the gateway in pieces).
-pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+pub use crate::context::{MAX_BODY_BYTES, MAX_HEADER_BYTES};
 
 /// Serves a service's generated OpenAPI document at `/openapi.json`.
 pub fn openapi_resource(api: utoipa::openapi::OpenApi) -> actix_web::Resource {
@@ -501,6 +579,194 @@ mod tests {
         let (status, body) = Health::from_checks("audit", vec![check("database", false)]);
         assert_eq!((status.as_u16(), body.status.as_str()), (503, "unavailable"));
         assert_eq!(Health::from_checks("audit", vec![check("database", true)]).1.status, "ok");
+    }
+
+    mod requests {
+        use std::collections::HashMap;
+        use std::sync::{Arc, Mutex};
+
+        use actix_web::test::{call_service, init_service, read_body, TestRequest};
+        use actix_web::HttpResponse;
+        use serde_json::Value;
+
+        use super::*;
+        use crate::extractors::ApiJson;
+
+        async fn echo(body: ApiJson<Value>) -> HttpResponse {
+            HttpResponse::Ok().json(body.into_inner())
+        }
+
+        async fn bytes(body: web::Bytes) -> HttpResponse {
+            HttpResponse::Ok().body(body)
+        }
+
+        async fn refuse() -> Result<HttpResponse, ApiError> {
+            Err(ApiError::invalid_field("x", "refused"))
+        }
+
+        /// Stands in for `verify_service_caller` (which runs before the request context): the
+        /// `x-test-service` header plays a verified service token.
+        async fn pretend_service_caller(
+            req: ServiceRequest,
+            next: Next<impl MessageBody + 'static>,
+        ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+            if let Some(service) = req.headers().get("x-test-service").and_then(|v| v.to_str().ok()) {
+                req.extensions_mut().insert(CallingService(service.to_owned()));
+            }
+            next.call(req).await
+        }
+
+        macro_rules! app {
+            () => {
+                init_service(
+                    base_app()
+                        .wrap(actix_web::middleware::from_fn(pretend_service_caller))
+                        .route("/json", web::post().to(echo))
+                        .route("/bytes", web::post().to(bytes))
+                        .route("/refuse", web::get().to(refuse)),
+                )
+                .await
+            };
+        }
+
+        fn header<'a>(response: &'a ServiceResponse<impl MessageBody>, name: &str) -> Option<&'a str> {
+            response.headers().get(name).and_then(|v| v.to_str().ok())
+        }
+
+        async fn problem(response: ServiceResponse<impl MessageBody>) -> Value {
+            assert_eq!(header(&response, "content-type"), Some(crate::problem::PROBLEM_JSON));
+            serde_json::from_slice(&read_body(response).await).unwrap()
+        }
+
+        #[actix_web::test]
+        async fn a_client_never_chooses_its_request_id_and_gets_its_own_back_as_the_correlation_id() {
+            let app = app!();
+            let sent = TestRequest::get().uri("/refuse").insert_header(("x-request-id", "client-chosen-1"));
+            let response = call_service(&app, sent.to_request()).await;
+            let ours = header(&response, "x-request-id").unwrap().to_owned();
+            assert_ne!(ours, "client-chosen-1");
+            assert!(uuid::Uuid::parse_str(&ours).is_ok(), "{ours}");
+            assert_eq!(header(&response, "x-correlation-id"), Some("client-chosen-1"));
+            assert_eq!(problem(response).await["request_id"], ours.as_str(), "the problem names our id");
+
+            // An explicit correlation id is the one kept; nothing sent, none echoed.
+            let sent = TestRequest::get()
+                .uri("/refuse")
+                .insert_header(("x-request-id", "a"))
+                .insert_header(("x-correlation-id", "order-77"));
+            let response = call_service(&app, sent.to_request()).await;
+            assert_eq!(header(&response, "x-correlation-id"), Some("order-77"));
+            let response = call_service(&app, TestRequest::get().uri("/refuse").to_request()).await;
+            assert_eq!(header(&response, "x-correlation-id"), None);
+            assert!(header(&response, "x-request-id").is_some());
+            // A value that is not a plain token is not echoed at all.
+            let sent = TestRequest::get().uri("/refuse").insert_header(("x-request-id", "a b"));
+            assert_eq!(header(&call_service(&app, sent.to_request()).await, "x-correlation-id"), None);
+        }
+
+        #[actix_web::test]
+        async fn another_immilink_service_passes_its_request_id_on() {
+            let app = app!();
+            let sent = TestRequest::get()
+                .uri("/refuse")
+                .insert_header(("x-test-service", "gateway"))
+                .insert_header(("x-request-id", "0193-hop-id"))
+                .insert_header(("x-correlation-id", "client-ref"));
+            let response = call_service(&app, sent.to_request()).await;
+            assert_eq!(header(&response, "x-request-id"), Some("0193-hop-id"));
+            assert_eq!(header(&response, "x-correlation-id"), Some("client-ref"));
+            assert_eq!(problem(response).await["request_id"], "0193-hop-id");
+            // Without one, the service mints its own.
+            let sent = TestRequest::get().uri("/refuse").insert_header(("x-test-service", "broker"));
+            assert!(header(&call_service(&app, sent.to_request()).await, "x-request-id").is_some());
+        }
+
+        #[actix_web::test]
+        async fn oversized_headers_are_a_431_problem() {
+            let app = app!();
+            let big = "a".repeat(MAX_HEADER_BYTES);
+            let sent = TestRequest::get().uri("/refuse").insert_header(("x-big", big.as_str()));
+            let response = call_service(&app, sent.to_request()).await;
+            assert_eq!(response.status().as_u16(), 431);
+            let ours = header(&response, "x-request-id").unwrap().to_owned();
+            let p = problem(response).await;
+            assert_eq!(
+                (p["code"].as_str(), p["request_id"].as_str()),
+                (Some("headers_too_large"), Some(ours.as_str()))
+            );
+            // Within the limit, the request is served.
+            let fits = "a".repeat(MAX_HEADER_BYTES / 2);
+            let sent = TestRequest::get().uri("/refuse").insert_header(("x-big", fits.as_str()));
+            assert_eq!(call_service(&app, sent.to_request()).await.status().as_u16(), 422);
+        }
+
+        #[actix_web::test]
+        async fn oversized_bodies_are_a_413_problem_whatever_reads_them() {
+            let app = app!();
+            let huge = format!("{{\"x\": \"{}\"}}", "x".repeat(MAX_BODY_BYTES));
+            for path in ["/json", "/bytes"] {
+                let sent = TestRequest::post()
+                    .uri(path)
+                    .insert_header(("content-type", "application/json"))
+                    .set_payload(huge.clone());
+                let response = call_service(&app, sent.to_request()).await;
+                assert_eq!(response.status().as_u16(), 413, "{path}");
+                let p = problem(response).await;
+                assert_eq!(p["code"], "body_too_large", "{path}");
+                assert!(!p["request_id"].as_str().unwrap().is_empty(), "{path}");
+            }
+            let fits = TestRequest::post()
+                .uri("/json")
+                .insert_header(("content-type", "application/json"))
+                .set_payload(r#"{"x": 1}"#);
+            assert_eq!(call_service(&app, fits.to_request()).await.status().as_u16(), 200);
+        }
+
+        /// Records the fields of every request's root span.
+        struct SpanFields(Arc<Mutex<Vec<HashMap<String, String>>>>);
+
+        struct Visitor<'a>(&'a mut HashMap<String, String>);
+
+        impl tracing::field::Visit for Visitor<'_> {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                self.0.insert(field.name().to_owned(), format!("{value:?}"));
+            }
+
+            fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+                self.0.insert(field.name().to_owned(), value.to_owned());
+            }
+        }
+
+        impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for SpanFields {
+            fn on_new_span(
+                &self,
+                attrs: &tracing::span::Attributes<'_>,
+                _: &tracing::span::Id,
+                _: tracing_subscriber::layer::Context<'_, S>,
+            ) {
+                if attrs.metadata().name() == "HTTP request" {
+                    let mut fields = HashMap::new();
+                    attrs.record(&mut Visitor(&mut fields));
+                    self.0.lock().unwrap().push(fields);
+                }
+            }
+        }
+
+        #[actix_web::test]
+        async fn the_log_span_carries_our_request_id_and_the_clients_correlation_id() {
+            use tracing_subscriber::layer::SubscriberExt;
+            let spans = Arc::new(Mutex::new(Vec::new()));
+            let subscriber = tracing_subscriber::registry().with(SpanFields(Arc::clone(&spans)));
+            let _guard = tracing::subscriber::set_default(subscriber);
+            let app = app!();
+            let sent = TestRequest::get().uri("/refuse").insert_header(("x-request-id", "client-chosen-2"));
+            let response = call_service(&app, sent.to_request()).await;
+            let ours = header(&response, "x-request-id").unwrap().to_owned();
+            let spans = spans.lock().unwrap();
+            assert_eq!(spans.len(), 1, "{spans:?}");
+            assert_eq!(spans[0].get("request_id"), Some(&ours));
+            assert_eq!(spans[0].get("correlation_id").map(String::as_str), Some("client-chosen-2"));
+        }
     }
 
     #[test]

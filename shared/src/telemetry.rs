@@ -105,11 +105,101 @@ pub fn outbound_headers() -> reqwest::header::HeaderMap {
     let mut headers = reqwest::header::HeaderMap::new();
     inject_trace_context(&mut headers);
     if let Some(request) = crate::context::current_request() {
-        if let Ok(value) = reqwest::header::HeaderValue::from_str(&request.request_id) {
-            headers.insert(reqwest::header::HeaderName::from_static("x-request-id"), value);
-        }
+        insert(&mut headers, &crate::context::REQUEST_ID, &request.request_id);
     }
     headers
+}
+
+/// Headers for a call to another immilink service (the service token is added by the caller): as
+/// [`outbound_headers`], plus the client's correlation id when it sent one, so every service logs it
+/// beside the request id. Not for the upstream: a client's value goes no further than immilink.
+pub fn internal_headers() -> reqwest::header::HeaderMap {
+    let mut headers = outbound_headers();
+    if let Some(correlation_id) = crate::context::current_request().and_then(|request| request.correlation_id) {
+        insert(&mut headers, &crate::context::CORRELATION_ID, &correlation_id);
+    }
+    headers
+}
+
+fn insert(headers: &mut reqwest::header::HeaderMap, name: &actix_web::http::header::HeaderName, value: &str) {
+    if let (Ok(name), Ok(value)) = (
+        reqwest::header::HeaderName::from_bytes(name.as_str().as_bytes()),
+        reqwest::header::HeaderValue::from_str(value),
+    ) {
+        headers.insert(name, value);
+    }
+}
+
+/// The root span of every request a server answers (tracing-actix-web's `RootSpanBuilder`): the
+/// fields tracing-actix-web's default span has, except that `request_id` is immilink's own id of the
+/// request (the one in `X-Request-Id` and in problems, not a second one of the library's), beside
+/// the client's `correlation_id` when it sent one. Needs the request's
+/// [`RequestContext`](crate::context::RequestContext) in its extensions, so the middleware that
+/// makes it runs outside the tracing one.
+pub struct RequestSpan;
+
+impl tracing_actix_web::RootSpanBuilder for RequestSpan {
+    fn on_request_start(request: &actix_web::dev::ServiceRequest) -> tracing::Span {
+        use actix_web::HttpMessage;
+        let context = request.extensions().get::<crate::context::RequestContext>().cloned();
+        let (request_id, correlation_id) = match context {
+            Some(context) => (context.request_id, context.correlation_id),
+            None => (String::new(), None),
+        };
+        let method = request.method().as_str().to_owned();
+        let route = request.match_pattern().unwrap_or_else(|| "default".to_owned());
+        let user_agent = request.headers().get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or("");
+        let span = tracing::info_span!(
+            "HTTP request",
+            http.method = %method,
+            http.route = %route,
+            http.target = %request.uri().path_and_query().map(|p| p.as_str()).unwrap_or(""),
+            http.client_ip = %request.peer_addr().map(|addr| addr.ip().to_string()).unwrap_or_default(),
+            http.user_agent = %user_agent,
+            http.status_code = tracing::field::Empty,
+            otel.name = %format!("{method} {route}"),
+            otel.kind = "server",
+            otel.status_code = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
+            request_id = %request_id,
+            correlation_id = correlation_id.as_deref(),
+            exception.message = tracing::field::Empty,
+            exception.details = tracing::field::Empty,
+        );
+        set_parent_from_headers(&span, request.headers());
+        span
+    }
+
+    fn on_request_end<B: actix_web::body::MessageBody>(
+        span: tracing::Span,
+        outcome: &Result<actix_web::dev::ServiceResponse<B>, actix_web::Error>,
+    ) {
+        tracing_actix_web::DefaultRootSpanBuilder::on_request_end(span, outcome);
+    }
+}
+
+struct HeaderExtractor<'a>(&'a actix_web::http::header::HeaderMap);
+
+impl opentelemetry::propagation::Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|name| name.as_str()).collect()
+    }
+}
+
+/// Continues the caller's W3C trace (`traceparent`) in `span`, and records its trace id.
+fn set_parent_from_headers(span: &tracing::Span, headers: &actix_web::http::header::HeaderMap) {
+    use opentelemetry::trace::TraceContextExt;
+    let parent =
+        opentelemetry::global::get_text_map_propagator(|propagator| propagator.extract(&HeaderExtractor(headers)));
+    let _ = span.set_parent(parent);
+    let trace_id = span.context().span().span_context().trace_id();
+    if trace_id != opentelemetry::trace::TraceId::INVALID {
+        span.record("trace_id", tracing::field::display(format!("{trace_id:032x}")));
+    }
 }
 
 /// Adds the current span's W3C `traceparent` (and `tracestate`) to outbound request headers.

@@ -238,7 +238,10 @@ async fn r_qry_08_audit_record_is_durable_before_the_upstream_is_called() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(response.headers()["x-request-id"], "e2e-probe-1");
+    // The gateway mints the request id (the client's value is its correlation id only) ...
+    let request_id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_ne!(request_id, "e2e-probe-1");
+    assert_eq!(response.headers()["x-correlation-id"], "e2e-probe-1");
 
     let seen = probe.seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 1, "exactly one upstream call");
@@ -247,8 +250,9 @@ async fn r_qry_08_audit_record_is_durable_before_the_upstream_is_called() {
     // W3C trace context travels gateway → broker → upstream, keeping the caller's trace id.
     let traceparent = seen[0].traceparent.clone().expect("traceparent reaches the upstream");
     assert!(traceparent.contains(trace_id), "{traceparent}");
-    // And so does the caller's request id, so logs can be followed across services.
-    assert_eq!(seen[0].request_id.as_deref(), Some("e2e-probe-1"));
+    // ... and the broker served its hop under that id, which it sent on: one request, one id in
+    // every service's logs.
+    assert_eq!(seen[0].request_id.as_deref(), Some(request_id.as_str()));
 
     t.stack.stop().await;
     probe_handle.stop(false).await;

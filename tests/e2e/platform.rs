@@ -73,8 +73,12 @@ async fn internal_endpoints_are_unreachable_through_the_gateway_and_refuse_calle
     t.stack.stop().await;
 }
 
+fn header(response: &reqwest::Response, name: &str) -> String {
+    response.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+}
+
 #[actix_web::test]
-async fn problems_carry_the_request_id_and_answer_in_chinese_when_asked() {
+async fn problems_carry_our_request_id_and_answer_in_chinese_when_asked() {
     let t = TestStack::spawn().await;
     let token = t.login("tpe.caseworker").await;
     let response = t
@@ -87,9 +91,13 @@ async fn problems_carry_the_request_id_and_answer_in_chinese_when_asked() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.headers()["x-request-id"], "case-42-check");
+    // The gateway minted the request id; the client's value comes back as its correlation id only.
+    let ours = header(&response, "x-request-id");
+    assert!(uuid::Uuid::parse_str(&ours).is_ok(), "{ours}");
+    assert_eq!(header(&response, "x-correlation-id"), "case-42-check");
     let p = problem(response, 422).await;
-    assert_eq!(p["request_id"], "case-42-check");
+    // The broker wrote this problem: it served the hop under the gateway's id.
+    assert_eq!(p["request_id"], ours.as_str());
     assert_eq!(p["title"], "缺少必要欄位");
     // A body that is not JSON at all is a 400 problem, never a 500.
     let garbage = t
@@ -103,6 +111,49 @@ async fn problems_carry_the_request_id_and_answer_in_chinese_when_asked() {
         .unwrap();
     let p = problem(garbage, 400).await;
     assert!(!p["request_id"].as_str().unwrap().is_empty());
+    t.stack.stop().await;
+}
+
+/// A client calling a service directly cannot choose the request id either; another immilink service,
+/// presenting its service token, passes its request id on, so one request keeps one id.
+#[actix_web::test]
+async fn only_immilink_services_pass_a_request_id_on() {
+    let t = TestStack::spawn().await;
+    let direct = t
+        .http
+        .get(format!("{}/v1/catalogue/purposes", t.stack.broker_url))
+        .header("x-request-id", "client-direct-1")
+        .send()
+        .await
+        .unwrap();
+    let minted = header(&direct, "x-request-id");
+    assert_ne!(minted, "client-direct-1");
+    assert_eq!(header(&direct, "x-correlation-id"), "client-direct-1");
+    assert_eq!(problem(direct, 401).await["request_id"], minted.as_str());
+
+    let issued: Value = t
+        .http
+        .post(format!("{}/internal/v1/service-tokens", t.stack.identity_url))
+        .header("x-immilink-service-credential", format!("broker:{}", t.broker_secret.expose()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let hop = t
+        .http
+        .post(format!("{}/internal/v1/events", t.stack.audit_url))
+        .header("x-immilink-service-token", issued["token"].as_str().unwrap())
+        .header("x-request-id", "0193-hop-7")
+        .header("x-correlation-id", "client-ref-7")
+        .json(&json!({ "events": [] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hop.status(), 200);
+    assert_eq!(header(&hop, "x-request-id"), "0193-hop-7");
+    assert_eq!(header(&hop, "x-correlation-id"), "client-ref-7");
     t.stack.stop().await;
 }
 
@@ -204,21 +255,51 @@ async fn a_known_path_with_the_wrong_method_is_405_with_allow() {
     t.stack.stop().await;
 }
 
+/// The gateway and a service called directly refuse the same oversized body the same way.
 #[actix_web::test]
 async fn oversized_bodies_are_refused_with_413_problem() {
     let t = TestStack::spawn().await;
     let token = t.login("tpe.caseworker").await;
     let huge = format!("{{\"remarks\": \"{}\"}}", "x".repeat(5 * 1024 * 1024));
-    let response = t
-        .http
-        .post(t.url("/v1/lookups"))
-        .bearer_auth(&token)
-        .header("content-type", "application/json")
-        .body(huge)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(problem(response, 413).await["code"], "body_too_large");
+    for base in [&t.stack.gateway_url, &t.stack.broker_url, &t.stack.identity_url] {
+        let path = if base == &t.stack.identity_url { "/v1/auth/login" } else { "/v1/lookups" };
+        let response = t
+            .http
+            .post(format!("{base}{path}"))
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .body(huge.clone())
+            .send()
+            .await
+            .unwrap();
+        let p = problem(response, 413).await;
+        assert_eq!(p["code"], "body_too_large", "{base}{path}");
+        assert_eq!(p["detail"], "bodies are limited to 4194304 bytes", "{base}{path}");
+    }
+    t.stack.stop().await;
+}
+
+/// Oversized request headers are a 431 on the gateway and on a service called directly: over
+/// immilink's limit (32 KiB) a problem like every other refusal; over actix's own bound on a request
+/// head (128 KiB), a 431 actix answers itself, without a body, before closing the connection.
+#[actix_web::test]
+async fn oversized_headers_are_refused_with_431() {
+    let t = TestStack::spawn().await;
+    let token = t.login("tpe.caseworker").await;
+    for base in [&t.stack.gateway_url, &t.stack.broker_url] {
+        let send = |padding: usize| {
+            t.http
+                .get(format!("{base}/v1/catalogue/purposes"))
+                .bearer_auth(&token)
+                .header("x-padding", "a".repeat(padding))
+                .send()
+        };
+        assert_eq!(send(8 * 1024).await.unwrap().status(), 200, "{base}: within the limit");
+        let p = problem(send(64 * 1024).await.unwrap(), 431).await;
+        assert_eq!(p["code"], "headers_too_large", "{base}");
+        let response = send(200 * 1024).await.expect("a 431, not a reset connection");
+        assert_eq!(response.status(), 431, "{base}");
+    }
     t.stack.stop().await;
 }
 

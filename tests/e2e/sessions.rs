@@ -120,6 +120,71 @@ async fn gateway_refuses_an_expired_token() {
     t.stack.stop().await;
 }
 
+/// What the JWT library says of refused tokens; none of it may reach a client.
+const LIBRARY_WORDING: &[&str] =
+    &["InvalidSignature", "Base64", "Invalid last symbol", "offset", "unexpected algorithm", "Json", "Error"];
+
+fn encode_part(value: &Value) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value.to_string())
+}
+
+/// A tampered, a base64-broken, an alg-swapped and an expired token are each refused with the plain
+/// message of their kind, by the gateway and by services called directly; the library's wording of
+/// the failure is logged, never answered.
+#[actix_web::test]
+async fn token_refusals_name_their_kind_without_library_internals() {
+    // Identity's clock is an hour behind: every token it issues has already expired in real time.
+    let clock = Arc::new(ManualClock::starting_at(chrono::Utc::now() - Duration::hours(1)));
+    let t = TestStack::spawn_with(Options { clock, ..Options::default() }).await;
+    let expired = t.login("tpe.caseworker").await;
+    let parts: Vec<&str> = expired.split('.').collect();
+
+    let mut claims = decode_claims(&expired);
+    claims["roles"] = serde_json::json!(["account_manager"]);
+    let tampered = format!("{}.{}.{}", parts[0], encode_part(&claims), parts[2]);
+    // The last of a signature's 86 base64url symbols carries 2 bits; '8' sets others too.
+    let base64_broken = format!("{}8", &expired[..expired.len() - 1]);
+    // HS256 "signed" with identity's public key, the classic algorithm confusion.
+    let jwks: Value = t.http.get(t.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
+    let public_key = jwks["keys"][0]["x"].as_str().unwrap();
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header.kid = jwks["keys"][0]["kid"].as_str().map(str::to_owned);
+    let alg_swapped = jsonwebtoken::encode(
+        &header,
+        &decode_claims(&expired),
+        &jsonwebtoken::EncodingKey::from_secret(public_key.as_bytes()),
+    )
+    .unwrap();
+
+    let cases = [
+        (tampered, "the token's signature is not valid"),
+        (base64_broken, "the token is malformed"),
+        (alg_swapped, "the token is not signed with the algorithm immilink uses"),
+        (expired, "the token has expired"),
+    ];
+    let s = &t.stack;
+    let targets = [
+        format!("{}/v1/me", s.gateway_url),
+        format!("{}/v1/catalogue/purposes", s.gateway_url),
+        format!("{}/v1/me", s.identity_url),
+        format!("{}/v1/catalogue/purposes", s.broker_url),
+        format!("{}/v1/audit/verify", s.audit_url),
+        format!("{}/v1/vendors", s.vendors_url),
+    ];
+    for url in &targets {
+        for (token, expected) in &cases {
+            let response = t.http.get(url).bearer_auth(token).send().await.unwrap();
+            let p = problem(response, 401).await;
+            let detail = p["detail"].as_str().unwrap();
+            assert_eq!(detail, *expected, "{url}");
+            for wording in LIBRARY_WORDING {
+                assert!(!p.to_string().contains(wording), "{url}: {p}");
+            }
+        }
+    }
+    t.stack.stop().await;
+}
+
 #[actix_web::test]
 async fn r_acc_10_logged_out_token_is_refused_at_once() {
     let t = TestStack::spawn().await;

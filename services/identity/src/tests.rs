@@ -1032,3 +1032,4 @@ fn r_aud_07_a_notice_from_audit_tells_each_active_holder_of_its_roles_once() {
 
 mod contractors;
 mod links;
+mod logins;

@@ -1,12 +1,14 @@
 //! Unit-supervisor approval of "other business" purposes (seed 002 pt 4(4); R-QRY-10): a lookup for a
 //! purpose whose catalogue entry `requires_supervisor_approval` runs only under a recorded approval by
 //! a supervisor of the requester's unit, for that user, case and purpose, until it lapses. Nobody
-//! decides their own request; a decision is made once and never edited.
+//! decides their own request; a decision is made once and never edited. Only a purpose the requester
+//! may declare now (their agency's link carries it and it is granted to them) is asked for or
+//! approved ([`check_declarable`]).
 
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use immilink_shared::auth::{roles, Caller};
-use immilink_shared::catalogue;
+use immilink_shared::catalogue::{self, QueryType};
 use immilink_shared::clock::{from_db, to_db};
 use immilink_shared::db::DbConn;
 use immilink_shared::events::kind;
@@ -15,7 +17,9 @@ use immilink_shared::text_enum;
 use immilink_shared::typed::{AgencyCode, CaseNumber, UnitId, UserId};
 use serde_json::json;
 
+use super::colleagues::{check_permitted, Entitlements, Permission, UserSummary};
 use super::fields::{self, Lines};
+use super::link::LinkStanding;
 use super::{is_unique_violation, new_id, BrokerError, PurposeApprovalId};
 use crate::schema::purpose_approvals as pa;
 use immilink_shared::outbox;
@@ -102,6 +106,79 @@ pub fn approvable_purpose(value: Option<String>) -> Result<String, BrokerError> 
 /// The business the lookups serve, for the supervisor to judge.
 pub fn business_description(value: Option<String>) -> Result<String, BrokerError> {
     fields::required(value, "business_description", MAX_DESCRIPTION, Lines::Many).map_err(|err| err.or_rule(RULE))
+}
+
+/// Whose standing [`check_declarable`] reads: the caller's own, asking for an approval, or the
+/// requester's, when a supervisor approves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Whose {
+    Own,
+    Requesters,
+}
+
+/// The one rule of which purposes an approval may be asked for and given (R-QRY-10 with R-QRY-02):
+/// a purpose the requester may declare now. Identity's permissions (the items of the agency's link ∩
+/// the user's grants) must hold some (legal basis, purpose, query type) with this purpose that passes
+/// the one rule of a declaration, [`check_permitted`] (the link serves it now). An approval of
+/// anything else could never be used, and would record a supervisor approving a purpose outside the
+/// agency's link. A link identity refuses outright is told as itself (R-LINK, R-VEN-08).
+pub fn check_declarable(
+    permissions: &[Permission],
+    link: Option<&LinkStanding>,
+    purpose_code: &str,
+    whose: Whose,
+) -> Result<(), BrokerError> {
+    if let Some(link) = link {
+        link.usable()?;
+    }
+    let declarable = permissions.iter().filter(|p| p.purpose_code == purpose_code).any(|p| {
+        QueryType::parse(&p.query_type).is_some_and(|query_type| {
+            check_permitted(permissions, link, &p.legal_basis, purpose_code, query_type).is_ok()
+        })
+    });
+    if declarable {
+        Ok(())
+    } else {
+        Err(BrokerError::PurposeNotPermitted(PurposeRefusal { purpose_code: purpose_code.to_owned(), whose }))
+    }
+}
+
+/// The requester, as identity describes them now, may declare the request's purpose: an active member
+/// of its agency ([`UserSummary::is_active_member_of`]) for whom it is [`check_declarable`]. `None`
+/// (identity does not know them) may not.
+fn check_requester_may_declare(requester: Option<&UserSummary>, row: &Row) -> Result<(), BrokerError> {
+    match requester.filter(|user| user.user_id == row.requester_user_id && user.is_active_member_of(&row.agency)) {
+        Some(user) => check_declarable(&user.permissions, user.link.as_ref(), &row.purpose_code, Whose::Requesters),
+        None => Err(BrokerError::PurposeNotPermitted(PurposeRefusal {
+            purpose_code: row.purpose_code.clone(),
+            whose: Whose::Requesters,
+        })),
+    }
+}
+
+/// Why an approval of a purpose is not asked for or given: the requester may not declare it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PurposeRefusal {
+    pub purpose_code: String,
+    pub whose: Whose,
+}
+
+impl std::fmt::Display for PurposeRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let PurposeRefusal { purpose_code, whose } = self;
+        match whose {
+            Whose::Own => write!(
+                f,
+                "purpose {purpose_code} is not approved for your agency's link or not granted to you, so no \
+                 approval can be asked for it"
+            ),
+            Whose::Requesters => write!(
+                f,
+                "purpose {purpose_code} cannot be approved: the requester may not declare it now (not approved for \
+                 their agency's link, not granted to them, or their account is not active)"
+            ),
+        }
+    }
 }
 
 /// A decision that passed every input rule.
@@ -237,17 +314,21 @@ fn not_found() -> BrokerError {
     BrokerError::NotFound("the purpose approval")
 }
 
-/// A caseworker asks for approval; the request records their unit, whose supervisor decides.
+/// A caseworker asks for approval of a purpose they may declare now (`entitlements`: what identity
+/// says they may look up, [`check_declarable`]); the request records their unit, whose supervisor
+/// decides.
 pub fn request(
     conn: &mut DbConn,
     now: DateTime<Utc>,
     caller: &Caller,
+    entitlements: &Entitlements,
     new: &NewPurposeApproval,
 ) -> Result<PurposeApproval, BrokerError> {
     if !caller.has(roles::CASEWORKER) {
         return Err(BrokerError::CaseworkerRequired);
     }
     let unit = caller.unit.clone().ok_or(BrokerError::NoUnit)?;
+    check_declarable(&entitlements.permissions, entitlements.link.as_ref(), &new.purpose_code, Whose::Own)?;
     let id = PurposeApprovalId::new(new_id());
     let event = outbox::event(
         crate::SERVICE,
@@ -299,17 +380,32 @@ pub fn request(
     get(conn, now, caller, &id)
 }
 
+/// Who asked for the request `id`, for a caller of its agency: whom to ask identity about before
+/// [`decide`] approves it.
+pub fn requester_of(conn: &mut DbConn, caller: &Caller, id: &PurposeApprovalId) -> Result<UserId, BrokerError> {
+    Ok(decidable(conn, caller, id)?.requester_user_id)
+}
+
+/// The request `id`, if it is of the caller's agency.
+fn decidable(conn: &mut DbConn, caller: &Caller, id: &PurposeApprovalId) -> Result<Row, BrokerError> {
+    find(conn, id)?.filter(|row| row.agency == caller.agency).ok_or_else(not_found)
+}
+
 /// A unit supervisor of the requester's unit (recorded at request time) approves or rejects a
 /// pending request. Nobody decides their own (separation of duties); a decided request is a conflict.
+/// An approval needs the requester, as identity describes them now (`requester`, see
+/// [`requester_of`]; `None`: unknown to identity), to be able to declare the purpose now
+/// ([`check_declarable`]); a rejection reads nothing of them.
 pub fn decide(
     conn: &mut DbConn,
     now: DateTime<Utc>,
     caller: &Caller,
     id: &PurposeApprovalId,
     decision: &NewDecision,
+    requester: Option<&UserSummary>,
 ) -> Result<PurposeApproval, BrokerError> {
     conn.write_transaction(|conn| {
-        let row = find(conn, id)?.filter(|row| row.agency == caller.agency).ok_or_else(not_found)?;
+        let row = decidable(conn, caller, id)?;
         if !caller.has(roles::UNIT_SUPERVISOR) {
             return Err(BrokerError::UnitSupervisorRequired);
         }
@@ -320,6 +416,9 @@ pub fn decide(
             return Err(BrokerError::OtherUnit);
         }
         let status = row.status.transition(decision.decision.status())?;
+        if status == ApprovalStatus::Approved {
+            check_requester_may_declare(requester, &row)?;
+        }
         // The guard makes a concurrent second decision update nothing.
         let updated = diesel::update(pa::table.filter(pa::id.eq(id)).filter(pa::status.eq(row.status)))
             .set((
@@ -503,7 +602,9 @@ mod tests {
     use immilink_shared::testing::TestDb;
 
     use super::*;
-    use crate::domain::testkit::{caller, conn, t0, TestConn};
+    use crate::domain::colleagues::AccountStatus;
+    use crate::domain::link::{LinkRefusal, Refusal};
+    use crate::domain::testkit::{caller, conn, entitled, other_business_entitlements, t0, TestConn};
 
     const WORKER: &str = "01930000-0000-7000-8000-00000000000a";
     const BOSS: &str = "01930000-0000-7000-8000-00000000000b";
@@ -526,7 +627,21 @@ mod tests {
     }
 
     fn requested(conn: &mut TestConn, who: &Caller) -> PurposeApproval {
-        request(conn, t0(), who, &new()).unwrap()
+        request(conn, t0(), who, &other_business_entitlements(), &new()).unwrap()
+    }
+
+    /// The worker, as identity describes them: they may declare "other business".
+    fn requester() -> UserSummary {
+        entitled(WORKER, "HLN-HR", &other_business_entitlements())
+    }
+
+    fn decide_for_worker(
+        conn: &mut TestConn,
+        who: &Caller,
+        id: &PurposeApprovalId,
+        decision: &NewDecision,
+    ) -> Result<PurposeApproval, BrokerError> {
+        decide(conn, t0(), who, id, decision, Some(&requester()))
     }
 
     fn approve(valid_until: Option<DateTime<Utc>>) -> NewDecision {
@@ -616,10 +731,10 @@ mod tests {
             (ApprovalStatus::Pending, "unit-a", false)
         );
         assert_eq!(because(check(&mut conn, t0())), MissingBecause::Pending);
-        let again = request(&mut conn, t0(), &worker(), &new()).unwrap_err();
+        let again = request(&mut conn, t0(), &worker(), &other_business_entitlements(), &new()).unwrap_err();
         assert!(matches!(again, BrokerError::AlreadyPending), "{again:?}");
 
-        let decided = decide(&mut conn, t0(), &boss(), &pending.id, &approve(None)).unwrap();
+        let decided = decide_for_worker(&mut conn, &boss(), &pending.id, &approve(None)).unwrap();
         assert_eq!(decided.status, ApprovalStatus::Approved);
         assert_eq!(decided.decided_by, Some(UserId::new(BOSS)));
         assert_eq!(decided.valid_until, Some(t0() + Duration::days(30)));
@@ -649,11 +764,11 @@ mod tests {
         let mut conn = conn(&test_db);
         // A supervisor who is also a caseworker asks for themself: they cannot decide it.
         let own = requested(&mut conn, &boss());
-        let err = decide(&mut conn, t0(), &boss(), &own.id, &approve(None)).unwrap_err();
+        let err = decide_for_worker(&mut conn, &boss(), &own.id, &approve(None)).unwrap_err();
         assert!(matches!(err, BrokerError::OwnRequest), "{err:?}");
 
         let pending = requested(&mut conn, &worker());
-        let mut try_as = |who: &Caller| decide(&mut conn, t0(), who, &pending.id, &approve(None)).unwrap_err();
+        let mut try_as = |who: &Caller| decide_for_worker(&mut conn, who, &pending.id, &approve(None)).unwrap_err();
         let other_unit = caller(OTHER_BOSS, "HLN-HR", Some("unit-b"), &["unit_supervisor"]);
         assert!(matches!(try_as(&other_unit), BrokerError::OtherUnit));
         let no_unit = caller(OTHER_BOSS, "HLN-HR", None, &["unit_supervisor"]);
@@ -666,13 +781,14 @@ mod tests {
         assert!(matches!(try_as(&foreign), BrokerError::NotFound(_)));
 
         let reject = decision(t0(), Some(Decision::Rejected), Some("與戶政業務無關".into()), None).unwrap();
-        let rejected = decide(&mut conn, t0(), &boss(), &pending.id, &reject).unwrap();
+        // A rejection reads nothing of the requester.
+        let rejected = decide(&mut conn, t0(), &boss(), &pending.id, &reject, None).unwrap();
         assert_eq!(
             (rejected.status, rejected.decision_reason.as_deref()),
             (ApprovalStatus::Rejected, Some("與戶政業務無關"))
         );
         assert_eq!(because(check(&mut conn, t0())), MissingBecause::Rejected);
-        let twice = decide(&mut conn, t0(), &boss(), &pending.id, &approve(None)).unwrap_err();
+        let twice = decide_for_worker(&mut conn, &boss(), &pending.id, &approve(None)).unwrap_err();
         assert!(matches!(twice, BrokerError::AlreadyDecided), "{twice:?}");
 
         // Nothing was written by the refused attempts: one decision event only.
@@ -689,9 +805,13 @@ mod tests {
         let test_db = TestDb::new();
         let mut conn = conn(&test_db);
         let unitless = caller(WORKER, "HLN-HR", None, &["caseworker"]);
-        assert!(matches!(request(&mut conn, t0(), &unitless, &new()), Err(BrokerError::NoUnit)));
+        let may_declare = other_business_entitlements();
+        assert!(matches!(request(&mut conn, t0(), &unitless, &may_declare, &new()), Err(BrokerError::NoUnit)));
         let auditor = caller(WORKER, "HLN-HR", Some("unit-a"), &["auditor"]);
-        assert!(matches!(request(&mut conn, t0(), &auditor, &new()), Err(BrokerError::CaseworkerRequired)));
+        assert!(matches!(
+            request(&mut conn, t0(), &auditor, &may_declare, &new()),
+            Err(BrokerError::CaseworkerRequired)
+        ));
     }
 
     #[test]
@@ -700,7 +820,7 @@ mod tests {
         let mut conn = conn(&test_db);
         let mine = requested(&mut conn, &worker());
         let elsewhere = requested(&mut conn, &caller(OTHER_BOSS, "HLN-HR", Some("unit-b"), &["caseworker"]));
-        decide(&mut conn, t0(), &boss(), &mine.id, &approve(None)).unwrap();
+        decide_for_worker(&mut conn, &boss(), &mine.id, &approve(None)).unwrap();
 
         let ids = |records: Vec<PurposeApproval>| records.into_iter().map(|v| v.id).collect::<Vec<_>>();
         let all = ApprovalFilter::default();
@@ -722,6 +842,87 @@ mod tests {
         assert!(matches!(get(&mut conn, t0(), &foreign, &mine.id), Err(BrokerError::NotFound(_))));
     }
 
+    fn not_permitted(result: Result<impl std::fmt::Debug, BrokerError>) -> Whose {
+        match result {
+            Err(BrokerError::PurposeNotPermitted(PurposeRefusal { purpose_code, whose })) => {
+                assert_eq!(purpose_code, "hr_other_approved");
+                whose
+            }
+            other => panic!("not a purpose refusal: {other:?}"),
+        }
+    }
+
+    fn link_refusal(result: Result<impl std::fmt::Debug, BrokerError>) -> LinkRefusal {
+        match result {
+            Err(BrokerError::LinkRefused { refusal, .. }) => refusal,
+            other => panic!("not a link refusal: {other:?}"),
+        }
+    }
+
+    /// The finding: a social-welfare caseworker asked for `hr_other_approved`, a household-registration
+    /// purpose their agency's link does not carry, and their supervisor approved it. Only a purpose
+    /// the requester may declare now (identity's link items ∩ grants, with the link usable) is asked
+    /// for, and approved; a refused request writes nothing, a refused approval leaves it pending.
+    #[test]
+    fn r_qry_10_a_purpose_approval_for_a_purpose_the_link_does_not_carry_is_refused() {
+        let test_db = TestDb::new();
+        let mut conn = conn(&test_db);
+        let social_welfare = Entitlements {
+            permissions: vec![Permission {
+                legal_basis: "social_assistance_act".into(),
+                purpose_code: "sw_statutory_business".into(),
+                query_type: "entry_exit_last_year".into(),
+            }],
+            link: Some(LinkStanding { refusal: None, query_types: vec!["entry_exit_last_year".into()] }),
+        };
+        let tpe_caseworker = caller(WORKER, "TPE-SW", Some("unit-a"), &["caseworker"]);
+        let asked = request(&mut conn, t0(), &tpe_caseworker, &social_welfare, &new());
+        assert_eq!(not_permitted(asked), Whose::Own);
+        // Held, but the link no longer carries its query type (R-LINK-03): nothing to declare.
+        let mut narrowed = other_business_entitlements();
+        narrowed.link = Some(LinkStanding { refusal: None, query_types: vec!["eid_photo".into()] });
+        assert_eq!(not_permitted(request(&mut conn, t0(), &worker(), &narrowed, &new())), Whose::Own);
+        // A link identity refuses is told as itself; identity lists no permissions with it.
+        let suspended = Entitlements {
+            permissions: Vec::new(),
+            link: Some(LinkStanding {
+                refusal: Some(Refusal::from_identity("link_suspended", None)),
+                query_types: vec!["entry_exit_last_year".into()],
+            }),
+        };
+        assert_eq!(link_refusal(request(&mut conn, t0(), &worker(), &suspended, &new())), LinkRefusal::LinkSuspended);
+        // An identity that does not report the link: the permissions alone decide.
+        let unreported = Entitlements { link: None, ..other_business_entitlements() };
+        assert_eq!(not_permitted(request(&mut conn, t0(), &worker(), &Entitlements::default(), &new())), Whose::Own);
+        let detail = request(&mut conn, t0(), &tpe_caseworker, &social_welfare, &new()).unwrap_err().to_string();
+        assert!(detail.contains("hr_other_approved") && detail.contains("your agency's link"), "{detail}");
+        assert_eq!(pa::table.count().get_result::<i64>(&mut *conn).unwrap(), 0, "nothing written");
+        assert!(outbox::pending(&mut conn, 10).unwrap().is_empty());
+
+        // At the decision, what identity says about the requester now.
+        let pending = request(&mut conn, t0(), &worker(), &unreported, &new()).unwrap();
+        let approve_for = |conn: &mut TestConn, requester: Option<&UserSummary>| {
+            decide(conn, t0(), &boss(), &pending.id, &approve(None), requester)
+        };
+        let welfare_now = entitled(WORKER, "HLN-HR", &social_welfare);
+        assert_eq!(not_permitted(approve_for(&mut conn, Some(&welfare_now))), Whose::Requesters);
+        assert_eq!(not_permitted(approve_for(&mut conn, None)), Whose::Requesters, "unknown to identity");
+        let suspended_account = UserSummary { status: Some(AccountStatus::Suspended), ..requester() };
+        assert_eq!(not_permitted(approve_for(&mut conn, Some(&suspended_account))), Whose::Requesters);
+        let moved = UserSummary { agency: AgencyCode::new("TPE-SW"), ..requester() };
+        assert_eq!(not_permitted(approve_for(&mut conn, Some(&moved))), Whose::Requesters);
+        let someone_else = entitled(BOSS, "HLN-HR", &other_business_entitlements());
+        assert_eq!(not_permitted(approve_for(&mut conn, Some(&someone_else))), Whose::Requesters);
+        let link_refused = entitled(WORKER, "HLN-HR", &suspended);
+        assert_eq!(link_refusal(approve_for(&mut conn, Some(&link_refused))), LinkRefusal::LinkSuspended);
+        let still = get(&mut conn, t0(), &worker(), &pending.id).unwrap();
+        assert_eq!((still.status, still.decided_by), (ApprovalStatus::Pending, None), "still pending");
+        let kinds: Vec<String> = outbox::pending(&mut conn, 10).unwrap().into_iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, [kind::PURPOSE_APPROVAL_REQUESTED], "no decision recorded");
+        // The requester who may declare it is approved; a rejection never needed to ask.
+        assert!(approve_for(&mut conn, Some(&requester())).unwrap().in_force);
+    }
+
     #[test]
     fn r_qry_10_a_decision_cannot_be_rewritten_in_the_database() {
         let test_db = TestDb::new();
@@ -731,7 +932,7 @@ mod tests {
             .set(pa::business_description.eq("something else"))
             .execute(&mut *conn);
         assert!(sneaky.is_err(), "the request's terms are read-only");
-        decide(&mut conn, t0(), &boss(), &pending.id, &approve(None)).unwrap();
+        decide_for_worker(&mut conn, &boss(), &pending.id, &approve(None)).unwrap();
         let extended = diesel::update(pa::table.filter(pa::id.eq(&pending.id)))
             .set(pa::valid_until.eq(to_db(t0() + Duration::days(365))))
             .execute(&mut *conn);

@@ -833,7 +833,7 @@ mod tests {
     use crate::domain::approvals::{Decision, NewPurposeApproval};
     use crate::domain::colleagues::Permission;
     use crate::domain::link::{LinkStanding, Refusal};
-    use crate::domain::testkit::{caller, conn, t0, TestConn};
+    use crate::domain::testkit::{caller, conn, entitled, other_business_entitlements, t0, TestConn};
 
     const FILER: &str = "01930000-0000-7000-8000-0000000000f1";
     const BOSS: &str = "01930000-0000-7000-8000-0000000000b1";
@@ -1172,10 +1172,12 @@ mod tests {
             case_number: CaseNumber::new("TPE-2026-7"),
             business_description: "戶籍登記疑義".into(),
         };
-        let asked = approvals::request(&mut conn, t0(), &worker, &request).unwrap();
+        let may_declare = other_business_entitlements();
+        let asked = approvals::request(&mut conn, t0(), &worker, &may_declare, &request).unwrap();
         let supervisor = caller(BOSS, "HLN-HR", Some("unit-a"), &["unit_supervisor"]);
         let approve = approvals::decision(t0(), Some(Decision::Approved), None, None).unwrap();
-        approvals::decide(&mut conn, t0(), &supervisor, &asked.id, &approve).unwrap();
+        let requester = entitled(FILER, "HLN-HR", &may_declare);
+        approvals::decide(&mut conn, t0(), &supervisor, &asked.id, &approve, Some(&requester)).unwrap();
         let record = file(&mut conn, t0(), &worker, &new).unwrap();
         assert_eq!(record.purpose_approval_id, Some(asked.id));
     }

@@ -102,12 +102,19 @@ pub struct LinkStanding {
 }
 
 impl LinkStanding {
-    /// Whether the link serves a lookup of `query_type` now: not when identity refuses the link
-    /// (R-LINK-02, -03, -06 to -10, -12), nor for a query type the link does not carry (R-LINK-03).
-    pub fn check(&self, query_type: QueryType) -> Result<(), BrokerError> {
-        if let Some(refusal) = &self.refusal {
-            return Err(BrokerError::LinkRefused { refusal: refusal.reason, detail: refusal.detail.clone() });
+    /// Whether identity lets the link be used at all now, whatever is looked up: not when it refuses
+    /// the link (R-LINK-02, -03, -06 to -10, -12) or the caller's own standing (R-VEN-08).
+    pub fn usable(&self) -> Result<(), BrokerError> {
+        match &self.refusal {
+            Some(refusal) => Err(BrokerError::LinkRefused { refusal: refusal.reason, detail: refusal.detail.clone() }),
+            None => Ok(()),
         }
+    }
+
+    /// Whether the link serves a lookup of `query_type` now: not when it is not [`usable`](Self::usable),
+    /// nor for a query type the link does not carry (R-LINK-03).
+    pub fn check(&self, query_type: QueryType) -> Result<(), BrokerError> {
+        self.usable()?;
         if self.query_types.iter().any(|carried| carried == query_type.code()) {
             return Ok(());
         }

@@ -21,7 +21,7 @@ use immilink_shared::ids::IdError;
 use immilink_shared::outbox::OutboxError;
 use immilink_shared::text_id;
 
-use approvals::ApprovalMissing;
+use approvals::{ApprovalMissing, PurposeRefusal};
 use link::LinkRefusal;
 use proxy::ProxyRefusal;
 
@@ -127,6 +127,10 @@ pub enum BrokerError {
     /// R-QRY-10: the purpose needs a unit supervisor's approval in force, and there is none.
     #[error("{0}")]
     SupervisorApprovalRequired(ApprovalMissing),
+    /// R-QRY-10 with R-QRY-02: an approval is asked for or given only for a purpose the requester
+    /// may declare now (their agency's link carries it and it is granted to them).
+    #[error("{0}")]
+    PurposeNotPermitted(PurposeRefusal),
     /// R-QRY-10: only a caseworker asks for approval of a purpose.
     #[error("only a caseworker asks for approval of a purpose for their lookups")]
     CaseworkerRequired,

@@ -7,7 +7,8 @@ use immilink_shared::db::{Db, DbSettings, PooledConn};
 use immilink_shared::testing::TestDb;
 use immilink_shared::typed::{AgencyCode, SessionId, UnitId, UserId};
 
-use super::colleagues::{AccountStatus, UserSummary};
+use super::colleagues::{AccountStatus, Entitlements, Permission, UserSummary};
+use super::link::LinkStanding;
 
 pub type TestConn = PooledConn;
 
@@ -46,5 +47,28 @@ pub fn summary(user_id: &str, agency: &str, status: AccountStatus) -> UserSummar
         roles: vec!["caseworker".into()],
         permissions: Vec::new(),
         link: None,
+    }
+}
+
+/// What identity says a household-registration caseworker may look up now: "other business approved
+/// by the supervisor" (R-QRY-10) under the Household Registration Act, on a usable link carrying the
+/// query type.
+pub fn other_business_entitlements() -> Entitlements {
+    Entitlements {
+        permissions: vec![Permission {
+            legal_basis: "household_registration_act".into(),
+            purpose_code: "hr_other_approved".into(),
+            query_type: "entry_exit_last_year".into(),
+        }],
+        link: Some(LinkStanding { refusal: None, query_types: vec!["entry_exit_last_year".into()] }),
+    }
+}
+
+/// What identity says about an active user of `agency` who may look up what `entitlements` lists.
+pub fn entitled(user_id: &str, agency: &str, entitlements: &Entitlements) -> UserSummary {
+    UserSummary {
+        permissions: entitlements.permissions.clone(),
+        link: entitlements.link.clone(),
+        ..summary(user_id, agency, AccountStatus::Active)
     }
 }

@@ -7,7 +7,7 @@ mod doubt_queries;
 pub(crate) mod lookups;
 mod problems;
 mod proxy_authorizations;
-mod purpose_approvals;
+pub(crate) mod purpose_approvals;
 
 use utoipa_actix_web::service_config::ServiceConfig;
 

@@ -54,6 +54,8 @@ impl From<BrokerError> for ApiError {
             E::SupervisorApprovalRequired(_) => forbidden("supervisor_approval_required", "R-QRY-10")
                 .field("purpose_code")
                 .hint("ask your unit supervisor with POST /v1/purpose-approvals"),
+            // R-QRY-02's refusal (`not_permitted`), for the purpose an approval would cover.
+            E::PurposeNotPermitted(_) => forbidden("not_permitted", "R-QRY-10").field("purpose_code"),
             E::CaseworkerRequired | E::UnitSupervisorRequired => forbidden("role_required", "R-QRY-10"),
             E::NoUnit => forbidden("unit_required", "R-QRY-10"),
             E::OwnRequest => forbidden("own_request", "R-QRY-10"),
@@ -118,7 +120,7 @@ mod tests {
     use immilink_shared::problem::{assert_every_case_maps, WireAnswer};
 
     use super::*;
-    use crate::domain::approvals::{ApprovalMissing, MissingBecause};
+    use crate::domain::approvals::{ApprovalMissing, MissingBecause, PurposeRefusal, Whose};
     use crate::domain::link::LinkRefusal;
 
     /// One of every case, with what it must answer: (status, code, field, rule). The match in
@@ -155,6 +157,7 @@ mod tests {
             E::SupervisorApprovalRequired(_) => {
                 (403, "supervisor_approval_required", Some("purpose_code"), Some("R-QRY-10"))
             }
+            E::PurposeNotPermitted(_) => (403, "not_permitted", Some("purpose_code"), Some("R-QRY-10")),
             E::CaseworkerRequired => (403, "role_required", None, Some("R-QRY-10")),
             E::UnitSupervisorRequired => (403, "role_required", None, Some("R-QRY-10")),
             E::NoUnit => (403, "unit_required", None, Some("R-QRY-10")),
@@ -220,6 +223,11 @@ mod tests {
                 case_number: immilink_shared::typed::CaseNumber::new("HLN-2026-42"),
                 because: MissingBecause::Lapsed { at: Some(at) },
             }),
+            E::PurposeNotPermitted(PurposeRefusal { purpose_code: "hr_other_approved".into(), whose: Whose::Own }),
+            E::PurposeNotPermitted(PurposeRefusal {
+                purpose_code: "hr_other_approved".into(),
+                whose: Whose::Requesters,
+            }),
             E::CaseworkerRequired,
             E::UnitSupervisorRequired,
             E::NoUnit,
@@ -257,7 +265,7 @@ mod tests {
     /// Every case keeps the wire answer clients and the OpenAPI documents rely on.
     #[test]
     fn every_broker_error_maps_to_its_problem() {
-        assert_every_case_maps(every_case(), 40, expected);
+        assert_every_case_maps(every_case(), 41, expected);
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! Unit-supervisor approvals of "other business" purposes (R-QRY-10).
 
-use actix_web::{get, post, web, HttpResponse};
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use immilink_shared::catalogue;
-use immilink_shared::extractors::{ApiJson, ApiQuery, Authenticated, PageQuery};
+use immilink_shared::extractors::{client_ip, ApiJson, ApiQuery, Authenticated, PageQuery};
 use immilink_shared::problem::Problem;
 use immilink_shared::ApiResult;
 use serde::{Deserialize, Serialize};
@@ -114,28 +114,43 @@ pub struct ApprovalListFilter {
 
 /// Ask the unit supervisor to approve a purpose that needs it (R-QRY-10), for one case.
 ///
-/// Only purposes whose catalogue entry has `requires_supervisor_approval` are accepted. The request
-/// records the caller's unit: a supervisor of that unit decides.
+/// Only purposes whose catalogue entry has `requires_supervisor_approval` are accepted, and only one
+/// the caller may declare now: their agency's link carries it and it is granted to them (R-QRY-02).
+/// The request records the caller's unit: a supervisor of that unit decides.
 #[utoipa::path(post, path = "/v1/purpose-approvals", tag = "purpose-approvals", security(("bearer" = [])),
     request_body = PurposeApprovalBody,
     responses(
         (status = 201, body = PurposeApprovalView),
         (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not a caseworker, or the account has no unit", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a caseworker, or the account has no unit; or a purpose the caller may not declare now: `not_permitted` (R-QRY-10), or the agency's link cannot be used (its R-LINK code)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A request for this case and purpose is already pending", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is missing or invalid, or the purpose needs no approval", body = Problem, content_type = "application/problem+json")))]
 #[post("/v1/purpose-approvals")]
 pub async fn create(
+    req: HttpRequest,
     state: web::Data<State>,
     caller: Authenticated,
     body: ApiJson<PurposeApprovalBody>,
 ) -> ApiResult<HttpResponse> {
-    let caller = caller.caller();
+    let record = ask(&req, &state, &caller, body.into_inner()).await?;
+    Ok(HttpResponse::Created().json(record))
+}
+
+/// A caseworker's request, checked against what identity says they may declare now, asked the way a
+/// lookup asks (their token, session and address; `identity_client`).
+pub(crate) async fn ask(
+    req: &HttpRequest,
+    state: &State,
+    caller: &Authenticated,
+    body: PurposeApprovalBody,
+) -> ApiResult<PurposeApprovalView> {
+    let who = caller.caller();
+    let new = body.parse()?;
+    let entitlements = state.identity.permissions(&who.session_id, &caller.token, client_ip(req)).await?;
     let now = state.clock.now();
-    let new = body.into_inner().parse()?;
-    let record = state.db.run(move |conn| approvals::request(conn, now, &caller, &new)).await?;
+    let record = state.db.run(move |conn| approvals::request(conn, now, &who, &entitlements, &new)).await?;
     state.relay.wake();
-    Ok(HttpResponse::Created().json(PurposeApprovalView::from(record)))
+    Ok(record.into())
 }
 
 /// The caller's own requests; a unit supervisor also sees their unit's, account managers and
@@ -183,14 +198,15 @@ pub async fn get(
 }
 
 /// Approve or reject a pending request: a unit supervisor of the requester's unit, never for their
-/// own request (separation of duties). An approval lasts 30 days unless `valid_until` says otherwise
-/// (at most 90); a rejection needs a reason. Decided once.
+/// own request (separation of duties). Only a purpose the requester may declare now is approved
+/// (R-QRY-02). An approval lasts 30 days unless `valid_until` says otherwise (at most 90); a
+/// rejection needs a reason. Decided once.
 #[utoipa::path(post, path = "/v1/purpose-approvals/{id}/decision", tag = "purpose-approvals", security(("bearer" = [])),
     params(("id" = String, Path)), request_body = DecisionBody,
     responses(
         (status = 200, body = PurposeApprovalView),
         (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not a supervisor of the requester's unit, or their own request", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a supervisor of the requester's unit, or their own request; or, approving, a purpose the requester may not declare now: `not_permitted` (R-QRY-10), or their agency's link cannot be used (its R-LINK code)", body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Already decided", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json")))]
@@ -201,13 +217,31 @@ pub async fn decide(
     id: web::Path<String>,
     body: ApiJson<DecisionBody>,
 ) -> ApiResult<web::Json<PurposeApprovalView>> {
-    let caller = caller.caller();
+    decide_on(&state, &caller, PurposeApprovalId::new(id.into_inner()), body.into_inner()).await.map(web::Json)
+}
+
+/// A supervisor's decision. An approval first asks identity about the requester now, as a bulk job
+/// asks about its submitter: whether they may still declare the purpose.
+pub(crate) async fn decide_on(
+    state: &State,
+    caller: &Authenticated,
+    id: PurposeApprovalId,
+    body: DecisionBody,
+) -> ApiResult<PurposeApprovalView> {
+    let who = caller.caller();
     let now = state.clock.now();
-    let decision = body.into_inner().parse(now)?;
-    let id = PurposeApprovalId::new(id.into_inner());
-    let record = state.db.run(move |conn| approvals::decide(conn, now, &caller, &id, &decision)).await?;
+    let decision = body.parse(now)?;
+    let requester = if decision.decision == Decision::Approved {
+        let (who, id) = (who.clone(), id.clone());
+        let requester_id = state.db.run(move |conn| approvals::requester_of(conn, &who, &id)).await?;
+        state.identity.user(&requester_id).await?
+    } else {
+        None
+    };
+    let record =
+        state.db.run(move |conn| approvals::decide(conn, now, &who, &id, &decision, requester.as_ref())).await?;
     state.relay.wake();
-    Ok(web::Json(record.into()))
+    Ok(record.into())
 }
 
 #[cfg(test)]

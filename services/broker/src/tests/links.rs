@@ -1,4 +1,5 @@
-//! R-LINK at the broker's edge: a lookup, a bulk job's submission and a running bulk job, against a
+//! R-LINK at the broker's edge: a lookup, a bulk job's submission, a running bulk job and a purpose
+//! approval (the purpose must be one the link carries), against a
 //! fake identity (its `GET /v1/me` and `GET /internal/v1/users/{id}` answers set by each test) and a
 //! fake upstream that counts what reaches it, on the broker's real database (SQLite, or PostgreSQL
 //! with TEST_DATABASE_URL). The handlers are driven below token verification (the caller is given as
@@ -21,18 +22,20 @@ use immilink_shared::outbox;
 use immilink_shared::testing::TestDb;
 use serde_json::{json, Value};
 
+use crate::domain::approvals::{ApprovalStatus, Decision};
 use crate::domain::batches::{BatchStatus, ItemStatus};
-use crate::domain::BatchId;
+use crate::domain::{BatchId, PurposeApprovalId};
 use crate::identity_client::IdentityClient;
 use crate::journal::Journal;
 use crate::limits::LookupLimits;
 use crate::pipeline::Lookups;
-use crate::routes::{batches, lookups};
-use crate::schema::{batch_items, batches as batch_rows, lookups as lookup_rows};
+use crate::routes::{batches, lookups, purpose_approvals};
+use crate::schema::{batch_items, batches as batch_rows, lookups as lookup_rows, purpose_approvals as approval_rows};
 use crate::upstream::{NiaClient, UpstreamSettings};
 use crate::{State, MIGRATIONS};
 
 const USER: &str = "0190f5c2-7a10-7000-8000-000000000001";
+const SUPERVISOR: &str = "0190f5c2-7a10-7000-8000-000000000002";
 const SUSPENDED: &str = "TPE-SW's link is suspended since 2026-12-03: remediation of the 2026-10 findings overdue";
 
 /// What the fake identity answers; each test sets it.
@@ -203,6 +206,16 @@ fn caseworker() -> Authenticated {
     }
 }
 
+/// The caseworker's unit supervisor.
+fn supervisor() -> Authenticated {
+    let mut supervisor = caseworker();
+    supervisor.claims.sub = SUPERVISOR.into();
+    supervisor.claims.sid = "session-2".into();
+    supervisor.claims.roles = vec!["unit_supervisor".into()];
+    supervisor.token = "the-supervisors-token".into();
+    supervisor
+}
+
 fn permissions() -> Value {
     json!([{"legal_basis": "social_assistance_act", "purpose_code": "sw_statutory_business",
             "query_type": "entry_exit_last_year"}])
@@ -371,4 +384,62 @@ async fn r_link_06_a_running_batch_stops_when_the_link_is_suspended() {
         (cancellations[0]["rule"].as_str(), cancellations[0]["cancelled_items"].as_i64()),
         (Some("R-LINK-06"), Some(3))
     );
+}
+
+/// The finding, through the handlers against identity's answers: tpe.caseworker (social welfare)
+/// asked for `hr_other_approved`, a household-registration purpose TPE-SW's link does not carry, and
+/// the supervisor approved it. The request is refused 403 naming R-QRY-10 and the purpose, and
+/// writes nothing; an approval is refused too while identity does not list the purpose for the
+/// requester, and the request stays pending.
+#[actix_web::test]
+async fn r_qry_10_a_purpose_approval_for_a_purpose_the_link_does_not_carry_is_refused() {
+    let broker = Broker::start().await;
+    let ask = || async {
+        let body = purpose_approvals::PurposeApprovalBody {
+            purpose_code: Some("hr_other_approved".into()),
+            case_number: Some("TPE-SW-2026-000123".into()),
+            business_description: Some("戶籍登記疑義".into()),
+        };
+        let req = actix_web::test::TestRequest::post().uri("/v1/purpose-approvals").to_http_request();
+        purpose_approvals::ask(&req, &broker.state, &caseworker(), body).await.map_err(|err| err.to_problem())
+    };
+    let supervisor = supervisor();
+    let approve = |id: &str| {
+        let body =
+            purpose_approvals::DecisionBody { decision: Some(Decision::Approved), reason: None, valid_until: None };
+        purpose_approvals::decide_on(&broker.state, &supervisor, PurposeApprovalId::new(id), body)
+    };
+    let refused_for_the_purpose = |problem: &immilink_shared::problem::Problem| {
+        let (status, code, rule, detail) = answer(problem);
+        assert_eq!((status, code, rule), (403, "not_permitted", Some("R-QRY-10")), "{detail}");
+        assert_eq!(problem.field.as_deref(), Some("purpose_code"));
+        assert!(detail.contains("hr_other_approved"), "{detail}");
+    };
+    let requests = || -> i64 { approval_rows::table.count().get_result(&mut broker.db.get().unwrap()).unwrap() };
+
+    refused_for_the_purpose(&ask().await.expect_err("not a purpose TPE-SW's link carries"));
+    assert_eq!(requests(), 0, "nothing written");
+    assert!(broker.events(kind::PURPOSE_APPROVAL_REQUESTED).is_empty());
+
+    // Where identity lists it (the link carries it and it is granted), it is asked for...
+    let other_business = json!([{"legal_basis": "household_registration_act", "purpose_code": "hr_other_approved",
+                                 "query_type": "entry_exit_last_year"}]);
+    broker.identity.me.lock().unwrap()["permissions"] = other_business.clone();
+    let pending = ask().await.expect("a purpose the caseworker may declare");
+    // ...but not approved once identity no longer lists it for the requester.
+    let problem = approve(&pending.id).await.expect_err("the requester may not declare it now").to_problem();
+    refused_for_the_purpose(&problem);
+    assert!(problem.detail.contains("requester"), "{}", problem.detail);
+    let status: ApprovalStatus = approval_rows::table
+        .find(PurposeApprovalId::new(pending.id.clone()))
+        .select(approval_rows::status)
+        .first(&mut broker.db.get().unwrap())
+        .unwrap();
+    assert_eq!(status, ApprovalStatus::Pending);
+    assert!(broker.events(kind::PURPOSE_APPROVAL_DECIDED).is_empty());
+    // While it is listed, the supervisor approves.
+    broker.identity.user.lock().unwrap()["permissions"] = other_business;
+    let approved = approve(&pending.id).await.expect("approved");
+    assert_eq!((approved.status, approved.in_force), (ApprovalStatus::Approved, true));
+    assert_eq!(broker.events(kind::PURPOSE_APPROVAL_DECIDED).len(), 1);
 }

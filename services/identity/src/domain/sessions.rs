@@ -1,6 +1,7 @@
 //! Login and sessions: password (argon2id) + bound certificate serial + bound IP (R-ACC-03, R-ACC-11);
 //! one live session per account, a second one from another IP or device refused and flagged as
-//! possible lending (R-ACC-07); failed-login lockout; every session stored with login and logout
+//! possible lending (R-ACC-07); failed-login lockout, which only failures from a bound address count
+//! (R-ACC-11: anyone could lock anyone out otherwise); every session stored with login and logout
 //! time (R-ACC-12); logout and idle timeout end it (R-ACC-10).
 //!
 //! Login runs in three phases so that the deliberately slow password hash never holds a database
@@ -246,11 +247,12 @@ fn decide(
         return Ok(Outcome::Refused("account locked after repeated failures"));
     }
     if !password_ok || certificate_serial != attempt.certificate_serial {
-        record_failure(conn, now, user_id, failed_logins)?;
-        return Ok(Outcome::Refused(if password_ok {
-            "certificate serial is not the bound one"
-        } else {
-            "wrong password"
+        let counted = record_failure(conn, now, user_id, failed_logins, attempt.ip)?;
+        return Ok(Outcome::Refused(match (password_ok, counted) {
+            (false, true) => "wrong password",
+            (true, true) => "certificate serial is not the bound one",
+            (false, false) => "wrong password, from an unregistered IP (not counted)",
+            (true, false) => "certificate serial is not the bound one, from an unregistered IP (not counted)",
         }));
     }
     if status != AccountStatus::Active {
@@ -304,12 +306,21 @@ fn decide(
     }))
 }
 
+/// Counts a failed login (wrong password or certificate) from `ip` towards the account's lockout,
+/// locking it at [`MAX_FAILED_LOGINS`]: the one place a failure counts. Only an attempt from an
+/// address the account is bound to counts. One from anywhere else is refused whatever it presents
+/// (R-ACC-11), so counting it would only let anyone lock anyone out of their own desk; it is still
+/// recorded as `login.failed` and counted by the per-address throttle. Returns whether it counted.
 fn record_failure(
     conn: &mut DbConn,
     now: DateTime<Utc>,
     user_id: &UserId,
     failed_before: i32,
-) -> Result<(), IdentityError> {
+    ip: IpAddr,
+) -> Result<bool, IdentityError> {
+    if !ip_is_bound(conn, user_id, ip)? {
+        return Ok(false);
+    }
     let failed = failed_before + 1;
     let update = diesel::update(users::table.filter(users::id.eq(user_id)));
     if failed >= MAX_FAILED_LOGINS {
@@ -321,7 +332,7 @@ fn record_failure(
     } else {
         update.set(users::failed_logins.eq(failed)).execute(conn)?;
     }
-    Ok(())
+    Ok(true)
 }
 
 /// A live session of the account from another IP or another device (user agent), if any.

@@ -471,7 +471,7 @@ fn r_ven_08_vendor_staff_accounts_never_hold_lookup_grants() {
 
 // --- the internal endpoint -------------------------------------------------------------------------
 
-mod endpoint {
+pub(in crate::tests) mod endpoint {
     use std::sync::Arc;
 
     use actix_web::{test as actix_test, web};
@@ -491,7 +491,8 @@ mod endpoint {
     use crate::{State, MIGRATIONS};
     use diesel::prelude::*;
 
-    fn state(db: &Db, keys: SigningKeys) -> State {
+    /// The service state for handler tests: no outside calls, the production defaults otherwise.
+    pub(in crate::tests) fn state(db: &Db, keys: SigningKeys) -> State {
         let tokens = Arc::new(ServiceTokens::local(|| Err("no outside calls in tests".into())));
         let http = reqwest::Client::new();
         State {
