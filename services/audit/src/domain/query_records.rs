@@ -361,6 +361,5 @@ pub fn whole(conn: &mut DbConn, filter: &TableFilter, max_rows: usize) -> Result
 
 /// The first instant of a Taipei date, as stored (UTC).
 pub fn day_start(date: NaiveDate) -> Option<NaiveDateTime> {
-    let local = taipei().from_local_datetime(&date.and_hms_opt(0, 0, 0)?).single()?;
-    Some(to_db(local.with_timezone(&Utc)))
+    Some(to_db(immilink_shared::clock::taipei_day_start(date)))
 }

@@ -473,19 +473,19 @@ fn file(
     now: DateTime<Utc>,
     actor: &Actor,
     link: &LinkRow,
-    kind: ApplicationKind,
+    application_kind: ApplicationKind,
     form: &LinkForm,
 ) -> Result<LinkApplicationId, IdentityError> {
-    let id = insert_application(conn, now, link, kind, &actor.user_id, form, None)?;
+    let id = insert_application(conn, now, link, application_kind, &actor.user_id, form, None)?;
     let payload = json!({
-        "link_id": link.id, "application_id": id, "kind": kind, "changes": form.changes,
+        "link_id": link.id, "application_id": id, "kind": application_kind, "changes": form.changes,
         "items": form.items.len(), "usage_from": form.usage_from, "usage_until": form.usage_until,
         "sponsor": link.sponsor_agency_id,
     });
     links::record(conn, now, link, kind::AGENCY_LINK_APPLIED, Some(&actor.user_id), payload)?;
     let reviewers = links::nia_reviewer_emails(conn)?;
     let body = format!(
-        "A {kind} application {id} for the agency link {} waits for your decision on {} items.",
+        "A {application_kind} application {id} for the agency link {} waits for your decision on {} items.",
         link.id,
         form.items.len()
     );

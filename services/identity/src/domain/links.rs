@@ -420,18 +420,7 @@ pub fn move_link(
             agency_links::activated_at.eq(activated_at),
         ))
         .execute(conn)?;
-    diesel::insert_into(link_transitions::table)
-        .values((
-            link_transitions::id.eq(new_id()),
-            link_transitions::link_id.eq(&link.id),
-            link_transitions::from_status.eq(Some(link.status)),
-            link_transitions::to_status.eq(to),
-            link_transitions::cause.eq(cause),
-            link_transitions::reason.eq(reason),
-            link_transitions::actor_id.eq(actor),
-            link_transitions::at.eq(at),
-        ))
-        .execute(conn)?;
+    insert_transition(conn, now, &link.id, Some(link.status), to, cause, reason, actor)?;
     let payload = json!({
         "link_id": link.id, "from": link.status, "to": to, "cause": cause, "rule": cause.rule(), "reason": reason,
     });
@@ -455,15 +444,39 @@ pub fn record_creation(
     link: &LinkRow,
     actor: &UserId,
 ) -> Result<(), IdentityError> {
+    insert_transition(
+        conn,
+        now,
+        &link.id,
+        None,
+        link.status,
+        LinkCause::Applied,
+        "first application filed",
+        Some(actor),
+    )
+}
+
+/// The one insert of a history row.
+#[allow(clippy::too_many_arguments)]
+fn insert_transition(
+    conn: &mut DbConn,
+    now: DateTime<Utc>,
+    link_id: &LinkId,
+    from: Option<LinkStatus>,
+    to: LinkStatus,
+    cause: LinkCause,
+    reason: &str,
+    actor: Option<&UserId>,
+) -> Result<(), IdentityError> {
     diesel::insert_into(link_transitions::table)
         .values((
             link_transitions::id.eq(new_id()),
-            link_transitions::link_id.eq(&link.id),
-            link_transitions::from_status.eq(None::<LinkStatus>),
-            link_transitions::to_status.eq(link.status),
-            link_transitions::cause.eq(LinkCause::Applied),
-            link_transitions::reason.eq("first application filed"),
-            link_transitions::actor_id.eq(Some(actor)),
+            link_transitions::link_id.eq(link_id),
+            link_transitions::from_status.eq(from),
+            link_transitions::to_status.eq(to),
+            link_transitions::cause.eq(cause),
+            link_transitions::reason.eq(reason),
+            link_transitions::actor_id.eq(actor),
             link_transitions::at.eq(to_db(now)),
         ))
         .execute(conn)?;
