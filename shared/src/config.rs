@@ -116,11 +116,11 @@ impl ServiceSettings {
     /// secrets it generated for the service; otherwise they are read (generated in the embedded mode).
     pub fn from_env(service: &str, default_port: u16, secrets: Option<ServiceSecrets>) -> Result<Self, ConfigError> {
         let prefix = service.to_ascii_uppercase().replace('-', "_");
-        let url = string_or(&format!("{prefix}_DATABASE_URL"), &format!("sqlite://./data/{service}.db"));
-        let embedded = url.starts_with("sqlite:");
+        let database = service_database_from_env(service)?;
+        let embedded = database.url.starts_with("sqlite:");
         Ok(Self {
             addr: string_or(&format!("{prefix}_ADDR"), &format!("127.0.0.1:{default_port}")),
-            database: database_settings(service, url)?,
+            database,
             identity_url: string_or("IDENTITY_URL", "http://127.0.0.1:8081"),
             name: service.to_owned(),
             secrets: match secrets {
@@ -163,7 +163,9 @@ impl ServiceSettings {
 ///   connection, so a silent peer is noticed within about 15 s;
 /// - `IMMILINK_<SERVICE>_DB_STATEMENT_TIMEOUT_MS` (broker 5000, audit 60000, others 10000);
 /// - `IMMILINK_DB_IDLE_IN_TRANSACTION_TIMEOUT_SECS` (60): the server ends a session idle inside a
-///   transaction this long, releasing its locks.
+///   transaction this long, releasing its locks;
+/// - `IMMILINK_MIGRATE_ON_START` (true): run pending migrations at start; false (Kubernetes, where
+///   the migrate Job runs them) only checks that none is pending.
 pub fn database_settings(service: &str, url: String) -> Result<crate::db::DbSettings, ConfigError> {
     use std::time::Duration;
     let mut settings = crate::db::DbSettings::for_service(service, url);
@@ -184,7 +186,16 @@ pub fn database_settings(service: &str, url: String) -> Result<crate::db::DbSett
     )?);
     pg.idle_in_transaction =
         Duration::from_secs(parse_or("DB_IDLE_IN_TRANSACTION_TIMEOUT_SECS", defaults.idle_in_transaction.as_secs())?);
+    settings.migrate_on_start = flag_or("MIGRATE_ON_START", true)?;
     Ok(settings)
+}
+
+/// The database settings of `service` alone, as [`ServiceSettings::from_env`] reads them
+/// (`IMMILINK_<SERVICE>_DATABASE_URL`, default `sqlite://./data/<service>.db`): for commands that
+/// need nothing else, such as `migrate`.
+pub fn service_database_from_env(service: &str) -> Result<crate::db::DbSettings, ConfigError> {
+    let prefix = service.to_ascii_uppercase().replace('-', "_");
+    database_settings(service, string_or(&format!("{prefix}_DATABASE_URL"), &format!("sqlite://./data/{service}.db")))
 }
 
 /// Secrets by name, from a variable of comma-separated `name:secret` pairs: the service credentials

@@ -1,6 +1,9 @@
 //! One database layer over two backends: PostgreSQL in production, bundled SQLite as the embedded
 //! default. The backend is chosen from the URL scheme here (not by trial, which would hide the real
-//! connection error). Each service embeds its own per-backend migrations and runs them at start.
+//! connection error). Each service embeds its own per-backend migrations and runs them at start, or,
+//! with `IMMILINK_MIGRATE_ON_START=false` (Kubernetes), only checks that a `migrate` run
+//! ([`Db::migrate`], the service's migrate Job) has applied them all. A run takes a lock first, so
+//! replicas starting together migrate one after the other.
 //! Diesel is synchronous: all work runs through [`Db::run`] on the blocking pool, never on the async
 //! executor, and keeps the caller's tracing span.
 
@@ -83,6 +86,9 @@ pub enum DbError {
     Query(#[from] diesel::result::Error),
     #[error("running migrations failed: {0}")]
     Migration(String),
+    /// The service does not migrate at start and the database lacks migrations it needs.
+    #[error("the database schema is behind this binary: {0}")]
+    SchemaBehind(String),
     #[error("blocking task failed: {0}")]
     Blocking(String),
 }
@@ -230,6 +236,10 @@ pub struct DbSettings {
     pub postgres: PgTimeouts,
     /// The connection's `application_name` on PostgreSQL when the URL names none (`pg_stat_activity`).
     pub application_name: Option<String>,
+    /// `IMMILINK_MIGRATE_ON_START` (default true): [`Db::connect`] runs pending migrations. False: it
+    /// only checks that none is pending and refuses to open a database whose schema is behind (the
+    /// migrations are then run by `immilink-<service> migrate`, a Kubernetes Job).
+    pub migrate_on_start: bool,
 }
 
 impl DbSettings {
@@ -240,6 +250,7 @@ impl DbSettings {
             connect_timeout: PgTimeouts::DEFAULT_CONNECT,
             postgres: PgTimeouts::default(),
             application_name: None,
+            migrate_on_start: true,
         }
     }
 
@@ -401,24 +412,41 @@ fn percent_encode(text: &str) -> String {
         .collect()
 }
 
+/// The connection that migrates (or checks the schema), opened as the pool opens its. Opening it
+/// ourselves reports the real driver error instead of r2d2's generic timeout.
+fn migration_connection(manager: &Manager) -> Result<DbConn, DbError> {
+    let mut conn = manager.connect().map_err(|err| DbError::Unavailable(err.to_string()))?;
+    if let DbConn::Pg(pg) = &mut conn {
+        // A migration may rewrite a large table, and may wait for another replica's run: the
+        // per-statement bound is for requests.
+        pg.batch_execute("SET statement_timeout = 0").map_err(|err| DbError::Migration(err.to_string()))?;
+    }
+    Ok(conn)
+}
+
+fn manager_for(settings: &DbSettings) -> Result<Manager, DbError> {
+    let target = Target::parse(&settings.url)?;
+    if let Target::Sqlite(path) = &target {
+        ensure_parent_dir(path)?;
+    }
+    Ok(Manager::new(target, settings))
+}
+
 impl Db {
-    /// Opens the pool (creating the SQLite file's folder), then runs pending migrations. Blocking:
-    /// call it from startup code, not from a request handler.
+    /// Opens the pool (creating the SQLite file's folder), then runs pending migrations, or with
+    /// `migrate_on_start` off checks that none is pending. Blocking: call it from startup code, not
+    /// from a request handler.
     pub fn connect(settings: &DbSettings, migrations: &Migrations) -> Result<Self, DbError> {
-        let target = Target::parse(&settings.url)?;
-        if let Target::Sqlite(path) = &target {
-            ensure_parent_dir(path)?;
+        let manager = manager_for(settings)?;
+        let backend = manager.target.backend();
+        // Build lazily (min_idle 0), after one connection of our own has migrated.
+        let mut first = migration_connection(&manager)?;
+        if settings.migrate_on_start {
+            run_migrations(&mut first, migrations)?;
+        } else {
+            require_migrated(&mut first, migrations, settings)?;
         }
-        let backend = target.backend();
-        let manager = Manager::new(target, settings);
-        // Build lazily (min_idle 0), then take one connection ourselves so a refused connection
-        // reports the real driver error instead of r2d2's generic timeout.
-        let mut first = manager.connect().map_err(|err| DbError::Unavailable(err.to_string()))?;
-        if let DbConn::Pg(pg) = &mut first {
-            // A migration may rewrite a large table: the per-statement bound is for requests.
-            pg.batch_execute("SET statement_timeout = 0").map_err(|err| DbError::Migration(err.to_string()))?;
-        }
-        run_migrations(&mut first, migrations)?;
+        drop(first);
         let pool = Pool::builder()
             .max_size(settings.pool_size.max(1))
             .min_idle(Some(0))
@@ -426,6 +454,14 @@ impl Db {
             .test_on_check_out(false)
             .build_unchecked(manager.clone());
         Ok(Self { pool, manager, backend, work_bound: settings.work_bound() })
+    }
+
+    /// Runs the pending migrations and returns what it applied (nothing when another run got there
+    /// first), whatever `migrate_on_start` says: `immilink-<service> migrate`. Blocking.
+    pub fn migrate(settings: &DbSettings, migrations: &Migrations) -> Result<Vec<String>, DbError> {
+        let manager = manager_for(settings)?;
+        let mut conn = migration_connection(&manager)?;
+        run_migrations(&mut conn, migrations)
     }
 
     /// [`Db::connect`] from async startup code, off the executor.
@@ -604,12 +640,105 @@ impl<DB: diesel::backend::Backend> MigrationSource<DB> for BorrowedMigrations<'_
     }
 }
 
-fn run_migrations(conn: &mut DbConn, migrations: &Migrations) -> Result<(), DbError> {
-    let result = match conn {
-        DbConn::Pg(pg) => pg.run_pending_migrations(BorrowedMigrations(&migrations.postgres)).map(|_| ()),
-        DbConn::Sqlite(sqlite) => sqlite.run_pending_migrations(BorrowedMigrations(&migrations.sqlite)).map(|_| ()),
+/// The first key of the PostgreSQL advisory lock a migration run holds ("immi"). The second is the
+/// hash of the schema migrated (`hashtext(current_schema())`): replicas of one service share their
+/// database and schema, so they take the same lock and migrate one after the other, while services
+/// (or tests) in other schemas of one database do not wait for each other. Advisory locks are
+/// per database already.
+const MIGRATION_LOCK_CLASS: i32 = 0x696d_6d69;
+const MIGRATION_LOCK_KEY: &str = "hashtext(coalesce(current_schema(), ''))";
+
+/// Runs the pending migrations, one run at a time per database, and returns the versions applied.
+/// PostgreSQL: under a session-level advisory lock (above), taken before diesel reads which
+/// migrations are applied, so a replica that waited finds nothing left to do; released after, and in
+/// any case when the connection closes (a migrator that dies frees it). SQLite: the whole run is one
+/// `BEGIN IMMEDIATE` transaction (diesel's per-migration transactions become savepoints in it), whose
+/// write lock serialises runs the same way; a second process waits on the busy timeout.
+fn run_migrations(conn: &mut DbConn, migrations: &Migrations) -> Result<Vec<String>, DbError> {
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    let migration_error = |err: &dyn std::fmt::Display| DbError::Migration(err.to_string());
+    fn versions(applied: Vec<diesel::migration::MigrationVersion<'_>>) -> Vec<String> {
+        applied.iter().map(ToString::to_string).collect()
+    }
+    match conn {
+        DbConn::Pg(pg) => {
+            if !pg_try_migration_lock(pg)? {
+                tracing::info!("another instance is migrating this database; waiting for it to finish");
+                pg_migration_lock(pg, "pg_advisory_lock")?;
+            }
+            let result = pg
+                .run_pending_migrations(BorrowedMigrations(&migrations.postgres))
+                .map(versions)
+                .map_err(|err| migration_error(&err));
+            // Released before the result is looked at, so a failed run frees the next replica too.
+            if let Err(err) = pg_migration_lock(pg, "pg_advisory_unlock") {
+                tracing::warn!(error = %err, "releasing the migration lock failed; it goes with the connection");
+            }
+            result
+        }
+        DbConn::Sqlite(sqlite) => {
+            AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
+            let result = sqlite.run_pending_migrations(BorrowedMigrations(&migrations.sqlite)).map(versions);
+            match result {
+                Ok(applied) => {
+                    AnsiTransactionManager::commit_transaction(sqlite)?;
+                    Ok(applied)
+                }
+                Err(err) => {
+                    let _ = AnsiTransactionManager::rollback_transaction(sqlite);
+                    Err(migration_error(&err))
+                }
+            }
+        }
+    }
+}
+
+/// `pg_try_advisory_lock` on the migration lock: whether it was free (and is now held).
+fn pg_try_migration_lock(pg: &mut PgConnection) -> Result<bool, DbError> {
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Taken {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        taken: bool,
+    }
+    let query = format!("SELECT pg_try_advisory_lock({MIGRATION_LOCK_CLASS}, {MIGRATION_LOCK_KEY}) AS taken");
+    let answer: Taken = diesel::sql_query(query)
+        .get_result(pg)
+        .map_err(|err| DbError::Migration(format!("the migration lock (pg_try_advisory_lock): {err}")))?;
+    Ok(answer.taken)
+}
+
+/// `pg_advisory_lock` (waits until it is held) or `pg_advisory_unlock` on the migration lock.
+fn pg_migration_lock(pg: &mut PgConnection, function: &str) -> Result<(), DbError> {
+    pg.batch_execute(&format!("SELECT {function}({MIGRATION_LOCK_CLASS}, {MIGRATION_LOCK_KEY})"))
+        .map_err(|err| DbError::Migration(format!("the migration lock ({function}): {err}")))
+}
+
+/// With `migrate_on_start` off: the schema must already carry every migration this binary embeds
+/// (applied by the service's `migrate` command). Migrations the binary does not know (a newer release
+/// migrated first) do not matter here.
+fn require_migrated(conn: &mut DbConn, migrations: &Migrations, settings: &DbSettings) -> Result<(), DbError> {
+    fn names<DB: diesel::backend::Backend>(pending: Vec<Box<dyn diesel::migration::Migration<DB>>>) -> Vec<String> {
+        pending.iter().map(|migration| migration.name().to_string()).collect()
+    }
+    let pending = match conn {
+        DbConn::Pg(pg) => pg.pending_migrations(BorrowedMigrations(&migrations.postgres)).map(names),
+        DbConn::Sqlite(sqlite) => sqlite.pending_migrations(BorrowedMigrations(&migrations.sqlite)).map(names),
+    }
+    .map_err(|err| DbError::Migration(err.to_string()))?;
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let command = match &settings.application_name {
+        Some(binary) => format!("`{binary} migrate`"),
+        None => "the service's `migrate` command".to_owned(),
     };
-    result.map_err(|err| DbError::Migration(err.to_string()))
+    Err(DbError::SchemaBehind(format!(
+        "{} migration(s) not applied ({}) and IMMILINK_MIGRATE_ON_START is false: run {command} first \
+         (in Kubernetes, the service's migrate Job)",
+        pending.len(),
+        pending.join(", ")
+    )))
 }
 
 #[cfg(test)]

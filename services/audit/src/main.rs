@@ -3,7 +3,8 @@
 //! `immilink-audit oversight` runs the oversight job once (last month's reviews opened, overdue
 //! reviews and findings flagged) and exits (another CronJob);
 //! `immilink-audit verify-bundle FILE [--log-key VKEY] [--witness-key VKEY]...` checks an export
-//! offline and exits non-zero naming the first failure.
+//! offline and exits non-zero naming the first failure;
+//! `immilink-audit migrate` runs the pending migrations and exits (the Kubernetes migrate Job).
 
 use immilink_shared::clock::system_clock;
 use immilink_shared::telemetry;
@@ -14,6 +15,11 @@ async fn main() -> anyhow::Result<()> {
     if std::env::args().nth(1).as_deref() == Some("verify-bundle") {
         // Offline: no settings, no database, no network.
         std::process::exit(immilink_audit::verify_bundle_command(std::env::args().skip(2).collect()));
+    }
+    if std::env::args().nth(1).as_deref() == Some("migrate") {
+        // Only the database URL is read: the migrate Job holds no other secret.
+        println!("{}", immilink_shared::server::migrate_command(immilink_audit::SERVICE, &immilink_audit::MIGRATIONS)?);
+        return Ok(());
     }
     let settings = immilink_audit::settings_from_env(None)?;
     match std::env::args().nth(1).as_deref() {
@@ -38,7 +44,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Some(other) => {
             anyhow::bail!(
-                "unknown command {other:?}: use `serve` (default), `dispose`, `oversight` or `verify-bundle FILE`"
+                "unknown command {other:?}: use `serve` (default), `dispose`, `oversight`, `migrate` or `verify-bundle FILE`"
             )
         }
     }
