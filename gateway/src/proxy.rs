@@ -1,5 +1,6 @@
-//! The reverse proxy: authenticate (token + live session from the caller's IP), then forward to the
-//! owning service with the request id, W3C trace context, the caller's IP and the internal token.
+//! The reverse proxy: authenticate (token + live session from the caller's IP, which behind a
+//! trusted proxy is the client it forwarded for), then forward to the owning service with the
+//! request id, W3C trace context, the caller's IP and the internal token.
 //! The request id is the gateway's own (a client's `X-Request-Id` travels only as its correlation
 //! id); the service adopts it because the gateway's service token comes with it.
 
@@ -11,6 +12,7 @@ use futures_util::StreamExt;
 use immilink_shared::auth::{bearer_token, AuthError};
 use immilink_shared::context::SERVICE_CREDENTIAL;
 use immilink_shared::context::{CLIENT_IP, CORRELATION_ID, REQUEST_ID, SERVICE_TOKEN};
+use immilink_shared::forwarded;
 use immilink_shared::server::MAX_BODY_BYTES;
 use immilink_shared::telemetry::internal_headers;
 use immilink_shared::{ApiError, ApiResult};
@@ -42,7 +44,12 @@ fn forwardable(name: &HeaderName) -> bool {
         && name != CLIENT_IP.as_str()
         && name != REQUEST_ID.as_str()
         && name != CORRELATION_ID.as_str()
+        && !FORWARDING.contains(&name)
 }
+
+/// A proxy's forwarding headers: read here only, from trusted proxies ([`forwarded::client_origin`]);
+/// services learn the client's IP from the gateway's own header alone.
+const FORWARDING: &[&str] = &["forwarded", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-real-ip"];
 
 /// Every request the gateway does not answer itself.
 pub async fn forward(req: HttpRequest, payload: web::Payload, state: web::Data<State>) -> ApiResult<HttpResponse> {
@@ -61,7 +68,9 @@ pub async fn forward(req: HttpRequest, payload: web::Payload, state: web::Data<S
         return immilink_shared::server::method_not_allowed(&req)
             .ok_or_else(|| ApiError::not_found("the requested route"));
     };
-    let client_ip = req.peer_addr().map(|a| a.ip()).ok_or_else(|| ApiError::internal("no peer address"))?;
+    // The TCP peer, or behind a trusted proxy the client it forwarded for: what sessions are bound
+    // to at login and checked against on every request (R-ACC-11).
+    let client_ip = forwarded::client_origin(&req)?.ip;
     let session = if route.public { None } else { Some(authenticate(&req, &state, client_ip).await?) };
     let body = read_body(&req, payload).await?;
     let base = state.backend_url(route.backend);
