@@ -3,8 +3,11 @@
 
 use std::time::Duration;
 
-use actix_web::{get, web, HttpResponse};
+use actix_web::{get, web, HttpResponse, ResponseError};
+use askama::Template;
 use futures_util::future::join_all;
+use immilink_shared::compliance::{RuleEntry, RuleStatus};
+use immilink_shared::ApiError;
 use utoipa::openapi::OpenApi;
 
 use crate::routing::Backend;
@@ -28,6 +31,37 @@ async fn fetch(state: &State, backend: Backend) -> Option<OpenApi> {
     result
         .map_err(|err| tracing::warn!(?backend, error = %err, "service document unavailable; left out of the merged document"))
         .ok()
+}
+
+/// The compliance matrix as a page beside the API documentation (R-GOV-01): the rules, their status,
+/// the endpoints that enforce them and the tests that prove them. It is derived from the SPEC and the
+/// code, as public as the OpenAPI document, and holds nothing about any person; the JSON form at
+/// `GET /v1/compliance/rules` is for the roles that answer for compliance.
+#[get("/docs/compliance")]
+pub async fn compliance_page() -> HttpResponse {
+    let matrix = immilink_shared::compliance::committed();
+    let count = |status: RuleStatus| matrix.rules.iter().filter(|rule| rule.status == status).count();
+    let page = CompliancePage {
+        rules: &matrix.rules,
+        total: matrix.rules.len(),
+        enforced: count(RuleStatus::Enforced),
+        background: count(RuleStatus::EnforcedInBackground),
+        untested: count(RuleStatus::Untested),
+    };
+    match page.render() {
+        Ok(html) => HttpResponse::Ok().content_type("text/html; charset=utf-8").body(html),
+        Err(err) => ApiError::internal(format!("the compliance page did not render: {err}")).error_response(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "compliance.html")]
+struct CompliancePage<'a> {
+    rules: &'a [RuleEntry],
+    total: usize,
+    enforced: usize,
+    background: usize,
+    untested: usize,
 }
 
 /// The docs page lives at `/docs/`.

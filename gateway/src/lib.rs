@@ -17,6 +17,7 @@ use actix_web::{get, web, HttpResponse};
 use futures_util::future::join_all;
 use immilink_shared::auth::{MetricsToken, ServiceTokens, SessionChecker, TokenVerifier};
 use immilink_shared::config::{self, ConfigError, Secret, ServiceSecrets};
+use immilink_shared::forwarded::TrustedProxies;
 use immilink_shared::openapi::BearerSecurity;
 use immilink_shared::server::{outbound_client, Health, HealthCheck, Routes, Running, Server};
 use utoipa::OpenApi;
@@ -43,6 +44,13 @@ pub struct Settings {
     /// effect within this time.
     pub session_cache: Duration,
     pub workers: usize,
+    /// `IMMILINK_TRUSTED_PROXIES`: comma-separated CIDRs of the reverse proxies (the ingress) whose
+    /// `Forwarded` / `X-Forwarded-For` / `X-Forwarded-Proto` are believed; default none, so the TCP
+    /// peer is the client (see [`immilink_shared::forwarded`]).
+    pub trusted_proxies: TrustedProxies,
+    /// `IMMILINK_CORS_ALLOWED_ORIGINS`: comma-separated origins of browser front-ends allowed to
+    /// call the API (`https://caseworker.example.gov.tw`); default none.
+    pub cors_allowed_origins: Vec<String>,
 }
 
 impl Settings {
@@ -67,8 +75,31 @@ impl Settings {
             metrics_token: secrets.metrics,
             session_cache: Duration::from_millis(config::parse_or("SESSION_CACHE_MS", 500)?),
             workers: config::parse_or("WORKERS", 2)?,
+            trusted_proxies: TrustedProxies::parse(&config::string_or("TRUSTED_PROXIES", ""))
+                .map_err(|reason| ConfigError { name: "IMMILINK_TRUSTED_PROXIES".into(), reason })?,
+            cors_allowed_origins: cors_origins(&config::string_or("CORS_ALLOWED_ORIGINS", ""))
+                .map_err(|reason| ConfigError { name: "IMMILINK_CORS_ALLOWED_ORIGINS".into(), reason })?,
         })
     }
+}
+
+/// A comma-separated list of origins, each exactly `scheme://host[:port]` (no path, no `*`): what
+/// browsers send in `Origin`, compared byte for byte.
+pub fn cors_origins(list: &str) -> Result<Vec<String>, String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|origin| !origin.is_empty())
+        .map(|origin| {
+            let parsed = reqwest::Url::parse(origin).map_err(|err| format!("{origin:?} is not an origin: {err}"))?;
+            let serialized = parsed.origin().ascii_serialization();
+            if serialized != origin || !matches!(parsed.scheme(), "http" | "https") {
+                return Err(format!(
+                    "{origin:?} is not an origin: write scheme://host[:port] exactly, as {serialized:?}"
+                ));
+            }
+            Ok(serialized)
+        })
+        .collect()
 }
 
 pub struct State {
@@ -177,8 +208,12 @@ impl Application {
             http,
         });
         let mut server = Server::new(&settings.addr, settings.workers, ROUTES).data(state).configure(|cfg| {
-            cfg.service(docs::docs_redirect).service(docs::swagger_ui()).default_service(web::to(proxy::forward));
+            cfg.service(docs::docs_redirect)
+                .service(docs::compliance_page)
+                .service(docs::swagger_ui())
+                .default_service(web::to(proxy::forward));
         });
+        server = server.data(web::Data::new(settings.trusted_proxies)).cors(settings.cors_allowed_origins);
         if let Some(token) = settings.metrics_token {
             server = server.data(web::Data::new(MetricsToken(token)));
         }
@@ -208,6 +243,8 @@ mod tests {
             metrics_token: None,
             session_cache: Duration::from_millis(500),
             workers: 1,
+            trusted_proxies: TrustedProxies::none(),
+            cors_allowed_origins: Vec::new(),
         };
         let running = Application::build(settings).await.unwrap();
         let handle = running.server.handle();
@@ -217,6 +254,19 @@ mod tests {
         let body = response.json().await.unwrap();
         handle.stop(false).await;
         (status, body)
+    }
+
+    #[test]
+    fn cors_origins_are_exact_origins() {
+        assert_eq!(
+            cors_origins(" https://caseworker.example.gov.tw, http://127.0.0.1:5173 ,").unwrap(),
+            ["https://caseworker.example.gov.tw", "http://127.0.0.1:5173"]
+        );
+        assert!(cors_origins("").unwrap().is_empty());
+        for bad in ["*", "caseworker.example.gov.tw", "https://a.example/", "https://a.example/app", "ftp://a.example"]
+        {
+            assert!(cors_origins(bad).is_err(), "{bad}");
+        }
     }
 
     #[actix_web::test]

@@ -50,6 +50,7 @@ const TABLE: &[(&str, Backend, Access)] = &[
     ("/v1/doubt-queries", Backend::Broker, Token),
     ("/v1/catalogue/", Backend::Broker, Token),
     ("/v1/audit/", Backend::Audit, Token),
+    ("/v1/compliance/", Backend::Audit, Token),
     ("/v1/vendors", Backend::Vendors, Token),
     ("/v1/vendor-devices", Backend::Vendors, Token),
     ("/v1/vendor-findings", Backend::Vendors, Token),

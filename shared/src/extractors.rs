@@ -39,16 +39,17 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
             .ok()
             .flatten()
             .is_some_and(|mime| mime.subtype() == "json" || mime.suffix().is_some_and(|s| s == "json"));
+        let is_utf8 = declares_utf8(req);
         let body = web::Bytes::from_request(req, payload);
         Box::pin(async move {
-            if !is_json {
+            if !is_json || !is_utf8 {
                 return Err(ApiError::new(
                     actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
                     "unsupported_media_type",
                     "Unsupported media type",
                     "不支援的內容類型",
                 )
-                .detail("send the body as application/json")
+                .detail("send the body as application/json in UTF-8")
                 .field("Content-Type")
                 .into());
             }
@@ -56,6 +57,15 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
             parse_json(&bytes).map(ApiJson).map_err(Into::into)
         })
     }
+}
+
+/// Whether the request's `Content-Type` names no charset or UTF-8. JSON is UTF-8 (RFC 8259 §8.1),
+/// and so is every text body immilink reads: a body declared in another charset (latin1, UTF-16,
+/// Big5) is refused with 415, not misread.
+pub fn declares_utf8(req: &HttpRequest) -> bool {
+    let mime = req.mime_type().ok().flatten();
+    let charset = mime.as_ref().and_then(|mime| mime.get_param("charset"));
+    charset.is_none_or(|charset| ["utf-8", "utf8"].iter().any(|utf8| charset.as_str().eq_ignore_ascii_case(utf8)))
 }
 
 /// The problem for a body that could not be read: 413 when it is larger than the server accepts
@@ -90,40 +100,180 @@ impl<T: DeserializeOwned> FromRequest for ApiQuery<T> {
     }
 }
 
-/// Deserialises a query string, naming the parameter that failed.
+/// Deserialises a query string, naming the parameter that failed (a NUL character is refused as in
+/// a body, see [`read_document`]; a parameter given twice is named).
 pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
-    let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+    let pairs = form_urlencoded::parse(query.as_bytes());
+    if let Some((key, _)) = pairs.clone().find(|(key, value)| key.contains('\0') || value.contains('\0')) {
+        let field = if key.contains('\0') { "query".to_owned() } else { key.into_owned() };
+        return Err(ApiError::invalid_field(field, NUL_REFUSED));
+    }
+    let deserializer = serde_urlencoded::Deserializer::new(pairs);
     serde_path_to_error::deserialize(deserializer).map_err(|err| {
         let path = err.path().to_string();
         let message = err.into_inner().to_string();
         if let Some(field) = missing_field_name(&message) {
             return ApiError::missing_field(field);
         }
+        if let Some(field) = duplicate_field_name(&message) {
+            return ApiError::invalid_field(field, "the parameter is given more than once");
+        }
         ApiError::invalid_field(if path == "." { "query".to_owned() } else { path }, message)
     })
 }
 
-/// Deserialises JSON, turning serde's error into a problem that names the field.
+/// Deserialises JSON, turning serde's error into a problem that names the field. The document is
+/// read as it was sent first ([`read_document`]), then as `T` from what was read, so every error of
+/// the typed read is about a value, with its path (a number where an enum belongs included, which
+/// serde_json reports as a syntax error when it reads `T` from the bytes).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
-        let path = err.path().to_string();
-        let inner = err.into_inner();
-        let message = inner.to_string();
-        if inner.is_syntax() || inner.is_eof() {
-            return ApiError::malformed_body(format!("the body is not valid JSON: {message}"));
-        }
+    let document = read_document(bytes)?;
+    serde_path_to_error::deserialize(document).map_err(|err| {
+        let path = field_path(err.path());
+        let message = err.into_inner().to_string();
         if let Some(field) = missing_field_name(&message) {
             let full = if path == "." { field.to_owned() } else { format!("{path}.{field}") };
             return ApiError::missing_field(&full);
         }
-        let field = if path == "." { "body".to_owned() } else { path };
-        ApiError::invalid_field(field, strip_position(&message))
+        ApiError::invalid_field(body_if_root(path), strip_position(&message))
     })
+}
+
+/// Reads a JSON document as sent: refuses what is not one JSON value (400, naming where the reading
+/// stopped), text after it (a second document, stray brackets), a key given twice (422: which value
+/// was meant?) and a NUL character (422: no text column of PostgreSQL can hold one, and none of our
+/// fields means one).
+fn read_document(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let checked = serde_path_to_error::deserialize::<_, Checked>(&mut deserializer).map_err(|err| {
+        let path = field_path(err.path());
+        let inner = err.into_inner();
+        let message = inner.to_string();
+        if let Some(key) = duplicate_field_name(&message) {
+            let full = if path == "." { key.to_owned() } else { format!("{path}.{key}") };
+            return ApiError::invalid_field(full, "the field is given more than once");
+        }
+        if inner.is_data() {
+            return ApiError::invalid_field(body_if_root(path), strip_position(&message));
+        }
+        ApiError::malformed_body(format!("the body is not valid JSON: {message}")).field(body_if_root(path))
+    })?;
+    deserializer.end().map_err(|err| {
+        ApiError::malformed_body(format!("the body is not valid JSON: text after the document: {err}")).field("body")
+    })?;
+    Ok(checked.0)
+}
+
+/// A JSON value read with the checks a `serde_json::Value` cannot make once built (it keeps the last
+/// of two equal keys silently).
+struct Checked(serde_json::Value);
+
+impl<'de> Deserialize<'de> for Checked {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(CheckedVisitor).map(Checked)
+    }
+}
+
+struct CheckedVisitor;
+
+pub(crate) const NUL_REFUSED: &str = "must not contain a NUL character (U+0000)";
+
+impl<'de> serde::de::Visitor<'de> for CheckedVisitor {
+    type Value = serde_json::Value;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, value: bool) -> Result<Self::Value, E> {
+        Ok(value.into())
+    }
+
+    fn visit_i64<E>(self, value: i64) -> Result<Self::Value, E> {
+        Ok(value.into())
+    }
+
+    fn visit_u64<E>(self, value: u64) -> Result<Self::Value, E> {
+        Ok(value.into())
+    }
+
+    fn visit_f64<E>(self, value: f64) -> Result<Self::Value, E> {
+        Ok(value.into())
+    }
+
+    fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Self::Value, E> {
+        if value.contains('\0') {
+            return Err(E::custom(NUL_REFUSED));
+        }
+        Ok(value.into())
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(Checked(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(serde_json::Value::Array(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        use serde::de::Error;
+        let mut object = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if key.contains('\0') {
+                return Err(A::Error::custom(format!("a key {NUL_REFUSED}")));
+            }
+            if object.contains_key(&key) {
+                return Err(A::Error::custom(format!("duplicate field `{key}`")));
+            }
+            let Checked(value) = map.next_value()?;
+            object.insert(key, value);
+        }
+        Ok(serde_json::Value::Object(object))
+    }
+}
+
+/// A path as fields are named (`items[2].name`), at most eight steps deep: a value nested deeper
+/// than serde_json reads is named by where it starts, not by 128 steps of `[0]`.
+fn field_path(path: &serde_path_to_error::Path) -> String {
+    let mut out = String::new();
+    for (index, segment) in path.iter().take(8).enumerate() {
+        match segment {
+            serde_path_to_error::Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            other => {
+                if index > 0 {
+                    out.push('.');
+                }
+                out.push_str(&other.to_string());
+            }
+        }
+    }
+    if out.is_empty() {
+        ".".to_owned()
+    } else {
+        out
+    }
+}
+
+fn body_if_root(path: String) -> String {
+    if path == "." {
+        "body".to_owned()
+    } else {
+        path
+    }
 }
 
 fn missing_field_name(message: &str) -> Option<&str> {
     let rest = message.strip_prefix("missing field `")?;
+    rest.split('`').next()
+}
+
+fn duplicate_field_name(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("duplicate field `")?;
     rest.split('`').next()
 }
 
@@ -324,9 +474,86 @@ mod tests {
 
     #[derive(Debug, Deserialize)]
     #[allow(dead_code)]
+    enum Kind {
+        #[serde(rename = "a")]
+        A,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct WithKind {
+        name: String,
+        kind: Option<Kind>,
+    }
+
+    fn refusal<T: DeserializeOwned + std::fmt::Debug>(body: &str) -> (u16, Option<String>) {
+        let err = parse_json::<T>(body.as_bytes()).unwrap_err();
+        (err.status().as_u16(), err.field_name().map(str::to_owned))
+    }
+
+    #[test]
+    fn what_is_not_one_json_document_is_refused_naming_where() {
+        let named = |field: &str| Some(field.to_owned());
+        assert_eq!(refusal::<Body>(r#"{"name": "x", "count": 1}}"#), (400, named("body")), "trailing text");
+        assert_eq!(refusal::<Body>(r#"{"name": "x", "count": 1}{"name": "y", "count": 2}"#), (400, named("body")));
+        assert_eq!(refusal::<Body>(r#"{"count": 1, "name": "\ud800"}"#), (400, named("name")), "a lone surrogate");
+        let deep = format!(r#"{{"count": 1, "name": {}{}}}"#, "[".repeat(10_000), "]".repeat(10_000));
+        let (status, field) = refusal::<Body>(&deep);
+        assert_eq!(status, 400);
+        assert!(field.is_some_and(|f| f.starts_with("name[0]") && f.len() < 40), "nesting named where it starts");
+    }
+
+    #[test]
+    fn a_field_given_twice_or_holding_nul_is_named() {
+        let named = |field: &str| Some(field.to_owned());
+        assert_eq!(refusal::<Body>(r#"{"name": "x", "count": 1, "name": "y"}"#), (422, named("name")));
+        let nested = r#"{"name": "x", "count": 1, "nested": {"inner": "a", "inner": "b"}}"#;
+        assert_eq!(refusal::<Body>(nested), (422, named("nested.inner")));
+        assert_eq!(refusal::<Body>(r#"{"name": "a\u0000b", "count": 1}"#), (422, named("name")));
+        assert_eq!(
+            refusal::<Body>(r#"{"name": "x", "count": 1, "nested": {"inner": "\u0000"}}"#).1,
+            named("nested.inner")
+        );
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_for_an_enum_is_named_not_called_malformed() {
+        let named = |field: &str| Some(field.to_owned());
+        assert_eq!(refusal::<WithKind>(r#"{"name": "x", "kind": 12345}"#), (422, named("kind")));
+        assert_eq!(refusal::<WithKind>(r#"{"name": "x", "kind": "b"}"#), (422, named("kind")));
+        assert_eq!(parse_json::<WithKind>(br#"{"name": "x", "kind": "a"}"#).unwrap().name, "x");
+    }
+
+    async fn json_request(content_type: &str) -> Result<ApiJson<Body>, actix_web::Error> {
+        let (req, mut payload) = TestRequest::post()
+            .insert_header(("content-type", content_type))
+            .set_payload(r#"{"name": "x", "count": 1}"#)
+            .to_http_parts();
+        ApiJson::<Body>::from_request(&req, &mut payload).await
+    }
+
+    #[actix_web::test]
+    async fn a_body_in_another_charset_than_utf8_is_refused_naming_the_content_type() {
+        assert!(json_request("application/json").await.is_ok());
+        assert!(json_request("application/json; charset=UTF-8").await.is_ok());
+        for refused in ["application/json; charset=latin1", "application/json; charset=utf-16", "text/plain"] {
+            let err = json_request(refused).await.unwrap_err();
+            let problem = err.as_error::<ApiError>().expect("a problem").to_problem();
+            assert_eq!((problem.status, problem.field.as_deref()), (415, Some("Content-Type")), "{refused}");
+        }
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
     struct Filter {
         limit: Option<i64>,
         from: Option<chrono::DateTime<chrono::Utc>>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Params {
+        q: Option<String>,
     }
 
     #[test]
@@ -336,6 +563,10 @@ mod tests {
         assert_eq!(err.field_name(), Some("limit"));
         let err = parse_query::<Filter>("from=yesterday").unwrap_err();
         assert_eq!(err.field_name(), Some("from"));
+        let err = parse_query::<Filter>("limit=5&limit=6").unwrap_err();
+        assert_eq!((err.status().as_u16(), err.field_name()), (422, Some("limit")));
+        let err = parse_query::<Params>("q=a%00b").unwrap_err();
+        assert_eq!((err.status().as_u16(), err.field_name()), (422, Some("q")), "NUL, as in a body");
         assert_eq!(parse_query::<Filter>("limit=5").unwrap().limit, Some(5));
     }
 

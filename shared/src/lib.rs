@@ -8,9 +8,10 @@
 //!
 //! 0. leaves: `context` (the request id and language of the request being served, header names),
 //!    `clock`, `catalogue`, `ids`, `events`, `rate_limit`, `testing`, `transparency` (checkpoint
-//!    cosignatures and key files)
+//!    cosignatures and key files), `compliance` (the rules matrix of R-GOV-01 and its generator)
 //! 1. `problem` (problem+json errors), `telemetry`, `documents`
-//! 2. `db` (the two-backend connection, migrations; database errors become problems here)
+//! 2. `db` (the two-backend connection, migrations; database errors become problems here),
+//!    `forwarded` (the client's address and scheme behind trusted proxies)
 //! 3. `typed` (states and ids stored as text), `config` (plain settings data)
 //! 4. `auth` (token verification, session liveness, service tokens)
 //! 5. `extractors` (what handlers take from a request), `metrics`, `openapi`, `outbox` (the
@@ -21,6 +22,7 @@ pub mod context;
 
 pub mod catalogue;
 pub mod clock;
+pub mod compliance;
 pub mod events;
 pub mod ids;
 pub mod rate_limit;
@@ -32,6 +34,7 @@ pub mod problem;
 pub mod telemetry;
 
 pub mod db;
+pub mod forwarded;
 
 pub mod config;
 pub mod typed;
@@ -53,6 +56,7 @@ const LAYERS: &[(&str, usize, &str)] = &[
     ("context", 0, include_str!("context.rs")),
     ("catalogue", 0, include_str!("catalogue.rs")),
     ("clock", 0, include_str!("clock.rs")),
+    ("compliance", 0, include_str!("compliance.rs")),
     ("events", 0, include_str!("events.rs")),
     ("ids", 0, include_str!("ids.rs")),
     ("rate_limit", 0, include_str!("rate_limit.rs")),
@@ -62,6 +66,7 @@ const LAYERS: &[(&str, usize, &str)] = &[
     ("problem", 1, include_str!("problem.rs")),
     ("telemetry", 1, include_str!("telemetry.rs")),
     ("db", 2, include_str!("db.rs")),
+    ("forwarded", 2, include_str!("forwarded.rs")),
     ("config", 3, include_str!("config.rs")),
     ("typed", 3, include_str!("typed.rs")),
     ("auth", 4, include_str!("auth.rs")),

@@ -3,9 +3,10 @@
 //! then [`Server`] filled with the service's routes, state and background tasks, then
 //! [`Server::start`]. The server wraps every request in the request context, tracing, the
 //! service-caller check and metrics; answers problem+json for unknown routes, bad paths and queries
-//! (405 with `Allow` for a known path with another method); and serves the generated `/openapi.json`,
-//! `/healthz`, `/readyz` and `/metrics`. [`ShutdownSignal`] is the one place SIGTERM and SIGINT are
-//! handled.
+//! (405 with `Allow` for a known path with another method); puts the same security headers on every
+//! answer, refusals included ([`security_headers`]), and CORS where the server is given origins (the
+//! gateway); and serves the generated `/openapi.json`, `/healthz`, `/readyz` and `/metrics`.
+//! [`ShutdownSignal`] is the one place SIGTERM and SIGINT are handled.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -97,13 +98,24 @@ pub async fn request_context(
         if header_bytes(&req) > MAX_HEADER_BYTES {
             return Ok(req.error_response(ApiError::headers_too_large()));
         }
+        // A NUL character in the path (`%00`, decoded into a path parameter): no id or name of ours
+        // holds one and PostgreSQL cannot compare text with it, so it is refused before any handler
+        // reads the path, as in a body or a query (`extractors::read_document`).
+        if req.path().contains("%00") {
+            return Ok(req.error_response(ApiError::invalid_field("path", crate::extractors::NUL_REFUSED)));
+        }
         // An error from an inner middleware is rendered here, inside the context, so its problem
         // carries the request id too. (The request itself cannot be kept: actix forbids clones of
         // it while the router runs.)
         match next.call(req).await {
             Ok(response) => Ok(framework_refusal_as_problem(response)),
             Err(err) => {
-                let mut response = as_api_error(&err).error_response();
+                // The error's own response carries what middleware inside added to it (CORS).
+                let own = err.error_response();
+                let mut response = match err.as_error::<ApiError>() {
+                    Some(_) => own,
+                    None => with_headers_of(as_api_error(&err).error_response(), own.headers()),
+                };
                 on_error.apply(response.headers_mut());
                 Err(actix_web::error::InternalError::from_response(err.to_string(), response).into())
             }
@@ -120,6 +132,9 @@ pub async fn request_context(
 fn as_api_error(err: &actix_web::Error) -> ApiError {
     if let Some(problem) = err.as_error::<ApiError>() {
         return problem.clone();
+    }
+    if let Some(refusal) = err.as_error::<actix_cors::CorsError>() {
+        return cors_refusal(refusal);
     }
     let status = err.as_response_error().status_code();
     if status.is_server_error() {
@@ -144,11 +159,134 @@ fn framework_refusal_as_problem<B: MessageBody + 'static>(response: ServiceRespo
     let refusal = response.response().error().filter(|_| !is_problem).map(as_api_error);
     match refusal {
         Some(problem) => {
-            let (req, _) = response.into_parts();
-            ServiceResponse::new(req, problem.error_response())
+            let (req, refused) = response.into_parts();
+            ServiceResponse::new(req, with_headers_of(problem.error_response(), refused.headers()))
         }
         None => response.map_into_boxed_body(),
     }
+}
+
+/// `response` plus the headers of `other` it lacks (what middleware added to a refusal, such as CORS
+/// headers), less those that describe `other`'s body.
+fn with_headers_of<B>(
+    mut response: actix_web::HttpResponse<B>,
+    other: &header::HeaderMap,
+) -> actix_web::HttpResponse<B> {
+    for (name, value) in other {
+        let describes_body = name == header::CONTENT_TYPE || name == header::CONTENT_LENGTH;
+        if !describes_body && !response.headers().contains_key(name) {
+            response.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    response
+}
+
+/// A preflight (or cross-origin request) CORS refused, naming the header it refused.
+fn cors_refusal(refusal: &actix_cors::CorsError) -> ApiError {
+    use actix_cors::CorsError;
+    let field = match refusal {
+        CorsError::MissingRequestMethod | CorsError::BadRequestMethod | CorsError::MethodNotAllowed => {
+            "Access-Control-Request-Method"
+        }
+        CorsError::BadRequestHeaders | CorsError::HeadersNotAllowed => "Access-Control-Request-Headers",
+        _ => "Origin",
+    };
+    ApiError::new(
+        actix_web::http::StatusCode::BAD_REQUEST,
+        "cors_refused",
+        "The cross-origin request is not allowed",
+        "不允許此跨來源請求",
+    )
+    .detail(refusal.to_string().to_lowercase())
+    .field(field)
+}
+
+/// The `Content-Security-Policy` of every HTML answer but the API documentation page: printable
+/// documents and pages (link forms, audit reports, the compliance matrix) use their own inline
+/// styles and nothing else — no script, image, font, frame, form or connection.
+pub const DOCUMENT_CSP: &str =
+    "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// The `Content-Security-Policy` of the API documentation page (Swagger UI at `/docs/`): its own
+/// scripts, stylesheets (and the inline styles it sets), icons and `data:` images from this
+/// origin, and requests to this origin only (the merged document, "try it out").
+pub const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+    img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// `Strict-Transport-Security` on answers to requests that arrived over TLS: one year.
+pub const HSTS: &str = "max-age=31536000";
+
+/// The paths of the API documentation page (the Swagger UI's index).
+const DOCS_PAGES: [&str; 2] = ["/docs/", "/docs/index.html"];
+
+/// Middleware, the outermost of every server: the headers every answer carries, refusals included
+/// (a problem, a 401, a 404, a refusal made by the framework or by another middleware).
+/// `Cache-Control: no-store` unless the handler chose its own (answers carry personal data and
+/// tokens), `X-Content-Type-Options: nosniff`, `Referrer-Policy: no-referrer`, a
+/// `Content-Security-Policy` on HTML ([`DOCUMENT_CSP`], [`DOCS_CSP`] on the docs page) unless the
+/// handler set one, and [`HSTS`] when the request arrived over TLS: on the connection itself or,
+/// as a trusted proxy states it, at the proxy (see [`crate::forwarded`]).
+pub async fn security_headers(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let secure = req.app_config().secure();
+    let trusted = req.app_data::<web::Data<crate::forwarded::TrustedProxies>>();
+    let over_tls = match (req.peer_addr(), trusted) {
+        (Some(peer), Some(trusted)) => {
+            crate::forwarded::resolve(peer.ip(), req.headers(), trusted, secure).map_or(secure, |origin| origin.https)
+        }
+        _ => secure,
+    };
+    let docs_page = DOCS_PAGES.contains(&req.path());
+    match next.call(req).await {
+        Ok(mut response) => {
+            add_security_headers(response.headers_mut(), over_tls, docs_page);
+            Ok(response)
+        }
+        Err(mut err) => {
+            err.add_response_mapper(move |mut response| {
+                add_security_headers(response.headers_mut(), over_tls, docs_page);
+                response
+            });
+            Err(err)
+        }
+    }
+}
+
+fn add_security_headers(headers: &mut header::HeaderMap, over_tls: bool, docs_page: bool) {
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    let html = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("text/html"));
+    if html && !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        let policy = if docs_page { DOCS_CSP } else { DOCUMENT_CSP };
+        headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(policy));
+    }
+    if over_tls {
+        headers.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static(HSTS));
+    }
+}
+
+/// The CORS policy of a server given front-end origins (the gateway's
+/// `IMMILINK_CORS_ALLOWED_ORIGINS`): a preflight from one of them is answered before anything else
+/// runs (authentication included) with the methods and headers the API takes; a request from one
+/// of them gets `Access-Control-Allow-Origin` (and `Vary: Origin`); other origins get no CORS
+/// header at all. Bearer tokens, not cookies: no credentials.
+fn cors(origins: &[String]) -> actix_cors::Cors {
+    origins
+        .iter()
+        .fold(actix_cors::Cors::default(), |cors, origin| cors.allowed_origin(origin))
+        .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
+        .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT_LANGUAGE, CORRELATION_ID])
+        .expose_headers([REQUEST_ID, CORRELATION_ID, header::RETRY_AFTER, header::CONTENT_DISPOSITION])
+        .max_age(600)
 }
 
 /// Body of the health endpoints.
@@ -236,9 +374,26 @@ pub fn base_app() -> actix_web::App<
         InitError = (),
     >,
 > {
+    app_with_cors(&[])
+}
+
+/// [`base_app`] with CORS for `origins` (none: no CORS), inside the request context so a preflight's
+/// answer carries the request id and its refusal is a problem too.
+fn app_with_cors(
+    origins: &[String],
+) -> actix_web::App<
+    impl actix_web::dev::ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
     // The last middleware wrapped runs first: the request context is made before the log span
     // (which carries its ids), and the server's service-caller check runs before both.
     actix_web::App::new()
+        .wrap(actix_web::middleware::Condition::new(!origins.is_empty(), cors(origins)))
         .wrap(tracing_actix_web::TracingLogger::<crate::telemetry::RequestSpan>::new())
         .wrap(actix_web::middleware::from_fn(request_context))
         .app_data(web::QueryConfig::default().error_handler(crate::problem::query_error_handler))
@@ -301,6 +456,7 @@ impl Routes {
         let mut doc = app.split_for_parts().1;
         crate::openapi::qualify_operation_ids(&mut doc);
         crate::openapi::document_common_problems(&mut doc);
+        crate::openapi::name_tagged_variants(&mut doc);
         doc
     }
 }
@@ -402,6 +558,20 @@ impl Service {
     }
 }
 
+/// `immilink-<service> migrate`: runs the service's pending migrations against its database
+/// (`IMMILINK_<SERVICE>_DATABASE_URL`, nothing else is read) and reports what it applied. A replica
+/// or another run migrating at the same time is waited for (see [`Db::migrate`]). The Kubernetes
+/// migrate Jobs run it; an error exits non-zero with the reason.
+pub fn migrate_command(service: &str, migrations: &Migrations) -> anyhow::Result<String> {
+    use anyhow::Context;
+    let settings = crate::config::service_database_from_env(service)?;
+    let applied = Db::migrate(&settings, migrations).with_context(|| format!("migrating the {service} database"))?;
+    Ok(match applied.as_slice() {
+        [] => format!("{service}: the database is up to date, no migration to apply"),
+        applied => format!("{service}: applied {} migration(s): {}", applied.len(), applied.join(", ")),
+    })
+}
+
 /// The HTTP client every service calls others with: idle connections are not kept forever (a peer
 /// that restarted must not leave dead connections in the pool) and redirects are not followed.
 pub fn outbound_client() -> reqwest::Result<reqwest::Client> {
@@ -422,11 +592,26 @@ pub struct Server {
     routes: Routes,
     configure: Vec<Configure>,
     tasks: Vec<Task>,
+    cors_origins: Vec<String>,
 }
 
 impl Server {
     pub fn new(addr: &str, workers: usize, routes: Routes) -> Self {
-        Self { addr: addr.to_owned(), workers, routes, configure: Vec::new(), tasks: Vec::new() }
+        Self {
+            addr: addr.to_owned(),
+            workers,
+            routes,
+            configure: Vec::new(),
+            tasks: Vec::new(),
+            cors_origins: Vec::new(),
+        }
+    }
+
+    /// Browser front-ends at these origins (`https://caseworker.example.gov.tw`) may call the API
+    /// (see [`cors`]). Only the gateway is given any.
+    pub fn cors(mut self, origins: Vec<String>) -> Self {
+        self.cors_origins = origins;
+        self
     }
 
     /// Shared state or any other app data the handlers extract.
@@ -452,7 +637,7 @@ impl Server {
     /// server does not watch signals itself: [`ShutdownSignal`] does, once per process.
     pub fn start(self) -> std::io::Result<Running> {
         use utoipa_actix_web::AppExt;
-        let Self { addr, workers, routes, configure, tasks } = self;
+        let Self { addr, workers, routes, configure, tasks, cors_origins } = self;
         let (listener, port) = bind(&addr)?;
         let api = routes.openapi();
         let known = web::Data::new(KnownRoutes::from_openapi(&api));
@@ -460,9 +645,10 @@ impl Server {
         let configure = Arc::new(configure);
         let server = actix_web::HttpServer::new(move || {
             let (api, configure) = (api.clone(), Arc::clone(&configure));
-            base_app()
+            app_with_cors(&cors_origins)
                 .wrap(actix_web::middleware::from_fn(crate::auth::verify_service_caller))
                 .wrap(actix_web::middleware::from_fn(crate::metrics::record))
+                .wrap(actix_web::middleware::from_fn(security_headers))
                 .app_data(web::Data::new(ServiceName(routes.service)))
                 .app_data(known.clone())
                 .app_data(metrics.clone())
@@ -701,6 +887,14 @@ mod tests {
         }
 
         #[actix_web::test]
+        async fn a_nul_in_the_path_is_refused_naming_the_path() {
+            let app = app!();
+            let response = call_service(&app, TestRequest::get().uri("/refuse/a%00b").to_request()).await;
+            assert_eq!(response.status().as_u16(), 422);
+            assert_eq!(problem(response).await["field"], "path");
+        }
+
+        #[actix_web::test]
         async fn oversized_bodies_are_a_413_problem_whatever_reads_them() {
             let app = app!();
             let huge = format!("{{\"x\": \"{}\"}}", "x".repeat(MAX_BODY_BYTES));
@@ -720,6 +914,165 @@ mod tests {
                 .insert_header(("content-type", "application/json"))
                 .set_payload(r#"{"x": 1}"#);
             assert_eq!(call_service(&app, fits.to_request()).await.status().as_u16(), 200);
+        }
+
+        fn html(body: &'static str) -> HttpResponse {
+            HttpResponse::Ok().content_type("text/html; charset=utf-8").body(body)
+        }
+
+        /// What every answer carries; `csp` on HTML only.
+        fn assert_security_headers(response: &ServiceResponse<impl MessageBody>, what: &str, csp: Option<&str>) {
+            assert_eq!(header(response, "x-content-type-options"), Some("nosniff"), "{what}");
+            assert_eq!(header(response, "referrer-policy"), Some("no-referrer"), "{what}");
+            assert_eq!(header(response, "content-security-policy"), csp, "{what}");
+            assert_eq!(header(response, "strict-transport-security"), None, "{what}: not over TLS");
+        }
+
+        #[actix_web::test]
+        async fn every_answer_carries_the_security_headers_refusals_included() {
+            let app = init_service(
+                app_with_cors(&[])
+                    .wrap(actix_web::middleware::from_fn(crate::auth::verify_service_caller))
+                    .wrap(actix_web::middleware::from_fn(security_headers))
+                    .route("/json", web::post().to(echo))
+                    .route("/bytes", web::post().to(bytes))
+                    .route("/refuse", web::get().to(refuse))
+                    .route("/page", web::get().to(|| async { html("<p>printable</p>") }))
+                    .route("/docs/", web::get().to(|| async { html("<div id=swagger-ui></div>") }))
+                    .route(
+                        "/asset",
+                        web::get().to(|| async {
+                            HttpResponse::Ok().insert_header(("cache-control", "max-age=60")).body("x")
+                        }),
+                    ),
+            )
+            .await;
+            let json = TestRequest::post().uri("/json").insert_header(("content-type", "application/json"));
+            let cases = [
+                ("a JSON answer", json.set_payload("{}"), 200, "no-store", None),
+                ("a problem", TestRequest::get().uri("/refuse"), 422, "no-store", None),
+                ("an unknown route", TestRequest::get().uri("/nothing"), 404, "no-store", None),
+                (
+                    "a refusal made by the framework",
+                    TestRequest::post().uri("/bytes").set_payload(vec![b'x'; MAX_BODY_BYTES + 1]),
+                    413,
+                    "no-store",
+                    None,
+                ),
+                (
+                    "an error of an outer middleware",
+                    TestRequest::get().uri("/json").insert_header(("x-immilink-service-token", "forged")),
+                    403,
+                    "no-store",
+                    None,
+                ),
+                ("a printable page", TestRequest::get().uri("/page"), 200, "no-store", Some(DOCUMENT_CSP)),
+                ("the docs page", TestRequest::get().uri("/docs/"), 200, "no-store", Some(DOCS_CSP)),
+                ("an answer that chose its caching", TestRequest::get().uri("/asset"), 200, "max-age=60", None),
+            ];
+            for (what, request, status, cache, csp) in cases {
+                // An error from a middleware is rendered by the server, as it would be on the wire.
+                let response = match actix_web::test::try_call_service(&app, request.to_request()).await {
+                    Ok(response) => response.map_into_boxed_body(),
+                    Err(err) => ServiceResponse::new(TestRequest::default().to_http_request(), err.error_response()),
+                };
+                assert_eq!(response.status().as_u16(), status, "{what}");
+                assert_eq!(header(&response, "cache-control"), Some(cache), "{what}");
+                assert_security_headers(&response, what, csp);
+            }
+        }
+
+        #[actix_web::test]
+        async fn hsts_only_when_the_request_arrived_over_tls_as_a_trusted_proxy_states_it() {
+            let trusted = crate::forwarded::TrustedProxies::parse("127.0.0.1").unwrap();
+            let app = init_service(
+                app_with_cors(&[])
+                    .wrap(actix_web::middleware::from_fn(security_headers))
+                    .app_data(web::Data::new(trusted))
+                    .route("/refuse", web::get().to(refuse)),
+            )
+            .await;
+            let hsts = |peer: &str, proto: Option<&str>| {
+                let mut request = TestRequest::get().uri("/refuse").peer_addr(format!("{peer}:4711").parse().unwrap());
+                if let Some(proto) = proto {
+                    request = request.insert_header(("x-forwarded-proto", proto));
+                }
+                let app = &app;
+                async move {
+                    let response = call_service(app, request.to_request()).await;
+                    header(&response, "strict-transport-security").map(str::to_owned)
+                }
+            };
+            assert_eq!(hsts("127.0.0.1", Some("https")).await.as_deref(), Some(HSTS), "from the trusted proxy");
+            assert_eq!(hsts("127.0.0.1", Some("http")).await, None, "plain HTTP at the proxy");
+            assert_eq!(hsts("127.0.0.1", None).await, None, "the proxy said nothing");
+            assert_eq!(hsts("127.0.0.2", Some("https")).await, None, "an untrusted peer's claim");
+        }
+
+        #[actix_web::test]
+        async fn cors_answers_a_configured_origin_before_any_handler_and_other_origins_nothing() {
+            const FRONT: &str = "https://caseworker.example.gov.tw";
+            async fn needs_a_token() -> Result<HttpResponse, ApiError> {
+                Err(ApiError::unauthenticated("no token"))
+            }
+            let app = init_service(
+                app_with_cors(&[FRONT.to_owned()])
+                    .wrap(actix_web::middleware::from_fn(security_headers))
+                    .route("/v1/me", web::get().to(needs_a_token))
+                    .route("/bytes", web::post().to(bytes)),
+            )
+            .await;
+            let preflight = |origin: &str| {
+                TestRequest::default()
+                    .method(actix_web::http::Method::OPTIONS)
+                    .uri("/v1/me")
+                    .insert_header(("origin", origin))
+                    .insert_header(("access-control-request-method", "GET"))
+                    .insert_header(("access-control-request-headers", "authorization, x-correlation-id"))
+                    .to_request()
+            };
+            let allowed = call_service(&app, preflight(FRONT)).await;
+            assert_eq!(allowed.status().as_u16(), 200, "answered, not refused for want of a token");
+            assert_eq!(header(&allowed, "access-control-allow-origin"), Some(FRONT));
+            let methods = header(&allowed, "access-control-allow-methods").unwrap().to_owned();
+            for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
+                assert!(methods.contains(method), "{methods}");
+            }
+            let headers = header(&allowed, "access-control-allow-headers").unwrap().to_ascii_lowercase();
+            for name in ["authorization", "content-type", "accept-language", "x-correlation-id"] {
+                assert!(headers.contains(name), "{headers}");
+            }
+            assert!(header(&allowed, "x-request-id").is_some(), "inside the request context");
+            assert_security_headers(&allowed, "a preflight", None);
+
+            let other = call_service(&app, preflight("https://elsewhere.example")).await;
+            assert_eq!(header(&other, "access-control-allow-origin"), None);
+            assert_security_headers(&other, "a refused preflight", None);
+            let p = problem(other).await;
+            assert_eq!((p["code"].as_str(), p["field"].as_str()), (Some("cors_refused"), Some("Origin")));
+
+            // Real requests: the allowed origin gets ACAO on refusals too (a 401, a framework 413).
+            let get = |origin: &str| TestRequest::get().uri("/v1/me").insert_header(("origin", origin)).to_request();
+            let refused = call_service(&app, get(FRONT)).await;
+            assert_eq!(refused.status().as_u16(), 401);
+            assert_eq!(header(&refused, "access-control-allow-origin"), Some(FRONT));
+            assert!(
+                header(&refused, "vary").is_some_and(|vary| vary.contains("Origin")),
+                "{:?}",
+                header(&refused, "vary")
+            );
+            assert!(header(&refused, "access-control-expose-headers").is_some_and(|h| h.contains("x-request-id")));
+            let too_big = TestRequest::post()
+                .uri("/bytes")
+                .insert_header(("origin", FRONT))
+                .set_payload(vec![b'x'; MAX_BODY_BYTES + 1])
+                .to_request();
+            let too_big = call_service(&app, too_big).await;
+            assert_eq!(header(&too_big, "access-control-allow-origin"), Some(FRONT));
+            assert_eq!(problem(too_big).await["code"], "body_too_large");
+            let stranger = call_service(&app, get("https://elsewhere.example")).await;
+            assert_eq!(stranger.status().as_u16(), 401, "served as any request without CORS");
+            assert_eq!(header(&stranger, "access-control-allow-origin"), None);
         }
 
         /// Records the fields of every request's root span.

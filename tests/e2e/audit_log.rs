@@ -42,8 +42,10 @@ async fn r_aud_02_a_lookup_is_proven_against_a_checkpoint_the_witness_cosigned()
     let keys: Value = t.get(&manager, "/v1/audit/log-key").await.json().await.unwrap();
     assert_eq!(keys["witnesses"].as_array().unwrap().len(), 1, "{keys}");
     let (size, root, _) = witnessed_checkpoint(&t, &manager, &keys).await;
+    // The log issues its own checkpoints every second too (and late events may arrive), so the
+    // latest is this one or a later, larger one.
     let latest: Value = t.get(&manager, "/v1/audit/checkpoints/latest").await.json().await.unwrap();
-    assert_eq!(latest["tree_size"].as_u64(), Some(size));
+    assert!(latest["tree_size"].as_u64().is_some_and(|latest| latest >= size), "{latest} covers {size}");
 
     // The record's inclusion, checked with nothing but its hash, the proof and the signed root.
     let id = record["id"].as_str().unwrap();

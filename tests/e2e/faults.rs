@@ -190,7 +190,7 @@ enum Cut {
 #[actix_web::test]
 async fn r_qry_08_with_the_broker_database_cut_nothing_is_forwarded_unrecorded() {
     let t =
-        TestStack::spawn_with(Options { adjust: short_bounds, cuttable_broker_db: true, ..Options::default() }).await;
+        TestStack::spawn_with(Options { adjust: short_bounds, cuttable_dbs: &["broker"], ..Options::default() }).await;
     let ended = within(TEST_LIMIT, database_cut(&t, Cut::Closed)).await;
     t.shutdown().await;
     ended.conclude();
@@ -215,7 +215,7 @@ async fn r_qry_08_with_the_broker_database_partitioned_silently_lookups_are_refu
     }
     let t = TestStack::spawn_with(Options {
         adjust: short_database_bounds,
-        cuttable_broker_db: true,
+        cuttable_dbs: &["broker"],
         ..Options::default()
     })
     .await;

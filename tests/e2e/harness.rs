@@ -39,7 +39,8 @@ pub struct TestStack {
     pub http: reqwest::Client,
     pub broker_db_url: String,
     nia_admin_key: Option<String>,
-    db_cut: Option<DbCut>,
+    /// The databases the test may cut, by service.
+    db_cuts: Vec<(&'static str, DbCut)>,
     _databases: [TestDb; 4],
     _keys: tempfile::TempDir,
 }
@@ -49,15 +50,19 @@ pub struct Options {
     pub upstream_override: Option<String>,
     /// Changes to the generated configuration (shorter bounds for the fault tests).
     pub adjust: fn(&mut StackConfig),
-    /// Let the test cut the broker's database (see [`TestStack::cut_broker_db`]).
-    pub cuttable_broker_db: bool,
+    /// The services whose database the test may cut (`broker`, `identity`, `vendors`; see
+    /// [`TestStack::cut_db`]).
+    pub cuttable_dbs: &'static [&'static str],
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { clock: system_clock(), upstream_override: None, adjust: |_| {}, cuttable_broker_db: false }
+        Self { clock: system_clock(), upstream_override: None, adjust: |_| {}, cuttable_dbs: &[] }
     }
 }
+
+/// The services with a database of their own, in the order of the test databases.
+const DATABASES: [&str; 4] = ["identity", "broker", "audit", "vendors"];
 
 impl TestStack {
     pub async fn spawn() -> Self {
@@ -72,10 +77,19 @@ impl TestStack {
         let mut config = StackConfig::for_tests(urls, keys.path());
         config.upstream_override = options.upstream_override;
         (options.adjust)(&mut config);
-        let db_cut = match options.cuttable_broker_db {
-            true => Some(DbCut::install(&mut config.broker.service.database.url)),
-            false => None,
-        };
+        let db_cuts = options
+            .cuttable_dbs
+            .iter()
+            .map(|&service| {
+                let url = match service {
+                    "broker" => &mut config.broker.service.database.url,
+                    "identity" => &mut config.identity.service.database.url,
+                    "vendors" => &mut config.vendors.service.database.url,
+                    other => panic!("the harness cannot cut {other}'s database"),
+                };
+                (service, DbCut::install(url))
+            })
+            .collect();
         let metrics_token = config.gateway.metrics_token.clone().expect("the launcher sets a metrics token");
         let broker_secret = config.broker.service.secrets.service.clone();
         let broker_db_url = databases[1].url().to_owned();
@@ -88,7 +102,7 @@ impl TestStack {
             http: client(None),
             broker_db_url,
             nia_admin_key,
-            db_cut,
+            db_cuts,
             _databases: databases,
             _keys: keys,
         }
@@ -101,6 +115,12 @@ impl TestStack {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.stack.gateway_url, path)
+    }
+
+    /// Identity's token signing key (PKCS#8 DER), to sign tokens as identity would: the token-attack
+    /// tests need genuinely signed tokens whose claims identity never issues (expired, wrong issuer…).
+    pub fn signing_key_der(&self) -> Vec<u8> {
+        std::fs::read(self._keys.path().join("signing.pk8")).expect("identity's signing key file")
     }
 
     /// Logs a demo user in; returns the access token.
@@ -171,34 +191,61 @@ impl TestStack {
         calls.as_array().cloned().unwrap_or_default()
     }
 
-    /// Cuts the broker off its database: PostgreSQL connections through the harness's proxy are
-    /// dropped and new ones refused; an SQLite database is locked by another writer.
-    pub fn broker_db_is_postgres(&self) -> bool {
-        self.db_cut.as_ref().is_some_and(DbCut::is_postgres)
+    /// The URL of `service`'s own database (`identity`, `broker`, `audit`, `vendors`), straight,
+    /// not through a cut: for tests that read what a service stored.
+    pub fn db_url(&self, service: &str) -> &str {
+        let index = DATABASES.iter().position(|s| *s == service).expect("a service with a database");
+        self._databases[index].url()
     }
 
+    fn db_cut(&self, service: &str) -> &DbCut {
+        let cut = self.db_cuts.iter().find(|(s, _)| *s == service);
+        &cut.unwrap_or_else(|| panic!("spawned without {service} in cuttable_dbs")).1
+    }
+
+    /// Whether the broker's database is PostgreSQL (reached through the harness's proxy).
+    pub fn broker_db_is_postgres(&self) -> bool {
+        self.db_is_postgres("broker")
+    }
+
+    /// Whether `service`'s cuttable database is PostgreSQL (reached through the harness's proxy).
+    pub fn db_is_postgres(&self, service: &str) -> bool {
+        self.db_cut(service).is_postgres()
+    }
+
+    /// Cuts `service` off its database: PostgreSQL connections through the harness's proxy are
+    /// dropped and new ones refused; an SQLite database is locked by another writer.
+    pub async fn cut_db(&self, service: &str) {
+        self.db_cut(service).cut().await;
+    }
+
+    pub async fn restore_db(&self, service: &str) {
+        self.db_cut(service).restore().await;
+    }
+
+    /// Cuts the broker off its database (see [`TestStack::cut_db`]).
     pub async fn cut_broker_db(&self) {
-        self.db_cut.as_ref().expect("spawned with cuttable_broker_db").cut().await;
+        self.cut_db("broker").await;
     }
 
     /// PostgreSQL only: the broker's connections stop getting answers (packets dropped, nothing
     /// closed), as in a network partition.
     pub async fn cut_broker_db_silently(&self) {
-        self.db_cut.as_ref().expect("spawned with cuttable_broker_db").cut_silently().await;
+        self.db_cut("broker").cut_silently().await;
     }
 
     pub async fn restore_broker_db(&self) {
-        self.db_cut.as_ref().expect("spawned with cuttable_broker_db").restore().await;
+        self.restore_db("broker").await;
     }
 
     /// Stops the stack (bounded), then drops the proxy and the test databases (bounded too). Fault
     /// tests call it whether their body passed, failed or timed out (see [`within`]).
     pub async fn shutdown(self) {
-        let TestStack { stack, db_cut, _databases, .. } = self;
+        let TestStack { stack, db_cuts, _databases, .. } = self;
         if tokio::time::timeout(Duration::from_secs(20), stack.stop()).await.is_err() {
             eprintln!("the stack did not stop within 20 s; its databases are dropped anyway");
         }
-        drop(db_cut);
+        drop(db_cuts);
         drop(_databases);
     }
 
@@ -268,9 +315,16 @@ impl TestStack {
 }
 
 /// A client, optionally bound to a local address (another loopback IP, for the IP-binding tests).
-/// Its requests time out after [`REQUEST_TIMEOUT`].
+/// Its requests time out after [`REQUEST_TIMEOUT`]. An idle connection is not reused after 3 s:
+/// the services close theirs after 5 s (actix's keep-alive), and a request sent on a connection the
+/// server is closing that moment fails (`IncompleteMessage`) instead of being answered.
 pub fn client(local: Option<IpAddr>) -> reqwest::Client {
-    reqwest::Client::builder().local_address(local).timeout(REQUEST_TIMEOUT).build().expect("a client")
+    reqwest::Client::builder()
+        .local_address(local)
+        .timeout(REQUEST_TIMEOUT)
+        .pool_idle_timeout(Duration::from_secs(3))
+        .build()
+        .expect("a client")
 }
 
 /// How a bounded test body ended.

@@ -121,7 +121,7 @@ async fn gateway_refuses_an_expired_token() {
 }
 
 /// What the JWT library says of refused tokens; none of it may reach a client.
-const LIBRARY_WORDING: &[&str] =
+pub(crate) const LIBRARY_WORDING: &[&str] =
     &["InvalidSignature", "Base64", "Invalid last symbol", "offset", "unexpected algorithm", "Json", "Error"];
 
 fn encode_part(value: &Value) -> String {

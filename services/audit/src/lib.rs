@@ -151,6 +151,7 @@ pub struct State {
     modifiers(&BearerSecurity),
     tags((name = "audit", description = "Audit records and chain verification"),
         (name = "oversight", description = "Query record tables, monthly reviews, samples, self-audits, findings, exports and who read a person's data"),
+        (name = "compliance", description = "The rules matrix: every SPEC rule, the endpoints that enforce it and the tests that prove it (R-GOV-01)"),
         (name = "health"))
 )]
 struct ApiDoc;

@@ -153,6 +153,8 @@ impl StackConfig {
                 metrics_token: secrets.of("gateway").metrics,
                 session_cache: std::time::Duration::from_millis(500),
                 workers: 1,
+                trusted_proxies: Default::default(),
+                cors_allowed_origins: Vec::new(),
             },
             upstream_override: None,
         }
@@ -227,8 +229,10 @@ struct Launched {
     tasks: Vec<actix_web::rt::task::JoinHandle<()>>,
 }
 
-/// What it takes to start the broker or audit again on their ports (the fault tests stop them).
+/// What it takes to start a service again on its port (the fault tests stop them).
 struct Restartable {
+    identity: identity::Settings,
+    vendors: vendors::Settings,
     broker: broker::Settings,
     audit: audit::Settings,
     clock: SharedClock,
@@ -258,7 +262,9 @@ pub async fn start(mut config: StackConfig, clock: SharedClock) -> anyhow::Resul
     config.identity.audit_url = audit_url.clone();
     config.vendors.audit_url = audit_url.clone();
     config.vendors.service.identity_url = identity_url.clone();
-    let vendors = vendors::Application::build(config.vendors, Arc::clone(&clock)).await.context("starting vendors")?;
+    let vendors =
+        vendors::Application::build(config.vendors.clone(), Arc::clone(&clock)).await.context("starting vendors")?;
+    config.vendors.service.addr = format!("127.0.0.1:{}", vendors.port);
     let vendors_url = launch(&mut services, "vendors", vendors);
     let witness_keys = introduce_witness(&mut config.nia, &config.audit)?;
     let nia = nia_mock::Application::build(config.nia, Arc::clone(&clock)).await.context("starting nia-mock")?;
@@ -272,7 +278,7 @@ pub async fn start(mut config: StackConfig, clock: SharedClock) -> anyhow::Resul
     config.identity.service.addr = format!("127.0.0.1:{}", identity_listener.1);
     drop(identity_listener);
     let identity =
-        identity::Application::build(config.identity, Arc::clone(&clock)).await.context("starting identity")?;
+        identity::Application::build(config.identity.clone(), Arc::clone(&clock)).await.context("starting identity")?;
     launch(&mut services, "identity", identity);
     config.audit.service.identity_url = identity_url.clone();
     config.audit.service.addr = format!("127.0.0.1:{}", audit_listener.1);
@@ -293,7 +299,13 @@ pub async fn start(mut config: StackConfig, clock: SharedClock) -> anyhow::Resul
     config.gateway.vendors_url = vendors_url.clone();
     let gateway = gateway::Application::build(config.gateway).await.context("starting gateway")?;
     let gateway_url = launch(&mut services, "gateway", gateway);
-    let restartable = Restartable { broker: config.broker, audit: config.audit, clock };
+    let restartable = Restartable {
+        identity: config.identity,
+        vendors: config.vendors,
+        broker: config.broker,
+        audit: config.audit,
+        clock,
+    };
     Ok(RunningStack { gateway_url, identity_url, broker_url, audit_url, vendors_url, nia_url, services, restartable })
 }
 
@@ -322,15 +334,17 @@ impl RunningStack {
         service.handle.stop(false).await;
     }
 
-    /// Starts a killed `broker` or `audit` again on its own port, database and settings.
+    /// Starts a killed `identity`, `vendors`, `broker` or `audit` again on its own port, database
+    /// and settings.
     pub async fn restart(&mut self, name: &str) -> anyhow::Result<()> {
         let clock = Arc::clone(&self.restartable.clock);
-        let running = match name {
-            "broker" => broker::Application::build(self.restartable.broker.clone(), clock).await?,
-            "audit" => audit::Application::build(self.restartable.audit.clone(), clock).await?,
+        let (name, running) = match name {
+            "identity" => ("identity", identity::Application::build(self.restartable.identity.clone(), clock).await?),
+            "vendors" => ("vendors", vendors::Application::build(self.restartable.vendors.clone(), clock).await?),
+            "broker" => ("broker", broker::Application::build(self.restartable.broker.clone(), clock).await?),
+            "audit" => ("audit", audit::Application::build(self.restartable.audit.clone(), clock).await?),
             other => anyhow::bail!("{other} cannot be restarted by the test stack"),
         };
-        let name = if name == "broker" { "broker" } else { "audit" };
         launch(&mut self.services, name, running);
         Ok(())
     }
@@ -368,6 +382,43 @@ mod tests {
         let drift: Vec<String> =
             documents.iter().filter_map(|(name, doc)| check_committed(&committed(name), doc).err()).collect();
         assert!(drift.is_empty(), "{}", drift.join("\n"));
+    }
+
+    /// compliance/rules.json is what the SPEC, the code and the tests generate (R-GOV-01): every SPEC
+    /// rule is listed with the operations that declare it (`x-immilink-rules` on their `utoipa::path`)
+    /// and the tests that carry its id, and fails the build when a rule has no test, when code or a
+    /// test names a rule the SPEC lacks, when the committed matrix lists a test that no longer exists,
+    /// or when the committed matrix differs from the generated one. `IMMILINK_UPDATE_COMPLIANCE=1`
+    /// rewrites the file.
+    #[test]
+    fn r_gov_01_the_committed_compliance_matrix_is_generated_from_spec_code_and_tests() {
+        use immilink_shared::compliance;
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let spec_path = root.join("../shared/SPEC.md");
+        let spec = std::fs::read_to_string(&spec_path).unwrap_or_else(|err| panic!("{}: {err}", spec_path.display()));
+        let spec = compliance::spec_rules(&spec);
+        assert!(spec.len() > 50, "SPEC.md lists {} rules", spec.len());
+        let openapi = serde_json::to_value(super::merged_openapi()).expect("the merged document serialises");
+        let found = compliance::find_tests(&root).expect("the source tree reads");
+        let generated = compliance::generate(&spec, &compliance::declared_endpoints(&openapi), &found)
+            .unwrap_or_else(|errors| panic!("the compliance matrix cannot be generated:\n{}", errors.join("\n")));
+
+        let path = root.join("compliance/rules.json");
+        let text = compliance::render(&generated);
+        if std::env::var("IMMILINK_UPDATE_COMPLIANCE").is_ok_and(|v| v == "1") {
+            std::fs::write(&path, &text).expect("compliance/rules.json is writable");
+            return;
+        }
+        let committed: compliance::ComplianceMatrix =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_default())
+                .unwrap_or_else(|err| panic!("compliance/rules.json does not parse: {err}"));
+        let missing = compliance::missing_tests(&committed, &found);
+        assert!(missing.is_empty(), "compliance/rules.json lists tests the source does not hold: {missing:?}");
+        assert!(
+            committed == generated,
+            "compliance/rules.json differs from the code; regenerate with `IMMILINK_UPDATE_COMPLIANCE=1 cargo test -p immilink-stack compliance`"
+        );
+        assert_eq!(&committed, compliance::committed(), "the binaries carry the committed matrix");
     }
 
     /// Every documented operation is reachable through the gateway, and to the service that serves

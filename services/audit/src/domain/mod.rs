@@ -7,6 +7,7 @@ pub mod accesses;
 pub mod bundle;
 pub mod chain;
 pub mod checkpoints;
+pub mod compliance;
 pub mod findings;
 pub mod notifications;
 pub mod projection;

@@ -158,9 +158,10 @@ impl HoldRequest {
             });
         }
         let scope = if let Some(subject) = &self.subject_id {
-            let subject = ids::normalise(subject)
+            // A subject identifier as records carry it: well formed, so bounded (not any text).
+            let subject = ids::SubjectId::parse_any(subject)
                 .map_err(|err| AuditError::Invalid { field: "subject_id".into(), detail: err.to_string() })?;
-            HoldScope::Subject(subject)
+            HoldScope::Subject(subject.as_str().to_owned())
         } else if let Some(case) = &self.case_number {
             HoldScope::Case(text("case_number", case, 64)?)
         } else if self.from_sequence.is_some() || self.to_sequence.is_some() {

@@ -147,7 +147,9 @@ fn accepts(req: &HttpRequest, media: &str) -> bool {
 /// subject is a national ID, UI number or passport number (422 naming `subject_id` when it is not
 /// one). Every report is itself recorded in the audit log. With `Accept: text/html`: the printable
 /// reply letter to the person (個人資料查詢答覆函: ROC dates, the identifier partly masked). Not cached.
-#[utoipa::path(get, path = "/v1/audit/subjects/{subject_id}/accesses", operation_id = "subject_accesses", tag = "audit",
+#[utoipa::path(get, path = "/v1/audit/subjects/{subject_id}/accesses",
+    extensions(("x-immilink-rules" = json!(["R-GOV-02"]))),
+    operation_id = "subject_accesses", tag = "audit",
     security(("bearer" = [])),
     params(("subject_id" = String, Path, description = "National ID, UI number or passport number"), AccessPeriod),
     responses(
@@ -227,7 +229,9 @@ pub(crate) const EXPORT_COLUMNS: [&str; 15] = [
 /// purpose_code, case_number, outcome, remarks`). Account managers only, for their own agency. The
 /// export is recorded in the audit log (who, which filters, how many rows) before the first byte is
 /// sent, then streamed a page at a time; it holds exactly the rows its record counts.
-#[utoipa::path(get, path = "/v1/audit/query-records/export", operation_id = "export_query_records", tag = "audit",
+#[utoipa::path(get, path = "/v1/audit/query-records/export",
+    extensions(("x-immilink-rules" = json!(["R-AUD-03", "R-AUD-08"]))),
+    operation_id = "export_query_records", tag = "audit",
     security(("bearer" = [])), params(ExportQuery),
     responses(
         (status = 200, description = "The query records as CSV, streamed",

@@ -24,7 +24,9 @@ pub struct LogKey {
 }
 
 /// The verifier keys of the log and of its witnesses.
-#[utoipa::path(get, path = "/v1/audit/log-key", operation_id = "log_key", tag = "audit", security(("bearer" = [])), responses(
+#[utoipa::path(get, path = "/v1/audit/log-key",
+    extensions(("x-immilink-rules" = json!(["R-AUD-02"]))),
+    operation_id = "log_key", tag = "audit", security(("bearer" = [])), responses(
     (status = 200, body = LogKey),
     (status = 401, body = Problem, content_type = "application/problem+json")))]
 #[get("/v1/audit/log-key")]
@@ -68,7 +70,9 @@ impl From<StoredCheckpoint> for CheckpointView {
 }
 
 /// The latest checkpoint (404 while the log is empty).
-#[utoipa::path(get, path = "/v1/audit/checkpoints/latest", operation_id = "latest_checkpoint", tag = "audit", security(("bearer" = [])), responses(
+#[utoipa::path(get, path = "/v1/audit/checkpoints/latest",
+    extensions(("x-immilink-rules" = json!(["R-AUD-02"]))),
+    operation_id = "latest_checkpoint", tag = "audit", security(("bearer" = [])), responses(
     (status = 200, body = CheckpointView),
     (status = 401, body = Problem, content_type = "application/problem+json"),
     (status = 404, body = Problem, content_type = "application/problem+json")))]
@@ -97,7 +101,9 @@ pub struct CheckpointFilter {
 }
 
 /// Checkpoints issued in [from, to), smallest tree first.
-#[utoipa::path(get, path = "/v1/audit/checkpoints", operation_id = "list_checkpoints", tag = "audit", security(("bearer" = [])), params(CheckpointFilter), responses(
+#[utoipa::path(get, path = "/v1/audit/checkpoints",
+    extensions(("x-immilink-rules" = json!(["R-AUD-02"]))),
+    operation_id = "list_checkpoints", tag = "audit", security(("bearer" = [])), params(CheckpointFilter), responses(
     (status = 200, body = Vec<CheckpointView>),
     (status = 401, body = Problem, content_type = "application/problem+json"),
     (status = 422, body = Problem, content_type = "application/problem+json")))]
@@ -120,7 +126,9 @@ pub async fn list(
 
 /// Issue a checkpoint of the whole tree now (readers of the log only), and have the witness cosign
 /// it; answers the latest checkpoint.
-#[utoipa::path(post, path = "/v1/audit/checkpoints", operation_id = "issue_checkpoint", tag = "audit", security(("bearer" = [])), responses(
+#[utoipa::path(post, path = "/v1/audit/checkpoints",
+    extensions(("x-immilink-rules" = json!(["R-AUD-02"]))),
+    operation_id = "issue_checkpoint", tag = "audit", security(("bearer" = [])), responses(
     (status = 200, body = CheckpointView),
     (status = 401, body = Problem, content_type = "application/problem+json"),
     (status = 403, body = Problem, content_type = "application/problem+json"),

@@ -24,7 +24,9 @@ pub struct ExportPeriod {
 /// signed now (and cosigned by the witness when it answers), the checkpoint and the keys. Check it
 /// offline with `immilink-audit verify-bundle FILE`. At most 10,000 records per export; the export
 /// is recorded in the log.
-#[utoipa::path(get, path = "/v1/audit/export", operation_id = "export_bundle", tag = "audit", security(("bearer" = [])), params(ExportPeriod), responses(
+#[utoipa::path(get, path = "/v1/audit/export",
+    extensions(("x-immilink-rules" = json!(["R-AUD-02"]))),
+    operation_id = "export_bundle", tag = "audit", security(("bearer" = [])), params(ExportPeriod), responses(
     (status = 200, description = "The bundle (JSON, format immilink-audit-bundle/1)", content_type = "application/json",
         body = Object, example = json!({"format": "immilink-audit-bundle/1", "log_key": "immilink.local/audit+5e8e6ba2+AQ…", "witness_keys": ["nia.witness.local/immilink+0bd0f5a1+BK…"],
             "checkpoint": {"tree_size": 44, "root_hash": "Xc3aeacGWamtVZy3Ad7Zoqudgjqtl0lgz+Nw7/RgQyg=", "note": "immilink.local/audit\n44\n…"},

@@ -112,7 +112,9 @@ impl FindingView {
 /// Enter a finding by hand (origin `manual`): auditors, ethics officers and account managers for
 /// their own agency; the immigration agency's reviewer for the agency it names. The agency's ethics
 /// and IT units are notified in the same transaction; recorded in the audit log.
-#[utoipa::path(post, path = "/v1/audit/findings", operation_id = "open_finding", tag = "oversight", security(("bearer" = [])), request_body = OpenFinding, responses(
+#[utoipa::path(post, path = "/v1/audit/findings",
+    extensions(("x-immilink-rules" = json!(["R-AUD-07"]))),
+    operation_id = "open_finding", tag = "oversight", security(("bearer" = [])), request_body = OpenFinding, responses(
     (status = 201, body = FindingView),
     (status = 401, body = Problem, content_type = "application/problem+json"),
     (status = 403, body = Problem, content_type = "application/problem+json"),
@@ -148,7 +150,9 @@ pub struct FindingQuery {
 /// The findings the caller may read, newest first: the immigration agency's reviewer every
 /// agency's, auditors, ethics and IT officers, account managers and the agency head their agency's,
 /// unit supervisors their unit's.
-#[utoipa::path(get, path = "/v1/audit/findings", operation_id = "list_findings", tag = "oversight", security(("bearer" = [])), params(FindingQuery), responses(
+#[utoipa::path(get, path = "/v1/audit/findings",
+    extensions(("x-immilink-rules" = json!(["R-AUD-07"]))),
+    operation_id = "list_findings", tag = "oversight", security(("bearer" = [])), params(FindingQuery), responses(
     (status = 200, body = Vec<FindingView>),
     (status = 401, body = Problem, content_type = "application/problem+json"),
     (status = 403, body = Problem, content_type = "application/problem+json"),
@@ -170,7 +174,9 @@ pub async fn list(
 }
 
 /// One finding (another agency's, or another unit's for a unit supervisor, is not found).
-#[utoipa::path(get, path = "/v1/audit/findings/{id}", operation_id = "get_finding", tag = "oversight", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/audit/findings/{id}",
+    extensions(("x-immilink-rules" = json!(["R-AUD-07"]))),
+    operation_id = "get_finding", tag = "oversight", security(("bearer" = [])),
     params(("id" = String, Path, description = "Finding id")), responses(
     (status = 200, body = FindingView),
     (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -189,7 +195,9 @@ pub async fn get(
 
 /// Record the remediation (open → remediated): the agency's account manager or head. Recorded in
 /// the audit log.
-#[utoipa::path(post, path = "/v1/audit/findings/{id}/remediation", operation_id = "remediate_finding", tag = "oversight", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/audit/findings/{id}/remediation",
+    extensions(("x-immilink-rules" = json!(["R-AUD-07"]))),
+    operation_id = "remediate_finding", tag = "oversight", security(("bearer" = [])),
     params(("id" = String, Path, description = "Finding id")), request_body = Remediation, responses(
     (status = 200, body = FindingView),
     (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -217,7 +225,9 @@ pub async fn remediate(
 /// Close a finding with the reward or penalty recommended (remediated → closed, or open → closed
 /// with a note saying why): the agency's auditor or ethics officer, or the immigration agency's
 /// reviewer; the closer is recorded. Closing a closed finding is 409. Recorded in the audit log.
-#[utoipa::path(post, path = "/v1/audit/findings/{id}/closure", operation_id = "close_finding", tag = "oversight", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/audit/findings/{id}/closure",
+    extensions(("x-immilink-rules" = json!(["R-AUD-07"]))),
+    operation_id = "close_finding", tag = "oversight", security(("bearer" = [])),
     params(("id" = String, Path, description = "Finding id")), request_body = CloseFinding, responses(
     (status = 200, body = FindingView),
     (status = 401, body = Problem, content_type = "application/problem+json"),

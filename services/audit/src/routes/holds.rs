@@ -76,7 +76,9 @@ impl From<LegalHold> for HoldView {
 /// Place a legal hold: the records it covers are kept past retention until it is lifted. Auditors,
 /// account managers and ethics officers for their own agency; the immigration agency's reviewer for
 /// any. Recorded in the audit log.
-#[utoipa::path(post, path = "/v1/audit/holds", operation_id = "place_legal_hold", tag = "audit", security(("bearer" = [])), request_body = PlaceHold, responses(
+#[utoipa::path(post, path = "/v1/audit/holds",
+    extensions(("x-immilink-rules" = json!(["R-AUD-01"]))),
+    operation_id = "place_legal_hold", tag = "audit", security(("bearer" = [])), request_body = PlaceHold, responses(
     (status = 201, body = HoldView),
     (status = 401, body = Problem, content_type = "application/problem+json"),
     (status = 403, body = Problem, content_type = "application/problem+json"),
@@ -110,7 +112,9 @@ pub struct HoldFilter {
 }
 
 /// The legal holds the caller may see (their agency's; the immigration agency every one).
-#[utoipa::path(get, path = "/v1/audit/holds", operation_id = "list_legal_holds", tag = "audit", security(("bearer" = [])), params(HoldFilter), responses(
+#[utoipa::path(get, path = "/v1/audit/holds",
+    extensions(("x-immilink-rules" = json!(["R-AUD-01"]))),
+    operation_id = "list_legal_holds", tag = "audit", security(("bearer" = [])), params(HoldFilter), responses(
     (status = 200, body = Vec<HoldView>),
     (status = 401, body = Problem, content_type = "application/problem+json"),
     (status = 403, body = Problem, content_type = "application/problem+json")))]
@@ -126,7 +130,9 @@ pub async fn list(
 }
 
 /// Lift a legal hold: by someone other than who placed it. Recorded in the audit log.
-#[utoipa::path(post, path = "/v1/audit/holds/{id}/lift", operation_id = "lift_legal_hold", tag = "audit", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/audit/holds/{id}/lift",
+    extensions(("x-immilink-rules" = json!(["R-AUD-01"]))),
+    operation_id = "lift_legal_hold", tag = "audit", security(("bearer" = [])),
     params(("id" = String, Path, description = "Legal hold id")), request_body = LiftHold, responses(
     (status = 200, body = HoldView),
     (status = 401, body = Problem, content_type = "application/problem+json"),

@@ -3,6 +3,7 @@
 
 mod accesses;
 mod checkpoints;
+mod compliance;
 mod export;
 mod findings;
 mod holds;
@@ -33,7 +34,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(holds::place)
         .service(holds::list)
         .service(holds::lift)
-        .service(records::get);
+        .service(records::get)
+        .service(compliance::rules);
     query_records::configure(cfg);
     reviews::configure(cfg);
     samples::configure(cfg);

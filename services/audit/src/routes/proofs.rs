@@ -40,7 +40,9 @@ pub struct InclusionProof {
 /// Prove that a record is in the audit log's Merkle tree. The leaf hash is SHA-256(0x00 || the
 /// record's `hash`, hex-decoded); check the proof against the root hash of a checkpoint of the same
 /// tree size. Only readers who may read the record get its proof.
-#[utoipa::path(get, path = "/v1/audit/records/{id}/proof", operation_id = "inclusion_proof", tag = "audit", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/audit/records/{id}/proof",
+    extensions(("x-immilink-rules" = json!(["R-AUD-02"]))),
+    operation_id = "inclusion_proof", tag = "audit", security(("bearer" = [])),
     params(("id" = String, Path, description = "Audit record id"), ProofQuery), responses(
     (status = 200, body = InclusionProof),
     (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -86,7 +88,9 @@ pub struct ConsistencyProof {
 
 /// Prove that the tree of `second` records extends the tree of `first` records: nothing in the
 /// first was changed or removed. Carries hashes only.
-#[utoipa::path(get, path = "/v1/audit/consistency", operation_id = "consistency_proof", tag = "audit", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/audit/consistency",
+    extensions(("x-immilink-rules" = json!(["R-AUD-02"]))),
+    operation_id = "consistency_proof", tag = "audit", security(("bearer" = [])),
     params(ConsistencyQuery), responses(
     (status = 200, body = ConsistencyProof),
     (status = 401, body = Problem, content_type = "application/problem+json"),

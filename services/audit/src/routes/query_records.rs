@@ -148,7 +148,9 @@ const PAGE: i64 = 2_000;
 /// `text/html` (the printable yearly book: A4, Traditional Chinese, ROC dates, page numbers).
 /// Auditors, ethics officers and account managers read their agency's; unit supervisors their
 /// unit's; the immigration agency's reviewer any agency's. Every read is recorded in the log.
-#[utoipa::path(get, path = "/v1/audit/query-records", tag = "oversight", security(("bearer" = [])), params(TableParams),
+#[utoipa::path(get, path = "/v1/audit/query-records",
+    extensions(("x-immilink-rules" = json!(["R-AUD-03"]))),
+    tag = "oversight", security(("bearer" = [])), params(TableParams),
     responses(
         (status = 200, description = "The table",
             content((QueryRecordTable = "application/json"),

@@ -125,6 +125,7 @@ pub async fn search(
 #[utoipa::path(get, path = "/v1/audit/records/{id}", tag = "audit", security(("bearer" = [])),
     params(("id" = String, Path, description = "Audit record id")), responses(
     (status = 200, body = AuditRecord),
+    (status = 403, description = "No role that reads audit records", body = Problem, content_type = "application/problem+json"),
     (status = 404, body = Problem, content_type = "application/problem+json")))]
 #[get("/v1/audit/records/{id}")]
 pub async fn get(

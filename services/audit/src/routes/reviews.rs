@@ -160,7 +160,9 @@ pub struct MarkItem {
 /// The monthly review reports the caller sees: as a reader of the agency or unit (auditors, ethics
 /// officers, account managers, unit supervisors, the immigration agency's reviewer) or as their
 /// reviewer. Each says whether it is overdue (not complete after the 10th).
-#[utoipa::path(get, path = "/v1/audit/reviews", tag = "oversight", security(("bearer" = [])), params(ReviewParams),
+#[utoipa::path(get, path = "/v1/audit/reviews",
+    extensions(("x-immilink-rules" = json!(["R-AUD-04"]))),
+    tag = "oversight", security(("bearer" = [])), params(ReviewParams),
     responses((status = 200, body = Vec<ReviewSummary>),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
@@ -179,7 +181,9 @@ pub async fn list(
 
 /// One report with its lookups: JSON, or with `Accept: text/html` the printable 主管稽核月明細表
 /// (A4, Traditional Chinese, ROC dates).
-#[utoipa::path(get, path = "/v1/audit/reviews/{id}", tag = "oversight", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/audit/reviews/{id}",
+    extensions(("x-immilink-rules" = json!(["R-AUD-04"]))),
+    tag = "oversight", security(("bearer" = [])),
     params(("id" = String, Path, description = "Report id")),
     responses((status = 200, description = "The report", content((ReviewDetail = "application/json"), (String = "text/html"))),
         (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -204,7 +208,9 @@ pub async fn get(
 /// Marks lookups of a report as matching the business or not, all or none. Only the report's
 /// reviewer, never on their own lookups (403 `own_lookup`); each lookup once (409); "does not match"
 /// needs a note and opens a finding that notifies the ethics and IT units.
-#[utoipa::path(post, path = "/v1/audit/reviews/{id}/marks", tag = "oversight", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/audit/reviews/{id}/marks",
+    extensions(("x-immilink-rules" = json!(["R-AUD-04"]))),
+    tag = "oversight", security(("bearer" = [])),
     params(("id" = String, Path, description = "Report id")), request_body = MarkBody,
     responses((status = 200, body = ReviewDetail),
         (status = 401, body = Problem, content_type = "application/problem+json"),

@@ -182,7 +182,9 @@ impl From<Sample> for SampleSummary {
 /// lookups of smallest rank SHA-256(seed || 0x00 || record id), the drawer's own lookups left out;
 /// optional risk strata on top. Auditors for their own agency; the immigration agency's reviewer for
 /// any. Recorded in the audit log.
-#[utoipa::path(post, path = "/v1/audit/samples", operation_id = "draw_sample", tag = "audit", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/audit/samples",
+    extensions(("x-immilink-rules" = json!(["R-AUD-06"]))),
+    operation_id = "draw_sample", tag = "audit", security(("bearer" = [])),
     request_body = DrawSample, responses(
     (status = 201, body = SampleView),
     (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -218,7 +220,9 @@ pub struct SampleFilter {
 
 /// The samples the caller may read, newest first: their agency's (the immigration agency every
 /// agency's). `before` is the last `id` of the previous page.
-#[utoipa::path(get, path = "/v1/audit/samples", operation_id = "list_samples", tag = "audit", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/audit/samples",
+    extensions(("x-immilink-rules" = json!(["R-AUD-06"]))),
+    operation_id = "list_samples", tag = "audit", security(("bearer" = [])),
     params(SampleFilter, PageQuery), responses(
     (status = 200, body = Vec<SampleSummary>),
     (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -237,7 +241,9 @@ pub async fn list(
 }
 
 /// One sample with its records and the results recorded so far; another agency's is not found.
-#[utoipa::path(get, path = "/v1/audit/samples/{id}", operation_id = "get_sample", tag = "audit", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/audit/samples/{id}",
+    extensions(("x-immilink-rules" = json!(["R-AUD-06"]))),
+    operation_id = "get_sample", tag = "audit", security(("bearer" = [])),
     params(("id" = String, Path, description = "Sample id")), responses(
     (status = 200, body = SampleView),
     (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -279,7 +285,9 @@ pub struct RecordSampleResults {
 /// Record the outcome of checking sampled records: each record of the sample once, never one's own
 /// lookup; a non-compliant one needs a note and opens a finding (R-AUD-07), whose id is returned.
 /// Auditors of the sample's agency; the immigration agency's reviewer. Recorded in the audit log.
-#[utoipa::path(post, path = "/v1/audit/samples/{id}/results", operation_id = "record_sample_results", tag = "audit",
+#[utoipa::path(post, path = "/v1/audit/samples/{id}/results",
+    extensions(("x-immilink-rules" = json!(["R-AUD-06", "R-AUD-07"]))),
+    operation_id = "record_sample_results", tag = "audit",
     security(("bearer" = [])), params(("id" = String, Path, description = "Sample id")),
     request_body = RecordSampleResults, responses(
     (status = 200, body = SampleView),

@@ -224,7 +224,9 @@ pub struct SelfAuditFilter {
 /// Record a self-audit (附件三, or 附件四 when the county audits an office): every item of the form
 /// answered once, a "no" explained; each "no" opens a finding. By the agency's auditor or the
 /// immigration agency's reviewer. It is a draft until signed by three people. Recorded in the log.
-#[utoipa::path(post, path = "/v1/audit/self-audits", operation_id = "record_self_audit", tag = "audit", security(("bearer" = [])), request_body = NewSelfAuditBody, responses(
+#[utoipa::path(post, path = "/v1/audit/self-audits",
+    extensions(("x-immilink-rules" = json!(["R-AUD-05"]))),
+    operation_id = "record_self_audit", tag = "audit", security(("bearer" = [])), request_body = NewSelfAuditBody, responses(
     (status = 201, body = SelfAuditView),
     (status = 401, body = Problem, content_type = "application/problem+json"),
     (status = 403, body = Problem, content_type = "application/problem+json"),
@@ -258,7 +260,9 @@ pub async fn create(
 
 /// An agency's self-audits in a calendar year, with the count of completed ones and whether it is
 /// below the two a year required (R-AUD-05). The immigration agency's reviewer names the agency.
-#[utoipa::path(get, path = "/v1/audit/self-audits", operation_id = "list_self_audits", tag = "audit", security(("bearer" = [])), params(SelfAuditFilter), responses(
+#[utoipa::path(get, path = "/v1/audit/self-audits",
+    extensions(("x-immilink-rules" = json!(["R-AUD-05"]))),
+    operation_id = "list_self_audits", tag = "audit", security(("bearer" = [])), params(SelfAuditFilter), responses(
     (status = 200, body = SelfAuditYear),
     (status = 401, body = Problem, content_type = "application/problem+json"),
     (status = 403, body = Problem, content_type = "application/problem+json"),
@@ -281,7 +285,9 @@ pub async fn list(
 /// Sign a self-audit: the auditor as 稽核人員, a unit supervisor as 股長, the agency head as 單位主管,
 /// each of the audited agency, three different people (409 `same_signer`), each line once (409
 /// `already_signed`). The third signature completes it. Recorded in the log.
-#[utoipa::path(post, path = "/v1/audit/self-audits/{id}/signatures", operation_id = "sign_self_audit", tag = "audit", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/audit/self-audits/{id}/signatures",
+    extensions(("x-immilink-rules" = json!(["R-AUD-05"]))),
+    operation_id = "sign_self_audit", tag = "audit", security(("bearer" = [])),
     params(("id" = String, Path, description = "Self-audit id")), request_body = SignatureBody, responses(
     (status = 200, body = SelfAuditView),
     (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -310,7 +316,9 @@ pub async fn sign(
 
 /// A self-audit with every item and its signatures: JSON, or with `Accept: text/html` the printable
 /// form laid out like the seed's 附件三 / 附件四 (ROC date, ■是 □否, the three signature lines).
-#[utoipa::path(get, path = "/v1/audit/self-audits/{id}", operation_id = "get_self_audit", tag = "audit", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/audit/self-audits/{id}",
+    extensions(("x-immilink-rules" = json!(["R-AUD-05"]))),
+    operation_id = "get_self_audit", tag = "audit", security(("bearer" = [])),
     params(("id" = String, Path, description = "Self-audit id")), responses(
     (status = 200, description = "The self-audit as JSON, or 附件三 / 附件四 as a printable HTML page by Accept",
         content((SelfAuditView = "application/json"), (String = "text/html"))),

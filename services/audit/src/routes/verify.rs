@@ -55,7 +55,9 @@ impl From<chain::Verification> for Verification {
 /// where the chain head says, that the stored Merkle tree is the tree of the records, that the
 /// latest checkpoint is signed by the log and matches, and that the newest checkpoint the witness
 /// cosigned matches.
-#[utoipa::path(get, path = "/v1/audit/verify", tag = "audit", security(("bearer" = [])), responses(
+#[utoipa::path(get, path = "/v1/audit/verify",
+    extensions(("x-immilink-rules" = json!(["R-AUD-02"]))),
+    tag = "audit", security(("bearer" = [])), responses(
     (status = 200, body = Verification),
     (status = 401, body = Problem, content_type = "application/problem+json"),
     (status = 403, body = Problem, content_type = "application/problem+json")))]

@@ -149,6 +149,10 @@ pub enum BrokerError {
     /// R-QRY-06: neither the grantor nor an account manager of the agency.
     #[error("only the grantor or an account manager of the agency may revoke a proxy authorization")]
     NotGrantor,
+    /// R-VEN-08 with R-QRY-06: the grantor is contractor personnel (a `vendor_staff` account, or one
+    /// whose grants are suspended for a contractor conflict), and no lookup runs on their behalf.
+    #[error("contractor personnel never have immigration data looked up, not even on their behalf by a colleague")]
+    ContractorGrantor,
     /// R-QRY-09: neither the filer nor a unit supervisor of the filer's unit.
     #[error("only the filer or a unit supervisor of the filer's unit records the follow-up document")]
     NotFiler,

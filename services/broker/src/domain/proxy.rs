@@ -285,9 +285,22 @@ pub fn check_grantee<'a>(grantor: &Caller, grantee: Option<&'a UserSummary>) -> 
 /// `grantor` is what identity says about them now (`None`: it does not know them).
 pub fn check_grantor(grantor: Option<&UserSummary>, agency: &AgencyCode) -> Result<(), BrokerError> {
     match grantor {
+        Some(user) if is_contractor(user) => Err(BrokerError::ContractorGrantor),
         Some(user) if user.is_active_member_of(agency) => Ok(()),
         _ => Err(BrokerError::ProxyAuthorizationInvalid(ProxyRefusal::GrantorInactive)),
     }
+}
+
+/// R-VEN-08: contractor personnel, as identity describes them now: a `vendor_staff` account, or one
+/// whose own standing identity refuses for a contractor conflict. Nobody looks up for them, so they
+/// issue no proxy authorization, and one they issued serves no more.
+fn is_contractor(user: &UserSummary) -> bool {
+    user.roles.iter().any(|role| role == roles::VENDOR_STAFF)
+        || user
+            .link
+            .as_ref()
+            .and_then(|link| link.refusal.as_ref())
+            .is_some_and(|refusal| refusal.reason == super::link::LinkRefusal::ContractorConflict)
 }
 
 /// Issues an authorization from the caller (the grantor) to `grantee`, as identity describes both,
@@ -303,6 +316,9 @@ pub fn issue(
     let grantor = grantor
         .filter(|user| user.user_id == caller.user_id && user.agency == caller.agency)
         .ok_or(BrokerError::UnknownToIdentity)?;
+    if is_contractor(grantor) {
+        return Err(BrokerError::ContractorGrantor);
+    }
     // Identity's summary carries the canonical form of the id the grantor typed.
     let grantee = check_grantee(caller, grantee)?;
     let id = ProxyAuthorizationId::new(new_id());
@@ -687,6 +703,30 @@ mod tests {
                 "{grantor:?}"
             );
         }
+    }
+
+    #[test]
+    fn r_ven_08_contractor_personnel_neither_issue_a_proxy_authorization_nor_have_one_serve() {
+        let test_db = TestDb::new();
+        let mut conn = conn(&test_db);
+        let tpe = AgencyCode::new("TPE-SW");
+        let mut staff = summary(GRANTOR, "TPE-SW", AccountStatus::Active);
+        staff.roles = vec![roles::VENDOR_STAFF.into()];
+        let mut conflicted = summary(GRANTOR, "TPE-SW", AccountStatus::Active);
+        conflicted.link = Some(super::super::link::LinkStanding {
+            refusal: Some(super::super::link::Refusal {
+                reason: super::super::link::LinkRefusal::ContractorConflict,
+                detail: "registered as contractor personnel".into(),
+            }),
+            query_types: Vec::new(),
+        });
+        let them = summary(GRANTEE, "TPE-SW", AccountStatus::Active);
+        for contractor in [&staff, &conflicted] {
+            let refused = issue(&mut conn, t0(), &grantor(), Some(contractor), Some(&them), &thirty_days());
+            assert!(matches!(refused, Err(BrokerError::ContractorGrantor)), "{refused:?}");
+            assert!(matches!(check_grantor(Some(contractor), &tpe), Err(BrokerError::ContractorGrantor)));
+        }
+        assert!(outbox::pending(&mut conn, 10).unwrap().is_empty(), "nothing was issued");
     }
 
     #[test]

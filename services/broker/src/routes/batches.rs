@@ -7,7 +7,9 @@ use chrono::NaiveDateTime;
 use futures_util::StreamExt;
 use immilink_shared::catalogue::{self, QueryType};
 use immilink_shared::documents::{spreadsheet_safe, CsvRows, CSV_CONTENT_TYPE};
-use immilink_shared::extractors::{client_ip, parse_json, parse_query, ApiQuery, Authenticated, PageQuery};
+use immilink_shared::extractors::{
+    client_ip, declares_utf8, parse_json, parse_query, ApiQuery, Authenticated, PageQuery,
+};
 use immilink_shared::problem::Problem;
 use immilink_shared::{ApiError, ApiResult};
 use serde::{Deserialize, Serialize};
@@ -223,7 +225,9 @@ impl From<ItemRow> for BatchResultItem {
 /// jobs run in the background; each ID becomes its own audited lookup (R-QRY-05, R-QRY-08). A job
 /// whose agency's link can no longer be used, or whose submitter is no longer active or permitted, is
 /// cancelled before its next chunk, its remaining items naming the rule.
-#[utoipa::path(post, path = "/v1/batches", tag = "batches", security(("bearer" = [])), params(BatchDeclaration),
+#[utoipa::path(post, path = "/v1/batches",
+    extensions(("x-immilink-rules" = json!(["R-QRY-01", "R-QRY-02", "R-QRY-04", "R-QRY-05", "R-QRY-08", "R-QRY-10", "R-LINK-03", "R-LINK-06", "R-LINK-08", "R-LINK-12", "R-VEN-08"]))),
+    tag = "batches", security(("bearer" = [])), params(BatchDeclaration),
     request_body(description = "The IDs and declaration as JSON, or the IDs as CSV with the declaration in the query string",
         content((BatchBody = "application/json"), (String = "text/csv", example = json!("subject_id\r\nA123456789\r\n")))),
     responses(
@@ -304,6 +308,16 @@ fn submission(req: &HttpRequest, body: &[u8]) -> ApiResult<(BatchDeclaration, Ve
     let mime = req.mime_type().ok().flatten();
     let is_json = mime.as_ref().is_some_and(|m| m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json"));
     let is_csv = mime.as_ref().is_some_and(|m| m.type_() == "text" && m.subtype() == "csv");
+    if (is_json || is_csv) && !declares_utf8(req) {
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Unsupported media type",
+            "不支援的內容類型",
+        )
+        .detail("send the batch in UTF-8: no other charset is read")
+        .field("Content-Type"));
+    }
     if is_json {
         let body: BatchBody = parse_json(body)?;
         let subjects = body.subject_ids.ok_or_else(|| ApiError::missing_field("subject_ids"))?;
@@ -386,7 +400,9 @@ impl LineCounter {
 /// A batch's progress.
 ///
 /// For its submitter, and the account managers and auditors of its agency; 404 for anyone else.
-#[utoipa::path(get, path = "/v1/batches/{id}", tag = "batches", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/batches/{id}",
+    extensions(("x-immilink-rules" = json!(["R-QRY-05"]))),
+    tag = "batches", security(("bearer" = [])),
     params(("id" = String, Path, description = "Batch id")),
     responses(
         (status = 200, body = BatchView),
@@ -406,7 +422,9 @@ pub async fn status(
 }
 
 /// The caller's own batches, newest first.
-#[utoipa::path(get, path = "/v1/batches", tag = "batches", security(("bearer" = [])), params(PageQuery),
+#[utoipa::path(get, path = "/v1/batches",
+    extensions(("x-immilink-rules" = json!(["R-QRY-05"]))),
+    tag = "batches", security(("bearer" = [])), params(PageQuery),
     responses(
         (status = 200, body = Vec<BatchView>),
         (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -436,7 +454,9 @@ enum Format {
 /// default; CSV with `Accept: text/csv` (UTF-8 with a byte-order mark), columns `position,subject_id,
 /// status,lookup_id,error_code,error_detail,result` (the result as JSON text). Items of a running
 /// batch are listed as they finish. Results are read-only (R-QRY-12).
-#[utoipa::path(get, path = "/v1/batches/{id}/results", tag = "batches", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/batches/{id}/results",
+    extensions(("x-immilink-rules" = json!(["R-QRY-05", "R-QRY-07", "R-QRY-12"]))),
+    tag = "batches", security(("bearer" = [])),
     params(("id" = String, Path, description = "Batch id")),
     responses(
         (status = 200, description = "The finished items in order of position",

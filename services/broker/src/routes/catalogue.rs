@@ -7,7 +7,9 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 /// Legal bases (seed 001 pt 3 for social welfare; seed 002 pt 4 for household registration).
-#[utoipa::path(get, path = "/v1/catalogue/legal-bases", tag = "catalogue", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/catalogue/legal-bases",
+    extensions(("x-immilink-rules" = json!(["R-QRY-11"]))),
+    tag = "catalogue", security(("bearer" = [])),
     responses((status = 200, body = Vec<LegalBasis>)))]
 #[get("/v1/catalogue/legal-bases")]
 pub async fn legal_bases(_caller: Authenticated) -> web::Json<Vec<LegalBasis>> {
@@ -15,7 +17,9 @@ pub async fn legal_bases(_caller: Authenticated) -> web::Json<Vec<LegalBasis>> {
 }
 
 /// Purposes (seed 002 pt 4; seed 001 pt 3).
-#[utoipa::path(get, path = "/v1/catalogue/purposes", tag = "catalogue", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/catalogue/purposes",
+    extensions(("x-immilink-rules" = json!(["R-QRY-10"]))),
+    tag = "catalogue", security(("bearer" = [])),
     responses((status = 200, body = Vec<Purpose>)))]
 #[get("/v1/catalogue/purposes")]
 pub async fn purposes(_caller: Authenticated) -> web::Json<Vec<Purpose>> {
@@ -31,7 +35,9 @@ pub struct QueryTypeEntry {
 }
 
 /// The eight query types of the cloud query service (seed 001 pt 3(2)).
-#[utoipa::path(get, path = "/v1/catalogue/query-types", tag = "catalogue", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/catalogue/query-types",
+    extensions(("x-immilink-rules" = json!(["R-QRY-03"]))),
+    tag = "catalogue", security(("bearer" = [])),
     responses((status = 200, body = Vec<QueryTypeEntry>)))]
 #[get("/v1/catalogue/query-types")]
 pub async fn query_types(_caller: Authenticated) -> web::Json<Vec<QueryTypeEntry>> {

@@ -313,7 +313,9 @@ impl FollowUpBody {
 /// R-QRY-02, R-QRY-10 for "other business"), the subject's identifiers are validated (R-QRY-04), and its audit
 /// event names the subject. The official follow-up document is due on the third day after the Taipei
 /// date of the fax.
-#[utoipa::path(post, path = "/v1/doubt-queries", tag = "doubt-queries", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/doubt-queries",
+    extensions(("x-immilink-rules" = json!(["R-QRY-09", "R-QRY-01", "R-QRY-02", "R-QRY-04", "R-LINK-03", "R-LINK-06", "R-LINK-08", "R-LINK-12"]))),
+    tag = "doubt-queries", security(("bearer" = [])),
     request_body = DoubtQueryBody,
     responses(
         (status = 201, body = DoubtQueryView),
@@ -340,7 +342,9 @@ pub async fn create(
 
 /// The caller's own doubt queries; unit supervisors, account managers and auditors see their
 /// agency's. Each says when its follow-up document is due and whether it is overdue now.
-#[utoipa::path(get, path = "/v1/doubt-queries", tag = "doubt-queries", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/doubt-queries",
+    extensions(("x-immilink-rules" = json!(["R-QRY-09"]))),
+    tag = "doubt-queries", security(("bearer" = [])),
     params(DoubtListFilter, PageQuery),
     responses(
         (status = 200, body = Vec<DoubtQueryView>),
@@ -363,7 +367,9 @@ pub async fn list(
 
 /// One doubt query, for its filer and the unit supervisors, account managers and auditors of its
 /// agency.
-#[utoipa::path(get, path = "/v1/doubt-queries/{id}", tag = "doubt-queries", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/doubt-queries/{id}",
+    extensions(("x-immilink-rules" = json!(["R-QRY-09"]))),
+    tag = "doubt-queries", security(("bearer" = [])),
     params(("id" = String, Path)),
     responses(
         (status = 200, body = DoubtQueryView),
@@ -384,7 +390,9 @@ pub async fn get(
 
 /// Record the official follow-up document (補送公文): by the filer or a unit supervisor of the filer's
 /// unit, once. One sent after the due date is recorded with `late: true`.
-#[utoipa::path(post, path = "/v1/doubt-queries/{id}/follow-up", tag = "doubt-queries", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/doubt-queries/{id}/follow-up",
+    extensions(("x-immilink-rules" = json!(["R-QRY-09"]))),
+    tag = "doubt-queries", security(("bearer" = [])),
     params(("id" = String, Path)), request_body = FollowUpBody,
     responses(
         (status = 200, body = DoubtQueryView),
@@ -411,7 +419,9 @@ pub async fn follow_up(
 
 /// The doubt query as the printable form 附件二 (Traditional Chinese, dates in the ROC calendar), to
 /// print, stamp and fax. Self-contained HTML; not cached (it carries personal data).
-#[utoipa::path(get, path = "/v1/doubt-queries/{id}/form", tag = "doubt-queries", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/doubt-queries/{id}/form",
+    extensions(("x-immilink-rules" = json!(["R-QRY-09"]))),
+    tag = "doubt-queries", security(("bearer" = [])),
     params(("id" = String, Path)),
     responses(
         (status = 200, description = "附件二 as a printable HTML page", body = String, content_type = "text/html"),

@@ -98,7 +98,9 @@ pub struct LookupResponse {
 /// (R-QRY-10). Every refusal names its rule and is itself audited. The lookup's audit record is made
 /// durable before the query is forwarded (R-QRY-08); the answer carries only the approved items
 /// (R-QRY-07).
-#[utoipa::path(post, path = "/v1/lookups", tag = "lookups", security(("bearer" = [])), request_body = LookupBody,
+#[utoipa::path(post, path = "/v1/lookups",
+    extensions(("x-immilink-rules" = json!(["R-QRY-01", "R-QRY-02", "R-QRY-03", "R-QRY-04", "R-QRY-06", "R-QRY-07", "R-QRY-08", "R-QRY-09", "R-QRY-10", "R-LINK-03", "R-LINK-06", "R-LINK-08", "R-LINK-12", "R-VEN-08"]))),
+    tag = "lookups", security(("bearer" = [])), request_body = LookupBody,
     responses(
         (status = 200, body = LookupResponse),
         (status = 401, body = Problem, content_type = "application/problem+json"),

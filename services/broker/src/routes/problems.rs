@@ -61,6 +61,7 @@ impl From<BrokerError> for ApiError {
             E::OwnRequest => forbidden("own_request", "R-QRY-10"),
             E::OtherUnit => forbidden("other_unit", "R-QRY-10"),
             E::NotGrantor => forbidden("not_grantor", "R-QRY-06"),
+            E::ContractorGrantor => forbidden("contractor_personnel", "R-VEN-08"),
             E::NotFiler => forbidden("not_filer", "R-QRY-09"),
             E::UnknownToIdentity | E::SessionEnded => ApiError::unauthenticated(detail),
             E::NotFound(what) => ApiError::not_found(what),
@@ -164,6 +165,7 @@ mod tests {
             E::OwnRequest => (403, "own_request", None, Some("R-QRY-10")),
             E::OtherUnit => (403, "other_unit", None, Some("R-QRY-10")),
             E::NotGrantor => (403, "not_grantor", None, Some("R-QRY-06")),
+            E::ContractorGrantor => (403, "contractor_personnel", None, Some("R-VEN-08")),
             E::NotFiler => (403, "not_filer", None, Some("R-QRY-09")),
             E::UnknownToIdentity => (401, "unauthenticated", None, None),
             E::SessionEnded => (401, "unauthenticated", None, None),
@@ -234,6 +236,7 @@ mod tests {
             E::OwnRequest,
             E::OtherUnit,
             E::NotGrantor,
+            E::ContractorGrantor,
             E::NotFiler,
             E::UnknownToIdentity,
             E::SessionEnded,
@@ -265,7 +268,7 @@ mod tests {
     /// Every case keeps the wire answer clients and the OpenAPI documents rely on.
     #[test]
     fn every_broker_error_maps_to_its_problem() {
-        assert_every_case_maps(every_case(), 41, expected);
+        assert_every_case_maps(every_case(), 42, expected);
     }
 
     #[test]

@@ -120,12 +120,16 @@ pub struct ProxyListFilter {
 ///
 /// The caller is the grantor. The grantee must be an active user of the same agency; the validity
 /// period starts now or later and lasts at most 90 days. Lookups on the grantor's behalf name this
-/// authorization (`proxy_authorization_id`) and are audited with both users.
-#[utoipa::path(post, path = "/v1/proxy-authorizations", tag = "proxy-authorizations", security(("bearer" = [])),
+/// authorization (`proxy_authorization_id`) and are audited with both users. Contractor personnel
+/// issue none (R-VEN-08): nobody looks up on their behalf.
+#[utoipa::path(post, path = "/v1/proxy-authorizations",
+    extensions(("x-immilink-rules" = json!(["R-QRY-06", "R-VEN-08"]))),
+    tag = "proxy-authorizations", security(("bearer" = [])),
     request_body = ProxyAuthorizationBody,
     responses(
         (status = 201, body = ProxyAuthorizationView),
         (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The grantor is contractor personnel: nobody looks up on their behalf (`contractor_personnel`, R-VEN-08)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is missing or invalid, or the grantee is not an active colleague (R-QRY-06)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Identity or the database is not answering", body = Problem, content_type = "application/problem+json")))]
 #[post("/v1/proxy-authorizations")]
@@ -148,7 +152,9 @@ pub async fn create(
 
 /// Proxy authorizations the caller gave or received; account managers and auditors see all of their
 /// agency's. Newest first.
-#[utoipa::path(get, path = "/v1/proxy-authorizations", tag = "proxy-authorizations", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/proxy-authorizations",
+    extensions(("x-immilink-rules" = json!(["R-QRY-06"]))),
+    tag = "proxy-authorizations", security(("bearer" = [])),
     params(ProxyListFilter, PageQuery),
     responses(
         (status = 200, body = Vec<ProxyAuthorizationView>),
@@ -171,7 +177,9 @@ pub async fn list(
 
 /// One proxy authorization, for its grantor, its grantee, and the account managers and auditors of
 /// its agency.
-#[utoipa::path(get, path = "/v1/proxy-authorizations/{id}", tag = "proxy-authorizations", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/proxy-authorizations/{id}",
+    extensions(("x-immilink-rules" = json!(["R-QRY-06"]))),
+    tag = "proxy-authorizations", security(("bearer" = [])),
     params(("id" = String, Path)),
     responses(
         (status = 200, body = ProxyAuthorizationView),
@@ -200,7 +208,9 @@ pub struct RevocationBody {
 
 /// Revoke a proxy authorization before its end: its grantor or an account manager of its agency.
 /// Its terms stay as they were; the revocation is recorded beside them.
-#[utoipa::path(post, path = "/v1/proxy-authorizations/{id}/revocation", tag = "proxy-authorizations", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/proxy-authorizations/{id}/revocation",
+    extensions(("x-immilink-rules" = json!(["R-QRY-06"]))),
+    tag = "proxy-authorizations", security(("bearer" = [])),
     params(("id" = String, Path)), request_body = RevocationBody,
     responses(
         (status = 200, body = ProxyAuthorizationView),

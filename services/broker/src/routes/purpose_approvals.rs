@@ -117,7 +117,9 @@ pub struct ApprovalListFilter {
 /// Only purposes whose catalogue entry has `requires_supervisor_approval` are accepted, and only one
 /// the caller may declare now: their agency's link carries it and it is granted to them (R-QRY-02).
 /// The request records the caller's unit: a supervisor of that unit decides.
-#[utoipa::path(post, path = "/v1/purpose-approvals", tag = "purpose-approvals", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/purpose-approvals",
+    extensions(("x-immilink-rules" = json!(["R-QRY-10"]))),
+    tag = "purpose-approvals", security(("bearer" = [])),
     request_body = PurposeApprovalBody,
     responses(
         (status = 201, body = PurposeApprovalView),
@@ -155,7 +157,9 @@ pub(crate) async fn ask(
 
 /// The caller's own requests; a unit supervisor also sees their unit's, account managers and
 /// auditors their agency's. Newest first.
-#[utoipa::path(get, path = "/v1/purpose-approvals", tag = "purpose-approvals", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/purpose-approvals",
+    extensions(("x-immilink-rules" = json!(["R-QRY-10"]))),
+    tag = "purpose-approvals", security(("bearer" = [])),
     params(ApprovalListFilter, PageQuery),
     responses(
         (status = 200, body = Vec<PurposeApprovalView>),
@@ -178,7 +182,9 @@ pub async fn list(
 
 /// One request, for its requester, the supervisors of its unit, and the account managers and
 /// auditors of its agency.
-#[utoipa::path(get, path = "/v1/purpose-approvals/{id}", tag = "purpose-approvals", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/purpose-approvals/{id}",
+    extensions(("x-immilink-rules" = json!(["R-QRY-10"]))),
+    tag = "purpose-approvals", security(("bearer" = [])),
     params(("id" = String, Path)),
     responses(
         (status = 200, body = PurposeApprovalView),
@@ -201,7 +207,9 @@ pub async fn get(
 /// own request (separation of duties). Only a purpose the requester may declare now is approved
 /// (R-QRY-02). An approval lasts 30 days unless `valid_until` says otherwise (at most 90); a
 /// rejection needs a reason. Decided once.
-#[utoipa::path(post, path = "/v1/purpose-approvals/{id}/decision", tag = "purpose-approvals", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/purpose-approvals/{id}/decision",
+    extensions(("x-immilink-rules" = json!(["R-QRY-10"]))),
+    tag = "purpose-approvals", security(("bearer" = [])),
     params(("id" = String, Path)), request_body = DecisionBody,
     responses(
         (status = 200, body = PurposeApprovalView),

@@ -101,6 +101,8 @@ pub fn remediate(
     explanation: &str,
     remediation: &str,
 ) -> Result<AnomalyNotice, IdentityError> {
+    // The role first: another agency's notice must answer as a missing one (see `links::visible_link`).
+    actor.require_any(links::AGENCY_SIDE)?;
     conn.write_transaction(|conn| {
         let notice = find(conn, notice_id)?;
         let link = links::lock(conn, &notice.link_id)?;

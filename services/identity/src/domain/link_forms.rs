@@ -437,6 +437,8 @@ pub fn apply_for_change(
     link_id: &LinkId,
     form: LinkForm,
 ) -> Result<LinkDetail, IdentityError> {
+    // The role first: another agency's link must answer as a missing one (see `links::visible_link`).
+    actor.require_any(links::AGENCY_SIDE)?;
     conn.write_transaction(|conn| {
         let link = links::lock(conn, link_id)?;
         links::require_agency_side(actor, &link)?;

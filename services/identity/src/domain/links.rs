@@ -361,8 +361,10 @@ pub fn require_nia(actor: &Actor) -> Result<(), IdentityError> {
     actor.require_any(NIA_SIDE)
 }
 
-/// Loads a link the actor may see.
+/// Loads a link the actor may see. The role is checked before the link is looked for, so a caller
+/// who may read no link cannot tell another agency's link from a missing one.
 pub fn visible_link(conn: &mut DbConn, actor: &Actor, link_id: &LinkId) -> Result<(LinkRow, Side), IdentityError> {
+    actor.require_any(READERS)?;
     let link = find(conn, link_id)?;
     let side = side_on(actor, &link)?;
     Ok((link, side))
@@ -546,6 +548,8 @@ pub fn give_termination_notice(
     termination_date: NaiveDate,
     reason: &str,
 ) -> Result<LinkRow, IdentityError> {
+    // The role first: another agency's link must answer as a missing one (see `visible_link`).
+    actor.require_any(AGENCY_SIDE)?;
     let earliest = add_months(business_date(now), TERMINATION_NOTICE_MONTHS);
     conn.write_transaction(|conn| {
         let link = lock(conn, link_id)?;
@@ -578,6 +582,8 @@ pub fn review_necessity(
     still_needed: bool,
     note: &str,
 ) -> Result<LinkRow, IdentityError> {
+    // The role first: another agency's link must answer as a missing one (see `visible_link`).
+    actor.require_any(AGENCY_SIDE)?;
     conn.write_transaction(|conn| {
         let link = lock(conn, link_id)?;
         require_agency_side(actor, &link)?;
@@ -616,6 +622,8 @@ pub fn confirm_dormancy(
     still_needed: bool,
     note: &str,
 ) -> Result<LinkRow, IdentityError> {
+    // The role first: another agency's link must answer as a missing one (see `visible_link`).
+    actor.require_any(AGENCY_SIDE)?;
     conn.write_transaction(|conn| {
         let link = lock(conn, link_id)?;
         require_agency_side(actor, &link)?;
@@ -710,6 +718,8 @@ pub fn request_resumption(
     link_id: &LinkId,
     remediation: &str,
 ) -> Result<ResumptionRequest, IdentityError> {
+    // The role first: another agency's link must answer as a missing one (see `visible_link`).
+    actor.require_any(AGENCY_SIDE)?;
     conn.write_transaction(|conn| {
         let link = lock(conn, link_id)?;
         require_agency_side(actor, &link)?;

@@ -170,7 +170,9 @@ pub async fn list(
 /// Possible account lending (R-ACC-07): logins refused because the account had a live session from
 /// another IP or device, newest first. The manager decides whether to suspend. `before` is the last
 /// `id` of the previous page.
-#[utoipa::path(get, path = "/v1/lending-flags", tag = "accounts", security(("bearer" = [])), params(PageQuery),
+#[utoipa::path(get, path = "/v1/lending-flags",
+    extensions(("x-immilink-rules" = json!(["R-ACC-07"]))),
+    tag = "accounts", security(("bearer" = [])), params(PageQuery),
     responses((status = 200, body = Vec<AccountEvent>), (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 #[get("/v1/lending-flags")]
@@ -189,7 +191,9 @@ pub async fn lending_flags(
 /// One account with its roles, bound IPs, grants and history. Anyone may read their own.
 #[utoipa::path(get, path = "/v1/accounts/{user_id}", tag = "accounts", security(("bearer" = [])),
     params(("user_id" = String, Path)),
-    responses((status = 200, body = AccountView), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = AccountView),
+        (status = 403, description = "Another's account, without a role that reads accounts", body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json")))]
 #[get("/v1/accounts/{user_id}")]
 pub async fn detail(
     req: HttpRequest,
@@ -205,9 +209,13 @@ pub async fn detail(
 
 /// The account's sessions with login and logout times (R-ACC-12), newest first: `before` is the
 /// last `session_id` of the previous page.
-#[utoipa::path(get, path = "/v1/accounts/{user_id}/sessions", tag = "accounts", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/accounts/{user_id}/sessions",
+    extensions(("x-immilink-rules" = json!(["R-ACC-12"]))),
+    tag = "accounts", security(("bearer" = [])),
     params(("user_id" = String, Path), PageQuery),
-    responses((status = 200, body = Vec<SessionRecord>), (status = 404, body = Problem, content_type = "application/problem+json"),
+    responses((status = 200, body = Vec<SessionRecord>),
+        (status = 403, description = "Another's account, without a role that reads accounts", body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 #[get("/v1/accounts/{user_id}/sessions")]
 pub async fn sessions(
@@ -236,7 +244,9 @@ pub struct HrEventRequest {
 
 /// Report an HR event (resignation, leave, suspension, transfer): the account is cancelled today and
 /// its sessions end at once (R-ACC-05). The agency's last account manager must hand over first.
-#[utoipa::path(post, path = "/v1/accounts/{user_id}/hr-events", tag = "accounts", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/accounts/{user_id}/hr-events",
+    extensions(("x-immilink-rules" = json!(["R-ACC-05"]))),
+    tag = "accounts", security(("bearer" = [])),
     params(("user_id" = String, Path)), request_body = HrEventRequest,
     responses(
         (status = 200, body = AccountView),
@@ -270,7 +280,9 @@ pub struct ReasonRequest {
 
 /// Report a lost citizen certificate: the account is terminated at once (R-ACC-09). The holder may
 /// report it themselves.
-#[utoipa::path(post, path = "/v1/accounts/{user_id}/certificate-loss", tag = "accounts", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/accounts/{user_id}/certificate-loss",
+    extensions(("x-immilink-rules" = json!(["R-ACC-09"]))),
+    tag = "accounts", security(("bearer" = [])),
     params(("user_id" = String, Path)), request_body = ReasonRequest,
     responses((status = 200, body = AccountView), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
 #[post("/v1/accounts/{user_id}/certificate-loss")]
@@ -290,7 +302,9 @@ pub async fn certificate_loss(
 }
 
 /// Suspend an account (e.g. after a lending flag, R-ACC-07); its sessions end at once.
-#[utoipa::path(post, path = "/v1/accounts/{user_id}/suspension", tag = "accounts", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/accounts/{user_id}/suspension",
+    extensions(("x-immilink-rules" = json!(["R-ACC-07"]))),
+    tag = "accounts", security(("bearer" = [])),
     params(("user_id" = String, Path)), request_body = ReasonRequest,
     responses((status = 200, body = AccountView), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
 #[post("/v1/accounts/{user_id}/suspension")]
@@ -339,7 +353,9 @@ pub struct IpsRequest {
 }
 
 /// Replace the account's registered IP addresses (R-ACC-11); sessions from a removed address end.
-#[utoipa::path(put, path = "/v1/accounts/{user_id}/ips", tag = "accounts", security(("bearer" = [])),
+#[utoipa::path(put, path = "/v1/accounts/{user_id}/ips",
+    extensions(("x-immilink-rules" = json!(["R-ACC-11"]))),
+    tag = "accounts", security(("bearer" = [])),
     params(("user_id" = String, Path)), request_body = IpsRequest,
     responses((status = 200, body = AccountView), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
 #[put("/v1/accounts/{user_id}/ips")]
@@ -373,7 +389,9 @@ pub struct HandoverRequest {
 
 /// Hand the account-manager role over in one step (R-ACC-06), by the outgoing manager or the agency
 /// head, so the agency is never without one. Returns the new manager's account.
-#[utoipa::path(post, path = "/v1/account-manager-handovers", tag = "accounts", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/account-manager-handovers",
+    extensions(("x-immilink-rules" = json!(["R-ACC-06"]))),
+    tag = "accounts", security(("bearer" = [])),
     request_body = HandoverRequest,
     responses((status = 200, body = AccountView), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
 #[post("/v1/account-manager-handovers")]
@@ -409,7 +427,9 @@ pub struct ConflictResolutionRequest {
 /// holder was registered as contractor personnel. By an account manager of the account's agency.
 /// `not_contractor` is refused (409, R-VEN-08) while the vendors service still lists the holder as
 /// active personnel.
-#[utoipa::path(post, path = "/v1/accounts/{user_id}/contractor-conflict/resolution", tag = "accounts",
+#[utoipa::path(post, path = "/v1/accounts/{user_id}/contractor-conflict/resolution",
+    extensions(("x-immilink-rules" = json!(["R-VEN-08"]))),
+    tag = "accounts",
     security(("bearer" = [])), params(("user_id" = String, Path)), request_body = ConflictResolutionRequest,
     responses(
         (status = 200, body = AccountView),

@@ -78,7 +78,9 @@ pub struct AnomalyNoticeRequest {
 
 /// The immigration agency notifies an anomaly with a deadline for explanation and remediation
 /// (R-AUD-09); the agency's account managers are told.
-#[utoipa::path(post, path = "/v1/anomaly-notices", tag = "agency links", security(("bearer" = [])), request_body = AnomalyNoticeRequest,
+#[utoipa::path(post, path = "/v1/anomaly-notices",
+    extensions(("x-immilink-rules" = json!(["R-AUD-09"]))),
+    tag = "agency links", security(("bearer" = [])), request_body = AnomalyNoticeRequest,
     responses(
         (status = 201, body = AnomalyNoticeView),
         (status = 403, description = "Only the immigration agency's reviewer notifies", body = Problem, content_type = "application/problem+json"),
@@ -115,7 +117,9 @@ pub struct AnomalyFilter {
 
 /// Anomaly notices with their remediation: every agency's for the immigration agency's reviewer,
 /// the agency's own for its account managers and head. Newest first.
-#[utoipa::path(get, path = "/v1/anomaly-notices", tag = "agency links", security(("bearer" = [])), params(AnomalyFilter),
+#[utoipa::path(get, path = "/v1/anomaly-notices",
+    extensions(("x-immilink-rules" = json!(["R-AUD-09"]))),
+    tag = "agency links", security(("bearer" = [])), params(AnomalyFilter),
     responses((status = 200, body = [AnomalyNoticeView]), (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 #[get("/v1/anomaly-notices")]
@@ -146,7 +150,9 @@ pub struct RemediationRequest {
 
 /// The agency explains the anomaly and records its remediation (a late answer still counts towards
 /// resumption, R-LINK-07).
-#[utoipa::path(post, path = "/v1/anomaly-notices/{id}/remediation", tag = "agency links", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/anomaly-notices/{id}/remediation",
+    extensions(("x-immilink-rules" = json!(["R-AUD-09", "R-LINK-07"]))),
+    tag = "agency links", security(("bearer" = [])),
     params(("id" = String, Path)), request_body = RemediationRequest,
     responses(
         (status = 200, body = AnomalyNoticeView),

@@ -44,7 +44,7 @@ fn grant_forms(grants: Option<Vec<GrantRequest>>) -> Option<Vec<GrantForm>> {
     "unit_id": "0192f0c4-0000-7000-8000-000000000000",
     "username": "tpe.newcomer",
     "display_name": "新社工",
-    "national_id": "A120000008",
+    "national_id": "A120000007",
     "email": "newcomer@example.gov.tw",
     "password": "a-long-passphrase-2026",
     "certificate_serial": "TW-MOICA-0000123456",
@@ -241,7 +241,9 @@ pub async fn agencies(state: web::Data<State>, page: ApiQuery<PageQuery>) -> Api
 /// Apply for an account (R-ACC-01). No token: the applicant has no account yet and identifies with
 /// their citizen certificate. Contractor personnel are refused (R-ACC-08) unless they apply for a
 /// `vendor_staff` account, which holds no lookup grant (R-VEN-08).
-#[utoipa::path(post, path = "/v1/account-applications", tag = "applications", request_body = ApplicationRequest,
+#[utoipa::path(post, path = "/v1/account-applications",
+    extensions(("x-immilink-rules" = json!(["R-ACC-01", "R-ACC-03", "R-ACC-08", "R-VEN-08"]))),
+    tag = "applications", request_body = ApplicationRequest,
     responses(
         (status = 201, body = ApplicationView),
         (status = 403, description = "Contractor personnel cannot apply but as vendor_staff (R-ACC-08)", body = Problem, content_type = "application/problem+json"),
@@ -274,7 +276,9 @@ pub struct ListQuery {
 /// Applications the caller may review, oldest first: a unit supervisor sees their unit's, the
 /// account manager and agency head their agency's. `before` is the last `application_id` of the
 /// previous page.
-#[utoipa::path(get, path = "/v1/account-applications", tag = "applications", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/account-applications",
+    extensions(("x-immilink-rules" = json!(["R-ACC-01"]))),
+    tag = "applications", security(("bearer" = [])),
     params(ListQuery, PageQuery),
     responses((status = 200, body = Vec<ApplicationView>), (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json")))]
@@ -294,9 +298,13 @@ pub async fn list(
 }
 
 /// One application with every review step so far.
-#[utoipa::path(get, path = "/v1/account-applications/{id}", tag = "applications", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/account-applications/{id}",
+    extensions(("x-immilink-rules" = json!(["R-ACC-01"]))),
+    tag = "applications", security(("bearer" = [])),
     params(("id" = String, Path)),
-    responses((status = 200, body = ApplicationView), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = ApplicationView),
+        (status = 403, description = "Not a reviewer of account applications", body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json")))]
 #[get("/v1/account-applications/{id}")]
 pub async fn get(
     req: HttpRequest,
@@ -323,7 +331,9 @@ pub struct ReviewRequest {
 /// Review the application's current step: the unit supervisor first, the account manager second, the
 /// agency head third where the agency requires it (R-ACC-02); then the immigration agency decides.
 /// Nobody reviews their own application, and each step needs a different person (R-ACC-04).
-#[utoipa::path(post, path = "/v1/account-applications/{id}/reviews", tag = "applications", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/account-applications/{id}/reviews",
+    extensions(("x-immilink-rules" = json!(["R-ACC-01", "R-ACC-02", "R-ACC-04"]))),
+    tag = "applications", security(("bearer" = [])),
     params(("id" = String, Path)), request_body = ReviewRequest,
     responses(
         (status = 200, body = ApplicationView),

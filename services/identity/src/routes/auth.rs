@@ -39,7 +39,9 @@ pub struct LoginResponse {
 /// account exists. Five failures in a row lock the account for 15 minutes; an address with too many
 /// failures is told to wait (429). A second session from another IP or device is refused and flagged
 /// as possible account lending (R-ACC-07).
-#[utoipa::path(post, path = "/v1/auth/login", tag = "sessions", request_body = LoginRequest, responses(
+#[utoipa::path(post, path = "/v1/auth/login",
+    extensions(("x-immilink-rules" = json!(["R-ACC-03", "R-ACC-07", "R-ACC-11", "R-ACC-12"]))),
+    tag = "sessions", request_body = LoginRequest, responses(
     (status = 200, body = LoginResponse),
     (status = 401, description = "Login refused", body = Problem, content_type = "application/problem+json"),
     (status = 422, description = "A field is missing", body = Problem, content_type = "application/problem+json"),
@@ -81,20 +83,28 @@ pub async fn login(req: HttpRequest, state: web::Data<State>, body: ApiJson<Logi
 }
 
 /// End the caller's session; its token is refused everywhere from then on.
-#[utoipa::path(post, path = "/v1/auth/logout", tag = "sessions", security(("bearer" = [])), responses(
+#[utoipa::path(post, path = "/v1/auth/logout",
+    extensions(("x-immilink-rules" = json!(["R-ACC-10", "R-ACC-12"]))),
+    tag = "sessions", security(("bearer" = [])), responses(
     (status = 204, description = "Logged out"),
     (status = 401, body = Problem, content_type = "application/problem+json")))]
 #[post("/v1/auth/logout")]
-pub async fn logout(state: web::Data<State>, caller: Authenticated) -> ApiResult<HttpResponse> {
+pub async fn logout(req: HttpRequest, state: web::Data<State>, caller: Authenticated) -> ApiResult<HttpResponse> {
     let now = state.clock.now();
     let caller = caller.caller();
-    state
+    let (ip, idle) = (client_ip(&req), state.idle_timeout);
+    let ended = state
         .db
         .run(move |conn| {
+            // Only a live session, used from its own address, is ended with its token (R-ACC-10,
+            // R-ACC-11): a token replayed after its session ended, or presented from another
+            // address, is refused here as everywhere else, and cannot log its holder out.
+            sessions::check_live(conn, now, &caller.session_id, ip, idle)?;
             sessions::end_session(conn, now, &caller.session_id, SessionEndReason::Logout, Some(&caller.user_id))
         })
-        .await
-        .map_err(|err: IdentityError| ApiError::from(err))?;
+        .await;
+    // What ended (this session, or one found idle or of an inactive account) has its event to relay.
     state.relay.wake();
+    ended.map_err(|err: IdentityError| ApiError::from(err))?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -476,7 +476,9 @@ fn detail_of(conn: &mut immilink_shared::db::DbConn, link: LinkRow) -> Result<Li
 
 /// Links: every agency's for the immigration agency's reviewer; the agency's own (and those it
 /// applied for as competent authority) for its account managers and head.
-#[utoipa::path(get, path = "/v1/agency-links", tag = "agency links", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/agency-links",
+    extensions(("x-immilink-rules" = json!(["R-LINK-11"]))),
+    tag = "agency links", security(("bearer" = [])),
     responses((status = 200, body = [LinkSummary]), (status = 403, body = Problem, content_type = "application/problem+json")))]
 #[get("/v1/agency-links")]
 pub async fn list_links(req: HttpRequest, state: web::Data<State>, caller: Authenticated) -> Json<Vec<LinkSummary>> {
@@ -486,7 +488,9 @@ pub async fn list_links(req: HttpRequest, state: web::Data<State>, caller: Authe
 
 /// A first application (申請暨異動書, 首次申請; R-LINK-01..04, 11, 12): the link is pending until the
 /// immigration agency decides each item.
-#[utoipa::path(post, path = "/v1/agency-links", tag = "agency links", security(("bearer" = [])), request_body = LinkFormRequest,
+#[utoipa::path(post, path = "/v1/agency-links",
+    extensions(("x-immilink-rules" = json!(["R-LINK-01", "R-LINK-02", "R-LINK-03", "R-LINK-04", "R-LINK-11", "R-LINK-12"]))),
+    tag = "agency links", security(("bearer" = [])), request_body = LinkFormRequest,
     responses(
         (status = 201, body = LinkView),
         (status = 403, description = "Not the agency's (or its competent authority's) account manager or head (R-LINK-11)", body = Problem, content_type = "application/problem+json"),
@@ -508,7 +512,9 @@ pub async fn apply_for_link(
 }
 
 /// A link with its items, history, applications and resumption requests.
-#[utoipa::path(get, path = "/v1/agency-links/{id}", tag = "agency links", security(("bearer" = [])), params(("id" = String, Path)),
+#[utoipa::path(get, path = "/v1/agency-links/{id}",
+    extensions(("x-immilink-rules" = json!(["R-LINK-02", "R-LINK-11"]))),
+    tag = "agency links", security(("bearer" = [])), params(("id" = String, Path)),
     responses((status = 200, body = LinkView), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
 #[get("/v1/agency-links/{id}")]
 pub async fn link_detail(
@@ -526,7 +532,9 @@ pub async fn link_detail(
 /// A change application (異動, R-LINK-05): handler or supervisor, provisioning, the rules, an
 /// extension of the usage period (R-LINK-12), the items, or a stop request (the link stops at once).
 /// The whole form is filed again with the latest rules.
-#[utoipa::path(post, path = "/v1/agency-links/{id}/change-applications", tag = "agency links", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/agency-links/{id}/change-applications",
+    extensions(("x-immilink-rules" = json!(["R-LINK-02", "R-LINK-03", "R-LINK-04", "R-LINK-05", "R-LINK-12"]))),
+    tag = "agency links", security(("bearer" = [])),
     params(("id" = String, Path)), request_body = LinkFormRequest,
     responses(
         (status = 201, body = LinkView),
@@ -579,7 +587,9 @@ pub struct ItemDecisionsRequest {
 
 /// The immigration agency decides items of the application under review, one by one (R-LINK-03).
 /// When the last is decided, the link carries exactly the approved items.
-#[utoipa::path(post, path = "/v1/agency-links/{id}/item-decisions", tag = "agency links", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/agency-links/{id}/item-decisions",
+    extensions(("x-immilink-rules" = json!(["R-LINK-03"]))),
+    tag = "agency links", security(("bearer" = [])),
     params(("id" = String, Path)), request_body = ItemDecisionsRequest,
     responses(
         (status = 200, body = LinkView),
@@ -626,7 +636,9 @@ pub struct SuspensionRequest {
 
 /// The immigration agency suspends a link at once (003 pt 10): every lookup of the agency is refused
 /// with `R-LINK-06` within a second.
-#[utoipa::path(post, path = "/v1/agency-links/{id}/suspension", tag = "agency links", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/agency-links/{id}/suspension",
+    extensions(("x-immilink-rules" = json!(["R-LINK-06"]))),
+    tag = "agency links", security(("bearer" = [])),
     params(("id" = String, Path)), request_body = SuspensionRequest,
     responses(
         (status = 200, body = LinkView),
@@ -660,7 +672,9 @@ pub struct ResumptionRequestBody {
 
 /// The agency asks to resume its suspended link after remediation (R-LINK-07): refused while an
 /// anomaly notice is unremediated, and after six months of suspension (a new application is needed).
-#[utoipa::path(post, path = "/v1/agency-links/{id}/resumption-requests", tag = "agency links", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/agency-links/{id}/resumption-requests",
+    extensions(("x-immilink-rules" = json!(["R-LINK-07"]))),
+    tag = "agency links", security(("bearer" = [])),
     params(("id" = String, Path)), request_body = ResumptionRequestBody,
     responses(
         (status = 201, body = ResumptionRequestView),
@@ -694,7 +708,9 @@ pub struct DecisionRequest {
 }
 
 /// The immigration agency decides a resumption request: approved → the link is active again.
-#[utoipa::path(post, path = "/v1/agency-links/{id}/resumption-requests/{request_id}/decision", tag = "agency links", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/agency-links/{id}/resumption-requests/{request_id}/decision",
+    extensions(("x-immilink-rules" = json!(["R-LINK-07"]))),
+    tag = "agency links", security(("bearer" = [])),
     params(("id" = String, Path), ("request_id" = String, Path)), request_body = DecisionRequest,
     responses(
         (status = 200, body = ResumptionRequestView),
@@ -731,7 +747,9 @@ pub struct TerminationNoticeRequest {
 }
 
 /// The agency's written notice of termination (R-LINK-08).
-#[utoipa::path(post, path = "/v1/agency-links/{id}/termination-notice", tag = "agency links", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/agency-links/{id}/termination-notice",
+    extensions(("x-immilink-rules" = json!(["R-LINK-08"]))),
+    tag = "agency links", security(("bearer" = [])),
     params(("id" = String, Path)), request_body = TerminationNoticeRequest,
     responses(
         (status = 200, body = LinkView),
@@ -772,7 +790,9 @@ fn need(body: NeedRequest) -> Result<(bool, String), IdentityError> {
 
 /// The agency's periodic necessity review (R-LINK-09): still needed → next review in a year; not
 /// needed → the link stops (a stop request).
-#[utoipa::path(post, path = "/v1/agency-links/{id}/necessity-reviews", tag = "agency links", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/agency-links/{id}/necessity-reviews",
+    extensions(("x-immilink-rules" = json!(["R-LINK-09"]))),
+    tag = "agency links", security(("bearer" = [])),
     params(("id" = String, Path)), request_body = NeedRequest,
     responses((status = 200, body = LinkView), (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json"),
@@ -795,7 +815,9 @@ pub async fn necessity_review(
 }
 
 /// The agency answers a dormancy notice (R-LINK-10): not needed → the link stops.
-#[utoipa::path(post, path = "/v1/agency-links/{id}/dormancy-confirmation", tag = "agency links", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/agency-links/{id}/dormancy-confirmation",
+    extensions(("x-immilink-rules" = json!(["R-LINK-10"]))),
+    tag = "agency links", security(("bearer" = [])),
     params(("id" = String, Path)), request_body = NeedRequest,
     responses((status = 200, body = LinkView), (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, description = "Not flagged dormant", body = Problem, content_type = "application/problem+json"),
@@ -818,7 +840,9 @@ pub async fn dormancy_confirmation(
 }
 
 /// The filled 申請暨異動書 of one application, printable (A4, Traditional Chinese, ROC dates).
-#[utoipa::path(get, path = "/v1/agency-links/{id}/applications/{application_id}/form", tag = "agency links", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/agency-links/{id}/applications/{application_id}/form",
+    extensions(("x-immilink-rules" = json!(["R-LINK-02"]))),
+    tag = "agency links", security(("bearer" = [])),
     params(("id" = String, Path), ("application_id" = String, Path)),
     responses((status = 200, content_type = "text/html", body = String), (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json")))]

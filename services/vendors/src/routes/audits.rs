@@ -157,7 +157,9 @@ impl VendorAudit {
 
 /// Record an audit of a vendor with its findings (R-VEN-05), each opened with its deadline. Vendor
 /// and account managers.
-#[utoipa::path(post, path = "/v1/vendors/{vendor_id}/audits", tag = "vendors", operation_id = "record_vendor_audit",
+#[utoipa::path(post, path = "/v1/vendors/{vendor_id}/audits",
+    extensions(("x-immilink-rules" = json!(["R-VEN-05"]))),
+    tag = "vendors", operation_id = "record_vendor_audit",
     security(("bearer" = [])),
     params(("vendor_id" = String, Path, description = "The vendor's id")),
     request_body = RecordVendorAudit,
@@ -194,7 +196,9 @@ pub async fn record(
 
 /// A vendor's audits with their findings, newest recorded first: `before` is the last `id` of the
 /// previous page. Vendor and account managers.
-#[utoipa::path(get, path = "/v1/vendors/{vendor_id}/audits", tag = "vendors", operation_id = "list_vendor_audits",
+#[utoipa::path(get, path = "/v1/vendors/{vendor_id}/audits",
+    extensions(("x-immilink-rules" = json!(["R-VEN-05"]))),
+    tag = "vendors", operation_id = "list_vendor_audits",
     security(("bearer" = [])),
     params(("vendor_id" = String, Path, description = "The vendor's id"), PageQuery),
     responses(
@@ -221,7 +225,9 @@ pub async fn list(
 }
 
 /// Record the vendor's remediation of a finding (open → remediated). Vendor and account managers.
-#[utoipa::path(post, path = "/v1/vendor-findings/{finding_id}/remediation", tag = "vendors", operation_id = "remediate_vendor_finding",
+#[utoipa::path(post, path = "/v1/vendor-findings/{finding_id}/remediation",
+    extensions(("x-immilink-rules" = json!(["R-VEN-05"]))),
+    tag = "vendors", operation_id = "remediate_vendor_finding",
     security(("bearer" = [])),
     params(("finding_id" = String, Path, description = "The finding's id")),
     request_body = VendorFindingRemediation,
@@ -251,7 +257,9 @@ pub async fn remediate(
 
 /// Close a remediated finding (remediated → closed): a vendor or account manager other than who
 /// recorded the remediation (403 naming R-VEN-05 otherwise).
-#[utoipa::path(post, path = "/v1/vendor-findings/{finding_id}/closure", tag = "vendors", operation_id = "close_vendor_finding",
+#[utoipa::path(post, path = "/v1/vendor-findings/{finding_id}/closure",
+    extensions(("x-immilink-rules" = json!(["R-VEN-05"]))),
+    tag = "vendors", operation_id = "close_vendor_finding",
     security(("bearer" = [])),
     params(("finding_id" = String, Path, description = "The finding's id")),
     request_body = CloseVendorFinding,
@@ -293,7 +301,9 @@ pub struct FindingQuery {
 
 /// The agency's vendor findings, newest first, by status, vendor or overdue. Vendor and account
 /// managers.
-#[utoipa::path(get, path = "/v1/vendor-findings", tag = "vendors", operation_id = "list_vendor_findings", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/vendor-findings",
+    extensions(("x-immilink-rules" = json!(["R-VEN-05"]))),
+    tag = "vendors", operation_id = "list_vendor_findings", security(("bearer" = [])),
     params(FindingQuery),
     responses(
         (status = 200, body = Vec<VendorFinding>),

@@ -174,7 +174,9 @@ fn ids(path: ContractPath) -> (VendorId, ContractId) {
 }
 
 /// Register a contract of a contractor, as a draft.
-#[utoipa::path(post, path = "/v1/vendors/{vendor_id}/contracts", tag = "vendors", operation_id = "register_contract",
+#[utoipa::path(post, path = "/v1/vendors/{vendor_id}/contracts",
+    extensions(("x-immilink-rules" = json!(["R-VEN-02"]))),
+    tag = "vendors", operation_id = "register_contract",
     security(("bearer" = [])),
     params(("vendor_id" = String, Path, description = "The vendor's id")),
     request_body = RegisterContract,
@@ -226,7 +228,9 @@ pub async fn list(
 }
 
 /// One contract of a contractor.
-#[utoipa::path(get, path = "/v1/vendors/{vendor_id}/contracts/{contract_id}", tag = "vendors", operation_id = "get_contract",
+#[utoipa::path(get, path = "/v1/vendors/{vendor_id}/contracts/{contract_id}",
+    extensions(("x-immilink-rules" = json!(["R-VEN-02"]))),
+    tag = "vendors", operation_id = "get_contract",
     security(("bearer" = [])),
     params(
         ("vendor_id" = String, Path, description = "The vendor's id"),
@@ -249,7 +253,9 @@ pub async fn get(state: web::Data<State>, caller: Authenticated, path: ContractP
 
 /// File the contract's security test certificate (R-VEN-02), replacing one filed before. Refused on
 /// an ended contract.
-#[utoipa::path(post, path = "/v1/vendors/{vendor_id}/contracts/{contract_id}/security-certificate", tag = "vendors",
+#[utoipa::path(post, path = "/v1/vendors/{vendor_id}/contracts/{contract_id}/security-certificate",
+    extensions(("x-immilink-rules" = json!(["R-VEN-02"]))),
+    tag = "vendors",
     operation_id = "file_security_certificate", security(("bearer" = [])),
     params(
         ("vendor_id" = String, Path, description = "The vendor's id"),
@@ -283,7 +289,9 @@ pub async fn file_certificate(
 
 /// Make a draft contract active. A contract with custom development needs its security test
 /// certificate on file first: refused 409 naming R-VEN-02 otherwise.
-#[utoipa::path(post, path = "/v1/vendors/{vendor_id}/contracts/{contract_id}/activation", tag = "vendors",
+#[utoipa::path(post, path = "/v1/vendors/{vendor_id}/contracts/{contract_id}/activation",
+    extensions(("x-immilink-rules" = json!(["R-VEN-02"]))),
+    tag = "vendors",
     operation_id = "activate_contract", security(("bearer" = [])),
     params(
         ("vendor_id" = String, Path, description = "The vendor's id"),
@@ -312,7 +320,9 @@ pub async fn activate(
 
 /// End a contract (a draft or an active one). Every person active on it is offboarded in the same
 /// step (R-VEN-06): marked departed, and identity told to disable every account they hold.
-#[utoipa::path(post, path = "/v1/vendors/{vendor_id}/contracts/{contract_id}/end", tag = "vendors",
+#[utoipa::path(post, path = "/v1/vendors/{vendor_id}/contracts/{contract_id}/end",
+    extensions(("x-immilink-rules" = json!(["R-VEN-06"]))),
+    tag = "vendors",
     operation_id = "end_contract", security(("bearer" = [])),
     params(
         ("vendor_id" = String, Path, description = "The vendor's id"),

@@ -149,7 +149,9 @@ impl VendorDevice {
 /// Register a dedicated machine to a contract (the project it serves), vendor and account managers.
 /// A machine registered to a contract already (same asset tag or serial number, not retired) is
 /// refused 409 naming R-VEN-07: never two projects.
-#[utoipa::path(post, path = "/v1/vendors/{vendor_id}/contracts/{contract_id}/devices", tag = "vendors", operation_id = "register_device",
+#[utoipa::path(post, path = "/v1/vendors/{vendor_id}/contracts/{contract_id}/devices",
+    extensions(("x-immilink-rules" = json!(["R-VEN-07"]))),
+    tag = "vendors", operation_id = "register_device",
     security(("bearer" = [])),
     params(
         ("vendor_id" = String, Path, description = "The vendor's id"),
@@ -185,7 +187,9 @@ pub async fn register(
 
 /// The machines registered to a contract, retired ones included, in registration order: `before` is
 /// the last `id` of the previous page. Managers and the vendor's staff.
-#[utoipa::path(get, path = "/v1/vendors/{vendor_id}/contracts/{contract_id}/devices", tag = "vendors", operation_id = "list_contract_devices",
+#[utoipa::path(get, path = "/v1/vendors/{vendor_id}/contracts/{contract_id}/devices",
+    extensions(("x-immilink-rules" = json!(["R-VEN-07"]))),
+    tag = "vendors", operation_id = "list_contract_devices",
     security(("bearer" = [])),
     params(
         ("vendor_id" = String, Path, description = "The vendor's id"),
@@ -219,7 +223,9 @@ pub async fn list_for_contract(
 /// Attest a machine (R-VEN-07): no internet access, and every program on it licensed. An online
 /// machine, or a program without a licence reference, is refused 422 naming the field and R-VEN-07.
 /// The next attestation is due the configured period after today. Managers and the vendor's staff.
-#[utoipa::path(post, path = "/v1/vendors/{vendor_id}/contracts/{contract_id}/devices/{device_id}/attestations", tag = "vendors",
+#[utoipa::path(post, path = "/v1/vendors/{vendor_id}/contracts/{contract_id}/devices/{device_id}/attestations",
+    extensions(("x-immilink-rules" = json!(["R-VEN-07"]))),
+    tag = "vendors",
     operation_id = "attest_device", security(("bearer" = [])),
     params(
         ("vendor_id" = String, Path, description = "The vendor's id"),
@@ -257,7 +263,9 @@ pub async fn attest(
 
 /// Retire a machine: it no longer serves the project, and its asset tag and serial number may be
 /// registered again. Repeating it answers the machine unchanged. Vendor and account managers.
-#[utoipa::path(post, path = "/v1/vendors/{vendor_id}/contracts/{contract_id}/devices/{device_id}/retirement", tag = "vendors",
+#[utoipa::path(post, path = "/v1/vendors/{vendor_id}/contracts/{contract_id}/devices/{device_id}/retirement",
+    extensions(("x-immilink-rules" = json!(["R-VEN-07"]))),
+    tag = "vendors",
     operation_id = "retire_device", security(("bearer" = [])),
     params(
         ("vendor_id" = String, Path, description = "The vendor's id"),
@@ -308,7 +316,9 @@ pub struct DeviceQuery {
 
 /// The agency's dedicated machines, every vendor's, in registration order; `overdue=true` lists the
 /// machines in use whose attestation is overdue. Managers and the vendor's staff.
-#[utoipa::path(get, path = "/v1/vendor-devices", tag = "vendors", operation_id = "list_agency_devices", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/vendor-devices",
+    extensions(("x-immilink-rules" = json!(["R-VEN-07"]))),
+    tag = "vendors", operation_id = "list_agency_devices", security(("bearer" = [])),
     params(DeviceQuery),
     responses(
         (status = 200, body = Vec<VendorDevice>),

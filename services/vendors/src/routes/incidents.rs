@@ -81,7 +81,9 @@ impl From<incidents::Incident> for VendorIncident {
 /// Report an incident of a vendor (R-VEN-03): vendor and account managers, and the vendor's staff.
 /// The report's time is now; `learned_at` after now or before `occurred_at` is refused naming it. A
 /// report later than the configured limit after `learned_at` is flagged `late`.
-#[utoipa::path(post, path = "/v1/vendors/{vendor_id}/incidents", tag = "vendors", operation_id = "report_incident",
+#[utoipa::path(post, path = "/v1/vendors/{vendor_id}/incidents",
+    extensions(("x-immilink-rules" = json!(["R-VEN-03"]))),
+    tag = "vendors", operation_id = "report_incident",
     security(("bearer" = [])),
     params(("vendor_id" = String, Path, description = "The vendor's id")),
     request_body = ReportIncident,
@@ -115,7 +117,9 @@ pub async fn report(
 
 /// A vendor's incidents, newest report first: `before` is the last `id` of the previous page. Vendor
 /// and account managers.
-#[utoipa::path(get, path = "/v1/vendors/{vendor_id}/incidents", tag = "vendors", operation_id = "list_incidents",
+#[utoipa::path(get, path = "/v1/vendors/{vendor_id}/incidents",
+    extensions(("x-immilink-rules" = json!(["R-VEN-03"]))),
+    tag = "vendors", operation_id = "list_incidents",
     security(("bearer" = [])),
     params(("vendor_id" = String, Path, description = "The vendor's id"), PageQuery),
     responses(

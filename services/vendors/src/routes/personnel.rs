@@ -175,7 +175,9 @@ fn ids(path: PersonPath) -> (VendorId, PersonId) {
 /// Add a person to a contractor's staff list (and to one of its contracts when `contract_id` is
 /// given). Identity is told at once (R-VEN-08): an account the person already holds loses its lookup
 /// grants until its account manager resolves the conflict.
-#[utoipa::path(post, path = "/v1/vendors/{vendor_id}/personnel", tag = "vendors", operation_id = "add_personnel", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/vendors/{vendor_id}/personnel",
+    extensions(("x-immilink-rules" = json!(["R-VEN-08", "R-ACC-08"]))),
+    tag = "vendors", operation_id = "add_personnel", security(("bearer" = [])),
     params(("vendor_id" = String, Path, description = "The vendor's id")),
     request_body = AddPerson,
     responses(
@@ -226,7 +228,9 @@ pub async fn list(
 /// Record that a person has left the contractor (R-VEN-06): from now on they no longer count as
 /// contractor personnel, and identity is told at once to disable every account they hold. Repeating
 /// it answers the record unchanged.
-#[utoipa::path(post, path = "/v1/vendors/{vendor_id}/personnel/{person_id}/departure", tag = "vendors", operation_id = "record_departure",
+#[utoipa::path(post, path = "/v1/vendors/{vendor_id}/personnel/{person_id}/departure",
+    extensions(("x-immilink-rules" = json!(["R-VEN-06"]))),
+    tag = "vendors", operation_id = "record_departure",
     security(("bearer" = [])),
     params(
         ("vendor_id" = String, Path, description = "The vendor's id"),
@@ -249,7 +253,9 @@ pub async fn depart(state: web::Data<State>, caller: Authenticated, path: Person
 }
 
 /// One person on a contractor's staff list, with their check, agreement and access.
-#[utoipa::path(get, path = "/v1/vendors/{vendor_id}/personnel/{person_id}", tag = "vendors", operation_id = "get_personnel",
+#[utoipa::path(get, path = "/v1/vendors/{vendor_id}/personnel/{person_id}",
+    extensions(("x-immilink-rules" = json!(["R-VEN-01", "R-VEN-04"]))),
+    tag = "vendors", operation_id = "get_personnel",
     security(("bearer" = [])),
     params(
         ("vendor_id" = String, Path, description = "The vendor's id"),
@@ -272,7 +278,9 @@ pub async fn get_one(state: web::Data<State>, caller: Authenticated, path: Perso
 
 /// Record a person's suitability check (R-VEN-01), replacing an earlier one: no access to personal
 /// data before a passed check is on file.
-#[utoipa::path(post, path = "/v1/vendors/{vendor_id}/personnel/{person_id}/suitability-check", tag = "vendors",
+#[utoipa::path(post, path = "/v1/vendors/{vendor_id}/personnel/{person_id}/suitability-check",
+    extensions(("x-immilink-rules" = json!(["R-VEN-01"]))),
+    tag = "vendors",
     operation_id = "record_suitability_check", security(("bearer" = [])),
     params(
         ("vendor_id" = String, Path, description = "The vendor's id"),
@@ -306,7 +314,9 @@ pub async fn suitability_check(
 
 /// File a person's signed confidentiality agreement (R-VEN-04), replacing an earlier one: no access
 /// to personal data without one on file.
-#[utoipa::path(post, path = "/v1/vendors/{vendor_id}/personnel/{person_id}/agreement", tag = "vendors",
+#[utoipa::path(post, path = "/v1/vendors/{vendor_id}/personnel/{person_id}/agreement",
+    extensions(("x-immilink-rules" = json!(["R-VEN-04"]))),
+    tag = "vendors",
     operation_id = "file_agreement", security(("bearer" = [])),
     params(
         ("vendor_id" = String, Path, description = "The vendor's id"),
@@ -340,7 +350,9 @@ pub async fn agreement(
 
 /// Change a person's role (R-VEN-06): identity is told at once to disable every account they hold;
 /// the person stays active personnel in the new role (an account for it is applied for afresh).
-#[utoipa::path(post, path = "/v1/vendors/{vendor_id}/personnel/{person_id}/role", tag = "vendors",
+#[utoipa::path(post, path = "/v1/vendors/{vendor_id}/personnel/{person_id}/role",
+    extensions(("x-immilink-rules" = json!(["R-VEN-06"]))),
+    tag = "vendors",
     operation_id = "change_personnel_role", security(("bearer" = [])),
     params(
         ("vendor_id" = String, Path, description = "The vendor's id"),
