@@ -32,6 +32,11 @@ pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 /// the refusal is read whole and answered like every other one.
 pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 
+/// The name of the service answering (app data of every server): for the health handlers and for
+/// the `service` field of each request's span, so one trace shows which service each span is of.
+#[derive(Debug, Clone)]
+pub struct ServiceName(pub &'static str);
+
 /// What a problem needs to know about the request it answers.
 #[derive(Debug, Clone)]
 pub struct RequestContext {

@@ -339,9 +339,7 @@ impl Health {
     }
 }
 
-/// Shared service name for the health handlers.
-#[derive(Debug, Clone)]
-pub struct ServiceName(pub &'static str);
+pub use crate::context::ServiceName;
 
 // Needs `web::Data<Db>` in the app.
 /// Readiness: 200 only when the service's database answers.

@@ -7,7 +7,7 @@ use opentelemetry::propagation::Injector;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor;
-use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::trace::{SdkTracerProvider, TracerProviderBuilder};
 use opentelemetry_sdk::Resource;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::filter::LevelFilter;
@@ -32,9 +32,19 @@ pub fn init(service_name: &'static str) -> Telemetry {
 
 /// As [`init`], with the log filter used when `RUST_LOG` is not set (tests keep their output quiet).
 pub fn init_with_default_filter(service_name: &'static str, default_filter: &str) -> Telemetry {
+    init_with_provider(service_name, default_filter, |builder| builder)
+}
+
+/// As [`init_with_default_filter`], with the tracer provider's builder passed through `configure`
+/// first (tests add the SDK's in-memory exporter there, to look at the spans of one request).
+pub fn init_with_provider(
+    service_name: &'static str,
+    default_filter: &str,
+    configure: impl FnOnce(TracerProviderBuilder) -> TracerProviderBuilder,
+) -> Telemetry {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let resource = Resource::builder().with_service_name(service_name).build();
-    let mut builder = SdkTracerProvider::builder().with_resource(resource);
+    let mut builder = configure(SdkTracerProvider::builder().with_resource(resource));
     if let Some(exporter) = otlp_exporter() {
         builder = builder
             .with_span_processor(BatchSpanProcessor::builder(exporter, opentelemetry_sdk::runtime::Tokio).build());
@@ -146,6 +156,7 @@ impl tracing_actix_web::RootSpanBuilder for RequestSpan {
             Some(context) => (context.request_id, context.correlation_id),
             None => (String::new(), None),
         };
+        let service = request.app_data::<actix_web::web::Data<crate::context::ServiceName>>().map(|name| name.0);
         let method = request.method().as_str().to_owned();
         let route = request.match_pattern().unwrap_or_else(|| "default".to_owned());
         let user_agent = request.headers().get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -159,6 +170,7 @@ impl tracing_actix_web::RootSpanBuilder for RequestSpan {
             http.status_code = tracing::field::Empty,
             otel.name = %format!("{method} {route}"),
             otel.kind = "server",
+            service = service.unwrap_or_default(),
             otel.status_code = tracing::field::Empty,
             trace_id = tracing::field::Empty,
             request_id = %request_id,

@@ -28,7 +28,18 @@ pub const AUDIT_DELIVERY_WITHIN: Duration = Duration::from_secs(30);
 /// Tracing and W3C propagation as the binaries set them up, once per test process.
 fn init_telemetry() {
     static TELEMETRY: std::sync::OnceLock<immilink_shared::telemetry::Telemetry> = std::sync::OnceLock::new();
-    TELEMETRY.get_or_init(|| immilink_shared::telemetry::init_with_default_filter("immilink-e2e", "warn"));
+    TELEMETRY.get_or_init(|| {
+        immilink_shared::telemetry::init_with_provider("immilink-e2e", "warn", |builder| {
+            builder.with_simple_exporter(finished_spans().clone())
+        })
+    });
+}
+
+/// Every span the stacks of this test process finished, as an OTLP exporter would receive them
+/// (every test's: select by trace id).
+pub fn finished_spans() -> &'static opentelemetry_sdk::trace::InMemorySpanExporter {
+    static SPANS: std::sync::OnceLock<opentelemetry_sdk::trace::InMemorySpanExporter> = std::sync::OnceLock::new();
+    SPANS.get_or_init(opentelemetry_sdk::trace::InMemorySpanExporter::default)
 }
 
 pub struct TestStack {

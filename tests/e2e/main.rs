@@ -23,4 +23,5 @@ mod sessions;
 mod tcp_proxy;
 mod token_attacks;
 mod tools;
+mod traces;
 mod vendors;
