@@ -43,15 +43,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
         let body = web::Bytes::from_request(req, payload);
         Box::pin(async move {
             if !is_json || !is_utf8 {
-                return Err(ApiError::new(
-                    actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "unsupported_media_type",
-                    "Unsupported media type",
-                    "不支援的內容類型",
-                )
-                .detail("send the body as application/json in UTF-8")
-                .field("Content-Type")
-                .into());
+                return Err(ApiError::unsupported_media_type("send the body as application/json in UTF-8").into());
             }
             let bytes = body.await.map_err(unreadable_body)?;
             parse_json(&bytes).map(ApiJson).map_err(Into::into)

@@ -135,6 +135,18 @@ impl ApiError {
             .detail(detail)
     }
 
+    /// 415 naming `Content-Type`: the body is not of a type (or charset) the operation reads.
+    pub fn unsupported_media_type(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Unsupported media type",
+            "不支援的內容類型",
+        )
+        .detail(detail)
+        .field("Content-Type")
+    }
+
     /// 413: the body is larger than any server accepts ([`MAX_BODY_BYTES`]).
     pub fn body_too_large() -> Self {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "The request body is too large", "請求內容過大")

@@ -309,14 +309,7 @@ fn submission(req: &HttpRequest, body: &[u8]) -> ApiResult<(BatchDeclaration, Ve
     let is_json = mime.as_ref().is_some_and(|m| m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json"));
     let is_csv = mime.as_ref().is_some_and(|m| m.type_() == "text" && m.subtype() == "csv");
     if (is_json || is_csv) && !declares_utf8(req) {
-        return Err(ApiError::new(
-            actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "Unsupported media type",
-            "不支援的內容類型",
-        )
-        .detail("send the batch in UTF-8: no other charset is read")
-        .field("Content-Type"));
+        return Err(ApiError::unsupported_media_type("send the batch in UTF-8: no other charset is read"));
     }
     if is_json {
         let body: BatchBody = parse_json(body)?;
@@ -334,14 +327,9 @@ fn submission(req: &HttpRequest, body: &[u8]) -> ApiResult<(BatchDeclaration, Ve
         let declaration: BatchDeclaration = parse_query(req.query_string())?;
         Ok((declaration, csv_subjects(body)?))
     } else {
-        Err(ApiError::new(
-            actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "Unsupported media type",
-            "不支援的內容類型",
-        )
-        .detail("send the batch as application/json, or as text/csv with the declaration in the query string")
-        .field("Content-Type"))
+        Err(ApiError::unsupported_media_type(
+            "send the batch as application/json, or as text/csv with the declaration in the query string",
+        ))
     }
 }
 
