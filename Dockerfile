@@ -11,8 +11,8 @@
 # No Docker engine runs on the project's machines, so this file is reviewed there, not built
 # (README, k8s/README.md).
 
-# rust-version in Cargo.toml.
-ARG RUST_VERSION=1.87
+# rust-version in Cargo.toml: the oldest Rust that builds everything in Cargo.lock (parking_lot 0.13 needs 1.95).
+ARG RUST_VERSION=1.95
 ARG DEBIAN=bookworm
 
 FROM rust:${RUST_VERSION}-slim-${DEBIAN} AS build

@@ -145,7 +145,7 @@ impl Target {
 }
 
 async fn run(stack: &RunningStack, options: &Options) -> anyhow::Result<()> {
-    let http = reqwest::Client::builder().build()?;
+    let http = immilink_shared::tls::outbound_builder().build()?;
     let token = clients::login(&http, &stack.gateway_url, USER).await?;
     let nginx = Nginx::start(port_of(&stack.broker_url)?, NGINX_WORKERS).await?;
 
@@ -328,7 +328,7 @@ async fn run(stack: &RunningStack, options: &Options) -> anyhow::Result<()> {
         "== 3. Logins (argon2id): {LOGIN_CLIENTS} clients logging {USER} in back to back for {}s ==",
         STORM.as_secs()
     );
-    let storm_client = reqwest::Client::builder().build()?;
+    let storm_client = immilink_shared::tls::outbound_builder().build()?;
     let logins = clients::login_storm(&storm_client, &stack.gateway_url, USER, LOGIN_CLIENTS, STORM).await;
     print_logins(&logins);
     println!();
@@ -339,7 +339,7 @@ async fn run(stack: &RunningStack, options: &Options) -> anyhow::Result<()> {
         LOOKUP_PERIOD.as_millis()
     );
     let lookup_token = clients::login(&http, &stack.gateway_url, OTHER_USER).await?;
-    let lookup_client = reqwest::Client::builder().build()?;
+    let lookup_client = immilink_shared::tls::outbound_builder().build()?;
     let lookup_url = format!("{}{ENDPOINT}", stack.gateway_url);
     let before = CpuSnapshot::take();
     let alone =

@@ -47,6 +47,7 @@ pub mod openapi;
 pub mod outbox;
 
 pub mod server;
+pub mod tls;
 
 pub use problem::{ApiError, ApiResult};
 
@@ -71,6 +72,7 @@ const LAYERS: &[(&str, usize, &str)] = &[
     ("typed", 3, include_str!("typed.rs")),
     ("auth", 4, include_str!("auth.rs")),
     ("extractors", 5, include_str!("extractors.rs")),
+    ("tls", 4, include_str!("tls.rs")),
     ("metrics", 5, include_str!("metrics.rs")),
     ("openapi", 5, include_str!("openapi.rs")),
     ("outbox", 5, include_str!("outbox.rs")),

@@ -375,7 +375,7 @@ mod tests {
     fn relay(db: &Db, url: &str) -> Relay {
         let clock: SharedClock = Arc::new(ManualClock::starting_at(at()));
         let tokens = Arc::new(ServiceTokens::local(|| Ok("a-service-token".into())));
-        Relay::new(db.clone(), clock, reqwest::Client::new(), url, tokens)
+        Relay::new(db.clone(), clock, crate::tls::outbound_builder().build().expect("a client"), url, tokens)
     }
 
     fn enqueue_all(db: &Db, events: &[AuditEvent]) {

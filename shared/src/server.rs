@@ -11,7 +11,6 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -573,10 +572,21 @@ pub fn migrate_command(service: &str, migrations: &Migrations) -> anyhow::Result
 /// The HTTP client every service calls others with: idle connections are not kept forever (a peer
 /// that restarted must not leave dead connections in the pool) and redirects are not followed.
 pub fn outbound_client() -> reqwest::Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .pool_idle_timeout(Duration::from_secs(30))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
+    crate::tls::outbound_builder().build()
+}
+
+/// An error and what caused it, outermost first: reqwest's own message ("error sending request")
+/// hides the cause an operator or an audit record needs, such as a certificate that does not chain
+/// to the configured CA.
+pub fn with_causes(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut reason = err.to_string();
+    let mut cause = err.source();
+    while let Some(inner) = cause {
+        reason.push_str(": ");
+        reason.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    reason
 }
 
 type Configure = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
@@ -591,6 +601,7 @@ pub struct Server {
     configure: Vec<Configure>,
     tasks: Vec<Task>,
     cors_origins: Vec<String>,
+    tls: Option<rustls::ServerConfig>,
 }
 
 impl Server {
@@ -602,7 +613,14 @@ impl Server {
             configure: Vec::new(),
             tasks: Vec::new(),
             cors_origins: Vec::new(),
+            tls: None,
         }
+    }
+
+    /// Serves HTTPS with this configuration ([`crate::tls::ServerTls`]) instead of plain HTTP.
+    pub fn tls(mut self, config: rustls::ServerConfig) -> Self {
+        self.tls = Some(config);
+        self
     }
 
     /// Browser front-ends at these origins (`https://caseworker.example.gov.tw`) may call the API
@@ -635,7 +653,7 @@ impl Server {
     /// server does not watch signals itself: [`ShutdownSignal`] does, once per process.
     pub fn start(self) -> std::io::Result<Running> {
         use utoipa_actix_web::AppExt;
-        let Self { addr, workers, routes, configure, tasks, cors_origins } = self;
+        let Self { addr, workers, routes, configure, tasks, cors_origins, tls } = self;
         let (listener, port) = bind(&addr)?;
         let api = routes.openapi();
         let known = web::Data::new(KnownRoutes::from_openapi(&api));
@@ -664,8 +682,11 @@ impl Server {
         })
         .workers(workers.max(1))
         .shutdown_timeout(5)
-        .disable_signals()
-        .listen(listener)?
+        .disable_signals();
+        let server = match tls {
+            Some(config) => server.listen_rustls_0_23(listener, config)?,
+            None => server.listen(listener)?,
+        }
         .run();
         let tasks = tasks.into_iter().map(actix_web::rt::spawn).collect();
         tracing::info!(service = routes.service, port, "listening");

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::harness::{client, permitted_lookup, problem, TestStack, DEMO_PASSWORD};
 
-const NEW_PASSWORD: &str = "a-long-passphrase-2026";
+pub(crate) const NEW_PASSWORD: &str = "a-long-passphrase-2026";
 
 async fn unit_of(t: &TestStack, agency: &str) -> String {
     let agencies: Value = t.http.get(t.url("/v1/agencies")).send().await.unwrap().json().await.unwrap();
@@ -17,7 +17,7 @@ async fn unit_of(t: &TestStack, agency: &str) -> String {
     agency["units"][0]["id"].as_str().unwrap().to_owned()
 }
 
-async fn apply(t: &TestStack, agency: &str, username: &str, national_id: &str) -> reqwest::Response {
+pub(crate) async fn apply(t: &TestStack, agency: &str, username: &str, national_id: &str) -> reqwest::Response {
     let (purpose, basis) = match agency {
         "HLN-HR" => ("hr_nationality_change", "household_registration_act"),
         _ => ("sw_statutory_business", "social_assistance_act"),
@@ -39,11 +39,11 @@ async fn apply(t: &TestStack, agency: &str, username: &str, national_id: &str) -
 }
 
 /// Certificate serials are letters, digits and dashes.
-fn certificate(username: &str) -> String {
+pub(crate) fn certificate(username: &str) -> String {
     format!("CERT-{}", username.replace('.', "-"))
 }
 
-async fn review(t: &TestStack, token: &str, id: &str, decision: &str) -> reqwest::Response {
+pub(crate) async fn review(t: &TestStack, token: &str, id: &str, decision: &str) -> reqwest::Response {
     t.post(
         token,
         &format!("/v1/account-applications/{id}/reviews"),

@@ -394,7 +394,10 @@ async fn traffic(url: String, token: String, clients: u32, stop: Arc<AtomicBool>
     for client in 0..clients {
         let (url, token, stop) = (url.clone(), token.clone(), Arc::clone(&stop));
         tasks.push(actix_web::rt::spawn(async move {
-            let http = reqwest::Client::builder().timeout(crate::harness::REQUEST_TIMEOUT).build().expect("a client");
+            let http = immilink_shared::tls::outbound_builder()
+                .timeout(crate::harness::REQUEST_TIMEOUT)
+                .build()
+                .expect("a client");
             let mut seen = Seen::default();
             let mut n = 500_000 + client * 10_000;
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use immilink_shared::clock::{system_clock, SharedClock};
 use immilink_shared::testing::TestDb;
+use immilink_shared::tls::test_pki::TestPki;
 use immilink_stack::{start, RunningStack, StackConfig};
 use serde_json::{json, Value};
 
@@ -48,6 +49,9 @@ pub struct TestStack {
     /// The broker's own service credential, to act as the broker in tests of internal endpoints.
     pub broker_secret: immilink_shared::config::Secret,
     pub http: reqwest::Client,
+    /// The client the harness reaches nia-mock's admin endpoints with: over mutual TLS, as the
+    /// agency, when nia-mock serves TLS.
+    nia_http: reqwest::Client,
     pub broker_db_url: String,
     nia_admin_key: Option<String>,
     /// The databases the test may cut, by service.
@@ -64,11 +68,23 @@ pub struct Options {
     /// The services whose database the test may cut (`broker`, `identity`, `vendors`; see
     /// [`TestStack::cut_db`]).
     pub cuttable_dbs: &'static [&'static str],
+    /// Serve nia-mock over mutual TLS with certificates made for this test: the broker, identity
+    /// and audit trust its CA and present the agency's client certificate. The function then
+    /// changes what the test needs (a broker trusting another CA…).
+    pub nia_tls: Option<fn(&mut StackConfig, &NiaPki)>,
+}
+
+/// The certificates of a test with nia-mock over TLS: the immigration agency's CA, which issued
+/// nia-mock's server certificate and the agency's client certificate, and an unrelated impostor CA
+/// with its own certificates.
+pub struct NiaPki {
+    pub agency: TestPki,
+    pub impostor: TestPki,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { clock: system_clock(), upstream_override: None, adjust: |_| {}, cuttable_dbs: &[] }
+        Self { clock: system_clock(), upstream_override: None, adjust: |_| {}, cuttable_dbs: &[], nia_tls: None }
     }
 }
 
@@ -88,6 +104,18 @@ impl TestStack {
         let mut config = StackConfig::for_tests(urls, keys.path());
         config.upstream_override = options.upstream_override;
         (options.adjust)(&mut config);
+        let nia_pki = options.nia_tls.map(|adjust| {
+            let pki = NiaPki {
+                agency: TestPki::issue(keys.path(), "nia"),
+                impostor: TestPki::issue(keys.path(), "impostor"),
+            };
+            config.nia.tls = Some(pki.agency.server());
+            config.broker.nia_tls = pki.agency.client();
+            config.identity.nia_tls = pki.agency.client();
+            config.audit.log.witness_tls = pki.agency.client();
+            adjust(&mut config, &pki);
+            pki
+        });
         let db_cuts = options
             .cuttable_dbs
             .iter()
@@ -106,11 +134,16 @@ impl TestStack {
         let broker_db_url = databases[1].url().to_owned();
         let nia_admin_key = config.nia.admin_key.as_ref().map(|key| key.expose().to_owned());
         let stack = start(config, Arc::clone(&options.clock)).await.expect("the stack starts");
+        let nia_http = match &nia_pki {
+            Some(pki) => pki.agency.client().client("NIA_URL", &stack.nia_url).expect("the harness's TLS client"),
+            None => client(None),
+        };
         Self {
             stack,
             metrics_token,
             broker_secret,
             http: client(None),
+            nia_http,
             broker_db_url,
             nia_admin_key,
             db_cuts,
@@ -167,7 +200,7 @@ impl TestStack {
     /// Sets how nia-mock decides account reviews (`approve` or `reject`) through its admin endpoint.
     pub async fn set_nia_account_review(&self, decision: &str) {
         let response = self
-            .http
+            .nia_http
             .put(format!("{}/admin/v1/account-review-policy", self.stack.nia_url))
             .header("x-nia-admin-key", self.nia_admin_key.as_deref().expect("nia admin key"))
             .json(&json!({ "decision": decision, "reason": "test policy" }))
@@ -180,7 +213,7 @@ impl TestStack {
     /// nia-mock's admin endpoints (the test harness's own door into the upstream stand-in).
     async fn nia_admin(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> reqwest::Response {
         let mut request = self
-            .http
+            .nia_http
             .request(method, format!("{}/admin/v1/{path}", self.stack.nia_url))
             .header("x-nia-admin-key", self.nia_admin_key.as_deref().expect("nia admin key"));
         if let Some(body) = body {
@@ -330,6 +363,7 @@ impl TestStack {
 /// the services close theirs after 5 s (actix's keep-alive), and a request sent on a connection the
 /// server is closing that moment fails (`IncompleteMessage`) instead of being answered.
 pub fn client(local: Option<IpAddr>) -> reqwest::Client {
+    immilink_shared::tls::install_crypto_provider();
     reqwest::Client::builder()
         .local_address(local)
         .timeout(REQUEST_TIMEOUT)

@@ -21,6 +21,7 @@ mod oversight;
 mod platform;
 mod sessions;
 mod tcp_proxy;
+mod tls;
 mod token_attacks;
 mod tools;
 mod traces;

@@ -155,7 +155,7 @@ async fn services_that_do_not_migrate_at_start_refuse_an_unmigrated_database_and
         settings.migrate_on_start = false;
     }
     let stack = start(config, immilink_shared::clock::system_clock()).await.expect("the migrated stack starts");
-    let login = reqwest::Client::new()
+    let login = crate::harness::client(None)
         .post(format!("{}/v1/auth/login", stack.gateway_url))
         .json(&json!({"username": "tpe.caseworker", "password": "immilink-demo", "certificate_serial": "DEMO-tpe.caseworker"}))
         .send()

@@ -200,7 +200,7 @@ async fn a_second_start_on_the_same_databases_works_without_duplicating_demo_dat
     let databases = [TestDb::new(), TestDb::new(), TestDb::new(), TestDb::new()];
     let keys = tempfile::tempdir().unwrap();
     let urls = [databases[0].url(), databases[1].url(), databases[2].url(), databases[3].url()];
-    let http = reqwest::Client::new();
+    let http = crate::harness::client(None);
     let mut kids = Vec::new();
     for _ in 0..2 {
         let stack = start(StackConfig::for_tests(urls, keys.path()), immilink_shared::clock::system_clock())

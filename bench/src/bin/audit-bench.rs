@@ -355,7 +355,7 @@ async fn measure_proofs(urls: [String; 4], key_dir: &Path, records: usize, row: 
     let tuning = Tuning::from_env()?;
     let config = stack::config(&urls, key_dir, &tuning);
     let running = immilink_stack::start(config, system_clock()).await.context("starting the stack")?;
-    let http = reqwest::Client::new();
+    let http = immilink_shared::tls::outbound_builder().build()?;
     let token = clients::login(&http, &running.gateway_url, "tpe.manager").await?;
     let audit_url = urls[2].clone();
     let middle = (records / 2) as i64;

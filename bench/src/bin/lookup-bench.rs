@@ -303,7 +303,7 @@ impl Targets {
     /// Logs the caseworker in, sends one lookup and one direct query (each must answer 200) and
     /// writes the wrk scripts that repeat them.
     async fn prepare(running: &RunningStack, nia_key: &str) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder().build()?;
+        let http = immilink_shared::tls::outbound_builder().build()?;
         let token = clients::login(&http, &running.gateway_url, USER).await?;
         let bearer = format!("Bearer {token}");
         let lookup_url = format!("{}/v1/lookups", running.gateway_url);

@@ -25,6 +25,7 @@ use immilink_shared::config::{self, ConfigError, ServiceSecrets, ServiceSettings
 use immilink_shared::db::{Db, Migrations};
 use immilink_shared::openapi::BearerSecurity;
 use immilink_shared::server::{Routes, Running, Service};
+use immilink_shared::tls::UpstreamTls;
 use utoipa::OpenApi;
 
 pub const SERVICE: &str = "audit";
@@ -58,6 +59,9 @@ pub struct LogSettings {
     /// `IMMILINK_AUDIT_WITNESS_KEYS`: the verifier keys of the witnesses whose cosignatures count,
     /// comma-separated.
     pub witness_keys: Vec<String>,
+    /// `IMMILINK_NIA_CA_FILE`, `IMMILINK_NIA_CLIENT_CERT_FILE`, `IMMILINK_NIA_CLIENT_KEY_FILE`: the
+    /// witness is the immigration agency, reached with the same TLS as its query service.
+    pub witness_tls: UpstreamTls,
     /// `IMMILINK_AUDIT_CHECKPOINT_INTERVAL_SECS`, default 10: how often a checkpoint is issued while
     /// the log grows.
     pub checkpoint_interval: Duration,
@@ -89,6 +93,7 @@ impl LogSettings {
             witness_keys: config::var("AUDIT_WITNESS_KEYS")
                 .map(|keys| keys.split(',').map(str::trim).filter(|k| !k.is_empty()).map(str::to_owned).collect())
                 .unwrap_or_default(),
+            witness_tls: UpstreamTls::from_env()?,
             checkpoint_interval: Duration::from_secs(interval),
             retention: Self::retention(config::parse_or("AUDIT_RETENTION_YEARS", domain::retention::MINIMUM_YEARS)?)?,
             disposal_interval: match config::parse_or("AUDIT_DISPOSAL_INTERVAL_SECS", 86_400_u64)? {
@@ -116,6 +121,7 @@ impl LogSettings {
             generate_key: true,
             witness_url: None,
             witness_keys: Vec::new(),
+            witness_tls: UpstreamTls::default(),
             checkpoint_interval: Duration::from_secs(1),
             retention: domain::retention::Retention::years(domain::retention::MINIMUM_YEARS)
                 .unwrap_or_else(|_| unreachable!("the minimum is allowed")),
@@ -182,11 +188,13 @@ impl Application {
             .await
             .map_err(|err: domain::AuditError| anyhow::anyhow!(err))?;
         tracing::info!(tree_size, origin = keys.origin(), "audit log Merkle tree complete");
-        let witness = settings
-            .log
-            .witness_url
-            .as_deref()
-            .map(|url| witness::WitnessClient::new(service.http.clone(), url, keys.origin()));
+        let witness = match settings.log.witness_url.as_deref() {
+            Some(url) => {
+                let http = settings.log.witness_tls.client("AUDIT_WITNESS_URL", url)?;
+                Some(witness::WitnessClient::new(http, url, keys.origin()))
+            }
+            None => None,
+        };
         let checkpointer = witness::run_checkpointer(
             service.db.clone(),
             clock.clone(),

@@ -28,6 +28,7 @@ use immilink_shared::config::{self, ConfigError, NamedSecrets, Secret, ServiceSe
 use immilink_shared::db::{Db, Migrations};
 use immilink_shared::openapi::BearerSecurity;
 use immilink_shared::server::{no_internal_routes, Routes, Running, Service};
+use immilink_shared::tls::UpstreamTls;
 use utoipa::OpenApi;
 
 use std::sync::Arc;
@@ -58,6 +59,9 @@ pub struct Settings {
     pub nia_api_key: Option<Secret>,
     /// `IMMILINK_NIA_AGENCY_KEYS`: each agency's own credential upstream, `AGENCY:key,…`.
     pub nia_agency_keys: NamedSecrets,
+    /// `IMMILINK_NIA_CA_FILE`, `IMMILINK_NIA_CLIENT_CERT_FILE`, `IMMILINK_NIA_CLIENT_KEY_FILE`: the
+    /// upstream's TLS (mutual; see [`immilink_shared::tls`]).
+    pub nia_tls: UpstreamTls,
     /// `IMMILINK_UPSTREAM_TIMEOUT_MS`, default 10000.
     pub upstream_timeout: Duration,
     /// `IMMILINK_UPSTREAM_CONNECT_RETRIES` (default 2), `IMMILINK_UPSTREAM_BREAKER_FAILURES` (default 5),
@@ -91,6 +95,7 @@ impl Settings {
             nia_url: config::string_or("NIA_URL", "http://127.0.0.1:8085"),
             nia_api_key: config::var("NIA_API_KEY").map(Secret::new),
             nia_agency_keys: NamedSecrets::from_env("NIA_AGENCY_KEYS")?,
+            nia_tls: UpstreamTls::from_env()?,
             upstream_timeout: Duration::from_millis(config::parse_or("UPSTREAM_TIMEOUT_MS", 10_000)?),
             upstream_connect_retries: config::parse_or("UPSTREAM_CONNECT_RETRIES", 2)?,
             upstream_breaker_failures: config::parse_or("UPSTREAM_BREAKER_FAILURES", 5)?,
@@ -110,6 +115,7 @@ impl Settings {
             nia_url: "http://127.0.0.1:0".into(),
             nia_api_key: None,
             nia_agency_keys: NamedSecrets::default(),
+            nia_tls: UpstreamTls::default(),
             upstream_timeout: Duration::from_secs(10),
             upstream_connect_retries: 2,
             upstream_breaker_failures: 5,
@@ -165,7 +171,7 @@ impl Application {
         close_interrupted(&db, &clock, interrupted_after).await;
         let (http, tokens) = (service.http.clone(), Arc::clone(&service.tokens));
         let relay = Relay::new(db.clone(), clock.clone(), http.clone(), &settings.audit_url, tokens.clone());
-        let nia = NiaClient::new(http.clone(), upstream_settings(&settings));
+        let nia = NiaClient::new(settings.nia_tls.client("NIA_URL", &settings.nia_url)?, upstream_settings(&settings));
         let journal = Journal::start(db.clone(), clock.clone())?;
         let backlog_max_age = chrono::Duration::from_std(settings.audit_backlog_max_age)?;
         let state = web::Data::new(State {

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use immilink_shared::catalogue::QueryType;
 use immilink_shared::config::{NamedSecrets, Secret};
+use immilink_shared::server::with_causes;
 use immilink_shared::telemetry::outbound_headers;
 
 /// Header naming the lookup a query serves, so the upstream's own log can be matched to the audit
@@ -128,7 +129,7 @@ impl NiaClient {
                     backoff *= 2;
                 }
                 Err(err) => {
-                    return UpstreamAnswer::Unavailable { status: None, reason: err.to_string(), retry_after: None }
+                    return UpstreamAnswer::Unavailable { status: None, reason: with_causes(&err), retry_after: None }
                 }
                 Ok(response) => return read_answer(response).await,
             }

@@ -115,7 +115,7 @@ impl NiaClient {
         if let Some(key) = &self.api_key {
             request = request.header("x-nia-api-key", key.expose());
         }
-        let response = request.send().await.map_err(|e| fail(e.to_string()))?;
+        let response = request.send().await.map_err(|e| fail(immilink_shared::server::with_causes(&e)))?;
         if !response.status().is_success() {
             return Err(fail(format!("answered {}", response.status())));
         }

@@ -29,6 +29,7 @@ use immilink_shared::db::{Db, Migrations};
 use immilink_shared::openapi::BearerSecurity;
 use immilink_shared::outbox::Relay;
 use immilink_shared::server::{outbound_client, Routes, Running, Server};
+use immilink_shared::tls::UpstreamTls;
 use utoipa::OpenApi;
 
 pub use keys::SigningKeys;
@@ -65,8 +66,16 @@ pub struct Settings {
     /// `IMMILINK_NIA_URL` and `IMMILINK_NIA_API_KEY`: the immigration agency's account review.
     pub nia_url: String,
     pub nia_api_key: Option<Secret>,
-    /// `IMMILINK_SMTP_URL` (e.g. `smtp://mail.example:25`); unset: notifications go to the log.
+    /// `IMMILINK_NIA_CA_FILE`, `IMMILINK_NIA_CLIENT_CERT_FILE`, `IMMILINK_NIA_CLIENT_KEY_FILE`: the
+    /// immigration agency's TLS (mutual; see [`immilink_shared::tls`]).
+    pub nia_tls: UpstreamTls,
+    /// `IMMILINK_SMTP_URL`: the agency's mail relay, `smtps://host[:465]` (implicit TLS),
+    /// `smtp://host[:587]?tls=required` (STARTTLS) or `smtp://host[:25]` (plain, a relay inside the
+    /// agency's own network only); unset: notifications go to the log. See [`notifier`].
     pub smtp_url: Option<String>,
+    /// `IMMILINK_SMTP_CA_FILE`: PEM certificates the relay's certificate may chain to, besides the
+    /// system's trust store.
+    pub smtp_ca_file: Option<PathBuf>,
     /// `IMMILINK_SMTP_FROM`, default `immilink <no-reply@immilink.invalid>`.
     pub smtp_from: String,
     /// `IMMILINK_LOGIN_CONCURRENCY`, default 1: password hashes computed at once. Keeps a login
@@ -117,7 +126,9 @@ impl Settings {
             audit_url: config::string_or("AUDIT_URL", "http://127.0.0.1:8083"),
             nia_url: config::string_or("NIA_URL", "http://127.0.0.1:8085"),
             nia_api_key: config::var("NIA_API_KEY").map(Secret::new),
+            nia_tls: UpstreamTls::from_env()?,
             smtp_url: config::var("SMTP_URL"),
+            smtp_ca_file: config::var("SMTP_CA_FILE").map(PathBuf::from),
             smtp_from: config::string_or("SMTP_FROM", "immilink <no-reply@immilink.invalid>"),
             login_concurrency: config::parse_or("LOGIN_CONCURRENCY", 1)?,
             service_credentials,
@@ -218,10 +229,18 @@ impl Application {
             token_ttl: settings.token_ttl,
             idle_timeout: settings.idle_timeout,
             vendors: clients::VendorsClient::new(http.clone(), &settings.vendors_url, own_tokens),
-            nia: clients::NiaClient::new(http, &settings.nia_url, settings.nia_api_key.clone()),
+            nia: clients::NiaClient::new(
+                settings.nia_tls.client("NIA_URL", &settings.nia_url)?,
+                &settings.nia_url,
+                settings.nia_api_key.clone(),
+            ),
             service_credentials: settings.service_credentials.clone(),
             hasher: workflow::PasswordHasher::new(settings.login_concurrency, std::time::Duration::from_secs(5)),
-            notifier: notifier::Notifier::from_settings(settings.smtp_url.as_deref(), &settings.smtp_from)?,
+            notifier: notifier::Notifier::from_settings(
+                settings.smtp_url.as_deref(),
+                settings.smtp_ca_file.as_deref(),
+                &settings.smtp_from,
+            )?,
             login_failures: immilink_shared::rate_limit::RateLimiter::new(LOGIN_FAILURES_PER_IP, LOGIN_FAILURE_WINDOW),
             application_submissions: immilink_shared::rate_limit::RateLimiter::new(
                 APPLICATIONS_PER_IP,

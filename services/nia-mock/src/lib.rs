@@ -61,6 +61,10 @@ pub struct Settings {
     /// The witness of immilink's audit log; none: the witness endpoints answer 404. Enabled by
     /// `IMMILINK_NIA_WITNESS_KEY_FILE` (see [`witness::WitnessSettings`]).
     pub witness: Option<witness::WitnessSettings>,
+    /// `IMMILINK_NIA_MOCK_TLS_CERT_FILE`, `IMMILINK_NIA_MOCK_TLS_KEY_FILE` and
+    /// `IMMILINK_NIA_MOCK_TLS_CLIENT_CA_FILE`: serve HTTPS, requiring client certificates that chain
+    /// to that CA, as the agency's gateway does; none: plain HTTP.
+    pub tls: Option<immilink_shared::tls::ServerTls>,
 }
 
 impl Settings {
@@ -76,6 +80,7 @@ impl Settings {
             agency_items: AgencyItems::demo(),
             faults: FaultSettings::default(),
             witness: None,
+            tls: None,
         }
     }
 
@@ -98,6 +103,7 @@ impl Settings {
                     .unwrap_or_default(),
                 state_file: config::var("NIA_WITNESS_STATE_FILE").map(Into::into),
             }),
+            tls: immilink_shared::tls::ServerTls::from_env("NIA_MOCK")?,
         })
     }
 }
@@ -166,6 +172,10 @@ impl Application {
     pub async fn build(settings: Settings, clock: SharedClock) -> anyhow::Result<Running> {
         let witness = settings.witness.as_ref().map(witness::Witness::new).transpose()?.map(std::sync::Arc::new);
         let state = web::Data::new(State::new(clock, &settings, witness));
-        Ok(Server::new(&settings.addr, settings.workers, ROUTES).data(state).start()?)
+        let mut server = Server::new(&settings.addr, settings.workers, ROUTES).data(state);
+        if let Some(tls) = &settings.tls {
+            server = server.tls(tls.server_config()?);
+        }
+        Ok(server.start()?)
     }
 }

@@ -105,7 +105,9 @@ impl StackConfig {
                 audit_url: unwired.clone(),
                 nia_url: unwired.clone(),
                 nia_api_key: Some(nia_key.clone()),
+                nia_tls: Default::default(),
                 smtp_url: None,
+                smtp_ca_file: None,
                 smtp_from: "immilink <no-reply@immilink.invalid>".into(),
                 login_concurrency: 1,
                 background_interval: std::time::Duration::from_millis(200),
@@ -267,8 +269,12 @@ pub async fn start(mut config: StackConfig, clock: SharedClock) -> anyhow::Resul
     config.vendors.service.addr = format!("127.0.0.1:{}", vendors.port);
     let vendors_url = launch(&mut services, "vendors", vendors);
     let witness_keys = introduce_witness(&mut config.nia, &config.audit)?;
+    let nia_over_tls = config.nia.tls.is_some();
     let nia = nia_mock::Application::build(config.nia, Arc::clone(&clock)).await.context("starting nia-mock")?;
-    let nia_url = launch(&mut services, "nia-mock", nia);
+    let mut nia_url = launch(&mut services, "nia-mock", nia);
+    if nia_over_tls {
+        nia_url = nia_url.replacen("http://", "https://", 1);
+    }
     if let Some(witness_key) = witness_keys {
         config.audit.log.witness_url = Some(nia_url.clone());
         config.audit.log.witness_keys = vec![witness_key];

@@ -292,7 +292,13 @@ mod tests {
     fn relay(db: &Db, url: &str) -> IdentityRelay {
         let clock: SharedClock = Arc::new(ManualClock::starting_at(at()));
         let tokens = Arc::new(ServiceTokens::local(|| Ok("vendors-service-token".into())));
-        IdentityRelay::new(db.clone(), clock, reqwest::Client::new(), url, tokens)
+        IdentityRelay::new(
+            db.clone(),
+            clock,
+            immilink_shared::server::outbound_client().expect("a client"),
+            url,
+            tokens,
+        )
     }
 
     fn vendor(conn: &mut DbConn) -> Vendor {
@@ -395,7 +401,7 @@ mod tests {
         let unreachable = super::IdentityRelay::new(
             db.clone(),
             Arc::new(ManualClock::starting_at(at())),
-            reqwest::Client::new(),
+            immilink_shared::server::outbound_client().expect("a client"),
             "http://127.0.0.1:9",
             Arc::new(ServiceTokens::local(|| Ok("t".into()))),
         );

@@ -79,7 +79,7 @@ fn idle_relay(db: &Db) -> immilink_shared::outbox::Relay {
     immilink_shared::outbox::Relay::new(
         db.clone(),
         system_clock(),
-        reqwest::Client::new(),
+        immilink_shared::server::outbound_client().expect("a client"),
         "http://127.0.0.1:0",
         tokens,
     )
@@ -92,7 +92,7 @@ fn idle_identity_relay(db: &Db) -> crate::identity_relay::IdentityRelay {
     crate::identity_relay::IdentityRelay::new(
         db.clone(),
         system_clock(),
-        reqwest::Client::new(),
+        immilink_shared::server::outbound_client().expect("a client"),
         "http://127.0.0.1:0",
         tokens,
     )

@@ -216,7 +216,13 @@ async fn r_aud_07_notices_reach_identity_in_order_and_failed_deliveries_are_retr
     let (url, server) = fake_identity(fake.clone()).await;
     let clock: SharedClock = Arc::new(ManualClock::starting_at(morning()));
     let tokens = Arc::new(ServiceTokens::local(|| Ok("audit-service-token".into())));
-    let relay = NoticeRelay::new(database.clone(), clock, reqwest::Client::new(), &url, tokens);
+    let relay = NoticeRelay::new(
+        database.clone(),
+        clock,
+        immilink_shared::server::outbound_client().expect("a client"),
+        &url,
+        tokens,
+    );
     let open = |description: &str, at: DateTime<Utc>| {
         findings::open(&mut database.get().unwrap(), at, &auditor(), manual(description, None)).unwrap()
     };

@@ -111,7 +111,7 @@ impl Broker {
         let upstream_queries = Arc::new(AtomicUsize::new(0));
         let identity_url = fake_identity(Arc::clone(&identity)).await;
         let upstream_url = fake_upstream(Arc::clone(&upstream_queries)).await;
-        let (clock, http) = (system_clock(), reqwest::Client::new());
+        let (clock, http) = (system_clock(), immilink_shared::server::outbound_client().expect("a client"));
         let tokens = Arc::new(ServiceTokens::local(|| Ok("a-service-token".into())));
         let relay = outbox::Relay::new(db.clone(), clock.clone(), http.clone(), "http://127.0.0.1:0", tokens.clone());
         let nia = NiaClient::new(

@@ -494,7 +494,7 @@ pub(in crate::tests) mod endpoint {
     /// The service state for handler tests: no outside calls, the production defaults otherwise.
     pub(in crate::tests) fn state(db: &Db, keys: SigningKeys) -> State {
         let tokens = Arc::new(ServiceTokens::local(|| Err("no outside calls in tests".into())));
-        let http = reqwest::Client::new();
+        let http = immilink_shared::server::outbound_client().expect("a client");
         State {
             db: db.clone(),
             keys,

@@ -519,7 +519,7 @@ async fn r_ven_06_the_running_service_tells_identity_of_a_departure_within_a_sec
     let base = format!("http://127.0.0.1:{}", running.port);
     let handle = running.server.handle();
     actix_web::rt::spawn(running.server);
-    let http = reqwest::Client::new();
+    let http = immilink_shared::server::outbound_client().expect("a client");
     let bearer = token("TPE-SW", &["vendor_manager"]);
     let call = |path: String, body: Value| http.post(format!("{base}{path}")).bearer_auth(&bearer).json(&body).send();
 
