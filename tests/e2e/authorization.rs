@@ -39,15 +39,14 @@
 //! nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Datelike, TimeZone as _, Utc};
-use immilink_shared::clock::{business_date, Clock, ManualClock, SharedClock};
+use immilink_shared::clock::{business_date, Clock};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::harness::{permitted_lookup, within, Options, TestStack};
+use crate::harness::{permitted_lookup, within, TestStack};
 
 // --- the table -------------------------------------------------------------------------------------
 
@@ -454,18 +453,8 @@ fn put(path: impl Into<String>, body: Value) -> Probe {
 /// A complete link form whose management rules lack two of the eight items (R-LINK-04): refused after
 /// the caller is found to act for the link's agency.
 fn incomplete_link_form(o: &Objects, today: chrono::NaiveDate) -> Value {
-    let coverage: Vec<Value> = [
-        "purpose_scope",
-        "audit_procedure",
-        "query_procedure",
-        "security_measures",
-        "contractor_procedure",
-        "agency_liability",
-    ]
-    .iter()
-    .enumerate()
-    .map(|(n, item)| json!({ "item": item, "section": format!("第{}點", n + 1) }))
-    .collect();
+    let mut coverage = crate::harness::rules_coverage();
+    coverage.truncate(6);
     let (basis, purpose) = basis_and_purpose(o.agency);
     json!({
         "legal_bases": [basis],
@@ -1239,14 +1228,7 @@ async fn suspend_and_resume(t: &TestStack, nia: &str, manager: &str, link: &str)
 /// Spawns a stack on a clock of its own and makes every fixture: last month's lookups (for the
 /// monthly review), then, on the 1st of this month, the objects of both agencies.
 async fn spawn_with_fixtures() -> (TestStack, Fixtures) {
-    let clock = Arc::new(ManualClock::starting_at(Utc::now()));
-    let shared: SharedClock = clock.clone();
-    let t = TestStack::spawn_with(Options {
-        clock: shared,
-        adjust: |config| config.audit.log.oversight_interval = Some(Duration::from_millis(200)),
-        ..Options::default()
-    })
-    .await;
+    let (t, clock) = crate::harness::spawn_with_oversight_clock().await;
     let (caseworker, clerk, nia) =
         (t.login("tpe.caseworker").await, t.login("hln.clerk").await, t.login("nia.reviewer").await);
     let tpe_lookup = must(&t, Some(&caseworker), post("/v1/lookups", permitted_lookup())).await;

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use immilink_shared::clock::{system_clock, SharedClock};
+use immilink_shared::clock::{system_clock, ManualClock, SharedClock};
 use immilink_shared::testing::TestDb;
 use immilink_shared::tls::test_pki::TestPki;
 use immilink_stack::{start, RunningStack, StackConfig};
@@ -356,6 +356,39 @@ impl TestStack {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
     }
+}
+
+/// The eight items a link's management rules must cover (seed 003 pt 4), in order, each with its
+/// section (第1點…); a test drops items to make the coverage incomplete.
+pub fn rules_coverage() -> Vec<Value> {
+    [
+        "purpose_scope",
+        "audit_procedure",
+        "query_procedure",
+        "security_measures",
+        "contractor_procedure",
+        "agency_liability",
+        "user_liability",
+        "account_permission_changes",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(n, item)| json!({ "item": item, "section": format!("第{}點", n + 1) }))
+    .collect()
+}
+
+/// A stack on a manual clock of its own (returned, for the test to move), whose oversight job runs
+/// every 200 ms: opening last month's review reports and flagging what is overdue follow the clock.
+pub async fn spawn_with_oversight_clock() -> (TestStack, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::starting_at(chrono::Utc::now()));
+    let shared: SharedClock = clock.clone();
+    let t = TestStack::spawn_with(Options {
+        clock: shared,
+        adjust: |config| config.audit.log.oversight_interval = Some(Duration::from_millis(200)),
+        ..Options::default()
+    })
+    .await;
+    (t, clock)
 }
 
 /// A client, optionally bound to a local address (another loopback IP, for the IP-binding tests).

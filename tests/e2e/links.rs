@@ -22,20 +22,7 @@ async fn link_id_of(t: &TestStack, token: &str, agency: &str) -> String {
 
 /// A complete change form for Taipei's link.
 fn change_form(changes: &[&str]) -> Value {
-    let coverage: Vec<Value> = [
-        "purpose_scope",
-        "audit_procedure",
-        "query_procedure",
-        "security_measures",
-        "contractor_procedure",
-        "agency_liability",
-        "user_liability",
-        "account_permission_changes",
-    ]
-    .iter()
-    .enumerate()
-    .map(|(n, item)| json!({ "item": item, "section": format!("第{}點", n + 1) }))
-    .collect();
+    let coverage = crate::harness::rules_coverage();
     let today = immilink_shared::clock::business_date(chrono::Utc::now());
     json!({
         "legal_bases": ["social_assistance_act"],

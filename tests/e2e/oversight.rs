@@ -3,14 +3,13 @@
 //! table in its four forms, and who read a person's data. The clock is the test's: the stack lives
 //! through the turn of the month.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use immilink_shared::clock::{Clock, ManualClock, SharedClock};
+use immilink_shared::clock::Clock;
 use serde_json::{json, Value};
 
-use crate::harness::{permitted_lookup, problem, Options, TestStack};
+use crate::harness::{permitted_lookup, problem, TestStack};
 
 /// Waits until `check` finds what it wants in the answer to GET `path`.
 async fn eventually(t: &TestStack, token: &str, path: &str, check: impl Fn(&Value) -> bool) -> Value {
@@ -26,14 +25,7 @@ async fn eventually(t: &TestStack, token: &str, path: &str, check: impl Fn(&Valu
 
 #[actix_web::test]
 async fn oversight_walk_from_lookups_to_who_read_a_persons_data() {
-    let clock = Arc::new(ManualClock::starting_at(Utc::now()));
-    let shared: SharedClock = clock.clone();
-    let t = TestStack::spawn_with(Options {
-        clock: shared,
-        adjust: |config| config.audit.log.oversight_interval = Some(Duration::from_millis(200)),
-        ..Options::default()
-    })
-    .await;
+    let (t, clock) = crate::harness::spawn_with_oversight_clock().await;
 
     // 1. Two lookups by the Taipei caseworker this month.
     let caseworker = t.login("tpe.caseworker").await;

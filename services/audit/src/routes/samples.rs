@@ -23,13 +23,18 @@ pub fn configure(cfg: &mut ServiceConfig) {
 #[schema(example = json!({"agency": "TPE-SW", "from": "2026-11-01T00:00:00+08:00", "to": "2026-12-01T00:00:00+08:00",
     "ratio": 0.01, "seed": "2026-12 spot check", "strata": ["off_hours", "proxy"], "stratum_size": 5}))]
 pub struct DrawSample {
+    // Required, though optional here: the domain names the missing field (422) rather than serde.
     /// The agency whose lookups are sampled: an auditor's own; the immigration agency's reviewer any.
+    #[schema(required = true, nullable = false)]
     pub agency: Option<String>,
     /// RFC 3339 instant, inclusive.
+    #[schema(required = true, nullable = false)]
     pub from: Option<String>,
     /// RFC 3339 instant, exclusive; after `from`.
+    #[schema(required = true, nullable = false)]
     pub to: Option<String>,
     /// At least 0.001 (1/1000), at most 1. The size is max(ceil(N × ratio), min(N, 10)).
+    #[schema(required = true, nullable = false)]
     pub ratio: Option<f64>,
     /// 1 to 256 characters; generated (32 random bytes in hex) and recorded when absent.
     pub seed: Option<String>,
@@ -265,7 +270,9 @@ pub async fn get(
 #[serde(deny_unknown_fields)]
 pub struct SampleResultBody {
     /// A record of the sample (its `lookup.requested` audit record id).
+    #[schema(required = true, nullable = false)]
     pub record_id: Option<String>,
+    #[schema(required = true, nullable = false)]
     pub outcome: Option<SampleOutcome>,
     /// Required when non-compliant: what was wrong.
     pub note: Option<String>,
