@@ -34,16 +34,33 @@ struct Series {
     buckets: [u64; BUCKETS.len()],
 }
 
+/// A value read when Prometheus scrapes (the outbox's backlog, say), labelled with the service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gauge {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub value: f64,
+}
+
+/// Something a service registers whose state is exported as gauges at every scrape.
+pub trait GaugeSource: Send + Sync {
+    fn gauges(&self) -> Vec<Gauge>;
+}
+
 /// The registry of one service.
-#[derive(Debug)]
 pub struct Metrics {
     service: &'static str,
     series: Mutex<BTreeMap<Key, Series>>,
+    gauges: Vec<std::sync::Arc<dyn GaugeSource>>,
 }
 
 impl Metrics {
     pub fn new(service: &'static str) -> Self {
-        Self { service, series: Mutex::new(BTreeMap::new()) }
+        Self::with_gauges(service, Vec::new())
+    }
+
+    pub fn with_gauges(service: &'static str, gauges: Vec<std::sync::Arc<dyn GaugeSource>>) -> Self {
+        Self { service, series: Mutex::new(BTreeMap::new()), gauges }
     }
 
     pub fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
@@ -79,6 +96,11 @@ impl Metrics {
             let _ = writeln!(out, "immilink_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}", s.count);
             let _ = writeln!(out, "immilink_http_request_duration_seconds_sum{{{labels}}} {}", s.sum_seconds);
             let _ = writeln!(out, "immilink_http_request_duration_seconds_count{{{labels}}} {}", s.count);
+        }
+        for gauge in self.gauges.iter().flat_map(|source| source.gauges()) {
+            let _ = writeln!(out, "# HELP {} {}", gauge.name, gauge.help);
+            let _ = writeln!(out, "# TYPE {} gauge", gauge.name);
+            let _ = writeln!(out, "{}{{service=\"{}\"}} {}", gauge.name, escape(self.service), gauge.value);
         }
         out
     }
@@ -136,6 +158,22 @@ pub async fn endpoint(req: HttpRequest, metrics: web::Data<Metrics>) -> Result<H
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    struct Backlog(f64);
+
+    impl GaugeSource for Backlog {
+        fn gauges(&self) -> Vec<Gauge> {
+            vec![Gauge { name: "immilink_test_backlog", help: "A test gauge.", value: self.0 }]
+        }
+    }
+
+    #[test]
+    fn registered_gauges_are_read_at_every_render_with_the_service_label() {
+        let metrics = Metrics::with_gauges("broker", vec![std::sync::Arc::new(Backlog(2.5))]);
+        let text = metrics.render();
+        assert!(text.contains("# TYPE immilink_test_backlog gauge\n"), "{text}");
+        assert!(text.contains("immilink_test_backlog{service=\"broker\"} 2.5\n"), "{text}");
+    }
 
     #[test]
     fn histogram_buckets_are_cumulative_and_counts_add_up() {

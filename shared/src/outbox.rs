@@ -18,7 +18,7 @@ use tokio::sync::Notify;
 use crate::auth::{Caller, ServiceTokens};
 use crate::clock::{to_db, SharedClock};
 use crate::db::{Db, DbConn, DbError};
-use crate::events::{AuditEvent, BatchReceipt, EventBatch};
+use crate::events::{AuditEvent, BatchReceipt};
 
 diesel::table! {
     /// Audit events waiting for (or already given to) the audit service; `event` is the
@@ -155,6 +155,36 @@ const POLL: Duration = Duration::from_millis(500);
 const LINGER: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
+/// An event the audit service refused outright (400 or 422: it does not take the event as it is, and
+/// sending it again will not change that). It stays in the outbox, and everything recorded after it
+/// waits behind it: the log keeps the order acts happened in, and skipping it would leave an act
+/// without its record. The relay names it (log, `/metrics`) for an operator to mend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedEvent {
+    pub id: String,
+    pub kind: String,
+    /// What the audit service answered (its problem's detail).
+    pub detail: String,
+}
+
+/// Why a delivery failed.
+#[derive(Debug)]
+enum DeliveryError {
+    /// The audit service refused the batch as it is (400, 422).
+    Refused(String),
+    /// Anything that may pass: audit down, overloaded, a timeout, a token that could not be had.
+    Failed(String),
+}
+
+impl DeliveryError {
+    fn reason(&self) -> String {
+        match self {
+            DeliveryError::Refused(detail) => format!("refused by the audit service: {detail}"),
+            DeliveryError::Failed(reason) => reason.clone(),
+        }
+    }
+}
+
 /// Delivers a service's outbox to the audit service: at least once, in order, in batches of at most
 /// 1000; idempotent there by event id. Woken after every commit that adds events ([`Relay::wake`]),
 /// and polling as a fallback, so an event whose wake-up was missed (or that a previous process left
@@ -168,6 +198,7 @@ pub struct Relay {
     tokens: Arc<ServiceTokens>,
     wake: Arc<Notify>,
     oldest_undelivered: Arc<Mutex<Option<DateTime<Utc>>>>,
+    refused: Arc<Mutex<Option<RefusedEvent>>>,
 }
 
 impl Relay {
@@ -180,7 +211,33 @@ impl Relay {
             tokens,
             wake: Arc::new(Notify::new()),
             oldest_undelivered: Arc::new(Mutex::new(None)),
+            refused: Arc::new(Mutex::new(None)),
         }
+    }
+
+    /// The event the audit service refused and that holds the outbox up, if any (see [`RefusedEvent`]).
+    pub fn refused(&self) -> Option<RefusedEvent> {
+        self.refused.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
+    /// How long the oldest event still waiting has waited, as of the relay's last look.
+    pub fn oldest_undelivered_age(&self) -> Option<chrono::Duration> {
+        self.oldest_undelivered().map(|oldest| self.clock.now() - oldest)
+    }
+
+    /// Records the refused event holding the outbox up (`None`: none does). Logged once per event,
+    /// not at every retry.
+    fn note_refused(&self, refused: Option<RefusedEvent>) {
+        let mut current = self.refused.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(event) = refused.as_ref().filter(|event| current.as_ref() != Some(*event)) {
+            tracing::error!(
+                event_id = %event.id,
+                kind = %event.kind,
+                detail = %event.detail,
+                "the audit service refuses this event; it and every later event wait in the outbox until it is mended"
+            );
+        }
+        *current = refused;
     }
 
     /// When the oldest event still waiting for the audit service was recorded, as of the relay's
@@ -234,7 +291,12 @@ impl Relay {
         let full_batch = events.len() as i64 == BATCH;
         let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
         let read_ms = started.elapsed().as_millis() as u64;
-        match self.post(EventBatch { events }).await {
+        let posted = match self.post(&events).await {
+            // One event of the batch is refused: deliver the ones before it, and name it.
+            Err(DeliveryError::Refused(_)) if events.len() > 1 => return self.deliver_up_to_refused(events).await,
+            posted => posted,
+        };
+        match posted {
             Ok(receipt) => {
                 let posted_ms = started.elapsed().as_millis() as u64;
                 let now = self.clock.now();
@@ -246,6 +308,7 @@ impl Relay {
                 if !full_batch {
                     self.note_oldest(None);
                 }
+                self.note_refused(None);
                 tracing::debug!(
                     count,
                     read_ms,
@@ -257,33 +320,87 @@ impl Relay {
                 );
                 Ok(count)
             }
-            Err(reason) => {
-                let error = reason.clone();
-                if let Err(err) = self.db.run(move |conn| mark_failed(conn, &ids, &error)).await {
-                    let err: OutboxError = err;
-                    tracing::warn!(error = %err, "could not record the failed delivery");
+            Err(error) => {
+                if let (DeliveryError::Refused(detail), [event]) = (&error, events.as_slice()) {
+                    self.note_refused(Some(RefusedEvent {
+                        id: event.id.clone(),
+                        kind: event.kind.clone(),
+                        detail: detail.clone(),
+                    }));
                 }
-                Err(reason)
+                self.record_failure(ids, error.reason()).await;
+                Err(error.reason())
             }
         }
     }
 
-    async fn post(&self, batch: EventBatch) -> Result<BatchReceipt, String> {
-        let headers = self.tokens.headers().await.map_err(|err| err.to_string())?;
+    /// After a batch was refused: delivers its events one at a time, in order, up to the one the
+    /// audit service refuses, which is named and stays (with everything after it) in the outbox.
+    async fn deliver_up_to_refused(&self, events: Vec<AuditEvent>) -> Result<usize, String> {
+        let mut delivered = 0;
+        for event in events {
+            let id = event.id.clone();
+            match self.post(std::slice::from_ref(&event)).await {
+                Ok(_) => {
+                    let now = self.clock.now();
+                    let ids = vec![id];
+                    self.db
+                        .run(move |conn| mark_delivered(conn, now, &ids))
+                        .await
+                        .map_err(|err: OutboxError| err.to_string())?;
+                    delivered += 1;
+                }
+                Err(error) => {
+                    if let DeliveryError::Refused(detail) = &error {
+                        self.note_refused(Some(RefusedEvent {
+                            id: id.clone(),
+                            kind: event.kind,
+                            detail: detail.clone(),
+                        }));
+                    }
+                    self.record_failure(vec![id], error.reason()).await;
+                    return Err(format!("{} (after delivering {delivered} events before it)", error.reason()));
+                }
+            }
+        }
+        // The refusal did not come back one event at a time: everything is delivered.
+        self.note_refused(None);
+        Ok(delivered)
+    }
+
+    async fn record_failure(&self, ids: Vec<String>, reason: String) {
+        if let Err(err) = self.db.run(move |conn| mark_failed(conn, &ids, &reason)).await {
+            let err: OutboxError = err;
+            tracing::warn!(error = %err, "could not record the failed delivery");
+        }
+    }
+
+    /// Posts events as one [`crate::events::EventBatch`] (serialised from the borrowed slice: same JSON).
+    async fn post(&self, events: &[AuditEvent]) -> Result<BatchReceipt, DeliveryError> {
+        #[derive(serde::Serialize)]
+        struct Batch<'a> {
+            events: &'a [AuditEvent],
+        }
+        let headers = self.tokens.headers().await.map_err(|err| DeliveryError::Failed(err.to_string()))?;
         let response = self
             .http
             .post(&self.events_url)
             .headers(headers)
             .timeout(Duration::from_secs(10))
-            .json(&batch)
+            .json(&Batch { events })
             .send()
             .await
-            .map_err(|err| err.to_string())?;
+            .map_err(|err| DeliveryError::Failed(err.to_string()))?;
         let status = response.status();
-        if !status.is_success() {
-            return Err(format!("audit answered {status}"));
+        if status == reqwest::StatusCode::BAD_REQUEST || status == reqwest::StatusCode::UNPROCESSABLE_ENTITY {
+            let problem: serde_json::Value = response.json().await.unwrap_or_default();
+            let detail = problem["detail"].as_str().unwrap_or("no detail").to_owned();
+            return Err(DeliveryError::Refused(format!("{status}: {detail}")));
         }
-        response.json().await.map_err(|err| err.to_string())
+        if !status.is_success() {
+            return Err(DeliveryError::Failed(format!("audit answered {status}")));
+        }
+        response.json().await.map_err(|err| DeliveryError::Failed(err.to_string()))
     }
 }
 
@@ -344,6 +461,8 @@ mod tests {
     struct Received {
         batches: Mutex<Vec<Vec<String>>>,
         failing: Mutex<bool>,
+        /// A batch holding an event of this kind is refused with 422, as audit refuses a malformed one.
+        refused_kind: Mutex<Option<String>>,
     }
 
     async fn fake_audit(received: Arc<Received>) -> (String, actix_web::dev::ServerHandle) {
@@ -354,6 +473,11 @@ mod tests {
                 web::post().to(|received: web::Data<Received>, batch: web::Json<EventBatch>| async move {
                     if *received.failing.lock().unwrap() {
                         return HttpResponse::InternalServerError().finish();
+                    }
+                    let refused = received.refused_kind.lock().unwrap().clone();
+                    if let Some(kind) = refused.filter(|kind| batch.events.iter().any(|e| &e.kind == kind)) {
+                        return HttpResponse::UnprocessableEntity()
+                            .json(json!({ "status": 422, "detail": format!("events of kind {kind} are refused") }));
                     }
                     let ids: Vec<String> = batch.events.iter().map(|e| e.id.clone()).collect();
                     let appended = ids.len();
@@ -444,6 +568,50 @@ mod tests {
         assert_eq!(attempts, 3, "one failed attempt, two deliveries");
         assert!(last_error.is_some_and(|e| e.contains("500")), "the failure is kept for an operator");
         assert_eq!(backlog(&mut conn).unwrap(), 0);
+        server.stop(true).await;
+    }
+
+    /// An event the audit service refuses (422) is named, with audit's reason, in the log, the outbox
+    /// row and the relay's state (which `/metrics` exports, `server`); the events recorded before it in the same
+    /// batch are delivered, the ones after it wait behind it (the log keeps order), nothing is
+    /// dropped; once audit takes it, everything goes and the state clears.
+    #[actix_web::test]
+    async fn a_refused_event_is_named_and_holds_up_only_what_was_recorded_after_it() {
+        let test = TestDb::new();
+        let db = db(&test);
+        let received = Arc::new(Received::default());
+        let (url, server) = fake_audit(received.clone()).await;
+        let relay = relay(&db, &url);
+        let mut events: Vec<AuditEvent> = (0..5).map(sample).collect();
+        events[2].kind = "test.poison".into();
+        enqueue_all(&db, &events);
+        *received.refused_kind.lock().unwrap() = Some("test.poison".into());
+
+        let err = relay.deliver_once().await.expect_err("the batch holds a refused event");
+        assert!(err.contains("events of kind test.poison are refused"), "{err}");
+        let delivered: Vec<String> = received.batches.lock().unwrap().iter().flatten().cloned().collect();
+        assert_eq!(delivered, [events[0].id.clone(), events[1].id.clone()], "the events before it, in order");
+        let refused = relay.refused().expect("the refused event is named");
+        assert_eq!((refused.id.as_str(), refused.kind.as_str()), (events[2].id.as_str(), "test.poison"));
+        assert!(refused.detail.contains("422"), "{refused:?}");
+        let mut conn = db.get().unwrap();
+        assert_eq!(backlog(&mut conn).unwrap(), 3, "the refused event and the two after it wait; none is dropped");
+        let last_error: Option<String> =
+            outbox::table.filter(outbox::id.eq(&events[2].id)).select(outbox::last_error).first(&mut conn).unwrap();
+        assert!(last_error.is_some_and(|e| e.contains("refused by the audit service")), "kept on the row");
+
+        // Retried, the same event is refused again and nothing behind it moves.
+        assert!(relay.deliver_once().await.is_err());
+        assert_eq!(backlog(&mut conn).unwrap(), 3);
+
+        // Mended (audit takes it now): all three go, in order, and the state clears.
+        *received.refused_kind.lock().unwrap() = None;
+        assert_eq!(relay.deliver_once().await.unwrap(), 3);
+        let delivered: Vec<String> = received.batches.lock().unwrap().iter().flatten().cloned().collect();
+        let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
+        assert_eq!(delivered, ids, "every event once, in the order recorded");
+        assert_eq!(relay.refused(), None);
+        assert_eq!(relay.oldest_undelivered_age(), None, "nothing waits");
         server.stop(true).await;
     }
 

@@ -575,6 +575,26 @@ pub fn outbound_client() -> reqwest::Result<reqwest::Client> {
     crate::tls::outbound_builder().build()
 }
 
+/// The audit relay's state for alerting: how long the oldest event has waited, and whether the audit
+/// service refuses one (which then holds every later event up until an operator mends it).
+impl crate::metrics::GaugeSource for crate::outbox::Relay {
+    fn gauges(&self) -> Vec<crate::metrics::Gauge> {
+        let waited = self.oldest_undelivered_age().map_or(0.0, |age| age.num_milliseconds().max(0) as f64 / 1000.0);
+        vec![
+            crate::metrics::Gauge {
+                name: "immilink_outbox_oldest_undelivered_seconds",
+                help: "How long the oldest audit event not yet taken by the audit service has waited (0: none waits).",
+                value: waited,
+            },
+            crate::metrics::Gauge {
+                name: "immilink_outbox_refused_events",
+                help: "1 while the audit service refuses the event at the head of the outbox (it and all later events wait; see the log).",
+                value: if self.refused().is_some() { 1.0 } else { 0.0 },
+            },
+        ]
+    }
+}
+
 /// An error and what caused it, outermost first: reqwest's own message ("error sending request")
 /// hides the cause an operator or an audit record needs, such as a certificate that does not chain
 /// to the configured CA.
@@ -602,6 +622,7 @@ pub struct Server {
     tasks: Vec<Task>,
     cors_origins: Vec<String>,
     tls: Option<rustls::ServerConfig>,
+    gauges: Vec<Arc<dyn crate::metrics::GaugeSource>>,
 }
 
 impl Server {
@@ -614,7 +635,14 @@ impl Server {
             tasks: Vec::new(),
             cors_origins: Vec::new(),
             tls: None,
+            gauges: Vec::new(),
         }
+    }
+
+    /// State exported as gauges at `/metrics` (the audit relay's backlog).
+    pub fn gauges(mut self, source: Arc<dyn crate::metrics::GaugeSource>) -> Self {
+        self.gauges.push(source);
+        self
     }
 
     /// Serves HTTPS with this configuration ([`crate::tls::ServerTls`]) instead of plain HTTP.
@@ -653,11 +681,11 @@ impl Server {
     /// server does not watch signals itself: [`ShutdownSignal`] does, once per process.
     pub fn start(self) -> std::io::Result<Running> {
         use utoipa_actix_web::AppExt;
-        let Self { addr, workers, routes, configure, tasks, cors_origins, tls } = self;
+        let Self { addr, workers, routes, configure, tasks, cors_origins, tls, gauges } = self;
         let (listener, port) = bind(&addr)?;
         let api = routes.openapi();
         let known = web::Data::new(KnownRoutes::from_openapi(&api));
-        let metrics = web::Data::new(crate::metrics::Metrics::new(routes.service));
+        let metrics = web::Data::new(crate::metrics::Metrics::with_gauges(routes.service, gauges));
         let configure = Arc::new(configure);
         let server = actix_web::HttpServer::new(move || {
             let (api, configure) = (api.clone(), Arc::clone(&configure));

@@ -324,6 +324,18 @@ async fn metrics_are_served_to_the_cluster_only() {
     // Routes are patterns, never raw paths with IDs in them.
     assert!(text.contains("route=\"/v1/me\",status=\"200\""), "{text}");
     assert!(text.contains("route=\"/v1/auth/login\",status=\"200\""), "{text}");
+    // Every service with an outbox exports its audit relay's state, to alert on.
+    for (service, base) in
+        [("identity", &t.stack.identity_url), ("broker", &t.stack.broker_url), ("vendors", &t.stack.vendors_url)]
+    {
+        let text =
+            t.http.get(format!("{base}/metrics")).bearer_auth(&internal).send().await.unwrap().text().await.unwrap();
+        for gauge in ["immilink_outbox_oldest_undelivered_seconds", "immilink_outbox_refused_events"] {
+            assert!(text.contains(&format!("# TYPE {gauge} gauge")), "{service}: {text}");
+            assert!(text.contains(&format!("{gauge}{{service=\"{service}\"}}")), "{service}: {text}");
+        }
+        assert!(text.contains(&format!("immilink_outbox_refused_events{{service=\"{service}\"}} 0\n")), "{text}");
+    }
     t.stack.stop().await;
 }
 

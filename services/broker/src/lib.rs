@@ -186,6 +186,7 @@ impl Application {
         Ok(service
             .server(ROUTES)
             .data(state.clone())
+            .gauges(Arc::new(relay.clone()))
             .task(relay.run())
             .task(batch_worker::run(state))
             .task(housekeeping(db, clock, interrupted_after))

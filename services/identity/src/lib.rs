@@ -252,6 +252,7 @@ impl Application {
             .data(web::Data::new(db))
             .data(web::Data::new(verifier))
             .task(workflow::background(Arc::clone(&state), settings.background_interval))
+            .gauges(Arc::new(relay.clone()))
             .task(relay.run());
         if let Some(every) = settings.link_sweep_interval {
             server = server.task(run_link_sweep(state, every));

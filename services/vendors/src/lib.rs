@@ -165,7 +165,12 @@ impl Application {
             identity_relay: identity_relay.clone(),
             rules: settings.rules,
         });
-        let mut server = service.server(ROUTES).data(state.clone()).task(relay.run()).task(identity_relay.run());
+        let mut server = service
+            .server(ROUTES)
+            .data(state.clone())
+            .gauges(std::sync::Arc::new(relay.clone()))
+            .task(relay.run())
+            .task(identity_relay.run());
         if let Some(every) = settings.sweep_interval {
             server = server.task(run_sweep(state, every));
         }
