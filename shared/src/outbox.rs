@@ -321,12 +321,8 @@ impl Relay {
                 Ok(count)
             }
             Err(error) => {
-                if let (DeliveryError::Refused(detail), [event]) = (&error, events.as_slice()) {
-                    self.note_refused(Some(RefusedEvent {
-                        id: event.id.clone(),
-                        kind: event.kind.clone(),
-                        detail: detail.clone(),
-                    }));
+                if let [event] = events.as_slice() {
+                    self.note_refusal_of(event, &error);
                 }
                 self.record_failure(ids, error.reason()).await;
                 Err(error.reason())
@@ -334,38 +330,46 @@ impl Relay {
         }
     }
 
+    /// When the audit service refused `event` itself, names it as what holds the outbox up.
+    fn note_refusal_of(&self, event: &AuditEvent, error: &DeliveryError) {
+        if let DeliveryError::Refused(detail) = error {
+            let (id, kind, detail) = (event.id.clone(), event.kind.clone(), detail.clone());
+            self.note_refused(Some(RefusedEvent { id, kind, detail }));
+        }
+    }
+
     /// After a batch was refused: delivers its events one at a time, in order, up to the one the
     /// audit service refuses, which is named and stays (with everything after it) in the outbox.
+    /// The ones delivered are marked once at the end (a mark lost to a crash only means a harmless
+    /// redelivery).
     async fn deliver_up_to_refused(&self, events: Vec<AuditEvent>) -> Result<usize, String> {
-        let mut delivered = 0;
-        for event in events {
-            let id = event.id.clone();
-            match self.post(std::slice::from_ref(&event)).await {
-                Ok(_) => {
-                    let now = self.clock.now();
-                    let ids = vec![id];
-                    self.db
-                        .run(move |conn| mark_delivered(conn, now, &ids))
-                        .await
-                        .map_err(|err: OutboxError| err.to_string())?;
-                    delivered += 1;
-                }
+        let mut delivered = Vec::new();
+        let mut failure = None;
+        for event in &events {
+            match self.post(std::slice::from_ref(event)).await {
+                Ok(_) => delivered.push(event.id.clone()),
                 Err(error) => {
-                    if let DeliveryError::Refused(detail) = &error {
-                        self.note_refused(Some(RefusedEvent {
-                            id: id.clone(),
-                            kind: event.kind,
-                            detail: detail.clone(),
-                        }));
-                    }
-                    self.record_failure(vec![id], error.reason()).await;
-                    return Err(format!("{} (after delivering {delivered} events before it)", error.reason()));
+                    self.note_refusal_of(event, &error);
+                    self.record_failure(vec![event.id.clone()], error.reason()).await;
+                    failure = Some(error.reason());
+                    break;
                 }
             }
         }
-        // The refusal did not come back one event at a time: everything is delivered.
-        self.note_refused(None);
-        Ok(delivered)
+        let count = delivered.len();
+        let now = self.clock.now();
+        self.db
+            .run(move |conn| mark_delivered(conn, now, &delivered))
+            .await
+            .map_err(|err: OutboxError| err.to_string())?;
+        match failure {
+            Some(reason) => Err(format!("{reason} (after delivering the {count} events before it)")),
+            // The refusal did not come back one event at a time: everything is delivered.
+            None => {
+                self.note_refused(None);
+                Ok(count)
+            }
+        }
     }
 
     async fn record_failure(&self, ids: Vec<String>, reason: String) {

@@ -569,8 +569,7 @@ pub fn migrate_command(service: &str, migrations: &Migrations) -> anyhow::Result
     })
 }
 
-/// The HTTP client every service calls others with: idle connections are not kept forever (a peer
-/// that restarted must not leave dead connections in the pool) and redirects are not followed.
+/// The HTTP client every service calls others with ([`crate::tls::outbound_builder`]'s settings).
 pub fn outbound_client() -> reqwest::Result<reqwest::Client> {
     crate::tls::outbound_builder().build()
 }
@@ -593,20 +592,6 @@ impl crate::metrics::GaugeSource for crate::outbox::Relay {
             },
         ]
     }
-}
-
-/// An error and what caused it, outermost first: reqwest's own message ("error sending request")
-/// hides the cause an operator or an audit record needs, such as a certificate that does not chain
-/// to the configured CA.
-pub fn with_causes(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut reason = err.to_string();
-    let mut cause = err.source();
-    while let Some(inner) = cause {
-        reason.push_str(": ");
-        reason.push_str(&inner.to_string());
-        cause = inner.source();
-    }
-    reason
 }
 
 type Configure = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;

@@ -77,7 +77,6 @@ impl UpstreamTls {
     /// `http://` address is refused when TLS is configured, since the agency's credential and a
     /// person's data would cross in clear.
     pub fn client(&self, url_variable: &str, url: &str) -> Result<reqwest::Client, ConfigError> {
-        install_crypto_provider();
         let mut builder = outbound_builder();
         if let Some(ca_file) = &self.ca_file {
             if !url.starts_with("https://") {

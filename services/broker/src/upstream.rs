@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use immilink_shared::catalogue::QueryType;
 use immilink_shared::config::{NamedSecrets, Secret};
-use immilink_shared::server::with_causes;
 use immilink_shared::telemetry::outbound_headers;
 
 /// Header naming the lookup a query serves, so the upstream's own log can be matched to the audit
@@ -129,7 +128,10 @@ impl NiaClient {
                     backoff *= 2;
                 }
                 Err(err) => {
-                    return UpstreamAnswer::Unavailable { status: None, reason: with_causes(&err), retry_after: None }
+                    // With its causes ({:#}): reqwest's own message, "error sending request", hides
+                    // the one the record needs, such as "invalid peer certificate: UnknownIssuer".
+                    let reason = format!("{:#}", anyhow::Error::new(err));
+                    return UpstreamAnswer::Unavailable { status: None, reason, retry_after: None };
                 }
                 Ok(response) => return read_answer(response).await,
             }

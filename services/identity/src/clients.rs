@@ -115,7 +115,8 @@ impl NiaClient {
         if let Some(key) = &self.api_key {
             request = request.header("x-nia-api-key", key.expose());
         }
-        let response = request.send().await.map_err(|e| fail(immilink_shared::server::with_causes(&e)))?;
+        // With its causes ({:#}): a refused handshake names why, not only "error sending request".
+        let response = request.send().await.map_err(|e| fail(format!("{:#}", anyhow::Error::new(e))))?;
         if !response.status().is_success() {
             return Err(fail(format!("answered {}", response.status())));
         }
